@@ -1,0 +1,221 @@
+"""PostgreSQL writes for the order read model. Each is idempotent under retry."""
+
+from __future__ import annotations
+
+import random
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import errors
+from vult.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
+from vult.db.models import LineItem, Order, Product
+from vult.orders import (
+    ORDER_NUMBER_MAX,
+    ORDER_NUMBER_MIN,
+    OrderStatus,
+    calculate_totals,
+    format_order_number,
+)
+
+# A clash among 900,000 numbers a day is rare; ten in a row means something else is wrong.
+_ORDER_NUMBER_TRIES = 10
+
+
+@dataclass(frozen=True)
+class Pricing:
+    tax_rate: Decimal
+    shipping_cost: Decimal
+    currency: str
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    product_id: uuid.UUID
+    product_name: str
+    product_size: str | None
+    product_image_url: str | None
+    unit_price: Decimal
+    quantity: int
+
+
+def _created(row: Order) -> CreatedOrderRow:
+    return CreatedOrderRow(
+        order_id=row.order_id,
+        order_number=row.order_number,
+        status=OrderStatus(row.status),
+        total=row.total,
+        currency=row.currency,
+    )
+
+
+class OrderDbActivities:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], pricing: Pricing) -> None:
+        self._sessions = sessions
+        self._pricing = pricing
+
+    @activity.defn(name="create_order_row")
+    async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
+        """Snapshot the products, total the order and insert it once (keyed by order id)."""
+        async with self._sessions() as session:
+            existing = await session.get(Order, req.order_id)
+            if existing is not None:  # a retry after the insert committed
+                return _created(existing)
+            items = await self._snapshot(session, req)
+
+        totals = calculate_totals(items, self._pricing.tax_rate, self._pricing.shipping_cost)
+        values = self._order_values(req, totals)
+        for _ in range(_ORDER_NUMBER_TRIES):
+            number = format_order_number(
+                req.created_at, random.randrange(ORDER_NUMBER_MIN, ORDER_NUMBER_MAX)
+            )
+            async with self._sessions.begin() as session:
+                inserted = await session.scalar(
+                    insert(Order)
+                    .values(**values, order_number=number)
+                    .on_conflict_do_nothing()
+                    .returning(Order.order_id)
+                )
+                if inserted is not None:
+                    session.add_all(
+                        LineItem(
+                            line_item_id=uuid.uuid5(req.order_id, str(position)),
+                            order_id=req.order_id,
+                            position=position,
+                            **item.__dict__,
+                        )
+                        for position, item in enumerate(items)
+                    )
+                    return CreatedOrderRow(
+                        order_id=req.order_id,
+                        order_number=number,
+                        status=OrderStatus.Pending,
+                        total=totals.total,
+                        currency=self._pricing.currency,
+                    )
+            # Nothing inserted: either this order exists (a concurrent retry) or the
+            # number is taken. The first returns the row; the second draws a new number.
+            async with self._sessions() as session:
+                existing = await session.get(Order, req.order_id)
+                if existing is not None:
+                    return _created(existing)
+            activity.logger.info("order number %s taken, drawing another", number)
+        raise RuntimeError(f"no free order number after {_ORDER_NUMBER_TRIES} tries")
+
+    async def _snapshot(self, session: AsyncSession, req: CreateOrderRow) -> list[_Snapshot]:
+        wanted = {li.product_id for li in req.request.line_items}
+        products = {
+            p.product_id: p
+            for p in await session.scalars(select(Product).where(Product.product_id.in_(wanted)))
+        }
+        problems = [
+            f"Product not found: {li.product_id}"
+            for li in req.request.line_items
+            if li.product_id not in products
+        ]
+        if problems:
+            raise ApplicationError(
+                "; ".join(problems), problems, type=errors.INVALID_ORDER, non_retryable=True
+            )
+        return [
+            _Snapshot(
+                product_id=p.product_id,
+                product_name=p.name,
+                product_size=li.size if li.size is not None else p.size,
+                product_image_url=p.image_urls[0] if p.image_urls else None,
+                unit_price=p.estimated_msrp,
+                quantity=li.quantity,
+            )
+            for li in req.request.line_items
+            for p in (products[li.product_id],)
+        ]
+
+    def _order_values(self, req: CreateOrderRow, totals: tuple[Decimal, ...]) -> dict[str, object]:
+        r = req.request
+        ship, bill = r.shipping_address, r.billing_address
+        sub_total, tax, shipping_cost, total = totals
+        return dict(
+            order_id=req.order_id,
+            customer_id=r.customer_id,
+            customer_email=r.customer_email,
+            status=OrderStatus.Pending.value,
+            sub_total=sub_total,
+            tax=tax,
+            shipping_cost=shipping_cost,
+            total=total,
+            currency=self._pricing.currency,
+            shipping_full_name=ship.full_name,
+            shipping_address_line1=ship.address_line1,
+            shipping_address_line2=ship.address_line2,
+            shipping_city=ship.city,
+            shipping_state=ship.state,
+            shipping_postal_code=ship.postal_code,
+            shipping_country=ship.country,
+            shipping_phone=ship.phone,
+            use_separate_billing_address=bill is not None,
+            billing_full_name=bill.full_name if bill else None,
+            billing_address_line1=bill.address_line1 if bill else None,
+            billing_address_line2=bill.address_line2 if bill else None,
+            billing_city=bill.city if bill else None,
+            billing_state=bill.state if bill else None,
+            billing_postal_code=bill.postal_code if bill else None,
+            billing_country=bill.country if bill else None,
+            billing_phone=bill.phone if bill else None,
+            created_date=req.created_at,
+            updated_date=req.created_at,
+        )
+
+    @activity.defn(name="change_order_status")
+    async def change_order_status(self, change: StatusChange) -> None:
+        """Move the row to `new_status` only from an expected status; a replay is a no-op."""
+        values: dict[str, object] = {"status": change.new_status.value, "updated_date": change.at}
+        if change.payment_intent_id is not None:
+            values["stripe_payment_intent_id"] = change.payment_intent_id
+        if change.stripe_payment_status is not None:
+            values["stripe_payment_status"] = change.stripe_payment_status
+        if change.new_status in (OrderStatus.PaymentProcessing, OrderStatus.Confirmed):
+            values["payment_error_message"] = None
+        if change.payment_error_message is not None:
+            values["payment_error_message"] = change.payment_error_message[:1000]
+
+        async with self._sessions.begin() as session:
+            changed = await session.scalar(
+                update(Order)
+                .where(
+                    Order.order_id == change.order_id,
+                    Order.status.in_([s.value for s in change.expected]),
+                )
+                .values(**values)
+                .returning(Order.order_id)
+            )
+            if changed is not None:
+                return
+            row = (
+                await session.execute(
+                    select(Order.status, Order.stripe_payment_intent_id).where(
+                        Order.order_id == change.order_id
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            raise ApplicationError(
+                f"order {change.order_id} does not exist",
+                type=errors.ORDER_NOT_FOUND,
+                non_retryable=True,
+            )
+        status, pi = row
+        same_pi = change.payment_intent_id is None or change.payment_intent_id == pi
+        if status == change.new_status.value and same_pi:
+            return  # this change was already applied (a retry after commit)
+        raise ApplicationError(
+            f"order {change.order_id} is {status}, expected one of "
+            f"{[s.value for s in change.expected]} to become {change.new_status.value}",
+            type=errors.STATUS_CONFLICT,
+            non_retryable=True,
+        )

@@ -1,0 +1,71 @@
+"""Stripe calls, through one StripeClient built at start-up. Every call that creates or
+changes something carries an idempotency key derived from the order and the step."""
+
+from __future__ import annotations
+
+import stripe
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import errors
+from vult.contracts import CreatePaymentIntent, PaymentIntentInfo, PaymentIntentSnapshot
+
+
+def _refusal(exc: stripe.StripeError) -> ApplicationError:
+    """Stripe answered and said no: retrying the same request cannot help."""
+    message = exc.user_message or "Stripe refused the request"
+    return ApplicationError(message, type=errors.PAYMENT_REFUSED, non_retryable=True)
+
+
+def _is_refusal(exc: stripe.StripeError) -> bool:
+    # 4xx other than 409 (idempotency race) and 429 (rate limit) will not change on retry.
+    status = exc.http_status or 0
+    return 400 <= status < 500 and status not in (409, 429)
+
+
+class StripeActivities:
+    def __init__(self, client: stripe.StripeClient) -> None:
+        self._client = client
+
+    @activity.defn(name="create_payment_intent")
+    async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params={
+                    "amount": req.amount,
+                    "currency": req.currency.lower(),
+                    "payment_method_types": ["card"],
+                    "metadata": {
+                        "order_id": str(req.order_id),
+                        "order_number": req.order_number,
+                    },
+                },
+                options={"idempotency_key": req.idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            if _is_refusal(exc):
+                raise _refusal(exc) from exc
+            raise
+        if not intent.client_secret:
+            raise ApplicationError("Stripe returned a PaymentIntent without a client secret")
+        return PaymentIntentInfo(
+            payment_intent_id=intent.id,
+            client_secret=intent.client_secret,
+            amount=intent.amount,
+            currency=intent.currency,
+        )
+
+    @activity.defn(name="retrieve_payment_intent")
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
+        found = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+        intent = found.to_dict()
+        error = intent.get("last_payment_error") or {}
+        return PaymentIntentSnapshot(
+            payment_intent_id=intent["id"],
+            status=intent["status"],
+            amount=intent["amount"],
+            # Not every Stripe version (nor the emulator) reports amount_received.
+            amount_received=intent.get("amount_received") or 0,
+            currency=intent["currency"],
+            last_error_message=error.get("message"),
+        )

@@ -1,0 +1,49 @@
+"""The FastAPI application. Engines and clients are built in the lifespan, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from temporalio.client import Client
+
+from api.errors import install_error_handlers
+from api.order_commands import OrderCommands
+from api.routes import health, orders, products, webhooks
+from vult.db.engine import make_engine, make_sessionmaker
+from vult.settings import Settings, get_settings
+from vult.temporal import connect
+
+
+def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        client = temporal or await connect(settings)
+        app.state.settings = settings
+        app.state.sessions = make_sessionmaker(engine)
+        app.state.temporal = client
+        app.state.commands = OrderCommands(client, settings.temporal_task_queue)
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="Vult Orders",
+        version="0.1.0",
+        description="Orders and payments for the Vult shop; each order is a Temporal workflow.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (orders, webhooks, products, health):
+        app.include_router(module.router)
+    return app
+
+
+def app_factory() -> FastAPI:
+    """For `uvicorn --factory api.app:app_factory`."""
+    return create_app()

@@ -1,0 +1,55 @@
+"""One error hierarchy: each error carries its HTTP status and body, rendered in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from api.validation import describe_errors
+
+
+class ApiError(Exception):
+    status_code = 400
+
+    def body(self) -> dict[str, object]:
+        return {"error": str(self)}
+
+
+class InvalidOrder(ApiError):
+    """400 with every problem found, as the seed's CreateOrder answers."""
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__("; ".join(errors))
+        self.errors = errors
+
+    def body(self) -> dict[str, object]:
+        return {"errors": self.errors}
+
+
+class BadRequest(ApiError):
+    status_code = 400
+
+
+class NotFound(ApiError):
+    status_code = 404
+
+
+class Unauthorized(ApiError):
+    status_code = 401
+
+
+class ServiceUnavailable(ApiError):
+    status_code = 503
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # Path or query parameters of the wrong type (e.g. an id that is not a GUID).
+        messages = describe_errors(exc.errors())
+        return JSONResponse({"error": "; ".join(messages), "errors": messages}, status_code=400)

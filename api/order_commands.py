@@ -1,0 +1,113 @@
+"""The API's commands to order workflows: start-and-place, pay, and deliver Stripe events."""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from activities import errors
+from api.errors import ApiError, BadRequest, InvalidOrder, NotFound, ServiceUnavailable
+from api.schemas import CreateOrderDto, PaymentIntentDto
+from vult.contracts import (
+    Address,
+    OrderRequest,
+    OrderWorkflowInput,
+    PaymentEvent,
+    PlacedOrder,
+    RequestedLineItem,
+)
+from workflows.order import OrderWorkflow, workflow_id_for
+
+# Namespace for order ids derived from a client's Idempotency-Key header.
+_IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6a3c1e-5d7b-4f0e-9a8e-6b5f2f1c9d40")
+
+
+def new_order_id(idempotency_key: str | None) -> uuid.UUID:
+    """A retried POST with the same Idempotency-Key names the same order, so it is placed once."""
+    if idempotency_key:
+        return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key)
+    return uuid.uuid4()
+
+
+def _order_request(dto: CreateOrderDto) -> OrderRequest:
+    def address(a: object) -> Address:
+        return Address.model_validate(a, from_attributes=True)
+
+    return OrderRequest(
+        customer_email=str(dto.customer_email),
+        shipping_address=address(dto.shipping_address),
+        billing_address=address(dto.billing_address) if dto.billing_address else None,
+        line_items=[
+            RequestedLineItem(product_id=li.product_id, quantity=li.quantity, size=li.size)
+            for li in dto.line_items
+        ],
+    )
+
+
+def _translate(err: WorkflowUpdateFailedError) -> ApiError:
+    cause = err.cause
+    if isinstance(cause, ApplicationError):
+        if cause.type == errors.INVALID_ORDER:
+            return InvalidOrder([str(m) for m in (cause.details[0] if cause.details else [])])
+        if cause.type == errors.ORDER_NOT_FOUND:
+            return NotFound("Order not found")
+        if cause.type in (errors.INVALID_TRANSITION, errors.PAYMENT_REFUSED):
+            return BadRequest(cause.message)
+        if cause.type == errors.PAYMENT_UNAVAILABLE:
+            return ServiceUnavailable(cause.message)
+    return ServiceUnavailable("The order service could not complete the request")
+
+
+class OrderCommands:
+    def __init__(self, client: Client, task_queue: str) -> None:
+        self._client = client
+        self._task_queue = task_queue
+
+    async def place(self, order_id: uuid.UUID, dto: CreateOrderDto) -> PlacedOrder:
+        start = WithStartWorkflowOperation(
+            OrderWorkflow.run,
+            OrderWorkflowInput(order_id=order_id, request=_order_request(dto)),
+            id=workflow_id_for(order_id),
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        try:
+            return await self._client.execute_update_with_start_workflow(
+                OrderWorkflow.place, start_workflow_operation=start
+            )
+        except WorkflowUpdateFailedError as err:
+            raise _translate(err) from err
+        except RPCError as err:
+            raise ServiceUnavailable("The order service is unavailable") from err
+
+    async def request_payment(self, order_id: uuid.UUID) -> PaymentIntentDto:
+        handle = self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
+        try:
+            intent = await handle.execute_update(OrderWorkflow.request_payment)
+        except WorkflowUpdateFailedError as err:
+            raise _translate(err) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise NotFound("Order not found") from err
+            raise ServiceUnavailable("The order service is unavailable") from err
+        return PaymentIntentDto(
+            client_secret=intent.client_secret,
+            payment_intent_id=intent.payment_intent_id,
+            amount=intent.amount,
+            currency=intent.currency,
+        )
+
+    async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> bool:
+        """Signal the order's workflow; False when there is no such order to tell."""
+        handle = self._client.get_workflow_handle(workflow_id_for(order_id))
+        try:
+            await handle.signal(OrderWorkflow.payment_event, event)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return False
+            raise ServiceUnavailable("The order service is unavailable") from err
+        return True

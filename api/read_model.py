@@ -1,0 +1,113 @@
+"""Reads from PostgreSQL, the read model the activities write. The API never writes it."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.schemas import AddressDto, LineItemDto, OrderDto, ProductDto
+from vult.db.models import Order, Product
+from vult.orders import line_subtotal
+
+
+async def get_order(session: AsyncSession, order_id: uuid.UUID) -> OrderDto | None:
+    order = await session.get(Order, order_id)
+    return None if order is None else order_dto(order)
+
+
+async def find_order_id_by_payment_intent(
+    session: AsyncSession, payment_intent_id: str
+) -> uuid.UUID | None:
+    return await session.scalar(
+        select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
+    )
+
+
+async def unknown_products(session: AsyncSession, ids: Iterable[str]) -> list[str]:
+    """The ids (as given) that name no product; ids that are not GUIDs are skipped here."""
+    parsed: dict[str, uuid.UUID] = {}
+    for raw in ids:
+        try:
+            parsed[raw] = uuid.UUID(raw)
+        except ValueError:
+            continue
+    if not parsed:
+        return []
+    found = set(
+        await session.scalars(
+            select(Product.product_id).where(Product.product_id.in_(set(parsed.values())))
+        )
+    )
+    return [raw for raw, pid in parsed.items() if pid not in found]
+
+
+async def list_products(session: AsyncSession) -> list[ProductDto]:
+    rows = await session.scalars(select(Product).order_by(Product.name))
+    return [
+        ProductDto(
+            product_id=p.product_id,
+            name=p.name,
+            size=p.size,
+            estimated_msrp=p.estimated_msrp,
+            image_urls=list(p.image_urls),
+        )
+        for p in rows
+    ]
+
+
+def order_dto(o: Order) -> OrderDto:
+    billing = (
+        AddressDto.model_construct(
+            full_name=o.billing_full_name,
+            address_line1=o.billing_address_line1,
+            address_line2=o.billing_address_line2,
+            city=o.billing_city,
+            state=o.billing_state,
+            postal_code=o.billing_postal_code,
+            country=o.billing_country,
+            phone=o.billing_phone,
+        )
+        if o.use_separate_billing_address
+        else None
+    )
+    return OrderDto.model_construct(
+        order_id=o.order_id,
+        order_number=o.order_number,
+        customer_email=o.customer_email,
+        status=o.status,
+        sub_total=o.sub_total,
+        tax=o.tax,
+        shipping_cost=o.shipping_cost,
+        total=o.total,
+        currency=o.currency,
+        shipping_address=AddressDto.model_construct(
+            full_name=o.shipping_full_name,
+            address_line1=o.shipping_address_line1,
+            address_line2=o.shipping_address_line2,
+            city=o.shipping_city,
+            state=o.shipping_state,
+            postal_code=o.shipping_postal_code,
+            country=o.shipping_country,
+            phone=o.shipping_phone,
+        ),
+        billing_address=billing,
+        line_items=[
+            LineItemDto.model_construct(
+                line_item_id=li.line_item_id,
+                product_id=li.product_id,
+                product_name=li.product_name,
+                product_size=li.product_size,
+                product_image_url=li.product_image_url,
+                unit_price=li.unit_price,
+                quantity=li.quantity,
+                sub_total=line_subtotal(li.unit_price, li.quantity),
+            )
+            for li in o.line_items
+        ],
+        created_date=o.created_date,
+        updated_date=o.updated_date,
+        payment_error_message=o.payment_error_message,
+    )

@@ -1,0 +1,78 @@
+"""Spec 5.6: the orders controller."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Request, Response, status
+
+from api import read_model
+from api.deps import CommandsDep, SessionDep
+from api.errors import InvalidOrder, NotFound
+from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
+from api.order_commands import new_order_id
+from api.validation import check_create_order, parse_json, requested_product_ids
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+_CREATE_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": CreateOrderDto.model_json_schema(by_alias=True)}},
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrderDto,
+    responses={400: {"model": ErrorsResponse}},
+    openapi_extra=_CREATE_BODY,
+)
+async def create_order(
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    commands: CommandsDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> OrderDto:
+    """Place an order: snapshot the products, total it, and start its workflow."""
+    try:
+        data = parse_json(await request.body())
+    except ValueError as exc:
+        raise InvalidOrder([str(exc)]) from exc
+    dto, problems = check_create_order(data)
+    problems += [
+        f"Product not found: {pid}"
+        for pid in await read_model.unknown_products(session, requested_product_ids(data))
+    ]
+    if problems or dto is None:
+        raise InvalidOrder(problems)
+    placed = await commands.place(new_order_id(idempotency_key), dto)
+    order = await read_model.get_order(session, placed.order_id)
+    if order is None:  # the row is committed before the update answers
+        raise NotFound("Order not found")
+    response.headers["Location"] = f"/api/orders/{order.order_id}"
+    return order
+
+
+@router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
+async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
+    """Read an order with its line items."""
+    order = await read_model.get_order(session, order_id)
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+@router.post(
+    "/{order_id}/payment",
+    response_model=PaymentIntentDto,
+    responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+)
+async def create_payment(order_id: uuid.UUID, commands: CommandsDep) -> PaymentIntentDto:
+    """Create (or return the open) Stripe PaymentIntent for a Pending or Failed order."""
+    return await commands.request_payment(order_id)
+

@@ -1,0 +1,110 @@
+"""The HTTP wire contract (spec 5.1), serialized as ASP.NET Core does by default:
+camelCase names, decimals as JSON numbers, statuses by name, timestamps in ISO 8601 UTC."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, PlainSerializer, StrictInt
+from pydantic.alias_generators import to_camel
+
+# A JSON number on the wire. Amounts are numeric(18,2) and far below 2**53 cents, so the
+# double a JavaScript client parses them into is exact to the cent.
+Money = Annotated[Decimal, PlainSerializer(float, return_type=float, when_used="json")]
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True
+    )
+
+
+def _text(max_length: int) -> object:
+    return Field(min_length=1, max_length=max_length)
+
+
+class AddressDto(WireModel):
+    """ShippingAddressDto and BillingAddressDto share one shape."""
+
+    full_name: Annotated[str, _text(200)]
+    address_line1: Annotated[str, _text(500)]
+    address_line2: Annotated[str | None, Field(max_length=500)] = None
+    city: Annotated[str, _text(100)]
+    state: Annotated[str, _text(100)]
+    postal_code: Annotated[str, _text(20)]
+    country: Annotated[str, _text(100)]
+    phone: Annotated[str | None, Field(max_length=50)] = None
+
+
+MAX_QUANTITY = 1000
+MAX_LINE_ITEMS = 100
+
+
+class CreateLineItemDto(WireModel):
+    product_id: uuid.UUID
+    quantity: StrictInt
+    size: Annotated[str | None, Field(max_length=50)] = None
+
+
+class CreateOrderDto(WireModel):
+    customer_email: Annotated[EmailStr, Field(max_length=256)]
+    shipping_address: AddressDto
+    billing_address: AddressDto | None = None
+    line_items: Annotated[list[CreateLineItemDto], Field(max_length=MAX_LINE_ITEMS)]
+
+
+class LineItemDto(WireModel):
+    line_item_id: uuid.UUID
+    product_id: uuid.UUID
+    product_name: str
+    product_size: str | None
+    product_image_url: str | None
+    unit_price: Money
+    quantity: int
+    sub_total: Money
+
+
+class OrderDto(WireModel):
+    order_id: uuid.UUID
+    order_number: str
+    customer_email: str
+    status: str
+    sub_total: Money
+    tax: Money
+    shipping_cost: Money
+    total: Money
+    currency: str
+    shipping_address: AddressDto
+    billing_address: AddressDto | None
+    line_items: list[LineItemDto]
+    created_date: datetime
+    updated_date: datetime
+    # Beyond the seed's DTO (additive, so existing clients are unaffected): why the last
+    # payment attempt failed, for the checkout page to show.
+    payment_error_message: str | None = None
+
+
+class PaymentIntentDto(WireModel):
+    client_secret: str
+    payment_intent_id: str
+    amount: int
+    currency: str
+
+
+class ProductDto(WireModel):
+    product_id: uuid.UUID
+    name: str
+    size: str | None
+    estimated_msrp: Annotated[Money, Field(alias="estimatedMSRP")]
+    image_urls: list[str]
+
+
+class ErrorsResponse(BaseModel):
+    errors: list[str]
+
+
+class ErrorResponse(BaseModel):
+    error: str

@@ -1,0 +1,105 @@
+"""Starting, waiting for and stopping child processes."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex((host, port)) == 0
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log: Path | None = None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is not None:
+            return
+        try:
+            os.killpg(self.process.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def tail(self, lines: int = 20) -> str:
+        if self.log is None or not self.log.exists():
+            return ""
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+@dataclass
+class Children:
+    started: list[Child] = field(default_factory=list)
+
+    def start(
+        self,
+        name: str,
+        cmd: list[str],
+        *,
+        log: Path | None = None,
+        env: dict[str, str] | None = None,
+        cwd: Path | None = None,
+    ) -> Child:
+        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        process = subprocess.Popen(
+            cmd,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,  # its own process group, so stop() reaches its children
+        )
+        child = Child(name, process, log)
+        self.started.append(child)
+        return child
+
+    def stop_all(self) -> None:
+        for child in reversed(self.started):
+            child.stop()
+        self.started.clear()
+
+
+def wait_for_port(child: Child, port: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.process.poll() is not None:
+            raise RuntimeError(
+                f"{child.name} exited with code {child.process.returncode}\n{child.tail()}"
+            )
+        if port_open(port):
+            return
+        time.sleep(0.1)
+    raise TimeoutError(f"{child.name} did not open port {port} in {timeout:.0f}s\n{child.tail()}")
+
+
+def require_free(port: int, what: str) -> None:
+    if port_open(port):
+        raise SystemExit(
+            f"Port {port} is already in use, so {what} cannot start there. "
+            "Stop whatever holds it, or set the matching port variable (see README)."
+        )

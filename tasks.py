@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""The project's one entry point: sets itself up, then runs what you ask.
+
+    python3 tasks.py run     # the whole system on local defaults (Ctrl-C stops it)
+    python3 tasks.py test    # the test suite, starting every server it needs
+    python3 tasks.py bench   # the benchmark (see bench/README.md)
+
+Only the standard library is used here, so this works on a machine with nothing but
+Python 3.11+. It creates `.venv`, installs the locked dependencies with uv, then runs the
+command inside that environment.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+UV_VERSION = "0.13.9"
+STAMP = VENV / ".vult-synced"
+
+
+def _run(*cmd: str | Path, **kw: object) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)  # type: ignore[arg-type]
+
+
+def ensure_environment() -> None:
+    """Create .venv and sync it with uv.lock when the lock file changed since the last sync."""
+    if sys.version_info < (3, 11):
+        sys.exit(f"Vult Orders needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
+    if not PYTHON.exists():
+        print(f"Creating {VENV.relative_to(ROOT)} ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    uv = BIN / "uv"
+    if not uv.exists():
+        _run(PYTHON, "-m", "pip", "install", "--quiet", f"uv=={UV_VERSION}")
+    wanted = hashlib.sha256(
+        (ROOT / "uv.lock").read_bytes() + (ROOT / "pyproject.toml").read_bytes()
+    ).hexdigest()
+    if not STAMP.exists() or STAMP.read_text() != wanted:
+        print("Installing locked dependencies ...", flush=True)
+        env = {**os.environ, "UV_PROJECT_ENVIRONMENT": str(VENV)}
+        _run(uv, "sync", "--frozen", "--quiet", env=env)
+        STAMP.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    commands = {
+        "run": [PYTHON, "-m", "devstack"],
+        "test": [PYTHON, "-m", "pytest"],
+        "bench": [PYTHON, "-m", "bench"],
+        "worker": [PYTHON, "worker.py"],
+    }
+    if not argv or argv[0] not in commands:
+        print(__doc__)
+        return 2
+    ensure_environment()
+    cmd = [str(c) for c in commands[argv[0]]] + argv[1:]
+    # Replace this process so Ctrl-C and exit codes pass straight through.
+    os.chdir(ROOT)
+    os.execv(cmd[0], cmd)
+    return 0  # not reached
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,131 @@
+"""What the API, the workflow and the activities pass each other (one evolvable model each).
+
+These are internal contracts, serialized by Temporal's pydantic converter (Decimals as exact
+strings). The HTTP wire contract is separate, in api/schemas.py, so either can change alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from pydantic import BaseModel, Field
+
+from vult.orders import OrderStatus
+
+
+class Address(BaseModel):
+    full_name: str
+    address_line1: str
+    address_line2: str | None = None
+    city: str
+    state: str
+    postal_code: str
+    country: str
+    phone: str | None = None
+
+
+class RequestedLineItem(BaseModel):
+    product_id: uuid.UUID
+    quantity: int
+    size: str | None = None
+
+
+class OrderRequest(BaseModel):
+    """What the customer asked for, already checked for shape by the API."""
+
+    customer_email: str
+    customer_id: uuid.UUID | None = None
+    shipping_address: Address
+    billing_address: Address | None = None
+    line_items: list[RequestedLineItem]
+
+
+class PaymentIntentInfo(BaseModel):
+    payment_intent_id: str
+    client_secret: str
+    amount: int  # minor units
+    currency: str  # lower case, as Stripe writes it
+
+
+class OrderState(BaseModel):
+    """Everything the workflow knows; carried over continue-as-new."""
+
+    status: OrderStatus | None = None  # None until the order row exists
+    order_number: str | None = None
+    total: Decimal | None = None
+    currency: str | None = None
+    payment_attempt: int = 0
+    payment: PaymentIntentInfo | None = None
+    seen_event_ids: list[str] = Field(default_factory=list)
+
+
+class OrderWorkflowInput(BaseModel):
+    order_id: uuid.UUID
+    request: OrderRequest
+    state: OrderState | None = None  # set only when continuing as new
+
+
+class PlacedOrder(BaseModel):
+    """Result of the `place` update: the order exists in the database."""
+
+    order_id: uuid.UUID
+    order_number: str
+    status: OrderStatus
+
+
+class PaymentEvent(BaseModel):
+    """A verified Stripe event about one of the order's PaymentIntents (a signal)."""
+
+    event_id: str
+    event_type: str
+    payment_intent_id: str
+
+
+# ---- activity inputs and outputs -------------------------------------------------------
+
+
+class CreateOrderRow(BaseModel):
+    order_id: uuid.UUID
+    created_at: datetime
+    request: OrderRequest
+
+
+class CreatedOrderRow(BaseModel):
+    order_id: uuid.UUID
+    order_number: str
+    status: OrderStatus
+    total: Decimal
+    currency: str
+
+
+class StatusChange(BaseModel):
+    """A conditional status write: applied only if the row is in one of `expected`."""
+
+    order_id: uuid.UUID
+    expected: list[OrderStatus]
+    new_status: OrderStatus
+    at: datetime
+    payment_intent_id: str | None = None
+    stripe_payment_status: str | None = None
+    payment_error_message: str | None = None
+
+
+class CreatePaymentIntent(BaseModel):
+    order_id: uuid.UUID
+    order_number: str
+    amount: int
+    currency: str
+    idempotency_key: str
+
+
+class PaymentIntentSnapshot(BaseModel):
+    """What Stripe says about a PaymentIntent now."""
+
+    payment_intent_id: str
+    status: str
+    amount: int
+    amount_received: int
+    currency: str
+    last_error_message: str | None = None

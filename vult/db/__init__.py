@@ -1,0 +1,1 @@
+"""PostgreSQL: the system of record for orders (the read model the API serves)."""

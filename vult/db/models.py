@@ -1,0 +1,156 @@
+"""SQLAlchemy 2 models for spec 4.1 (orders), 4.2 (line items) and the product catalogue.
+
+Names are PostgreSQL's idiom (snake_case); lengths, precision, nullability, uniqueness,
+indexes and the cascade are the spec's. Columns beyond the spec serve the rest of the
+lifecycle (cancellation, refunds, shipping) and are all nullable.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import (
+    ARRAY,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    String,
+    Text,
+    Uuid,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from vult.orders import OrderStatus
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+Money = Numeric(18, 2)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_STATUS_NAMES = ", ".join(f"'{s.value}'" for s in OrderStatus)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (
+        CheckConstraint(f"status IN ({_STATUS_NAMES})", name="status_known"),
+        CheckConstraint("sub_total >= 0 AND tax >= 0 AND shipping_cost >= 0", name="amounts"),
+        CheckConstraint("total = sub_total + tax + shipping_cost", name="total_adds_up"),
+        Index(None, "customer_id"),
+        Index(None, "customer_email"),
+        Index(None, "status"),
+        Index(None, "created_date"),
+        Index(None, "stripe_payment_intent_id"),
+    )
+
+    order_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    order_number: Mapped[str] = mapped_column(String(50), unique=True)
+    customer_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    customer_email: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(50), default=OrderStatus.Pending.value)
+
+    sub_total: Mapped[Decimal] = mapped_column(Money)
+    tax: Mapped[Decimal] = mapped_column(Money)
+    shipping_cost: Mapped[Decimal] = mapped_column(Money)
+    total: Mapped[Decimal] = mapped_column(Money)
+    currency: Mapped[str] = mapped_column(String(3), server_default="USD")
+
+    stripe_payment_intent_id: Mapped[str | None] = mapped_column(String(255))
+    stripe_payment_status: Mapped[str | None] = mapped_column(String(50))
+    payment_error_message: Mapped[str | None] = mapped_column(String(1000))
+    stripe_refund_id: Mapped[str | None] = mapped_column(String(255))
+    cancellation_reason: Mapped[str | None] = mapped_column(String(500))
+    shipping_carrier: Mapped[str | None] = mapped_column(String(100))
+    tracking_number: Mapped[str | None] = mapped_column(String(100))
+
+    shipping_full_name: Mapped[str] = mapped_column(String(200))
+    shipping_address_line1: Mapped[str] = mapped_column(String(500))
+    shipping_address_line2: Mapped[str | None] = mapped_column(String(500))
+    shipping_city: Mapped[str] = mapped_column(String(100))
+    shipping_state: Mapped[str] = mapped_column(String(100))
+    shipping_postal_code: Mapped[str] = mapped_column(String(20))
+    shipping_country: Mapped[str] = mapped_column(String(100))
+    shipping_phone: Mapped[str | None] = mapped_column(String(50))
+
+    use_separate_billing_address: Mapped[bool] = mapped_column(
+        Boolean, server_default=text("false")
+    )
+    billing_full_name: Mapped[str | None] = mapped_column(String(200))
+    billing_address_line1: Mapped[str | None] = mapped_column(String(500))
+    billing_address_line2: Mapped[str | None] = mapped_column(String(500))
+    billing_city: Mapped[str | None] = mapped_column(String(100))
+    billing_state: Mapped[str | None] = mapped_column(String(100))
+    billing_postal_code: Mapped[str | None] = mapped_column(String(20))
+    billing_country: Mapped[str | None] = mapped_column(String(100))
+    billing_phone: Mapped[str | None] = mapped_column(String(50))
+
+    created_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+    line_items: Mapped[list[LineItem]] = relationship(
+        back_populates="order",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="LineItem.position",
+        lazy="selectin",
+    )
+
+
+class LineItem(Base):
+    __tablename__ = "line_items"
+    __table_args__ = (
+        CheckConstraint("quantity >= 1", name="quantity_positive"),
+        CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        Index(None, "order_id"),
+        Index(None, "product_id"),
+    )
+
+    line_item_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("orders.order_id", ondelete="CASCADE")
+    )
+    # Keeps the customer's order of items; not part of the DTO.
+    position: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+
+    # Product snapshot, immutable after the order is placed. SubTotal is computed, not stored.
+    product_id: Mapped[uuid.UUID] = mapped_column(Uuid)
+    product_name: Mapped[str] = mapped_column(String(200))
+    product_size: Mapped[str | None] = mapped_column(String(50))
+    product_image_url: Mapped[str | None] = mapped_column(String(2000))
+    unit_price: Mapped[Decimal] = mapped_column(Money)
+    quantity: Mapped[int] = mapped_column(Integer)
+
+    order: Mapped[Order] = relationship(back_populates="line_items")
+
+
+class Product(Base):
+    """The catalogue the shop sells from; orders copy what they need at order time."""
+
+    __tablename__ = "products"
+    __table_args__ = (CheckConstraint("estimated_msrp >= 0", name="msrp_not_negative"),)
+
+    product_id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    size: Mapped[str | None] = mapped_column(String(50))
+    estimated_msrp: Mapped[Decimal] = mapped_column(Money)
+    image_urls: Mapped[list[str]] = mapped_column(
+        ARRAY(Text), server_default=text("'{}'::text[]")
+    )

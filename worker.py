@@ -1,0 +1,80 @@
+"""The worker: runs OrderWorkflow and its activities on the task queue.
+
+    python3 tasks.py worker        (or: python worker.py, inside the project's environment)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from activities.order_db import OrderDbActivities, Pricing
+from activities.stripe_payments import StripeActivities
+from vult.db.engine import make_engine, make_sessionmaker
+from vult.settings import Settings, get_settings
+from vult.stripe_client import make_stripe_client
+from vult.temporal import connect
+from workflows.order import OrderWorkflow
+
+# Deterministic modules the sandbox need not re-import for every workflow run.
+PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "vult", "activities", "stripe", "sqlalchemy")
+
+
+def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Worker:
+    db = OrderDbActivities(
+        make_sessionmaker(engine),
+        Pricing(settings.tax_rate, settings.shipping_cost, settings.currency),
+    )
+    payments = StripeActivities(make_stripe_client(settings))
+    activities: Sequence[object] = [
+        db.create_order_row,
+        db.change_order_status,
+        payments.create_payment_intent,
+        payments.retrieve_payment_intent,
+    ]
+    return Worker(
+        client,
+        task_queue=settings.temporal_task_queue,
+        workflows=[OrderWorkflow],
+        activities=activities,  # type: ignore[arg-type]
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                *PASSTHROUGH_MODULES
+            )
+        ),
+        max_concurrent_workflow_tasks=100,
+        max_concurrent_activities=100,
+        max_concurrent_local_activities=100,
+    )
+
+
+async def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    settings = get_settings()
+    client = await connect(settings)
+    engine = make_engine(settings.database_url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        async with build_worker(client, settings, engine):
+            logging.getLogger("vult.worker").info(
+                "worker running on task queue %r at %s",
+                settings.temporal_task_queue,
+                settings.temporal_address,
+            )
+            await stop.wait()
+    finally:
+        await engine.dispose()
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,1 @@
+"""Workflows decide: each order is one OrderWorkflow. No I/O, clock or randomness here."""
