@@ -59,6 +59,8 @@ class OrderState(BaseModel):
     payment_attempt: int = 0
     payment: PaymentIntentInfo | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
+    # What the workflow concluded from the last Stripe event, in a sentence for ops.
+    last_payment_note: str | None = None
 
 
 class OrderWorkflowInput(BaseModel):

@@ -43,8 +43,10 @@ def workflow_id_for(order_id: uuid.UUID) -> str:
     return f"order-{order_id}"
 
 
-def _application_cause(err: ActivityError) -> ApplicationError | None:
-    cause = err.cause
+def _application_cause(err: ActivityError | ApplicationError) -> ApplicationError | None:
+    """The ApplicationError an activity raised. A local activity's failure can surface
+    unwrapped, a regular activity's as the cause of an ActivityError: accept both."""
+    cause = err.cause if isinstance(err, ActivityError) else err
     return cause if isinstance(cause, ApplicationError) else None
 
 
@@ -99,10 +101,10 @@ class OrderWorkflow:
                 ),
                 **policies.CREATE_ORDER,
             )
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:
             cause = _application_cause(err)
             if cause is None or cause.type != errors.INVALID_ORDER:
-                raise ApplicationError(f"The order could not be created: {err.cause}") from err
+                raise ApplicationError(f"The order could not be created: {err}") from err
             self._rejection = [str(m) for m in (cause.details[0] if cause.details else [])]
             return False
         self._state.status = created.status
@@ -181,7 +183,7 @@ class OrderWorkflow:
                 ),
                 **policies.STRIPE_INTERACTIVE,
             )
-        except ActivityError as err:
+        except (ActivityError, ApplicationError) as err:
             cause = _application_cause(err)
             if cause is not None and cause.type == errors.PAYMENT_REFUSED:
                 raise ApplicationError(cause.message, type=errors.PAYMENT_REFUSED) from err
@@ -202,50 +204,48 @@ class OrderWorkflow:
         self._events.append(event)
 
     async def _apply_payment_event(self, event: PaymentEvent) -> None:
+        self._state.last_payment_note = await self._decide_on_payment_event(event)
+
+    async def _decide_on_payment_event(self, event: PaymentEvent) -> str:
+        """Apply what Stripe says about the event's PaymentIntent; say what was done."""
         payment = self._state.payment
-        if payment is None or event.payment_intent_id != payment.payment_intent_id:
-            workflow.logger.info(
-                "Ignoring %s for %s: not the order's current PaymentIntent",
-                event.event_type,
-                event.payment_intent_id,
-            )
-            return
+        pi = event.payment_intent_id
+        if payment is None or pi != payment.payment_intent_id:
+            return f"{event.event_type} for {pi} ignored: not the order's current PaymentIntent"
         # Act on what Stripe says now, not on the event alone: events arrive late, twice
         # and out of order, and the PaymentIntent's own status settles all three.
         intent: PaymentIntentSnapshot = await workflow.execute_activity_method(
-            StripeActivities.retrieve_payment_intent,
-            payment.payment_intent_id,
-            **policies.STRIPE_BACKGROUND,
+            StripeActivities.retrieve_payment_intent, pi, **policies.STRIPE_BACKGROUND
         )
         status = self._state.status
         if intent.status == "succeeded":
             if status not in (S.PaymentProcessing, S.Failed):
-                return
+                return f"{pi} succeeded; order already {status}"
             if intent.amount != payment.amount or intent.currency != payment.currency:
                 workflow.logger.warning(
-                    "PaymentIntent %s charged %s %s, the order expects %s %s: not confirming",
-                    intent.payment_intent_id,
-                    intent.amount,
-                    intent.currency,
-                    payment.amount,
-                    payment.currency,
+                    "PaymentIntent %s is for %s %s, the order expects %s %s: not confirming",
+                    pi, intent.amount, intent.currency, payment.amount, payment.currency,
                 )
-                return
+                return (
+                    f"{pi} succeeded for {intent.amount} {intent.currency}, but the order "
+                    f"expects {payment.amount} {payment.currency}: not confirmed"
+                )
             if status == S.Failed:
                 # The customer retried the same PaymentIntent and it went through.
                 await self._change(S.Failed, S.PaymentProcessing)
-            await self._change(
-                S.PaymentProcessing, S.Confirmed, stripe_payment_status="succeeded"
-            )
-        elif intent.status == "requires_payment_method" and intent.last_error_message:
+            await self._change(S.PaymentProcessing, S.Confirmed, stripe_payment_status="succeeded")
+            return f"{pi} succeeded: order confirmed"
+        if intent.status == "requires_payment_method" and intent.last_error_message:
             if status != S.PaymentProcessing:
-                return
+                return f"{pi} failed; order already {status}"
             await self._change(
                 S.PaymentProcessing,
                 S.Failed,
                 stripe_payment_status="failed",
                 payment_error_message=intent.last_error_message,
             )
+            return f"{pi} failed: {intent.last_error_message}"
+        return f"{pi} is {intent.status}: nothing to do"
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -269,17 +269,26 @@ class OrderWorkflow:
                 f"Cannot change order status from {current} to {new}",
                 type=errors.INVALID_TRANSITION,
             )
-        await workflow.execute_local_activity_method(
-            OrderDbActivities.change_order_status,
-            StatusChange(
-                order_id=self._input.order_id,
-                expected=[current],
-                new_status=new,
-                at=workflow.now(),
-                payment_intent_id=payment_intent_id,
-                stripe_payment_status=stripe_payment_status,
-                payment_error_message=payment_error_message,
-            ),
-            **policies.DB_WRITE,
-        )
+        try:
+            await workflow.execute_local_activity_method(
+                OrderDbActivities.change_order_status,
+                StatusChange(
+                    order_id=self._input.order_id,
+                    expected=[current],
+                    new_status=new,
+                    at=workflow.now(),
+                    payment_intent_id=payment_intent_id,
+                    stripe_payment_status=stripe_payment_status,
+                    payment_error_message=payment_error_message,
+                ),
+                **policies.DB_WRITE,
+            )
+        except (ActivityError, ApplicationError) as err:
+            cause = _application_cause(err)
+            if cause is not None and cause.type == errors.STATUS_CONFLICT:
+                # The row and the workflow disagree: something outside the workflow changed
+                # it. Failing the workflow task (not the workflow) holds the order here,
+                # visible in the Web UI, and retries once ops have put the row right.
+                raise RuntimeError(f"Order row out of step with its workflow: {cause}") from err
+            raise
         self._state.status = new

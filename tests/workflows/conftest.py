@@ -1,0 +1,177 @@
+"""OrderWorkflow on the real dev server, its activities replaced by same-named stand-ins."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import pytest
+from temporalio import activity
+from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
+from temporalio.worker import Worker
+
+from activities import errors
+from vult.contracts import (
+    Address,
+    CreatedOrderRow,
+    CreateOrderRow,
+    CreatePaymentIntent,
+    OrderRequest,
+    OrderState,
+    OrderWorkflowInput,
+    PaymentIntentInfo,
+    PaymentIntentSnapshot,
+    PlacedOrder,
+    RequestedLineItem,
+    StatusChange,
+)
+from vult.orders import OrderStatus
+from worker import PASSTHROUGH_MODULES
+from workflows.order import OrderWorkflow, workflow_id_for
+
+KNOWN_PRODUCT = uuid.UUID("6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001")
+
+
+@dataclass
+class FakeStripeIntent:
+    id: str
+    amount: int
+    currency: str
+    status: str = "requires_payment_method"
+    error: str | None = None
+
+
+@dataclass
+class Backend:
+    """Stand-ins for PostgreSQL and Stripe that record what the workflow asked of them."""
+
+    rows: dict[uuid.UUID, OrderStatus] = field(default_factory=dict)
+    changes: list[tuple[OrderStatus, OrderStatus]] = field(default_factory=list)
+    intents: dict[str, FakeStripeIntent] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    create_calls: int = 0
+    retrieve_calls: int = 0
+    refuse_payment: str | None = None
+
+    @activity.defn(name="create_order_row")
+    async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
+        bad = [li.product_id for li in req.request.line_items if li.product_id != KNOWN_PRODUCT]
+        if bad:
+            raise ApplicationError(
+                "invalid", [f"Product not found: {p}" for p in bad],
+                type=errors.INVALID_ORDER, non_retryable=True,
+            )
+        self.rows[req.order_id] = OrderStatus.Pending
+        return CreatedOrderRow(
+            order_id=req.order_id, order_number="VLT-20260101-123456",
+            status=OrderStatus.Pending, total=Decimal("108.00"), currency="USD",
+        )
+
+    @activity.defn(name="change_order_status")
+    async def change_order_status(self, change: StatusChange) -> None:
+        current = self.rows[change.order_id]
+        if current not in change.expected:
+            raise ApplicationError("conflict", type=errors.STATUS_CONFLICT, non_retryable=True)
+        self.rows[change.order_id] = change.new_status
+        self.changes.append((current, change.new_status))
+
+    @activity.defn(name="create_payment_intent")
+    async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
+        self.create_calls += 1
+        if self.refuse_payment:
+            raise ApplicationError(
+                self.refuse_payment, type=errors.PAYMENT_REFUSED, non_retryable=True
+            )
+        pid = self.keys.setdefault(req.idempotency_key, f"pi_{len(self.keys) + 1}")
+        self.intents.setdefault(pid, FakeStripeIntent(pid, req.amount, req.currency.lower()))
+        return PaymentIntentInfo(
+            payment_intent_id=pid, client_secret=f"{pid}_secret", amount=req.amount,
+            currency=req.currency.lower(),
+        )
+
+    @activity.defn(name="retrieve_payment_intent")
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
+        self.retrieve_calls += 1
+        i = self.intents[payment_intent_id]
+        return PaymentIntentSnapshot(
+            payment_intent_id=i.id, status=i.status, amount=i.amount,
+            amount_received=i.amount if i.status == "succeeded" else 0,
+            currency=i.currency, last_error_message=i.error,
+        )
+
+
+def order_request(product: uuid.UUID = KNOWN_PRODUCT) -> OrderRequest:
+    return OrderRequest(
+        customer_email="ann@example.com",
+        shipping_address=Address(
+            full_name="Ann Lee", address_line1="1 Main St", city="Springfield",
+            state="IL", postal_code="62701", country="US",
+        ),
+        line_items=[RequestedLineItem(product_id=product, quantity=2)],
+    )
+
+
+@dataclass
+class Harness:
+    client: Client
+    task_queue: str
+    backend: Backend
+
+    async def place(
+        self, product: uuid.UUID = KNOWN_PRODUCT
+    ) -> tuple[PlacedOrder, WorkflowHandle[OrderWorkflow, OrderState]]:
+        order_id = uuid.uuid4()
+        start = WithStartWorkflowOperation(
+            OrderWorkflow.run,
+            OrderWorkflowInput(order_id=order_id, request=order_request(product)),
+            id=workflow_id_for(order_id),
+            task_queue=self.task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        )
+        placed = await self.client.execute_update_with_start_workflow(
+            OrderWorkflow.place, start_workflow_operation=start
+        )
+        return placed, await start.workflow_handle()
+
+
+async def eventually(
+    handle: WorkflowHandle[OrderWorkflow, OrderState],
+    check: Callable[[OrderState], bool],
+    timeout: float = 10.0,
+) -> OrderState:
+    """Query the workflow until `check` holds (bounded), and return that state."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        state = await handle.query(OrderWorkflow.state)
+        if check(state):
+            return state
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s; state: {state}")
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def harness(temporal_client: Client, task_queue: str) -> AsyncIterator[Harness]:
+    backend = Backend()
+    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+    async with Worker(
+        temporal_client,
+        task_queue=task_queue,
+        workflows=[OrderWorkflow],
+        activities=[
+            backend.create_order_row, backend.change_order_status,
+            backend.create_payment_intent, backend.retrieve_payment_intent,
+        ],
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(
+                *PASSTHROUGH_MODULES
+            )
+        ),
+    ):
+        yield Harness(temporal_client, task_queue, backend)

@@ -1,0 +1,204 @@
+"""OrderWorkflow decisions (CreatePaymentHandlerTests, HandleWebhookHandlerTests of spec 8.1):
+every path of placement, payment and Stripe events, including duplicate and stale events."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from temporalio.client import WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+
+from activities import errors
+from tests.workflows.conftest import Harness, eventually
+from vult.contracts import PaymentEvent
+from vult.orders import OrderStatus
+from workflows.order import OrderWorkflow
+
+S = OrderStatus
+
+
+def event(pi: str, kind: str = "payment_intent.succeeded", eid: str | None = None) -> PaymentEvent:
+    return PaymentEvent(event_id=eid or f"evt_{uuid.uuid4().hex}", event_type=kind,
+                        payment_intent_id=pi)
+
+
+async def test_placing_an_order_answers_with_its_number_once_the_row_exists(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
+    assert placed.status == S.Pending
+    assert placed.order_number == "VLT-20260101-123456"
+    assert harness.backend.rows[placed.order_id] == S.Pending
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Pending
+
+
+async def test_an_order_for_an_unknown_product_is_refused_with_the_reason(
+    harness: Harness,
+) -> None:
+    unknown = uuid.uuid4()
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await harness.place(product=unknown)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == errors.INVALID_ORDER
+    assert cause.details[0] == [f"Product not found: {unknown}"]
+    assert harness.backend.rows == {}
+
+
+async def test_paying_creates_one_payment_intent_and_asking_again_returns_it(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
+    first = await handle.execute_update(OrderWorkflow.request_payment)
+    again = await handle.execute_update(OrderWorkflow.request_payment)
+    assert again == first
+    assert first.amount == 10800 and first.currency == "usd"
+    assert harness.backend.create_calls == 1
+    assert harness.backend.rows[placed.order_id] == S.PaymentProcessing
+    assert list(harness.backend.keys) == [f"order:{placed.order_id}:payment-intent:1"]
+
+
+async def test_a_successful_payment_confirms_the_order(harness: Harness) -> None:
+    placed, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
+    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
+    await eventually(handle, lambda s: s.status == S.Confirmed)
+    assert harness.backend.changes == [(S.Pending, S.PaymentProcessing),
+                                       (S.PaymentProcessing, S.Confirmed)]
+
+
+async def test_a_duplicate_event_is_handled_once(harness: Harness) -> None:
+    _, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
+    duplicate = event(intent.payment_intent_id, eid="evt_same")
+    for _ in range(3):
+        await handle.signal(OrderWorkflow.payment_event, duplicate)
+    await eventually(handle, lambda s: s.status == S.Confirmed)
+    await handle.signal(OrderWorkflow.payment_event, duplicate)
+    state = await eventually(handle, lambda s: "evt_same" in s.seen_event_ids)
+    assert state.seen_event_ids.count("evt_same") == 1
+    assert harness.backend.retrieve_calls == 1
+
+
+async def test_a_declined_card_fails_the_order_with_stripes_message(harness: Harness) -> None:
+    placed, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    pi = harness.backend.intents[intent.payment_intent_id]
+    pi.error = "Your card was declined."
+    await handle.signal(
+        OrderWorkflow.payment_event, event(pi.id, "payment_intent.payment_failed")
+    )
+    await eventually(handle, lambda s: s.status == S.Failed)
+    assert harness.backend.rows[placed.order_id] == S.Failed
+
+
+async def test_paying_again_after_a_decline_uses_a_new_payment_intent_and_key(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
+    first = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[first.payment_intent_id].error = "Your card was declined."
+    await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
+    await eventually(handle, lambda s: s.status == S.Failed)
+
+    second = await handle.execute_update(OrderWorkflow.request_payment)
+    assert second.payment_intent_id != first.payment_intent_id
+    assert f"order:{placed.order_id}:payment-intent:2" in harness.backend.keys
+    # The old PaymentIntent's events no longer move the order.
+    harness.backend.intents[first.payment_intent_id].status = "succeeded"
+    await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
+    harness.backend.intents[second.payment_intent_id].status = "succeeded"
+    await handle.signal(OrderWorkflow.payment_event, event(second.payment_intent_id))
+    await eventually(handle, lambda s: s.status == S.Confirmed)
+    assert harness.backend.retrieve_calls == 2  # the stale event was never acted on
+
+
+async def test_a_late_success_on_the_current_intent_confirms_a_failed_order(
+    harness: Harness,
+) -> None:
+    _, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    pi = harness.backend.intents[intent.payment_intent_id]
+    pi.error = "Your card was declined."
+    await handle.signal(OrderWorkflow.payment_event, event(pi.id, "payment_intent.payment_failed"))
+    await eventually(handle, lambda s: s.status == S.Failed)
+    # The customer retried the card on the same checkout page.
+    pi.status, pi.error = "succeeded", None
+    await handle.signal(OrderWorkflow.payment_event, event(pi.id))
+    await eventually(handle, lambda s: s.status == S.Confirmed)
+    assert harness.backend.changes[-2:] == [(S.Failed, S.PaymentProcessing),
+                                            (S.PaymentProcessing, S.Confirmed)]
+
+
+async def test_a_failure_event_arriving_after_success_never_moves_the_order_back(
+    harness: Harness,
+) -> None:
+    _, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
+    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
+    await eventually(handle, lambda s: s.status == S.Confirmed)
+    await handle.signal(
+        OrderWorkflow.payment_event,
+        event(intent.payment_intent_id, "payment_intent.payment_failed"),
+    )
+    state = await eventually(handle, lambda s: harness.backend.retrieve_calls == 2
+                             and "already Confirmed" in (s.last_payment_note or ""))
+    assert state.status == S.Confirmed
+    assert harness.backend.changes[-1] == (S.PaymentProcessing, S.Confirmed)
+
+
+async def test_an_event_for_a_payment_intent_that_is_not_the_orders_is_ignored(
+    harness: Harness,
+) -> None:
+    _, handle = await harness.place()
+    await handle.execute_update(OrderWorkflow.request_payment)
+    await handle.signal(OrderWorkflow.payment_event, event("pi_someone_else"))
+    state = await eventually(handle, lambda s: s.last_payment_note is not None)
+    assert "not the order's current PaymentIntent" in (state.last_payment_note or "")
+    assert state.status == S.PaymentProcessing
+    assert harness.backend.retrieve_calls == 0
+
+
+async def test_a_charge_for_the_wrong_amount_does_not_confirm(harness: Harness) -> None:
+    _, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    pi = harness.backend.intents[intent.payment_intent_id]
+    pi.status, pi.amount = "succeeded", 100
+    await handle.signal(OrderWorkflow.payment_event, event(pi.id))
+    state = await eventually(handle, lambda s: s.last_payment_note is not None)
+    assert state.status == S.PaymentProcessing
+    assert "not confirmed" in (state.last_payment_note or "")
+    assert harness.backend.changes == [(S.Pending, S.PaymentProcessing)]
+
+
+async def test_payment_is_refused_for_a_confirmed_order(harness: Harness) -> None:
+    _, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
+    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
+    await eventually(handle, lambda s: s.status == S.Confirmed)
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await handle.execute_update(OrderWorkflow.request_payment)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == errors.INVALID_TRANSITION
+    assert str(cause.message) == "Cannot process payment for order with status: Confirmed"
+    assert harness.backend.create_calls == 1
+
+
+async def test_a_payment_stripe_refuses_reports_stripes_reason_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
+    harness.backend.refuse_payment = "Amount must be at least $0.50 usd"
+    with pytest.raises(WorkflowUpdateFailedError) as caught:
+        await handle.execute_update(OrderWorkflow.request_payment)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == errors.PAYMENT_REFUSED
+    assert cause.message == "Amount must be at least $0.50 usd"
+    assert harness.backend.rows[placed.order_id] == S.Pending
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Pending and state.payment_attempt == 0
