@@ -33,7 +33,7 @@ def _run(*cmd: str | Path, **kw: object) -> None:
 
 def ensure_environment() -> None:
     """Create .venv and sync it with uv.lock when the lock file changed since the last sync."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this file may be run by an older python3
         sys.exit(f"Vult Orders needs Python 3.11 or newer; this is {sys.version.split()[0]}.")
     if not PYTHON.exists():
         print(f"Creating {VENV.relative_to(ROOT)} ...", flush=True)

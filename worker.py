@@ -1,6 +1,6 @@
 """The worker: runs OrderWorkflow and its activities on the task queue.
 
-    python3 tasks.py worker        (or: python worker.py, inside the project's environment)
+python3 tasks.py worker        (or: python worker.py, inside the project's environment)
 """
 
 from __future__ import annotations
@@ -45,9 +45,7 @@ def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Wor
         workflows=[OrderWorkflow],
         activities=activities,  # type: ignore[arg-type]
         workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PASSTHROUGH_MODULES
-            )
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
         ),
         max_concurrent_workflow_tasks=100,
         max_concurrent_activities=100,

@@ -108,15 +108,28 @@ def main() -> int:
 
         # Worker and API
         worker = children.start(
-            "worker", [sys.executable, str(ROOT / "worker.py")], log=LOGS / "worker.log",
-            env=env, cwd=ROOT,
+            "worker",
+            [sys.executable, str(ROOT / "worker.py")],
+            log=LOGS / "worker.log",
+            env=env,
+            cwd=ROOT,
         )
         require_free(api_port, "the API")
         api = children.start(
             "api",
-            [str(BIN / "uvicorn"), "--factory", "api.app:app_factory", "--host", "127.0.0.1",
-             "--port", str(api_port), "--no-access-log"],
-            log=LOGS / "api.log", env=env, cwd=ROOT,
+            [
+                str(BIN / "uvicorn"),
+                "--factory",
+                "api.app:app_factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--no-access-log",
+            ],
+            log=LOGS / "api.log",
+            env=env,
+            cwd=ROOT,
         )
         wait_for_port(api, api_port, timeout=60)
         host = urlparse(f"http://127.0.0.1:{api_port}").netloc

@@ -10,9 +10,12 @@ from devstack.procs import BIN, Child, Children, wait_for_port
 # WAL with synchronous=normal roughly doubles its throughput and stays crash-safe for the
 # database file (the last few commits may be lost on power failure, not on a process crash).
 TUNING = [
-    "--sqlite-pragma", "journal_mode=wal",
-    "--sqlite-pragma", "synchronous=normal",
-    "--dynamic-config-value", "system.enableActivityEagerExecution=true",
+    "--sqlite-pragma",
+    "journal_mode=wal",
+    "--sqlite-pragma",
+    "synchronous=normal",
+    "--dynamic-config-value",
+    "system.enableActivityEagerExecution=true",
 ]
 
 
@@ -25,9 +28,21 @@ def start_temporal(
     log: Path | None,
     namespace: str = "default",
 ) -> Child:
-    cmd = [str(BIN / "temporal"), "server", "start-dev", "--ip", "127.0.0.1",
-           "--port", str(port), "--namespace", namespace, "--log-level", "error",
-           "--ui-disable-news-fetch", *TUNING]
+    cmd = [
+        str(BIN / "temporal"),
+        "server",
+        "start-dev",
+        "--ip",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--namespace",
+        namespace,
+        "--log-level",
+        "error",
+        "--ui-disable-news-fetch",
+        *TUNING,
+    ]
     if ui_port is None:
         cmd.append("--headless")
     else:

@@ -8,9 +8,7 @@ CENT = Decimal("0.01")
 
 # ISO 4217 currencies whose minor unit is not 1/100. Stripe lists the zero-decimal ones;
 # three-decimal currencies are charged by Stripe in thousandths but must end in 0.
-_ZERO_DECIMAL = frozenset(
-    "BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split()
-)
+_ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV XAF XOF XPF".split())
 _THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 
 

@@ -146,7 +146,9 @@ class OrderWorkflow:
                 return self._state.payment
             attempt = self._state.payment_attempt + 1
             intent = await self._create_payment_intent(attempt)
-            await self._change(status, S.PaymentProcessing, payment_intent_id=intent.payment_intent_id)
+            await self._change(
+                status, S.PaymentProcessing, payment_intent_id=intent.payment_intent_id
+            )
             self._state.payment_attempt = attempt
             self._state.payment = intent
             return intent
@@ -224,7 +226,11 @@ class OrderWorkflow:
             if intent.amount != payment.amount or intent.currency != payment.currency:
                 workflow.logger.warning(
                     "PaymentIntent %s is for %s %s, the order expects %s %s: not confirming",
-                    pi, intent.amount, intent.currency, payment.amount, payment.currency,
+                    pi,
+                    intent.amount,
+                    intent.currency,
+                    payment.amount,
+                    payment.currency,
                 )
                 return (
                     f"{pi} succeeded for {intent.amount} {intent.currency}, but the order "

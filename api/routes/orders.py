@@ -10,8 +10,8 @@ from fastapi import APIRouter, Header, Request, Response, status
 from api import read_model
 from api.deps import CommandsDep, SessionDep
 from api.errors import InvalidOrder, NotFound
-from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.order_commands import new_order_id
+from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -19,7 +19,9 @@ router = APIRouter(prefix="/api/orders", tags=["orders"])
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
-        "content": {"application/json": {"schema": CreateOrderDto.model_json_schema(by_alias=True)}},
+        "content": {
+            "application/json": {"schema": CreateOrderDto.model_json_schema(by_alias=True)}
+        },
     }
 }
 
@@ -75,4 +77,3 @@ async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
 async def create_payment(order_id: uuid.UUID, commands: CommandsDep) -> PaymentIntentDto:
     """Create (or return the open) Stripe PaymentIntent for a Pending or Failed order."""
     return await commands.request_payment(order_id)
-

@@ -19,7 +19,9 @@ from vult.money import from_minor_units, round_money, to_minor_units
         ("19.99", "EUR", 1999),
     ],
 )
-def test_amounts_convert_to_the_currencys_minor_unit(amount: str, currency: str, minor: int) -> None:
+def test_amounts_convert_to_the_currencys_minor_unit(
+    amount: str, currency: str, minor: int
+) -> None:
     assert to_minor_units(Decimal(amount), currency) == minor
     assert from_minor_units(minor, currency) == Decimal(amount)
 

@@ -30,18 +30,30 @@ class Item:
 
 def test_statuses_are_the_specs_eight_in_order() -> None:
     assert [s.value for s in S] == [
-        "Pending", "PaymentProcessing", "Confirmed", "Processing",
-        "Shipped", "Delivered", "Cancelled", "Failed",
+        "Pending",
+        "PaymentProcessing",
+        "Confirmed",
+        "Processing",
+        "Shipped",
+        "Delivered",
+        "Cancelled",
+        "Failed",
     ]
     assert [s.ordinal for s in S] == list(range(8))
 
 
 SEED_TABLE = {
-    (S.Pending, S.PaymentProcessing), (S.Pending, S.Cancelled),
-    (S.PaymentProcessing, S.Confirmed), (S.PaymentProcessing, S.Failed),
-    (S.PaymentProcessing, S.Cancelled), (S.Failed, S.PaymentProcessing),
-    (S.Failed, S.Cancelled), (S.Confirmed, S.Processing), (S.Confirmed, S.Cancelled),
-    (S.Processing, S.Shipped), (S.Shipped, S.Delivered),
+    (S.Pending, S.PaymentProcessing),
+    (S.Pending, S.Cancelled),
+    (S.PaymentProcessing, S.Confirmed),
+    (S.PaymentProcessing, S.Failed),
+    (S.PaymentProcessing, S.Cancelled),
+    (S.Failed, S.PaymentProcessing),
+    (S.Failed, S.Cancelled),
+    (S.Confirmed, S.Processing),
+    (S.Confirmed, S.Cancelled),
+    (S.Processing, S.Shipped),
+    (S.Shipped, S.Delivered),
 }
 
 
@@ -77,7 +89,9 @@ def test_tax_rounds_half_to_even_like_dotnet_math_round() -> None:
 def test_default_tax_rate_is_eight_percent_and_shipping_zero() -> None:
     totals = calculate_totals([Item(Decimal("100.00"), 1)])
     assert (totals.tax, totals.shipping_cost, totals.total) == (
-        Decimal("8.00"), Decimal("0"), Decimal("108.00"),
+        Decimal("8.00"),
+        Decimal("0"),
+        Decimal("108.00"),
     )
 
 

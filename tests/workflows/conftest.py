@@ -63,13 +63,18 @@ class Backend:
         bad = [li.product_id for li in req.request.line_items if li.product_id != KNOWN_PRODUCT]
         if bad:
             raise ApplicationError(
-                "invalid", [f"Product not found: {p}" for p in bad],
-                type=errors.INVALID_ORDER, non_retryable=True,
+                "invalid",
+                [f"Product not found: {p}" for p in bad],
+                type=errors.INVALID_ORDER,
+                non_retryable=True,
             )
         self.rows[req.order_id] = OrderStatus.Pending
         return CreatedOrderRow(
-            order_id=req.order_id, order_number="VLT-20260101-123456",
-            status=OrderStatus.Pending, total=Decimal("108.00"), currency="USD",
+            order_id=req.order_id,
+            order_number="VLT-20260101-123456",
+            status=OrderStatus.Pending,
+            total=Decimal("108.00"),
+            currency="USD",
         )
 
     @activity.defn(name="change_order_status")
@@ -90,7 +95,9 @@ class Backend:
         pid = self.keys.setdefault(req.idempotency_key, f"pi_{len(self.keys) + 1}")
         self.intents.setdefault(pid, FakeStripeIntent(pid, req.amount, req.currency.lower()))
         return PaymentIntentInfo(
-            payment_intent_id=pid, client_secret=f"{pid}_secret", amount=req.amount,
+            payment_intent_id=pid,
+            client_secret=f"{pid}_secret",
+            amount=req.amount,
             currency=req.currency.lower(),
         )
 
@@ -99,9 +106,12 @@ class Backend:
         self.retrieve_calls += 1
         i = self.intents[payment_intent_id]
         return PaymentIntentSnapshot(
-            payment_intent_id=i.id, status=i.status, amount=i.amount,
+            payment_intent_id=i.id,
+            status=i.status,
+            amount=i.amount,
             amount_received=i.amount if i.status == "succeeded" else 0,
-            currency=i.currency, last_error_message=i.error,
+            currency=i.currency,
+            last_error_message=i.error,
         )
 
 
@@ -109,8 +119,12 @@ def order_request(product: uuid.UUID = KNOWN_PRODUCT) -> OrderRequest:
     return OrderRequest(
         customer_email="ann@example.com",
         shipping_address=Address(
-            full_name="Ann Lee", address_line1="1 Main St", city="Springfield",
-            state="IL", postal_code="62701", country="US",
+            full_name="Ann Lee",
+            address_line1="1 Main St",
+            city="Springfield",
+            state="IL",
+            postal_code="62701",
+            country="US",
         ),
         line_items=[RequestedLineItem(product_id=product, quantity=2)],
     )
@@ -165,13 +179,13 @@ async def harness(temporal_client: Client, task_queue: str) -> AsyncIterator[Har
         task_queue=task_queue,
         workflows=[OrderWorkflow],
         activities=[
-            backend.create_order_row, backend.change_order_status,
-            backend.create_payment_intent, backend.retrieve_payment_intent,
+            backend.create_order_row,
+            backend.change_order_status,
+            backend.create_payment_intent,
+            backend.retrieve_payment_intent,
         ],
         workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *PASSTHROUGH_MODULES
-            )
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
         ),
     ):
         yield Harness(temporal_client, task_queue, backend)

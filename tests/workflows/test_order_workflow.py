@@ -19,8 +19,9 @@ S = OrderStatus
 
 
 def event(pi: str, kind: str = "payment_intent.succeeded", eid: str | None = None) -> PaymentEvent:
-    return PaymentEvent(event_id=eid or f"evt_{uuid.uuid4().hex}", event_type=kind,
-                        payment_intent_id=pi)
+    return PaymentEvent(
+        event_id=eid or f"evt_{uuid.uuid4().hex}", event_type=kind, payment_intent_id=pi
+    )
 
 
 async def test_placing_an_order_answers_with_its_number_once_the_row_exists(
@@ -65,8 +66,10 @@ async def test_a_successful_payment_confirms_the_order(harness: Harness) -> None
     harness.backend.intents[intent.payment_intent_id].status = "succeeded"
     await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
     await eventually(handle, lambda s: s.status == S.Confirmed)
-    assert harness.backend.changes == [(S.Pending, S.PaymentProcessing),
-                                       (S.PaymentProcessing, S.Confirmed)]
+    assert harness.backend.changes == [
+        (S.Pending, S.PaymentProcessing),
+        (S.PaymentProcessing, S.Confirmed),
+    ]
 
 
 async def test_a_duplicate_event_is_handled_once(harness: Harness) -> None:
@@ -88,9 +91,7 @@ async def test_a_declined_card_fails_the_order_with_stripes_message(harness: Har
     intent = await handle.execute_update(OrderWorkflow.request_payment)
     pi = harness.backend.intents[intent.payment_intent_id]
     pi.error = "Your card was declined."
-    await handle.signal(
-        OrderWorkflow.payment_event, event(pi.id, "payment_intent.payment_failed")
-    )
+    await handle.signal(OrderWorkflow.payment_event, event(pi.id, "payment_intent.payment_failed"))
     await eventually(handle, lambda s: s.status == S.Failed)
     assert harness.backend.rows[placed.order_id] == S.Failed
 
@@ -129,8 +130,10 @@ async def test_a_late_success_on_the_current_intent_confirms_a_failed_order(
     pi.status, pi.error = "succeeded", None
     await handle.signal(OrderWorkflow.payment_event, event(pi.id))
     await eventually(handle, lambda s: s.status == S.Confirmed)
-    assert harness.backend.changes[-2:] == [(S.Failed, S.PaymentProcessing),
-                                            (S.PaymentProcessing, S.Confirmed)]
+    assert harness.backend.changes[-2:] == [
+        (S.Failed, S.PaymentProcessing),
+        (S.PaymentProcessing, S.Confirmed),
+    ]
 
 
 async def test_a_failure_event_arriving_after_success_never_moves_the_order_back(
@@ -145,8 +148,13 @@ async def test_a_failure_event_arriving_after_success_never_moves_the_order_back
         OrderWorkflow.payment_event,
         event(intent.payment_intent_id, "payment_intent.payment_failed"),
     )
-    state = await eventually(handle, lambda s: harness.backend.retrieve_calls == 2
-                             and "already Confirmed" in (s.last_payment_note or ""))
+    state = await eventually(
+        handle,
+        lambda s: (
+            harness.backend.retrieve_calls == 2
+            and "already Confirmed" in (s.last_payment_note or "")
+        ),
+    )
     assert state.status == S.Confirmed
     assert harness.backend.changes[-1] == (S.PaymentProcessing, S.Confirmed)
 

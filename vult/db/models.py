@@ -151,6 +151,4 @@ class Product(Base):
     name: Mapped[str] = mapped_column(String(200))
     size: Mapped[str | None] = mapped_column(String(50))
     estimated_msrp: Mapped[Decimal] = mapped_column(Money)
-    image_urls: Mapped[list[str]] = mapped_column(
-        ARRAY(Text), server_default=text("'{}'::text[]")
-    )
+    image_urls: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))

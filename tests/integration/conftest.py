@@ -1,0 +1,181 @@
+"""The whole system on real programs: PostgreSQL, the Temporal dev server, localstripe driven
+through the official stripe SDK, the project's worker, and the API served over HTTP (so the
+emulator's signed webhooks reach it as they would in production)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import stripe
+import uvicorn
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from api.app import create_app
+from devstack.procs import free_port, port_open
+from devstack.stripe_emulator import register_webhook
+from vult.db.engine import make_engine
+from vult.settings import Settings
+from vult.stripe_client import make_stripe_client
+from worker import build_worker
+
+WEBHOOK_SECRET = f"whsec_test_{uuid.uuid4().hex}"
+RUNNER = "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001"  # 129.99
+SOCKS = "6f1c2a3e-0005-4c1b-9a55-1d2f8e9a0005"  # 12.35, size M
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000341"
+
+
+def order_body(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "customerEmail": "ann@example.com",
+        "shippingAddress": {
+            "fullName": "Ann Lee",
+            "addressLine1": "1 Main St",
+            "city": "Springfield",
+            "state": "IL",
+            "postalCode": "62701",
+            "country": "US",
+            "phone": "+1 555 0100",
+        },
+        "lineItems": [
+            {"productId": RUNNER, "quantity": 2},
+            {"productId": SOCKS, "quantity": 1, "size": "L"},
+        ],
+    }
+    body.update(changes)
+    return body
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, temporal_address: str, stripe_api_base: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        temporal_address=temporal_address,
+        temporal_task_queue=f"integration-{uuid.uuid4()}",
+        stripe_api_base=stripe_api_base,
+        stripe_webhook_secret=WEBHOOK_SECRET,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(settings.database_url, pool_size=2)
+    yield engine
+    await engine.dispose()
+
+
+@dataclass
+class RunningWorker:
+    client: Client
+    settings: Settings
+    engine: AsyncEngine
+    _task: asyncio.Task[None] | None = None
+    _worker: Worker | None = None
+
+    async def start(self) -> None:
+        self._worker = build_worker(self.client, self.settings, self.engine)
+        self._task = asyncio.create_task(self._worker.run())
+
+    async def stop(self) -> None:
+        """Shut the worker down, as a deploy or a crash would take it away."""
+        assert self._worker is not None and self._task is not None
+        await self._worker.shutdown()
+        await self._task
+        self._worker = self._task = None
+
+
+@pytest.fixture(scope="session")
+async def worker(
+    temporal_client: Client, settings: Settings, engine: AsyncEngine
+) -> AsyncIterator[RunningWorker]:
+    running = RunningWorker(temporal_client, settings, engine)
+    await running.start()
+    yield running
+    if running._worker is not None:
+        await running.stop()
+
+
+@pytest.fixture(scope="session")
+def api_url(settings: Settings) -> Iterator[str]:
+    """The API on a real port, in its own thread and event loop, as uvicorn serves it."""
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if port_open(port) and server.started:
+            break
+        threading.Event().wait(0.05)
+    else:
+        raise RuntimeError("the API did not start")
+    url = f"http://127.0.0.1:{port}"
+    register_webhook(
+        settings.stripe_api_base,
+        name=f"test-{port}",
+        url=f"{url}/api/webhooks/stripe",
+        secret=WEBHOOK_SECRET,
+    )
+    yield url
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+async def http(api_url: str, worker: RunningWorker) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+def stripe_client(settings: Settings) -> stripe.StripeClient:
+    return make_stripe_client(settings)
+
+
+async def pay_with_card(client: stripe.StripeClient, payment_intent_id: str, number: str) -> str:
+    """What Stripe.js does in the browser: attach a card, then confirm the PaymentIntent."""
+    method = await client.v1.payment_methods.create_async(
+        params={
+            "type": "card",
+            "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
+    await client.v1.payment_intents.update_async(
+        payment_intent_id, params={"payment_method": method.id}
+    )
+    try:
+        return (await client.v1.payment_intents.confirm_async(payment_intent_id)).status
+    except stripe.CardError as exc:
+        return f"declined: {exc.user_message}"
+
+
+async def wait_for_status(
+    http: httpx.AsyncClient, order_id: str, status: str, timeout: float = 15.0
+) -> dict[str, Any]:
+    """Poll GET /api/orders/{id} until the status shows (bounded in time and count)."""
+    body: dict[str, Any] = {}
+    for _ in range(int(timeout / 0.1)):
+        response = await http.get(f"/api/orders/{order_id}")
+        body = response.json()
+        if body.get("status") == status:
+            return body
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"order {order_id} did not become {status}; last seen {body}")
+
+
+async def count_rows(engine: AsyncEngine) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        orders = (await conn.execute(text("SELECT count(*) FROM orders"))).scalar_one()
+        items = (await conn.execute(text("SELECT count(*) FROM line_items"))).scalar_one()
+    return orders, items
