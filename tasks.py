@@ -3,7 +3,8 @@
 
     python3 tasks.py run     # the whole system on local defaults (Ctrl-C stops it)
     python3 tasks.py test    # the test suite, starting every server it needs
-    python3 tasks.py bench   # the benchmark (see bench/README.md)
+    python3 tasks.py worker  # only the worker, against configured servers
+    python3 tasks.py lint    # ruff
 
 Only the standard library is used here, so this works on a machine with nothing but
 Python 3.11+. It creates `.venv`, installs the locked dependencies with uv, then runs the
@@ -57,6 +58,7 @@ def main(argv: list[str]) -> int:
         "test": [PYTHON, "-m", "pytest"],
         "bench": [PYTHON, "-m", "bench"],
         "worker": [PYTHON, "worker.py"],
+        "lint": [BIN / "ruff", "check", "."],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)
