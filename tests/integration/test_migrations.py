@@ -32,8 +32,13 @@ def test_the_schema_has_the_specs_constraints(database_url: str) -> None:
         uniques = {tuple(u["column_names"]) for u in schema.get_unique_constraints("orders")}
         assert ("order_number",) in uniques
         indexed = {tuple(i["column_names"]) for i in schema.get_indexes("orders")}
-        for column in ("customer_id", "customer_email", "status", "created_date",
-                       "stripe_payment_intent_id"):
+        for column in (
+            "customer_id",
+            "customer_email",
+            "status",
+            "created_date",
+            "stripe_payment_intent_id",
+        ):
             assert (column,) in indexed
         items = {c["name"] for c in schema.get_columns("line_items")}
         assert "sub_total" not in items  # computed, not stored

@@ -1,0 +1,142 @@
+"""The PostgreSQL activities on a real database: safe to run twice, never move an order back."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment
+
+import activities.order_db as order_db
+from activities import errors
+from activities.order_db import OrderDbActivities, Pricing
+from tests.workflows.conftest import order_request
+from vult.contracts import CreateOrderRow, StatusChange
+from vult.db.engine import make_sessionmaker
+from vult.orders import OrderStatus
+
+S = OrderStatus
+NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def db(engine: AsyncEngine) -> OrderDbActivities:
+    return OrderDbActivities(
+        make_sessionmaker(engine), Pricing(Decimal("0.08"), Decimal("4.99"), "USD")
+    )
+
+
+async def rows_for(engine: AsyncEngine, order_id: uuid.UUID) -> tuple[int, int]:
+    async with engine.connect() as conn:
+        orders = (
+            await conn.execute(
+                text("SELECT count(*) FROM orders WHERE order_id = :id"), {"id": order_id}
+            )
+        ).scalar_one()
+        items = (
+            await conn.execute(
+                text("SELECT count(*) FROM line_items WHERE order_id = :id"), {"id": order_id}
+            )
+        ).scalar_one()
+    return orders, items
+
+
+async def test_creating_the_same_order_twice_writes_one_row(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    req = CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request())
+    env = ActivityEnvironment()
+    first = await env.run(db.create_order_row, req)
+    again = await env.run(db.create_order_row, req)
+    assert again == first
+    assert first.total == Decimal("259.98") + Decimal("20.80") + Decimal("4.99")
+    assert await rows_for(engine, req.order_id) == (1, 1)
+
+
+async def test_a_taken_order_number_is_retried_with_a_new_one(
+    db: OrderDbActivities, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = ActivityEnvironment()
+    first = await env.run(
+        db.create_order_row,
+        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+    )
+    taken_serial = int(first.order_number.rsplit("-", 1)[1])
+    draws = iter([taken_serial, taken_serial, 424242])
+    monkeypatch.setattr(order_db.random, "randrange", lambda a, b: next(draws))
+
+    second = await env.run(
+        db.create_order_row,
+        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+    )
+    assert second.order_number == "VLT-20261127-424242"
+    assert second.order_number != first.order_number
+
+
+async def test_an_unknown_product_is_refused_without_retry(db: OrderDbActivities) -> None:
+    missing = uuid.uuid4()
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(
+            db.create_order_row,
+            CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request(missing)),
+        )
+    assert caught.value.type == errors.INVALID_ORDER and caught.value.non_retryable
+    assert caught.value.details[0] == [f"Product not found: {missing}"]
+
+
+async def test_a_status_change_applies_once_and_a_replay_is_a_no_op(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    env = ActivityEnvironment()
+    created = await env.run(
+        db.create_order_row,
+        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+    )
+    change = StatusChange(
+        order_id=created.order_id,
+        expected=[S.Pending],
+        new_status=S.PaymentProcessing,
+        at=NOW,
+        payment_intent_id="pi_1",
+    )
+    await env.run(db.change_order_status, change)
+    await env.run(db.change_order_status, change)  # a retry after the commit
+    async with engine.connect() as conn:
+        status, pi = (
+            await conn.execute(
+                text("SELECT status, stripe_payment_intent_id FROM orders WHERE order_id = :id"),
+                {"id": created.order_id},
+            )
+        ).one()
+    assert (status, pi) == ("PaymentProcessing", "pi_1")
+
+
+async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    env = ActivityEnvironment()
+    created = await env.run(
+        db.create_order_row,
+        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+    )
+    late = StatusChange(
+        order_id=created.order_id,
+        expected=[S.PaymentProcessing],
+        new_status=S.Failed,
+        at=NOW,
+    )
+    with pytest.raises(ApplicationError) as caught:
+        await env.run(db.change_order_status, late)
+    assert caught.value.type == errors.STATUS_CONFLICT
+    async with engine.connect() as conn:
+        status = (
+            await conn.execute(
+                text("SELECT status FROM orders WHERE order_id = :id"), {"id": created.order_id}
+            )
+        ).scalar_one()
+    assert status == "Pending"
