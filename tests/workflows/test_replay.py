@@ -17,7 +17,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_a_saved_history_replays_on_the_current_workflow(path: Path) -> None:
-    history = WorkflowHistory.from_json("order-replay", path.read_text())
+    history = WorkflowHistory.from_json("order-replay", path.read_text())  # noqa: ASYNC240
     result = await Replayer(
         workflows=[OrderWorkflow], data_converter=pydantic_data_converter
     ).replay_workflow(history, raise_on_replay_failure=True)
