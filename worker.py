@@ -38,6 +38,9 @@ def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Wor
         db.change_order_status,
         payments.create_payment_intent,
         payments.retrieve_payment_intent,
+        payments.cancel_payment_intent,
+        payments.refund_payment,
+        payments.retrieve_refund,
     ]
     return Worker(
         client,

@@ -8,7 +8,14 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from vult.contracts import CreatePaymentIntent, PaymentIntentInfo, PaymentIntentSnapshot
+from vult.contracts import (
+    CancelPaymentIntent,
+    CreatePaymentIntent,
+    PaymentIntentInfo,
+    PaymentIntentSnapshot,
+    RefundInfo,
+    RefundPayment,
+)
 
 
 def _refusal(exc: stripe.StripeError) -> ApplicationError:
@@ -58,14 +65,68 @@ class StripeActivities:
     @activity.defn(name="retrieve_payment_intent")
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
         found = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
-        intent = found.to_dict()
-        error = intent.get("last_payment_error") or {}
-        return PaymentIntentSnapshot(
-            payment_intent_id=intent["id"],
-            status=intent["status"],
-            amount=intent["amount"],
-            # Not every Stripe version (nor the emulator) reports amount_received.
-            amount_received=intent.get("amount_received") or 0,
-            currency=intent["currency"],
-            last_error_message=error.get("message"),
+        return _snapshot(found)
+
+    @activity.defn(name="cancel_payment_intent")
+    async def cancel_payment_intent(self, req: CancelPaymentIntent) -> PaymentIntentSnapshot:
+        """Cancel it if Stripe still can; either way, report where it stands now."""
+        try:
+            cancelled = await self._client.v1.payment_intents.cancel_async(
+                req.payment_intent_id, options={"idempotency_key": req.idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            if not _is_refusal(exc):
+                raise
+            # Refused: it already succeeded, is already canceled, or is mid-charge. The
+            # workflow decides what that means, from the PaymentIntent's own status.
+            activity.logger.info("Stripe would not cancel %s: %s", req.payment_intent_id, exc)
+            return await self.retrieve_payment_intent(req.payment_intent_id)
+        return _snapshot(cancelled)
+
+    @activity.defn(name="refund_payment")
+    async def refund_payment(self, req: RefundPayment) -> RefundInfo:
+        """A full refund of the PaymentIntent's charge; the key makes a retry the same refund."""
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                params={
+                    "payment_intent": req.payment_intent_id,
+                    "metadata": {"order_id": str(req.order_id)},
+                },
+                options={"idempotency_key": req.idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            if _is_refusal(exc):
+                raise _refusal(exc) from exc
+            raise
+        data = refund.to_dict()
+        return RefundInfo(
+            refund_id=data["id"],
+            status=data.get("status") or "pending",
+            amount=data["amount"],
+            currency=data["currency"],
         )
+
+    @activity.defn(name="retrieve_refund")
+    async def retrieve_refund(self, refund_id: str) -> RefundInfo:
+        data = (await self._client.v1.refunds.retrieve_async(refund_id)).to_dict()
+        return RefundInfo(
+            refund_id=data["id"],
+            status=data.get("status") or "pending",
+            amount=data["amount"],
+            currency=data["currency"],
+        )
+
+
+def _snapshot(found: stripe.PaymentIntent) -> PaymentIntentSnapshot:
+    intent = found.to_dict()
+    error = intent.get("last_payment_error") or {}
+    return PaymentIntentSnapshot(
+        payment_intent_id=intent["id"],
+        status=intent["status"],
+        amount=intent["amount"],
+        # Not every Stripe version (nor the emulator) reports amount_received.
+        amount_received=intent.get("amount_received") or 0,
+        currency=intent["currency"],
+        last_error_message=error.get("message"),
+        order_id=(intent.get("metadata") or {}).get("order_id"),
+    )

@@ -7,7 +7,7 @@ strings). The HTTP wire contract is separate, in api/schemas.py, so either can c
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 from pydantic import BaseModel, Field
@@ -49,6 +49,22 @@ class PaymentIntentInfo(BaseModel):
     currency: str  # lower case, as Stripe writes it
 
 
+class RefundInfo(BaseModel):
+    refund_id: str
+    status: str  # Stripe's: pending, succeeded, failed, canceled, requires_action
+    amount: int
+    currency: str
+
+
+class OrderTiming(BaseModel):
+    """The workflow's durable timers, from settings (the workflow itself reads none)."""
+
+    payment_window: timedelta = timedelta(hours=24)
+    reconcile_after: timedelta = timedelta(minutes=15)
+    reconcile_max_interval: timedelta = timedelta(hours=6)
+    cancelled_grace: timedelta = timedelta(days=3)
+
+
 class OrderState(BaseModel):
     """Everything the workflow knows; carried over continue-as-new."""
 
@@ -56,8 +72,15 @@ class OrderState(BaseModel):
     order_number: str | None = None
     total: Decimal | None = None
     currency: str | None = None
+    created_at: datetime | None = None
     payment_attempt: int = 0
-    payment: PaymentIntentInfo | None = None
+    payment: PaymentIntentInfo | None = None  # the current PaymentIntent
+    payment_intent_ids: list[str] = Field(default_factory=list)  # every one created
+    next_reconcile_at: datetime | None = None  # when to ask Stripe if no webhook came
+    reconcile_attempts: int = 0
+    refunds: dict[str, RefundInfo] = Field(default_factory=dict)  # by PaymentIntent id
+    cancelled_at: datetime | None = None
+    cancellation_reason: str | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
     # What the workflow concluded from the last Stripe event, in a sentence for ops.
     last_payment_note: str | None = None
@@ -66,7 +89,17 @@ class OrderState(BaseModel):
 class OrderWorkflowInput(BaseModel):
     order_id: uuid.UUID
     request: OrderRequest
+    timing: OrderTiming = Field(default_factory=OrderTiming)
     state: OrderState | None = None  # set only when continuing as new
+
+
+class CancelOrder(BaseModel):
+    reason: str = "Cancelled by customer"
+
+
+class ShipOrder(BaseModel):
+    carrier: str
+    tracking_number: str
 
 
 class PlacedOrder(BaseModel):
@@ -112,6 +145,10 @@ class StatusChange(BaseModel):
     payment_intent_id: str | None = None
     stripe_payment_status: str | None = None
     payment_error_message: str | None = None
+    cancellation_reason: str | None = None
+    stripe_refund_id: str | None = None
+    shipping_carrier: str | None = None
+    tracking_number: str | None = None
 
 
 class CreatePaymentIntent(BaseModel):
@@ -131,3 +168,15 @@ class PaymentIntentSnapshot(BaseModel):
     amount_received: int
     currency: str
     last_error_message: str | None = None
+    order_id: str | None = None  # from the PaymentIntent's metadata
+
+
+class CancelPaymentIntent(BaseModel):
+    payment_intent_id: str
+    idempotency_key: str
+
+
+class RefundPayment(BaseModel):
+    order_id: uuid.UUID
+    payment_intent_id: str
+    idempotency_key: str

@@ -1,14 +1,16 @@
-"""OrderWorkflow: one durable workflow per order, from placement through payment.
+"""OrderWorkflow: one durable workflow per order, from placement to delivery or cancellation.
 
-The workflow holds the decisions: which transitions are allowed, which Stripe event counts,
-what to ignore. Activities do the writes and calls. Every status write names the status it
-expects to find, so a replayed or late step can never move an order backwards.
+The workflow holds the decisions (with the pure rules in workflows/decisions.py): which
+transitions are allowed, what a Stripe answer means, when a timer fires. Activities do the
+writes and calls. Every status write names the status it expects to find, so a replayed or
+late step can never move an order backwards.
 """
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -18,6 +20,8 @@ with workflow.unsafe.imports_passed_through():
     from activities.order_db import OrderDbActivities
     from activities.stripe_payments import StripeActivities
     from vult.contracts import (
+        CancelOrder,
+        CancelPaymentIntent,
         CreateOrderRow,
         CreatePaymentIntent,
         OrderState,
@@ -26,16 +30,24 @@ with workflow.unsafe.imports_passed_through():
         PaymentIntentInfo,
         PaymentIntentSnapshot,
         PlacedOrder,
+        RefundInfo,
+        RefundPayment,
+        ShipOrder,
         StatusChange,
     )
     from vult.money import to_minor_units
     from vult.orders import PAYABLE, OrderStatus, can_transition
-    from workflows import policies
+    from workflows import decisions, policies
+    from workflows.decisions import CANCELLABLE, UNPAID, Act, Timer
 
 S = OrderStatus
 # Stripe may deliver an event more than once; remembering the last few hundred ids is
 # plenty, as each order sees a handful of events.
 _SEEN_EVENTS_KEPT = 200
+# A PaymentIntent mid-charge cannot be cancelled; ask again this often, this many times.
+_IN_FLIGHT_RETRY = timedelta(seconds=30)
+_IN_FLIGHT_TRIES = 20
+REFUND_EVENTS = frozenset({"charge.refunded"})
 
 
 def workflow_id_for(order_id: uuid.UUID) -> str:
@@ -50,15 +62,21 @@ def _application_cause(err: ActivityError | ApplicationError) -> ApplicationErro
     return cause if isinstance(cause, ApplicationError) else None
 
 
+def _refused(message: str) -> ApplicationError:
+    return ApplicationError(message, type=errors.INVALID_TRANSITION)
+
+
 @workflow.defn(name="OrderWorkflow")
 class OrderWorkflow:
     @workflow.init
     def __init__(self, input: OrderWorkflowInput) -> None:
         self._input = input
+        self._timing = input.timing
         self._state = input.state or OrderState()
         self._rejection: list[str] | None = None
         self._events: list[PaymentEvent] = []
-        # Updates and event handling interleave at every await; one lock keeps each
+        self._wake = False  # set by handlers whose change moves a timer
+        # Updates, events and timers interleave at every await; one lock keeps each
         # decision-and-write atomic with respect to the others.
         self._lock = asyncio.Lock()
 
@@ -70,33 +88,52 @@ class OrderWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self._state
 
-        while not self._finished():
-            await workflow.wait_condition(lambda: bool(self._events) or self._finished())
+        while not decisions.finished(self._state, self._timing, workflow.now()):
+            await self._wait_for_something()
             while self._events:
                 event = self._events.pop(0)
                 async with self._lock:
-                    await self._apply_payment_event(event)
+                    self._state.last_payment_note = await self._on_event(event)
+            for due_at, timer in decisions.deadlines(self._state, self._timing):
+                if due_at <= workflow.now():
+                    async with self._lock:
+                        await self._on_timer(timer)
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(
                     OrderWorkflowInput(
-                        order_id=input.order_id, request=input.request, state=self._state
+                        order_id=input.order_id,
+                        request=input.request,
+                        timing=self._timing,
+                        state=self._state,
                     )
                 )
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
-    def _finished(self) -> bool:
-        return self._state.status == S.Delivered
+    async def _wait_for_something(self) -> None:
+        """Sleep until an event, a handler's change, or the next durable timer."""
+        self._wake = False
+        upcoming = decisions.deadlines(self._state, self._timing)
+        timeout = upcoming[0][0] - workflow.now() if upcoming else None
+        if timeout is not None and timeout <= timedelta(0):
+            return
+        try:
+            await workflow.wait_condition(
+                lambda: bool(self._events) or self._wake, timeout=timeout
+            )
+        except TimeoutError:
+            pass
 
     async def _create_order(self) -> bool:
+        created_at = workflow.now()
         try:
             created = await workflow.execute_local_activity_method(
                 OrderDbActivities.create_order_row,
                 CreateOrderRow(
                     order_id=self._input.order_id,
-                    created_at=workflow.now(),
+                    created_at=created_at,
                     request=self._input.request,
                 ),
                 **policies.CREATE_ORDER,
@@ -111,9 +148,17 @@ class OrderWorkflow:
         self._state.order_number = created.order_number
         self._state.total = created.total
         self._state.currency = created.currency
+        self._state.created_at = created_at
         return True
 
-    # ---- updates (the API's commands) ---------------------------------------------------
+    async def _until_created(self) -> None:
+        await workflow.wait_condition(
+            lambda: self._state.status is not None or self._rejection is not None
+        )
+        if self._rejection is not None:
+            raise ApplicationError("Order not found", type=errors.ORDER_NOT_FOUND)
+
+    # ---- updates: the customer's and ops' commands ---------------------------------------
 
     @workflow.update
     async def place(self) -> PlacedOrder:
@@ -135,9 +180,7 @@ class OrderWorkflow:
     @workflow.update
     async def request_payment(self) -> PaymentIntentInfo:
         """Pending or Failed: create a PaymentIntent. PaymentProcessing: return the current one."""
-        await workflow.wait_condition(
-            lambda: self._state.status is not None or self._rejection is not None
-        )
+        await self._until_created()
         async with self._lock:
             self._check_payable()
             status = self._state.status
@@ -146,11 +189,15 @@ class OrderWorkflow:
                 return self._state.payment
             attempt = self._state.payment_attempt + 1
             intent = await self._create_payment_intent(attempt)
+            self._state.payment_attempt = attempt
+            self._state.payment_intent_ids.append(intent.payment_intent_id)
             await self._change(
                 status, S.PaymentProcessing, payment_intent_id=intent.payment_intent_id
             )
-            self._state.payment_attempt = attempt
             self._state.payment = intent
+            self._state.reconcile_attempts = 0
+            self._state.next_reconcile_at = workflow.now() + self._timing.reconcile_after
+            self._wake = True
             return intent
 
     @request_payment.validator
@@ -162,10 +209,253 @@ class OrderWorkflow:
             raise ApplicationError("Order not found", type=errors.ORDER_NOT_FOUND)
         status = self._state.status
         if status is not None and status not in PAYABLE and status != S.PaymentProcessing:
+            raise _refused(f"Cannot process payment for order with status: {status}")
+
+    @workflow.update
+    async def cancel(self, command: CancelOrder) -> None:
+        """Cancel: release or refund any payment first, then record Cancelled."""
+        await self._until_created()
+        async with self._lock:
+            self._check_cancellable()
+            await self._cancel(command.reason)
+
+    @cancel.validator
+    def _validate_cancel(self, command: CancelOrder) -> None:
+        if not command.reason.strip() or len(command.reason) > 500:
             raise ApplicationError(
-                f"Cannot process payment for order with status: {status}",
+                "A cancellation reason of 1 to 500 characters is required",
                 type=errors.INVALID_TRANSITION,
             )
+        self._check_cancellable()
+
+    def _check_cancellable(self) -> None:
+        if self._rejection is not None:
+            raise ApplicationError("Order not found", type=errors.ORDER_NOT_FOUND)
+        status = self._state.status
+        if status is not None and status not in CANCELLABLE:
+            raise _refused(f"Cannot cancel order with status: {status}")
+
+    @workflow.update
+    async def start_processing(self) -> None:
+        """Ops: Confirmed -> Processing (fulfilment has begun)."""
+        async with self._lock:
+            self._require(S.Confirmed, "start processing")
+            await self._change(S.Confirmed, S.Processing)
+
+    @start_processing.validator
+    def _validate_start_processing(self) -> None:
+        self._require(S.Confirmed, "start processing")
+
+    @workflow.update
+    async def ship(self, shipment: ShipOrder) -> None:
+        """Ops: Processing -> Shipped, with the carrier and tracking number."""
+        async with self._lock:
+            self._require(S.Processing, "ship")
+            await self._change(
+                S.Processing,
+                S.Shipped,
+                shipping_carrier=shipment.carrier.strip(),
+                tracking_number=shipment.tracking_number.strip(),
+            )
+
+    @ship.validator
+    def _validate_ship(self, shipment: ShipOrder) -> None:
+        if not (0 < len(shipment.carrier.strip()) <= 100):
+            raise _refused("A carrier of 1 to 100 characters is required")
+        if not (0 < len(shipment.tracking_number.strip()) <= 100):
+            raise _refused("A tracking number of 1 to 100 characters is required")
+        self._require(S.Processing, "ship")
+
+    @workflow.update
+    async def deliver(self) -> None:
+        """Ops: Shipped -> Delivered. The workflow then completes."""
+        async with self._lock:
+            self._require(S.Shipped, "deliver")
+            await self._change(S.Shipped, S.Delivered)
+            self._wake = True
+
+    @deliver.validator
+    def _validate_deliver(self) -> None:
+        self._require(S.Shipped, "deliver")
+
+    def _require(self, status: OrderStatus, action: str) -> None:
+        if self._state.status != status:
+            raise _refused(f"Cannot {action} an order with status: {self._state.status}")
+
+    # ---- signals: Stripe's word, verified by the API -------------------------------------
+
+    @workflow.signal
+    def payment_event(self, event: PaymentEvent) -> None:
+        seen = self._state.seen_event_ids
+        if event.event_id in seen:
+            return
+        seen.append(event.event_id)
+        del seen[:-_SEEN_EVENTS_KEPT]
+        self._events.append(event)
+
+    async def _on_event(self, event: PaymentEvent) -> str:
+        pi = event.payment_intent_id
+        if pi not in self._state.payment_intent_ids:
+            return f"{event.event_type} for {pi} ignored: not one of this order's PaymentIntents"
+        if event.event_type in REFUND_EVENTS:
+            return await self._check_refund(pi)
+        # Act on what Stripe says now, not on the event alone: events arrive late, twice
+        # and out of order, and the PaymentIntent's own status settles all three.
+        return await self._apply(await self._retrieve(pi))
+
+    # ---- timers --------------------------------------------------------------------------
+
+    async def _on_timer(self, timer: Timer) -> None:
+        if timer == Timer.RECONCILE:
+            await self._reconcile()
+        elif timer == Timer.PAYMENT_WINDOW:
+            await self._expire_payment_window()
+        # GRACE_OVER needs nothing: the main loop sees the order is finished.
+
+    async def _reconcile(self) -> None:
+        """No webhook for a while: ask Stripe, and apply its answer as the webhook would."""
+        payment = self._state.payment
+        if self._state.status != S.PaymentProcessing or payment is None:
+            return
+        note = await self._apply(await self._retrieve(payment.payment_intent_id))
+        self._state.last_payment_note = f"reconciled: {note}"
+        if self._state.status == S.PaymentProcessing:
+            self._state.reconcile_attempts += 1
+            self._state.next_reconcile_at = workflow.now() + decisions.reconcile_delay(
+                self._timing, self._state.reconcile_attempts
+            )
+
+    async def _expire_payment_window(self) -> None:
+        if self._state.status not in UNPAID:
+            return
+        if self._state.payment is not None:
+            # Paid in time but not yet told? Then the order is confirmed, not cancelled.
+            await self._apply(await self._retrieve(self._state.payment.payment_intent_id))
+        if self._state.status in UNPAID:
+            await self._cancel("payment window expired")
+
+    # ---- carrying out decisions ------------------------------------------------------------
+
+    async def _apply(self, intent: PaymentIntentSnapshot) -> str:
+        decision = decisions.on_payment_intent(
+            self._state, str(self._input.order_id), intent
+        )
+        status = self._state.status
+        pi = intent.payment_intent_id
+        if decision.act == Act.CONFIRM:
+            if status == S.Failed:
+                # The customer retried the same PaymentIntent and it went through.
+                await self._change(S.Failed, S.PaymentProcessing)
+            await self._change(
+                S.PaymentProcessing, S.Confirmed, stripe_payment_status=decision.stripe_status
+            )
+        elif decision.act == Act.FAIL:
+            await self._change(
+                S.PaymentProcessing,
+                S.Failed,
+                stripe_payment_status=decision.stripe_status,
+                payment_error_message=decision.error_message,
+            )
+        elif decision.act == Act.RECORD and status is not None:
+            await self._annotate(stripe_payment_status=decision.stripe_status)
+        elif decision.act == Act.REFUND:
+            refund = await self._refund(pi)
+            payment = self._state.payment
+            current = payment is not None and payment.payment_intent_id == pi
+            if decision.also_fail:
+                await self._change(
+                    S.PaymentProcessing,
+                    S.Failed,
+                    stripe_payment_status="refunded",
+                    payment_error_message=decision.error_message,
+                )
+            elif current and status is not None:
+                await self._annotate(
+                    stripe_payment_status=_refund_status(refund),
+                    stripe_refund_id=refund.refund_id,
+                )
+            workflow.logger.warning("Refunded %s (%s): %s", pi, refund.refund_id, decision.note)
+        return decision.note
+
+    async def _cancel(self, reason: str) -> None:
+        status = self._state.status
+        assert status in CANCELLABLE
+        payment = self._state.payment
+        refund: RefundInfo | None = None
+        stripe_status: str | None = None
+        if payment is not None and status in (S.PaymentProcessing, S.Failed):
+            intent = await self._cancel_payment_intent(payment.payment_intent_id)
+            if intent.status == "succeeded":
+                refund = await self._refund(payment.payment_intent_id)
+                stripe_status = _refund_status(refund)
+            else:
+                stripe_status = "canceled"
+        elif payment is not None and status == S.Confirmed:
+            refund = await self._refund(payment.payment_intent_id)
+            stripe_status = _refund_status(refund)
+        await self._change(
+            status,
+            S.Cancelled,
+            cancellation_reason=reason,
+            stripe_refund_id=refund.refund_id if refund else None,
+            stripe_payment_status=stripe_status,
+        )
+        self._state.cancelled_at = workflow.now()
+        self._state.cancellation_reason = reason
+        self._wake = True
+
+    async def _cancel_payment_intent(self, pi: str) -> PaymentIntentSnapshot:
+        for _ in range(_IN_FLIGHT_TRIES):
+            intent = await workflow.execute_activity_method(
+                StripeActivities.cancel_payment_intent,
+                CancelPaymentIntent(
+                    payment_intent_id=pi,
+                    idempotency_key=f"order:{self._input.order_id}:cancel:{pi}",
+                ),
+                **policies.STRIPE_BACKGROUND,
+            )
+            if intent.status != "processing":
+                return intent
+            await workflow.sleep(_IN_FLIGHT_RETRY)  # mid-charge: wait for it to settle
+        raise ApplicationError(
+            f"PaymentIntent {pi} stayed processing; try the cancellation again later",
+            type=errors.PAYMENT_UNAVAILABLE,
+        )
+
+    async def _refund(self, pi: str) -> RefundInfo:
+        """Refund a PaymentIntent in full, exactly once (state here, the key at Stripe)."""
+        if pi in self._state.refunds:
+            return self._state.refunds[pi]
+        refund = await workflow.execute_activity_method(
+            StripeActivities.refund_payment,
+            RefundPayment(
+                order_id=self._input.order_id,
+                payment_intent_id=pi,
+                idempotency_key=f"order:{self._input.order_id}:refund:{pi}",
+            ),
+            **policies.STRIPE_BACKGROUND,
+        )
+        self._state.refunds[pi] = refund
+        return refund
+
+    async def _check_refund(self, pi: str) -> str:
+        """charge.refunded: ask Stripe about our refund and record it as complete."""
+        known = self._state.refunds.get(pi)
+        if known is None:
+            return f"charge.refunded for {pi}: no refund of ours to record"
+        refund = await workflow.execute_activity_method(
+            StripeActivities.retrieve_refund, known.refund_id, **policies.STRIPE_BACKGROUND
+        )
+        self._state.refunds[pi] = refund
+        current = self._state.payment is not None and self._state.payment.payment_intent_id == pi
+        if current:
+            await self._annotate(stripe_payment_status=_refund_status(refund))
+        return f"refund {refund.refund_id} for {pi} is {refund.status}"
+
+    async def _retrieve(self, pi: str) -> PaymentIntentSnapshot:
+        return await workflow.execute_activity_method(
+            StripeActivities.retrieve_payment_intent, pi, **policies.STRIPE_BACKGROUND
+        )
 
     async def _create_payment_intent(self, attempt: int) -> PaymentIntentInfo:
         assert self._state.total is not None and self._state.currency is not None
@@ -194,87 +484,29 @@ class OrderWorkflow:
                 type=errors.PAYMENT_UNAVAILABLE,
             ) from err
 
-    # ---- signals (Stripe's word, verified by the API) ------------------------------------
-
-    @workflow.signal
-    def payment_event(self, event: PaymentEvent) -> None:
-        seen = self._state.seen_event_ids
-        if event.event_id in seen:
-            return
-        seen.append(event.event_id)
-        del seen[:-_SEEN_EVENTS_KEPT]
-        self._events.append(event)
-
-    async def _apply_payment_event(self, event: PaymentEvent) -> None:
-        self._state.last_payment_note = await self._decide_on_payment_event(event)
-
-    async def _decide_on_payment_event(self, event: PaymentEvent) -> str:
-        """Apply what Stripe says about the event's PaymentIntent; say what was done."""
-        payment = self._state.payment
-        pi = event.payment_intent_id
-        if payment is None or pi != payment.payment_intent_id:
-            return f"{event.event_type} for {pi} ignored: not the order's current PaymentIntent"
-        # Act on what Stripe says now, not on the event alone: events arrive late, twice
-        # and out of order, and the PaymentIntent's own status settles all three.
-        intent: PaymentIntentSnapshot = await workflow.execute_activity_method(
-            StripeActivities.retrieve_payment_intent, pi, **policies.STRIPE_BACKGROUND
-        )
-        status = self._state.status
-        if intent.status == "succeeded":
-            if status not in (S.PaymentProcessing, S.Failed):
-                return f"{pi} succeeded; order already {status}"
-            if intent.amount != payment.amount or intent.currency != payment.currency:
-                workflow.logger.warning(
-                    "PaymentIntent %s is for %s %s, the order expects %s %s: not confirming",
-                    pi,
-                    intent.amount,
-                    intent.currency,
-                    payment.amount,
-                    payment.currency,
-                )
-                return (
-                    f"{pi} succeeded for {intent.amount} {intent.currency}, but the order "
-                    f"expects {payment.amount} {payment.currency}: not confirmed"
-                )
-            if status == S.Failed:
-                # The customer retried the same PaymentIntent and it went through.
-                await self._change(S.Failed, S.PaymentProcessing)
-            await self._change(S.PaymentProcessing, S.Confirmed, stripe_payment_status="succeeded")
-            return f"{pi} succeeded: order confirmed"
-        if intent.status == "requires_payment_method" and intent.last_error_message:
-            if status != S.PaymentProcessing:
-                return f"{pi} failed; order already {status}"
-            await self._change(
-                S.PaymentProcessing,
-                S.Failed,
-                stripe_payment_status="failed",
-                payment_error_message=intent.last_error_message,
-            )
-            return f"{pi} failed: {intent.last_error_message}"
-        return f"{pi} is {intent.status}: nothing to do"
-
     # ---- queries --------------------------------------------------------------------------
 
     @workflow.query
     def state(self) -> OrderState:
         return self._state
 
-    # ---- the one way a status changes ----------------------------------------------------
+    # ---- the one way the order row changes -------------------------------------------------
 
     async def _change(
-        self,
-        current: OrderStatus,
-        new: OrderStatus,
-        *,
-        payment_intent_id: str | None = None,
-        stripe_payment_status: str | None = None,
-        payment_error_message: str | None = None,
+        self, current: OrderStatus, new: OrderStatus, **fields: str | None
     ) -> None:
         if not can_transition(current, new):
-            raise ApplicationError(
-                f"Cannot change order status from {current} to {new}",
-                type=errors.INVALID_TRANSITION,
-            )
+            raise _refused(f"Cannot change order status from {current} to {new}")
+        await self._write(current, new, **fields)
+        self._state.status = new
+
+    async def _annotate(self, **fields: str | None) -> None:
+        """Record Stripe details on the row without a transition."""
+        status = self._state.status
+        assert status is not None
+        await self._write(status, status, **fields)
+
+    async def _write(self, current: OrderStatus, new: OrderStatus, **fields: str | None) -> None:
         try:
             await workflow.execute_local_activity_method(
                 OrderDbActivities.change_order_status,
@@ -283,9 +515,7 @@ class OrderWorkflow:
                     expected=[current],
                     new_status=new,
                     at=workflow.now(),
-                    payment_intent_id=payment_intent_id,
-                    stripe_payment_status=stripe_payment_status,
-                    payment_error_message=payment_error_message,
+                    **fields,
                 ),
                 **policies.DB_WRITE,
             )
@@ -297,4 +527,7 @@ class OrderWorkflow:
                 # visible in the Web UI, and retries once ops have put the row right.
                 raise RuntimeError(f"Order row out of step with its workflow: {cause}") from err
             raise
-        self._state.status = new
+
+
+def _refund_status(refund: RefundInfo) -> str:
+    return "refunded" if refund.status == "succeeded" else f"refund_{refund.status}"

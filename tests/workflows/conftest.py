@@ -18,15 +18,19 @@ from temporalio.worker import Worker
 from activities import errors
 from vult.contracts import (
     Address,
+    CancelPaymentIntent,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
     OrderRequest,
     OrderState,
+    OrderTiming,
     OrderWorkflowInput,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     PlacedOrder,
+    RefundInfo,
+    RefundPayment,
     RequestedLineItem,
     StatusChange,
 )
@@ -42,6 +46,7 @@ class FakeStripeIntent:
     id: str
     amount: int
     currency: str
+    order_id: str = ""
     status: str = "requires_payment_method"
     error: str | None = None
 
@@ -51,7 +56,10 @@ class Backend:
     """Stand-ins for PostgreSQL and Stripe that record what the workflow asked of them."""
 
     rows: dict[uuid.UUID, OrderStatus] = field(default_factory=dict)
+    fields: dict[uuid.UUID, dict[str, str]] = field(default_factory=dict)
     changes: list[tuple[OrderStatus, OrderStatus]] = field(default_factory=list)
+    refunds: dict[str, str] = field(default_factory=dict)  # idempotency key -> PaymentIntent
+    cancel_calls: int = 0
     intents: dict[str, FakeStripeIntent] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     create_calls: int = 0
@@ -83,7 +91,19 @@ class Backend:
         if current not in change.expected:
             raise ApplicationError("conflict", type=errors.STATUS_CONFLICT, non_retryable=True)
         self.rows[change.order_id] = change.new_status
-        self.changes.append((current, change.new_status))
+        if change.new_status != current:
+            self.changes.append((current, change.new_status))
+        row = self.fields.setdefault(change.order_id, {})
+        for name in (
+            "cancellation_reason",
+            "stripe_refund_id",
+            "stripe_payment_status",
+            "shipping_carrier",
+            "tracking_number",
+            "payment_error_message",
+        ):
+            if getattr(change, name) is not None:
+                row[name] = getattr(change, name)
 
     @activity.defn(name="create_payment_intent")
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
@@ -93,7 +113,9 @@ class Backend:
                 self.refuse_payment, type=errors.PAYMENT_REFUSED, non_retryable=True
             )
         pid = self.keys.setdefault(req.idempotency_key, f"pi_{len(self.keys) + 1}")
-        self.intents.setdefault(pid, FakeStripeIntent(pid, req.amount, req.currency.lower()))
+        self.intents.setdefault(
+            pid, FakeStripeIntent(pid, req.amount, req.currency.lower(), str(req.order_id))
+        )
         return PaymentIntentInfo(
             payment_intent_id=pid,
             client_secret=f"{pid}_secret",
@@ -112,7 +134,46 @@ class Backend:
             amount_received=i.amount if i.status == "succeeded" else 0,
             currency=i.currency,
             last_error_message=i.error,
+            order_id=i.order_id,
         )
+
+    @activity.defn(name="cancel_payment_intent")
+    async def cancel_payment_intent(self, req: CancelPaymentIntent) -> PaymentIntentSnapshot:
+        self.cancel_calls += 1
+        intent = self.intents[req.payment_intent_id]
+        if intent.status not in ("succeeded", "processing"):
+            intent.status = "canceled"
+        return await self.retrieve_payment_intent(req.payment_intent_id)
+
+    @activity.defn(name="refund_payment")
+    async def refund_payment(self, req: RefundPayment) -> RefundInfo:
+        self.refunds.setdefault(req.idempotency_key, req.payment_intent_id)
+        intent = self.intents[req.payment_intent_id]
+        return RefundInfo(
+            refund_id=f"re_{req.payment_intent_id}",
+            status="pending",
+            amount=intent.amount,
+            currency=intent.currency,
+        )
+
+    @activity.defn(name="retrieve_refund")
+    async def retrieve_refund(self, refund_id: str) -> RefundInfo:
+        intent = self.intents[refund_id.removeprefix("re_")]
+        return RefundInfo(
+            refund_id=refund_id, status="succeeded", amount=intent.amount, currency=intent.currency
+        )
+
+    @property
+    def activities(self) -> list[object]:
+        return [
+            self.create_order_row,
+            self.change_order_status,
+            self.create_payment_intent,
+            self.retrieve_payment_intent,
+            self.cancel_payment_intent,
+            self.refund_payment,
+            self.retrieve_refund,
+        ]
 
 
 def order_request(product: uuid.UUID = KNOWN_PRODUCT) -> OrderRequest:
@@ -136,13 +197,17 @@ class Harness:
     task_queue: str
     backend: Backend
 
+    timing: OrderTiming = field(default_factory=OrderTiming)
+
     async def place(
         self, product: uuid.UUID = KNOWN_PRODUCT
     ) -> tuple[PlacedOrder, WorkflowHandle[OrderWorkflow, OrderState]]:
         order_id = uuid.uuid4()
         start = WithStartWorkflowOperation(
             OrderWorkflow.run,
-            OrderWorkflowInput(order_id=order_id, request=order_request(product)),
+            OrderWorkflowInput(
+                order_id=order_id, request=order_request(product), timing=self.timing
+            ),
             id=workflow_id_for(order_id),
             task_queue=self.task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -178,12 +243,7 @@ async def harness(temporal_client: Client, task_queue: str) -> AsyncIterator[Har
         temporal_client,
         task_queue=task_queue,
         workflows=[OrderWorkflow],
-        activities=[
-            backend.create_order_row,
-            backend.change_order_status,
-            backend.create_payment_intent,
-            backend.retrieve_payment_intent,
-        ],
+        activities=backend.activities,
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
         ),

@@ -108,13 +108,33 @@ async def test_paying_again_after_a_decline_uses_a_new_payment_intent_and_key(
     second = await handle.execute_update(OrderWorkflow.request_payment)
     assert second.payment_intent_id != first.payment_intent_id
     assert f"order:{placed.order_id}:payment-intent:2" in harness.backend.keys
-    # The old PaymentIntent's events no longer move the order.
-    harness.backend.intents[first.payment_intent_id].status = "succeeded"
-    await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
     harness.backend.intents[second.payment_intent_id].status = "succeeded"
     await handle.signal(OrderWorkflow.payment_event, event(second.payment_intent_id))
     await eventually(handle, lambda s: s.status == S.Confirmed)
-    assert harness.backend.retrieve_calls == 2  # the stale event was never acted on
+
+
+async def test_a_late_success_on_a_superseded_intent_is_refunded_once_and_changes_nothing(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
+    first = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[first.payment_intent_id].error = "Your card was declined."
+    await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
+    await eventually(handle, lambda s: s.status == S.Failed)
+    await handle.execute_update(OrderWorkflow.request_payment)
+
+    # The customer paid the first PaymentIntent on an old tab after all.
+    harness.backend.intents[first.payment_intent_id].status = "succeeded"
+    for _ in range(2):
+        await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
+    state = await eventually(
+        handle,
+        lambda s: len(s.seen_event_ids) == 3 and "already refunded" in (s.last_payment_note or ""),
+    )
+    assert state.status == S.PaymentProcessing
+    assert harness.backend.refunds == {
+        f"order:{placed.order_id}:refund:{first.payment_intent_id}": first.payment_intent_id
+    }
 
 
 async def test_a_late_success_on_the_current_intent_confirms_a_failed_order(
@@ -166,21 +186,25 @@ async def test_an_event_for_a_payment_intent_that_is_not_the_orders_is_ignored(
     await handle.execute_update(OrderWorkflow.request_payment)
     await handle.signal(OrderWorkflow.payment_event, event("pi_someone_else"))
     state = await eventually(handle, lambda s: s.last_payment_note is not None)
-    assert "not the order's current PaymentIntent" in (state.last_payment_note or "")
+    assert "not one of this order's PaymentIntents" in (state.last_payment_note or "")
     assert state.status == S.PaymentProcessing
     assert harness.backend.retrieve_calls == 0
 
 
-async def test_a_charge_for_the_wrong_amount_does_not_confirm(harness: Harness) -> None:
-    _, handle = await harness.place()
+async def test_a_charge_for_the_wrong_amount_is_refunded_and_fails_the_attempt(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
     intent = await handle.execute_update(OrderWorkflow.request_payment)
     pi = harness.backend.intents[intent.payment_intent_id]
     pi.status, pi.amount = "succeeded", 100
     await handle.signal(OrderWorkflow.payment_event, event(pi.id))
-    state = await eventually(handle, lambda s: s.last_payment_note is not None)
-    assert state.status == S.PaymentProcessing
-    assert "not confirmed" in (state.last_payment_note or "")
-    assert harness.backend.changes == [(S.Pending, S.PaymentProcessing)]
+    state = await eventually(handle, lambda s: s.status == S.Failed)
+    assert "refunding, not confirming" in (state.last_payment_note or "")
+    assert list(harness.backend.refunds.values()) == [pi.id]
+    assert harness.backend.fields[placed.order_id]["payment_error_message"] == (
+        "The payment did not match the order total"
+    )
 
 
 async def test_payment_is_refused_for_a_confirmed_order(harness: Harness) -> None:

