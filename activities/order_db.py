@@ -183,8 +183,12 @@ class OrderDbActivities:
             values["payment_error_message"] = None
         if change.payment_error_message is not None:
             values["payment_error_message"] = change.payment_error_message[:1000]
-        for name in ("cancellation_reason", "stripe_refund_id", "shipping_carrier",
-                     "tracking_number"):
+        for name in (
+            "cancellation_reason",
+            "stripe_refund_id",
+            "shipping_carrier",
+            "tracking_number",
+        ):
             value = getattr(change, name)
             if value is not None:
                 values[name] = value

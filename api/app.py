@@ -10,7 +10,7 @@ from temporalio.client import Client
 
 from api.errors import install_error_handlers
 from api.order_commands import OrderCommands
-from api.routes import health, orders, products, webhooks
+from api.routes import health, ops, orders, products, webhooks
 from vult.db.engine import make_engine, make_sessionmaker
 from vult.settings import Settings, get_settings
 from vult.temporal import connect
@@ -26,7 +26,9 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
         app.state.temporal = client
-        app.state.commands = OrderCommands(client, settings.temporal_task_queue)
+        app.state.commands = OrderCommands(
+            client, settings.temporal_task_queue, settings.order_timing()
+        )
         try:
             yield
         finally:
@@ -39,7 +41,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (orders, webhooks, products, health):
+    for module in (orders, webhooks, products, ops, health):
         app.include_router(module.router)
     return app
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy
@@ -14,11 +15,14 @@ from api.errors import ApiError, BadRequest, InvalidOrder, NotFound, ServiceUnav
 from api.schemas import CreateOrderDto, PaymentIntentDto
 from vult.contracts import (
     Address,
+    CancelOrder,
     OrderRequest,
+    OrderTiming,
     OrderWorkflowInput,
     PaymentEvent,
     PlacedOrder,
     RequestedLineItem,
+    ShipOrder,
 )
 from workflows.order import OrderWorkflow, workflow_id_for
 
@@ -62,15 +66,21 @@ def _translate(err: WorkflowUpdateFailedError) -> ApiError:
     return ServiceUnavailable("The order service could not complete the request")
 
 
+class WorkflowClosed(Exception):
+    """The order's workflow has finished (delivered, or cancelled and past its grace
+    period): it takes no more commands, and the database row tells the order's status."""
+
+
 class OrderCommands:
-    def __init__(self, client: Client, task_queue: str) -> None:
+    def __init__(self, client: Client, task_queue: str, timing: OrderTiming) -> None:
         self._client = client
         self._task_queue = task_queue
+        self._timing = timing
 
     async def place(self, order_id: uuid.UUID, dto: CreateOrderDto) -> PlacedOrder:
         start = WithStartWorkflowOperation(
             OrderWorkflow.run,
-            OrderWorkflowInput(order_id=order_id, request=_order_request(dto)),
+            OrderWorkflowInput(order_id=order_id, request=_order_request(dto), timing=self._timing),
             id=workflow_id_for(order_id),
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -85,21 +95,40 @@ class OrderCommands:
             raise ServiceUnavailable("The order service is unavailable") from err
 
     async def request_payment(self, order_id: uuid.UUID) -> PaymentIntentDto:
-        handle = self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
-        try:
-            intent = await handle.execute_update(OrderWorkflow.request_payment)
-        except WorkflowUpdateFailedError as err:
-            raise _translate(err) from err
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                raise NotFound("Order not found") from err
-            raise ServiceUnavailable("The order service is unavailable") from err
+        intent = await self._update(order_id, OrderWorkflow.request_payment)
         return PaymentIntentDto(
             client_secret=intent.client_secret,
             payment_intent_id=intent.payment_intent_id,
             amount=intent.amount,
             currency=intent.currency,
         )
+
+    async def cancel(self, order_id: uuid.UUID, reason: str) -> None:
+        await self._update(order_id, OrderWorkflow.cancel, CancelOrder(reason=reason))
+
+    async def start_processing(self, order_id: uuid.UUID) -> None:
+        await self._update(order_id, OrderWorkflow.start_processing)
+
+    async def ship(self, order_id: uuid.UUID, carrier: str, tracking_number: str) -> None:
+        await self._update(
+            order_id,
+            OrderWorkflow.ship,
+            ShipOrder(carrier=carrier, tracking_number=tracking_number),
+        )
+
+    async def deliver(self, order_id: uuid.UUID) -> None:
+        await self._update(order_id, OrderWorkflow.deliver)
+
+    async def _update(self, order_id: uuid.UUID, update: Any, *args: Any) -> Any:
+        handle = self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
+        try:
+            return await handle.execute_update(update, *args)
+        except WorkflowUpdateFailedError as err:
+            raise _translate(err) from err
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise WorkflowClosed(str(order_id)) from err
+            raise ServiceUnavailable("The order service is unavailable") from err
 
     async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> bool:
         """Signal the order's workflow; False when there is no such order to tell."""

@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from api.schemas import AddressDto, LineItemDto, OrderDto, ProductDto
+from api.schemas import (
+    AddressDto,
+    LineItemDto,
+    OrderDto,
+    OrderPageDto,
+    OrderSummaryDto,
+    ProductDto,
+)
 from vult.db.models import Order, Product
 from vult.orders import line_subtotal
 
@@ -110,4 +119,57 @@ def order_dto(o: Order) -> OrderDto:
         created_date=o.created_date,
         updated_date=o.updated_date,
         payment_error_message=o.payment_error_message,
+        cancellation_reason=o.cancellation_reason,
+        shipping_carrier=o.shipping_carrier,
+        tracking_number=o.tracking_number,
+    )
+
+
+async def order_status(session: AsyncSession, order_id: uuid.UUID) -> str | None:
+    return await session.scalar(select(Order.status).where(Order.order_id == order_id))
+
+
+@dataclass(frozen=True)
+class OrderFilter:
+    status: str | None = None
+    customer_email: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+
+
+async def list_orders(
+    session: AsyncSession, where: OrderFilter, page: int, page_size: int
+) -> OrderPageDto:
+    """Newest first; the email matches case-insensitively; the date range is [from, to)."""
+    conditions = []
+    if where.status:
+        conditions.append(Order.status == where.status)
+    if where.customer_email:
+        conditions.append(func.lower(Order.customer_email) == where.customer_email.lower())
+    if where.created_from:
+        conditions.append(Order.created_date >= where.created_from)
+    if where.created_to:
+        conditions.append(Order.created_date < where.created_to)
+    total = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
+    rows = await session.execute(
+        select(
+            Order.order_id,
+            Order.order_number,
+            Order.customer_email,
+            Order.status,
+            Order.total,
+            Order.currency,
+            Order.created_date,
+            Order.updated_date,
+        )
+        .where(*conditions)
+        .order_by(Order.created_date.desc(), Order.order_id)
+        .limit(page_size)
+        .offset((page - 1) * page_size)
+    )
+    return OrderPageDto(
+        items=[OrderSummaryDto.model_construct(**row._asdict()) for row in rows],
+        page=page,
+        page_size=page_size,
+        total_count=total or 0,
     )

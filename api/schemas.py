@@ -83,8 +83,11 @@ class OrderDto(WireModel):
     created_date: datetime
     updated_date: datetime
     # Beyond the seed's DTO (additive, so existing clients are unaffected): why the last
-    # payment attempt failed, for the checkout page to show.
+    # payment attempt failed, why the order was cancelled, and where it is being shipped.
     payment_error_message: str | None = None
+    cancellation_reason: str | None = None
+    shipping_carrier: str | None = None
+    tracking_number: str | None = None
 
 
 class PaymentIntentDto(WireModel):
@@ -100,6 +103,33 @@ class ProductDto(WireModel):
     size: str | None
     estimated_msrp: Annotated[Money, Field(alias="estimatedMSRP")]
     image_urls: list[str]
+
+
+class CancelOrderDto(WireModel):
+    reason: Annotated[str, _text(500)]
+
+
+class ShipOrderDto(WireModel):
+    carrier: Annotated[str, _text(100)]
+    tracking_number: Annotated[str, _text(100)]
+
+
+class OrderSummaryDto(WireModel):
+    order_id: uuid.UUID
+    order_number: str
+    customer_email: str
+    status: str
+    total: Money
+    currency: str
+    created_date: datetime
+    updated_date: datetime
+
+
+class OrderPageDto(WireModel):
+    items: list[OrderSummaryDto]
+    page: int
+    page_size: int
+    total_count: int
 
 
 class ErrorsResponse(BaseModel):

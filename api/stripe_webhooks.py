@@ -22,6 +22,10 @@ PAYMENT_INTENT_EVENTS = frozenset(
 )
 
 
+# A refund completing at Stripe; the charge names its PaymentIntent.
+CHARGE_EVENTS = frozenset({"charge.refunded"})
+
+
 class SignatureError(Exception):
     pass
 
@@ -56,12 +60,16 @@ class OrderEvent:
 
 def payment_event(event: stripe.Event) -> OrderEvent | None:
     """The order-relevant part of an event, or None for events this service does not use."""
-    if event.type not in PAYMENT_INTENT_EVENTS:
+    obj = event.to_dict().get("data", {}).get("object") or {}
+    if event.type in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
+        payment_intent_id = obj.get("id")
+    elif event.type in CHARGE_EVENTS and obj.get("object") == "charge":
+        payment_intent_id = obj.get("payment_intent")
+    else:
         return None
-    intent = event.to_dict().get("data", {}).get("object") or {}
-    if intent.get("object") != "payment_intent" or not intent.get("id"):
+    if not isinstance(payment_intent_id, str) or not payment_intent_id:
         return None
-    metadata = intent.get("metadata") or {}
+    metadata = obj.get("metadata") or {}
     order_id: uuid.UUID | None
     try:
         order_id = uuid.UUID(str(metadata.get("order_id")))
@@ -70,6 +78,6 @@ def payment_event(event: stripe.Event) -> OrderEvent | None:
     return OrderEvent(
         order_id=order_id,
         event=PaymentEvent(
-            event_id=event.id, event_type=event.type, payment_intent_id=intent["id"]
+            event_id=event.id, event_type=event.type, payment_intent_id=payment_intent_id
         ),
     )

@@ -9,10 +9,13 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from vult.contracts import OrderTiming
+
 # Values the local stack uses. They only ever talk to the local Stripe emulator.
 LOCAL_STRIPE_SECRET_KEY = "sk_test_vult_local"
 LOCAL_STRIPE_PUBLISHABLE_KEY = "pk_test_vult_local"
 LOCAL_WEBHOOK_SECRET = "whsec_vult_local_development_only"
+LOCAL_OPS_API_TOKEN = "vult-ops-local-development-token"
 
 
 class Settings(BaseSettings):
@@ -38,8 +41,18 @@ class Settings(BaseSettings):
     shipping_cost: Decimal = Decimal("0")
     currency: str = "USD"
 
-    # How long a workflow keeps listening after cancellation, for late payment events.
+    # Durable timers of each order (ISO 8601 durations like PT15M, or seconds).
+    # An order not paid within this window from creation is cancelled.
+    payment_window: timedelta = timedelta(hours=24)
+    # PaymentProcessing this long with no webhook: ask Stripe (then back off, up to the max).
+    payment_reconcile_after: timedelta = timedelta(minutes=15)
+    payment_reconcile_max_interval: timedelta = timedelta(hours=6)
+    # How long a workflow keeps listening after cancellation, for late payment events
+    # (Stripe retries webhooks for up to three days).
     cancelled_grace_period: timedelta = timedelta(days=3)
+
+    # Bearer token for the ops endpoints (/api/ops/...).
+    ops_api_token: SecretStr = SecretStr(LOCAL_OPS_API_TOKEN)
 
     @field_validator("currency")
     @classmethod
@@ -63,6 +76,26 @@ class Settings(BaseSettings):
             if v.startswith(prefix):
                 return "postgresql+psycopg://" + v[len(prefix) :]
         return v
+
+    @field_validator(
+        "payment_window",
+        "payment_reconcile_after",
+        "payment_reconcile_max_interval",
+        "cancelled_grace_period",
+    )
+    @classmethod
+    def _positive(cls, v: timedelta) -> timedelta:
+        if v <= timedelta(0):
+            raise ValueError("must be a positive duration")
+        return v
+
+    def order_timing(self) -> OrderTiming:
+        return OrderTiming(
+            payment_window=self.payment_window,
+            reconcile_after=self.payment_reconcile_after,
+            reconcile_max_interval=self.payment_reconcile_max_interval,
+            cancelled_grace=self.cancelled_grace_period,
+        )
 
     @property
     def is_production(self) -> bool:

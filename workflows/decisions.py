@@ -71,13 +71,17 @@ def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSna
         if status != S.PaymentProcessing:
             return Decision(Act.NOTHING, f"{pi} failed; order already {status}")
         return Decision(
-            Act.FAIL, f"{pi} failed: {intent.last_error_message}",
-            stripe_status="failed", error_message=intent.last_error_message,
+            Act.FAIL,
+            f"{pi} failed: {intent.last_error_message}",
+            stripe_status="failed",
+            error_message=intent.last_error_message,
         )
     if intent.status == "canceled" and status == S.PaymentProcessing:
         return Decision(
-            Act.FAIL, f"{pi} was canceled at Stripe",
-            stripe_status="canceled", error_message="The payment was canceled",
+            Act.FAIL,
+            f"{pi} was canceled at Stripe",
+            stripe_status="canceled",
+            error_message="The payment was canceled",
         )
     if intent.status in ("processing", "requires_action") and status == S.PaymentProcessing:
         return Decision(Act.RECORD, f"{pi} is {intent.status}", stripe_status=intent.status)

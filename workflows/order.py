@@ -120,9 +120,7 @@ class OrderWorkflow:
         if timeout is not None and timeout <= timedelta(0):
             return
         try:
-            await workflow.wait_condition(
-                lambda: bool(self._events) or self._wake, timeout=timeout
-            )
+            await workflow.wait_condition(lambda: bool(self._events) or self._wake, timeout=timeout)
         except TimeoutError:
             pass
 
@@ -337,9 +335,7 @@ class OrderWorkflow:
     # ---- carrying out decisions ------------------------------------------------------------
 
     async def _apply(self, intent: PaymentIntentSnapshot) -> str:
-        decision = decisions.on_payment_intent(
-            self._state, str(self._input.order_id), intent
-        )
+        decision = decisions.on_payment_intent(self._state, str(self._input.order_id), intent)
         status = self._state.status
         pi = intent.payment_intent_id
         if decision.act == Act.CONFIRM:
@@ -492,9 +488,7 @@ class OrderWorkflow:
 
     # ---- the one way the order row changes -------------------------------------------------
 
-    async def _change(
-        self, current: OrderStatus, new: OrderStatus, **fields: str | None
-    ) -> None:
+    async def _change(self, current: OrderStatus, new: OrderStatus, **fields: str | None) -> None:
         if not can_transition(current, new):
             raise _refused(f"Cannot change order status from {current} to {new}")
         await self._write(current, new, **fields)

@@ -5,10 +5,12 @@ emulator's signed webhooks reach it as they would in production)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -29,6 +31,8 @@ from vult.stripe_client import make_stripe_client
 from worker import build_worker
 
 WEBHOOK_SECRET = f"whsec_test_{uuid.uuid4().hex}"
+OPS_TOKEN = f"ops-{uuid.uuid4().hex}"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 RUNNER = "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001"  # 129.99
 SOCKS = "6f1c2a3e-0005-4c1b-9a55-1d2f8e9a0005"  # 12.35, size M
 GOOD_CARD = "4242424242424242"
@@ -64,6 +68,10 @@ def settings(database_url: str, temporal_address: str, stripe_api_base: str) -> 
         temporal_task_queue=f"integration-{uuid.uuid4()}",
         stripe_api_base=stripe_api_base,
         stripe_webhook_secret=WEBHOOK_SECRET,  # type: ignore[arg-type]
+        ops_api_token=OPS_TOKEN,  # type: ignore[arg-type]
+        # Short timers, so reconciliation of a lost webhook shows within a test.
+        payment_reconcile_after=timedelta(seconds=3),
+        payment_reconcile_max_interval=timedelta(seconds=5),
     )
 
 
@@ -105,6 +113,29 @@ async def worker(
         await running.stop()
 
 
+@dataclass
+class Webhooks:
+    """The emulator's delivery of signed events to our API, which a test may cut."""
+
+    api_base: str
+    name: str
+    url: str
+
+    @contextlib.contextmanager
+    def lost(self) -> Iterator[None]:
+        dead = f"http://127.0.0.1:{free_port()}/nowhere"
+        register_webhook(self.api_base, name=self.name, url=dead, secret=WEBHOOK_SECRET)
+        try:
+            yield
+        finally:
+            register_webhook(self.api_base, name=self.name, url=self.url, secret=WEBHOOK_SECRET)
+
+
+@pytest.fixture(scope="session")
+def webhooks(settings: Settings, api_url: str) -> Webhooks:
+    return Webhooks(settings.stripe_api_base, "vult-test", f"{api_url}/api/webhooks/stripe")
+
+
 @pytest.fixture(scope="session")
 def api_url(settings: Settings) -> Iterator[str]:
     """The API on a real port, in its own thread and event loop, as uvicorn serves it."""
@@ -123,7 +154,7 @@ def api_url(settings: Settings) -> Iterator[str]:
     url = f"http://127.0.0.1:{port}"
     register_webhook(
         settings.stripe_api_base,
-        name=f"test-{port}",
+        name="vult-test",
         url=f"{url}/api/webhooks/stripe",
         secret=WEBHOOK_SECRET,
     )

@@ -1,0 +1,125 @@
+"""Ops endpoints (bearer token): list and read orders, drive fulfilment, cancel."""
+
+from __future__ import annotations
+
+import hmac
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, status
+
+from api import read_model
+from api.deps import CommandsDep, SessionDep, SettingsDep
+from api.errors import NotFound, Unauthorized
+from api.order_commands import WorkflowClosed
+from api.routes.orders import closed_order_error
+from api.schemas import (
+    CancelOrderDto,
+    ErrorResponse,
+    OrderDto,
+    OrderPageDto,
+    ShipOrderDto,
+)
+from vult.orders import OrderStatus
+
+
+def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:
+    expected = settings.ops_api_token.get_secret_value()
+    scheme, _, token = authorization.partition(" ")
+    # An empty token would let an empty header through.
+    if (
+        not expected
+        or scheme.lower() != "bearer"
+        or not hmac.compare_digest(token.strip().encode(), expected.encode())
+    ):
+        raise Unauthorized("A valid ops bearer token is required")
+
+
+router = APIRouter(
+    prefix="/api/ops/orders",
+    tags=["ops"],
+    dependencies=[Depends(require_ops)],
+    responses={401: {"model": ErrorResponse}},
+)
+
+_COMMAND_RESPONSES = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
+
+
+@router.get("", response_model=OrderPageDto)
+async def list_orders(
+    session: SessionDep,
+    order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
+    customer_email: Annotated[str | None, Query(alias="customerEmail", max_length=256)] = None,
+    created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
+    created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    page: Annotated[int, Query(ge=1)] = 1,
+    page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
+) -> OrderPageDto:
+    """List orders, newest first, filtered by status, customer email and created date."""
+    where = read_model.OrderFilter(
+        status=order_status.value if order_status else None,
+        customer_email=customer_email,
+        created_from=created_from,
+        created_to=created_to,
+    )
+    return await read_model.list_orders(session, where, page, page_size)
+
+
+@router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
+async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
+    """Read one order."""
+    order = await read_model.get_order(session, order_id)
+    if order is None:
+        raise NotFound("Order not found")
+    return order
+
+
+@router.post(
+    "/{order_id}/processing", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+)
+async def start_processing(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
+    """Confirmed -> Processing."""
+    try:
+        await commands.start_processing(order_id)
+    except WorkflowClosed as exc:
+        raise await closed_order_error(
+            session, order_id, "Cannot start processing an order"
+        ) from exc
+
+
+@router.post(
+    "/{order_id}/ship", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+)
+async def ship(
+    order_id: uuid.UUID, body: ShipOrderDto, commands: CommandsDep, session: SessionDep
+) -> None:
+    """Processing -> Shipped, with the carrier and tracking number."""
+    try:
+        await commands.ship(order_id, body.carrier, body.tracking_number)
+    except WorkflowClosed as exc:
+        raise await closed_order_error(session, order_id, "Cannot ship an order") from exc
+
+
+@router.post(
+    "/{order_id}/deliver", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+)
+async def deliver(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
+    """Shipped -> Delivered; the order's workflow then completes."""
+    try:
+        await commands.deliver(order_id)
+    except WorkflowClosed as exc:
+        raise await closed_order_error(session, order_id, "Cannot deliver an order") from exc
+
+
+@router.post(
+    "/{order_id}/cancel", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+)
+async def cancel(
+    order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, session: SessionDep
+) -> None:
+    """Cancel with a reason; refunds a taken payment."""
+    try:
+        await commands.cancel(order_id, body.reason)
+    except WorkflowClosed as exc:
+        raise await closed_order_error(session, order_id, "Cannot cancel order") from exc
