@@ -20,7 +20,7 @@ from devstack.procs import BIN, Children, require_free, wait_for_port
 from devstack.stripe_emulator import register_webhook, start_localstripe
 from devstack.temporal_server import start_temporal
 from vult.db.migrate import upgrade_to_head
-from vult.settings import LOCAL_STRIPE_SECRET_KEY, LOCAL_WEBHOOK_SECRET
+from vult.settings import LOCAL_OPS_API_TOKEN, LOCAL_STRIPE_SECRET_KEY, LOCAL_WEBHOOK_SECRET
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data"
@@ -141,6 +141,8 @@ def main() -> int:
         if ui:
             print(f"  Temporal UI    {ui}")
         print(f"  Logs           {LOGS.relative_to(ROOT)}/")
+        if not os.environ.get("OPS_API_TOKEN"):
+            print(f"  Ops token      {LOCAL_OPS_API_TOKEN}  (development only)")
         print("\nVult Orders is running. Press Ctrl-C to stop.", flush=True)
         while True:
             for child in (worker, api):
