@@ -493,6 +493,9 @@ class OrderWorkflow:
             raise _refused(f"Cannot change order status from {current} to {new}")
         await self._write(current, new, **fields)
         self._state.status = new
+        if new != S.PaymentProcessing and self._state.payment is not None:
+            # Only a paying customer needs the client secret; keep it no longer than that.
+            self._state.payment.client_secret = ""
 
     async def _annotate(self, **fields: str | None) -> None:
         """Record Stripe details on the row without a transition."""
