@@ -12,12 +12,14 @@ from collections.abc import Sequence
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
+from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities.order_db import OrderDbActivities, Pricing
 from activities.stripe_payments import StripeActivities
 from vult.db.engine import make_engine, make_sessionmaker
+from vult.redaction import configure_logging
 from vult.settings import Settings, get_settings
 from vult.stripe_client import make_stripe_client
 from vult.temporal import connect
@@ -57,9 +59,14 @@ def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Wor
 
 
 async def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    configure_logging()
     settings = get_settings()
-    client = await connect(settings)
+    runtime = Runtime(
+        telemetry=TelemetryConfig(
+            metrics=PrometheusConfig(bind_address=settings.worker_metrics_address)
+        )
+    )
+    client = await connect(settings, runtime)
     engine = make_engine(settings.database_url)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -68,9 +75,10 @@ async def main() -> None:
     try:
         async with build_worker(client, settings, engine):
             logging.getLogger("vult.worker").info(
-                "worker running on task queue %r at %s",
+                "worker running on task queue %r at %s; metrics at http://%s/metrics",
                 settings.temporal_task_queue,
                 settings.temporal_address,
+                settings.worker_metrics_address,
             )
             await stop.wait()
     finally:

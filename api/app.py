@@ -8,10 +8,14 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from api import metrics
+from api.cors import RoutedCORS
 from api.errors import install_error_handlers
 from api.order_commands import OrderCommands
-from api.routes import health, ops, orders, products, webhooks
+from api.routes import codec, health, ops, orders, products, webhooks
+from vult.codec import EncryptionCodec, parse_keys
 from vult.db.engine import make_engine, make_sessionmaker
+from vult.redaction import configure_logging
 from vult.settings import Settings, get_settings
 from vult.temporal import connect
 
@@ -26,6 +30,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.settings = settings
         app.state.sessions = make_sessionmaker(engine)
         app.state.temporal = client
+        spec = settings.payload_encryption_keys.get_secret_value()
+        app.state.codec = EncryptionCodec(parse_keys(spec)) if spec else None
         app.state.commands = OrderCommands(
             client, settings.temporal_task_queue, settings.order_timing()
         )
@@ -41,11 +47,25 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (orders, webhooks, products, ops, health):
-        app.include_router(module.router)
+    for router in (
+        orders.router,
+        webhooks.router,
+        products.router,
+        ops.router,
+        codec.router,
+        health.router,
+        metrics.router,
+    ):
+        app.include_router(router)
+    app.add_middleware(
+        RoutedCORS,
+        api_origins=Settings.origins(settings.frontend_origins),
+        codec_origins=Settings.origins(settings.temporal_ui_origins),
+    )
     return app
 
 
 def app_factory() -> FastAPI:
     """For `uvicorn --factory api.app:app_factory`."""
+    configure_logging()
     return create_app()

@@ -19,12 +19,26 @@ from devstack.database import embedded_server_url, ensure_database, with_databas
 from devstack.procs import BIN, Children, require_free, wait_for_port
 from devstack.stripe_emulator import register_webhook, start_localstripe
 from devstack.temporal_server import start_temporal
+from vult.codec import new_key_spec
 from vult.db.migrate import upgrade_to_head
-from vult.settings import LOCAL_OPS_API_TOKEN, LOCAL_STRIPE_SECRET_KEY, LOCAL_WEBHOOK_SECRET
+from vult.settings import (
+    LOCAL_CODEC_AUTH_TOKEN,
+    LOCAL_OPS_API_TOKEN,
+    LOCAL_STRIPE_SECRET_KEY,
+    LOCAL_WEBHOOK_SECRET,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / ".data"
 LOGS = DATA / "logs"
+
+
+def local_payload_keys(path: Path) -> str:
+    """The development key, made once and kept (readable by this user only)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(new_key_spec("local-1") + "\n")
+    return path.read_text().strip()
 
 
 def _port(name: str, default: int) -> int:
@@ -63,6 +77,12 @@ def main() -> int:
         upgrade_to_head(database_url)
         print("PostgreSQL: migrations applied, product catalogue seeded")
 
+        # Payload encryption: a key kept in the data folder unless one is configured.
+        if not os.environ.get("PAYLOAD_ENCRYPTION_KEYS"):
+            env["PAYLOAD_ENCRYPTION_KEYS"] = local_payload_keys(DATA / "payload-encryption-keys")
+            print("Temporal payloads: encrypted with the key in .data/payload-encryption-keys")
+        codec_token = os.environ.get("CODEC_AUTH_TOKEN") or LOCAL_CODEC_AUTH_TOKEN
+
         # Temporal
         if os.environ.get("TEMPORAL_ADDRESS"):
             print(f"Temporal: using {os.environ['TEMPORAL_ADDRESS']}")
@@ -76,6 +96,8 @@ def main() -> int:
                 db_file=DATA / "temporal.sqlite",
                 log=LOGS / "temporal.log",
                 namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
+                # The Web UI sends no credentials of its own: the token rides in the path.
+                codec_endpoint=f"http://127.0.0.1:{api_port}/codec/{codec_token}",
             )
             env["TEMPORAL_ADDRESS"] = f"127.0.0.1:{temporal_port}"
             ui = f"http://127.0.0.1:{ui_port}"
@@ -109,6 +131,9 @@ def main() -> int:
             print(f"Stripe: emulator at {stripe_base}, webhooks signed and sent to the API")
 
         # Worker and API
+        metrics_port = _port("WORKER_METRICS_PORT", 9464)
+        if not os.environ.get("WORKER_METRICS_ADDRESS"):
+            env["WORKER_METRICS_ADDRESS"] = f"127.0.0.1:{metrics_port}"
         worker = children.start(
             "worker",
             [sys.executable, str(ROOT / "worker.py")],
@@ -139,7 +164,8 @@ def main() -> int:
         print(f"  API            http://{host}/api/orders")
         print(f"  API docs       http://{host}/docs")
         if ui:
-            print(f"  Temporal UI    {ui}")
+            print(f"  Temporal UI    {ui}  (payloads decoded through the API's codec endpoint)")
+        print(f"  Worker metrics http://127.0.0.1:{metrics_port}/metrics")
         print(f"  Logs           {LOGS.relative_to(ROOT)}/")
         if not os.environ.get("OPS_API_TOKEN"):
             print(f"  Ops token      {LOCAL_OPS_API_TOKEN}  (development only)")

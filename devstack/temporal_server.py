@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.procs import BIN, Child, Children, wait_for_port
+from vult.search_attributes import REGISTRATION
 
 # Measured on a 2-core machine (DESIGN.md): the SQLite commit mode limits the dev server;
 # WAL with synchronous=normal roughly doubles its throughput and stays crash-safe for the
@@ -27,6 +28,7 @@ def start_temporal(
     db_file: Path | None,
     log: Path | None,
     namespace: str = "default",
+    codec_endpoint: str | None = None,
 ) -> Child:
     cmd = [
         str(BIN / "temporal"),
@@ -43,10 +45,14 @@ def start_temporal(
         "--ui-disable-news-fetch",
         *TUNING,
     ]
+    for name, kind in REGISTRATION.items():
+        cmd += ["--search-attribute", f"{name}={kind}"]
     if ui_port is None:
         cmd.append("--headless")
     else:
         cmd += ["--ui-port", str(ui_port)]
+    if codec_endpoint is not None:
+        cmd += ["--ui-codec-endpoint", codec_endpoint]
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
     child = children.start("temporal", cmd, log=log)

@@ -90,6 +90,9 @@ class OrderWorkflowInput(BaseModel):
     order_id: uuid.UUID
     request: OrderRequest
     timing: OrderTiming = Field(default_factory=OrderTiming)
+    # Index the order for ops' searches (vult/search_attributes.py). Off only on a server
+    # that cannot register custom attributes (Temporal's time-skipping test server).
+    index_for_search: bool = True
     state: OrderState | None = None  # set only when continuing as new
 
 

@@ -6,7 +6,7 @@ from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vult.contracts import OrderTiming
@@ -16,6 +16,7 @@ LOCAL_STRIPE_SECRET_KEY = "sk_test_vult_local"
 LOCAL_STRIPE_PUBLISHABLE_KEY = "pk_test_vult_local"
 LOCAL_WEBHOOK_SECRET = "whsec_vult_local_development_only"
 LOCAL_OPS_API_TOKEN = "vult-ops-local-development-token"
+LOCAL_CODEC_AUTH_TOKEN = "vult-codec-local-development-token"
 
 
 class Settings(BaseSettings):
@@ -41,7 +42,7 @@ class Settings(BaseSettings):
     shipping_cost: Decimal = Decimal("0")
     currency: str = "USD"
 
-    # Durable timers of each order (ISO 8601 durations like PT15M, or seconds).
+    # Durable timers of each order, as ISO 8601 durations (PT15M, P3D).
     # An order not paid within this window from creation is cancelled.
     payment_window: timedelta = timedelta(hours=24)
     # PaymentProcessing this long with no webhook: ask Stripe (then back off, up to the max).
@@ -53,6 +54,21 @@ class Settings(BaseSettings):
 
     # Bearer token for the ops endpoints (/api/ops/...).
     ops_api_token: SecretStr = SecretStr(LOCAL_OPS_API_TOKEN)
+    # Token for the codec server (/codec): as a bearer token (CLI), or as the last path
+    # segment of the endpoint URL given to the Temporal Web UI, which sends no header.
+    codec_auth_token: SecretStr = SecretStr(LOCAL_CODEC_AUTH_TOKEN)
+
+    # "id:base64key[,id:base64key...]": AES-GCM keys for Temporal payloads; the first
+    # encrypts, all decrypt. Empty means payloads are not encrypted (development only).
+    payload_encryption_keys: SecretStr = SecretStr("")
+
+    # Browser origins allowed by CORS: the shop's frontend, and the Temporal Web UI for the
+    # codec endpoint only. Comma-separated.
+    frontend_origins: str = "http://localhost:4200,http://127.0.0.1:4200"
+    temporal_ui_origins: str = "http://localhost:8233,http://127.0.0.1:8233"
+
+    # Where the worker serves Prometheus metrics (Temporal SDK and the service's counters).
+    worker_metrics_address: str = "127.0.0.1:9464"
 
     @field_validator("currency")
     @classmethod
@@ -100,6 +116,49 @@ class Settings(BaseSettings):
     @property
     def is_production(self) -> bool:
         return self.environment.lower() == "production"
+
+    @staticmethod
+    def origins(value: str) -> list[str]:
+        return [o.strip() for o in value.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _production_needs_real_secrets(self) -> Settings:
+        """Outside development, a placeholder or missing secret refuses to start."""
+        if not self.is_production:
+            return self
+        problems = []
+        secret = self.stripe_secret_key.get_secret_value()
+        if not secret.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_")) or (
+            secret == LOCAL_STRIPE_SECRET_KEY
+        ):
+            problems.append("STRIPE_SECRET_KEY must be a real Stripe secret key")
+        if not self.stripe_publishable_key.startswith("pk_") or (
+            self.stripe_publishable_key == LOCAL_STRIPE_PUBLISHABLE_KEY
+        ):
+            problems.append("STRIPE_PUBLISHABLE_KEY must be a real Stripe publishable key")
+        webhook = self.stripe_webhook_secret.get_secret_value()
+        if not webhook.startswith("whsec_") or webhook == LOCAL_WEBHOOK_SECRET:
+            problems.append("STRIPE_WEBHOOK_SECRET must be the endpoint's signing secret")
+        ops = self.ops_api_token.get_secret_value()
+        if len(ops) < 32 or ops == LOCAL_OPS_API_TOKEN:
+            problems.append("OPS_API_TOKEN must be a random token of at least 32 characters")
+        codec = self.codec_auth_token.get_secret_value()
+        if len(codec) < 32 or codec == LOCAL_CODEC_AUTH_TOKEN:
+            problems.append("CODEC_AUTH_TOKEN must be a random token of at least 32 characters")
+        if not self.payload_encryption_keys.get_secret_value():
+            problems.append("PAYLOAD_ENCRYPTION_KEYS must hold at least one key")
+        else:
+            from vult.codec import KeyConfigError, parse_keys
+
+            try:
+                parse_keys(self.payload_encryption_keys.get_secret_value())
+            except KeyConfigError as exc:
+                problems.append(f"PAYLOAD_ENCRYPTION_KEYS: {exc}")
+        if "*" in self.origins(self.frontend_origins):
+            problems.append("FRONTEND_ORIGINS must name the frontend's origins, not *")
+        if problems:
+            raise ValueError("refusing to start in production: " + "; ".join(problems))
+        return self
 
 
 @lru_cache

@@ -13,12 +13,14 @@ import uuid
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import errors
     from activities.order_db import OrderDbActivities
     from activities.stripe_payments import StripeActivities
+    from vult import search_attributes as sa
     from vult.contracts import (
         CancelOrder,
         CancelPaymentIntent,
@@ -105,6 +107,7 @@ class OrderWorkflow:
                         order_id=input.order_id,
                         request=input.request,
                         timing=self._timing,
+                        index_for_search=input.index_for_search,
                         state=self._state,
                     )
                 )
@@ -114,6 +117,7 @@ class OrderWorkflow:
 
     async def _wait_for_something(self) -> None:
         """Sleep until an event, a handler's change, or the next durable timer."""
+        self._describe()
         self._wake = False
         upcoming = decisions.deadlines(self._state, self._timing)
         timeout = upcoming[0][0] - workflow.now() if upcoming else None
@@ -134,6 +138,7 @@ class OrderWorkflow:
                     created_at=created_at,
                     request=self._input.request,
                 ),
+                summary="Snapshot the products, total the order and save it",
                 **policies.CREATE_ORDER,
             )
         except (ActivityError, ApplicationError) as err:
@@ -147,6 +152,14 @@ class OrderWorkflow:
         self._state.total = created.total
         self._state.currency = created.currency
         self._state.created_at = created_at
+        self._index(
+            sa.ORDER_NUMBER.value_set(created.order_number),
+            sa.CUSTOMER_EMAIL.value_set(self._input.request.customer_email),
+            sa.ORDER_STATUS.value_set(created.status.value),
+            sa.ORDER_TOTAL.value_set(float(created.total)),
+        )
+        self._count("vult_orders_created_total", "Orders placed")
+        self._describe()
         return True
 
     async def _until_created(self) -> None:
@@ -408,6 +421,7 @@ class OrderWorkflow:
                     payment_intent_id=pi,
                     idempotency_key=f"order:{self._input.order_id}:cancel:{pi}",
                 ),
+                summary=f"Cancel PaymentIntent {pi} at Stripe",
                 **policies.STRIPE_BACKGROUND,
             )
             if intent.status != "processing":
@@ -429,9 +443,11 @@ class OrderWorkflow:
                 payment_intent_id=pi,
                 idempotency_key=f"order:{self._input.order_id}:refund:{pi}",
             ),
+            summary=f"Refund {pi} in full",
             **policies.STRIPE_BACKGROUND,
         )
         self._state.refunds[pi] = refund
+        self._count("vult_refunds_total", "Refunds issued")
         return refund
 
     async def _check_refund(self, pi: str) -> str:
@@ -440,7 +456,10 @@ class OrderWorkflow:
         if known is None:
             return f"charge.refunded for {pi}: no refund of ours to record"
         refund = await workflow.execute_activity_method(
-            StripeActivities.retrieve_refund, known.refund_id, **policies.STRIPE_BACKGROUND
+            StripeActivities.retrieve_refund,
+            known.refund_id,
+            summary=f"Ask Stripe about refund {known.refund_id}",
+            **policies.STRIPE_BACKGROUND,
         )
         self._state.refunds[pi] = refund
         current = self._state.payment is not None and self._state.payment.payment_intent_id == pi
@@ -450,7 +469,10 @@ class OrderWorkflow:
 
     async def _retrieve(self, pi: str) -> PaymentIntentSnapshot:
         return await workflow.execute_activity_method(
-            StripeActivities.retrieve_payment_intent, pi, **policies.STRIPE_BACKGROUND
+            StripeActivities.retrieve_payment_intent,
+            pi,
+            summary=f"Ask Stripe about PaymentIntent {pi}",
+            **policies.STRIPE_BACKGROUND,
         )
 
     async def _create_payment_intent(self, attempt: int) -> PaymentIntentInfo:
@@ -469,6 +491,7 @@ class OrderWorkflow:
                     # response cannot create a second PaymentIntent at Stripe.
                     idempotency_key=f"order:{order_id}:payment-intent:{attempt}",
                 ),
+                summary=f"Create a PaymentIntent for {self._money()} (attempt {attempt})",
                 **policies.STRIPE_INTERACTIVE,
             )
         except (ActivityError, ApplicationError) as err:
@@ -479,6 +502,48 @@ class OrderWorkflow:
                 "The payment service is unavailable; please try again",
                 type=errors.PAYMENT_UNAVAILABLE,
             ) from err
+
+    # ---- what ops see ----------------------------------------------------------------------
+
+    def _money(self) -> str:
+        return f"{self._state.currency} {self._state.total}"
+
+    def _describe(self) -> None:
+        """The workflow's current details in the Web UI, as a plain sentence."""
+        workflow.set_current_details(self._sentence())
+
+    def _sentence(self) -> str:
+        state = self._state
+        payment = state.payment
+        pi = payment.payment_intent_id if payment else ""
+        match state.status:
+            case S.Pending:
+                return f"Waiting for the customer to pay {self._money()}"
+            case S.PaymentProcessing:
+                return f"Waiting for payment of {self._money()} ({pi})"
+            case S.Failed:
+                return f"Payment of {self._money()} failed ({pi}); waiting for another attempt"
+            case S.Confirmed:
+                return f"Paid {self._money()} ({pi}); waiting for fulfilment"
+            case S.Processing:
+                return "Being prepared for shipping"
+            case S.Shipped:
+                return "Shipped; waiting for delivery"
+            case S.Delivered:
+                return "Delivered"
+            case S.Cancelled:
+                refunds = ", ".join(f"{r.refund_id} ({r.status})" for r in state.refunds.values())
+                refunded = f"; refunds: {refunds}" if refunds else ""
+                return f"Cancelled: {state.cancellation_reason}{refunded}"
+        return "Placing the order"
+
+    def _index(self, *updates: SearchAttributeUpdate) -> None:
+        if self._input.index_for_search:
+            workflow.upsert_search_attributes(list(updates))
+
+    def _count(self, name: str, description: str) -> None:
+        # The SDK's metric meter is replay-safe: nothing is counted again on replay.
+        workflow.metric_meter().create_counter(name, description).add(1)
 
     # ---- queries --------------------------------------------------------------------------
 
@@ -493,6 +558,11 @@ class OrderWorkflow:
             raise _refused(f"Cannot change order status from {current} to {new}")
         await self._write(current, new, **fields)
         self._state.status = new
+        self._index(sa.ORDER_STATUS.value_set(new.value))
+        if new == S.Confirmed:
+            self._count("vult_payments_succeeded_total", "Payments that confirmed an order")
+        elif new == S.Failed:
+            self._count("vult_payments_failed_total", "Payment attempts that failed")
         if new != S.PaymentProcessing and self._state.payment is not None:
             # Only a paying customer needs the client secret; keep it no longer than that.
             self._state.payment.client_secret = ""
@@ -514,6 +584,7 @@ class OrderWorkflow:
                     at=workflow.now(),
                     **fields,
                 ),
+                summary=f"Record {new}" if new != current else f"Record Stripe details ({new})",
                 **policies.DB_WRITE,
             )
         except (ActivityError, ApplicationError) as err:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Header, Request
 from api import read_model, stripe_webhooks
 from api.deps import CommandsDep, SessionDep, SettingsDep
 from api.errors import Unauthorized
+from api.metrics import WEBHOOK_EVENTS, WEBHOOK_SIGNATURE_FAILURES
 from api.schemas import ErrorResponse
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
@@ -34,8 +35,10 @@ async def stripe_webhook(
             settings.stripe_webhook_tolerance_seconds,
         )
     except stripe_webhooks.SignatureError as exc:
+        WEBHOOK_SIGNATURE_FAILURES.inc()
         log.warning("refused a Stripe webhook: %s", exc)
         raise Unauthorized(str(exc)) from exc
+    WEBHOOK_EVENTS.labels(type=event.type).inc()
 
     found = stripe_webhooks.payment_event(event)
     if found is None:

@@ -25,14 +25,19 @@ from temporalio.worker import Worker
 from api.app import create_app
 from devstack.procs import free_port, port_open
 from devstack.stripe_emulator import register_webhook
+from vult.codec import new_key_spec
 from vult.db.engine import make_engine
 from vult.settings import Settings
 from vult.stripe_client import make_stripe_client
+from vult.temporal import connect
 from worker import build_worker
 
 WEBHOOK_SECRET = f"whsec_test_{uuid.uuid4().hex}"
 OPS_TOKEN = f"ops-{uuid.uuid4().hex}"
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
+CODEC_TOKEN = f"codec-{uuid.uuid4().hex}"
+# Two keys: the first encrypts, the second stands for a key being rotated out.
+PAYLOAD_KEYS = f"{new_key_spec('test-2')},{new_key_spec('test-1')}"
 RUNNER = "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001"  # 129.99
 SOCKS = "6f1c2a3e-0005-4c1b-9a55-1d2f8e9a0005"  # 12.35, size M
 GOOD_CARD = "4242424242424242"
@@ -69,10 +74,18 @@ def settings(database_url: str, temporal_address: str, stripe_api_base: str) -> 
         stripe_api_base=stripe_api_base,
         stripe_webhook_secret=WEBHOOK_SECRET,  # type: ignore[arg-type]
         ops_api_token=OPS_TOKEN,  # type: ignore[arg-type]
+        codec_auth_token=CODEC_TOKEN,  # type: ignore[arg-type]
+        payload_encryption_keys=PAYLOAD_KEYS,  # type: ignore[arg-type]
         # Short timers, so reconciliation of a lost webhook shows within a test.
         payment_reconcile_after=timedelta(seconds=3),
         payment_reconcile_max_interval=timedelta(seconds=5),
     )
+
+
+@pytest.fixture(scope="session")
+async def temporal_client(settings: Settings) -> Client:
+    """Here the client (and so the worker built on it) encrypts payloads, as in production."""
+    return await connect(settings)
 
 
 @pytest.fixture(scope="session")

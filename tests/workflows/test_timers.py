@@ -80,7 +80,10 @@ async def start_with(
     order_id = uuid.uuid4()
     handle = await env.client.start_workflow(
         OrderWorkflow.run,
-        OrderWorkflowInput(order_id=order_id, request=order_request(), timing=timing),
+        # The time-skipping server cannot register custom search attributes.
+        OrderWorkflowInput(
+            order_id=order_id, request=order_request(), timing=timing, index_for_search=False
+        ),
         id=workflow_id_for(order_id),
         task_queue=task_queue,
     )

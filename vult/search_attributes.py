@@ -1,0 +1,20 @@
+"""Custom search attributes, so ops can find an order in the Web UI:
+`OrderNumber = "VLT-..."`, `CustomerEmail = "..."`, `OrderStatus = "PaymentProcessing"`,
+`OrderTotal > 100`. The dev stack, the tests and the compose stack register these."""
+
+from __future__ import annotations
+
+from temporalio.common import SearchAttributeKey
+
+ORDER_NUMBER = SearchAttributeKey.for_keyword("OrderNumber")
+CUSTOMER_EMAIL = SearchAttributeKey.for_keyword("CustomerEmail")
+ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
+ORDER_TOTAL = SearchAttributeKey.for_float("OrderTotal")
+
+# Name -> the server's type name, as `temporal operator search-attribute create` takes it.
+REGISTRATION = {
+    ORDER_NUMBER.name: "Keyword",
+    CUSTOMER_EMAIL.name: "Keyword",
+    ORDER_STATUS.name: "Keyword",
+    ORDER_TOTAL.name: "Double",
+}
