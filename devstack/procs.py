@@ -14,6 +14,17 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if we die without cleaning up (even by SIGKILL)."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass  # not Linux: stop_all() and the session's end still stop the children
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +84,7 @@ class Children:
             env={**os.environ, **(env or {})},
             cwd=cwd,
             start_new_session=True,  # its own process group, so stop() reaches its children
+            preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
         child = Child(name, process, log)
         self.started.append(child)

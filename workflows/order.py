@@ -65,7 +65,7 @@ def _application_cause(err: ActivityError | ApplicationError) -> ApplicationErro
 
 
 def _refused(message: str) -> ApplicationError:
-    return ApplicationError(message, type=errors.INVALID_TRANSITION)
+    return ApplicationError(message, type=errors.INVALID_TRANSITION, non_retryable=True)
 
 
 @workflow.defn(name="OrderWorkflow")
