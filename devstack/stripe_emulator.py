@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import httpx
 
-from devstack.procs import BIN, Child, Children, wait_for_port
+from devstack.procs import Child, Children, wait_for_port
+
+ROOT = Path(__file__).resolve().parents[1]
 
 WEBHOOK_EVENTS = [
     "payment_intent.succeeded",
@@ -19,12 +22,13 @@ WEBHOOK_EVENTS = [
 
 
 def start_localstripe(
-    children: Children, *, port: int, log: Path | None, from_scratch: bool
+    children: Children, *, port: int, log: Path | None, state_file: Path | None
 ) -> Child:
-    cmd = [str(BIN / "localstripe"), "--port", str(port)]
-    if from_scratch:
-        cmd.append("--from-scratch")
-    child = children.start("localstripe", cmd, log=log)
+    """The emulator; its objects survive a restart only with a state file."""
+    cmd = [sys.executable, "-m", "devstack.localstripe_server", "--port", str(port)]
+    if state_file is not None:
+        cmd += ["--state-file", str(state_file)]
+    child = children.start("localstripe", cmd, log=log, cwd=ROOT)
     wait_for_port(child, port, timeout=30)
     return child
 

@@ -60,7 +60,7 @@ def stripe_api_base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     children = Children()
     port = free_port()
     log = tmp_path_factory.mktemp("localstripe") / "localstripe.log"
-    start_localstripe(children, port=port, log=log, from_scratch=True)
+    start_localstripe(children, port=port, log=log, state_file=None)
     yield f"http://127.0.0.1:{port}"
     children.stop_all()
 

@@ -1,0 +1,57 @@
+"""Runs localstripe (the Stripe emulator) with its state kept where we say.
+
+Stock localstripe pickles its whole store to /tmp/localstripe.pickle after every object it
+creates: one file shared by every instance on the machine, rewritten many times per
+request, which makes each request slower than the last. Here the store is saved to
+--state-file once per write request (the emulator's own middleware does that), or not at all
+without --state-file. Everything else is localstripe as published.
+
+    python -m devstack.localstripe_server --port 8420 [--state-file .data/localstripe.pickle]
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import sys
+from pathlib import Path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=8420)
+    parser.add_argument("--state-file", type=Path)
+    args = parser.parse_args()
+
+    from localstripe import resources
+
+    store_class = resources.Store
+    state: Path | None = args.state_file
+
+    def load(store: dict) -> None:  # type: ignore[type-arg]
+        if state is not None and state.exists():
+            with state.open("rb") as f:
+                dict.update(store, pickle.load(f))
+
+    def dump(store: dict) -> None:  # type: ignore[type-arg]
+        if state is not None:
+            tmp = state.with_suffix(".tmp")
+            with tmp.open("wb") as f:
+                pickle.dump(dict(store), f, protocol=pickle.HIGHEST_PROTOCOL)
+            tmp.replace(state)
+
+    store_class.try_load_from_disk = load  # type: ignore[method-assign]
+    store_class.dump_to_disk = dump  # type: ignore[method-assign]
+    store_class.__setitem__ = dict.__setitem__  # type: ignore[method-assign, assignment]
+    store_class.__delitem__ = dict.__delitem__  # type: ignore[method-assign, assignment]
+
+    from localstripe import server
+
+    # localstripe's own entry point reads --port and --from-scratch; loading is ours.
+    sys.argv = [sys.argv[0], "--port", str(args.port), "--from-scratch"]
+    load(resources.store)
+    server.start()
+
+
+if __name__ == "__main__":
+    main()

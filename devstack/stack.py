@@ -1,0 +1,223 @@
+"""Starting the whole local system: used by `tasks.py run` and by the benchmark.
+
+Honours every variable that is set (DESIGN.md's names) and fills in safe local values for
+the rest: an embedded PostgreSQL in the data folder unless DATABASE_URL is set, the Temporal
+dev server (its SQLite file in the data folder, or in memory), and the Stripe emulator unless
+real Stripe keys are configured.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from devstack.database import embedded_server_url, ensure_database, with_database
+from devstack.procs import BIN, Child, Children, require_free, wait_for_port
+from devstack.stripe_emulator import register_webhook, start_localstripe
+from devstack.temporal_server import start_temporal
+from vult.codec import new_key_spec
+from vult.db.migrate import upgrade_to_head
+from vult.settings import LOCAL_CODEC_AUTH_TOKEN, LOCAL_STRIPE_SECRET_KEY, LOCAL_WEBHOOK_SECRET
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass
+class StackConfig:
+    data_dir: Path
+    api_port: int = 8000
+    temporal_port: int = 7233
+    ui_port: int | None = 8233  # None: headless
+    stripe_port: int = 8420
+    metrics_port: int = 9464
+    temporal_in_memory: bool = False
+    stripe_persists: bool = True  # keep the emulator's objects across restarts
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Stack:
+    children: Children
+    env: dict[str, str]
+    api_url: str
+    stripe_api_base: str | None
+    temporal_address: str
+    temporal_ui: str | None
+    database_url: str
+    processes: dict[str, int]  # component -> pid, for the benchmark's measurements
+    _keep: list[object] = field(default_factory=list)  # keeps the embedded database up
+
+    def watched(self) -> list[Child]:
+        return [c for c in self.children.started if c.name in ("worker", "api")]
+
+    def stop(self) -> None:
+        self.children.stop_all()
+        self._keep.clear()
+
+
+def local_payload_keys(path: Path) -> str:
+    """The development key, made once and kept (readable by this user only)."""
+    if not path.exists():
+        path.touch(mode=0o600)
+        path.write_text(new_key_spec("local-1") + "\n")
+    return path.read_text().strip()
+
+
+def start_stack(
+    config: StackConfig,
+    environ: Mapping[str, str] = os.environ,
+    say: Callable[[str], None] = print,
+) -> Stack:
+    """Start every component; on failure, stop what was started and re-raise."""
+    data, logs = config.data_dir, config.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    children = Children()
+    env: dict[str, str] = dict(config.extra_env)
+    keep: list[object] = []
+    processes: dict[str, int] = {}
+    try:
+        # PostgreSQL
+        database_url = environ.get("DATABASE_URL")
+        if database_url:
+            say("PostgreSQL: using DATABASE_URL")
+        else:
+            admin_url, handle = embedded_server_url(data / "postgres")
+            keep.append(handle)
+            processes["postgres"] = handle.get_pid()  # type: ignore[attr-defined]
+            database_url = with_database(admin_url, "vult")
+            env["DATABASE_URL"] = database_url
+            say(f"PostgreSQL: embedded server, data in {_shown(data / 'postgres')}")
+        database_url = database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        ensure_database(database_url)
+        upgrade_to_head(database_url)
+        say("PostgreSQL: migrations applied, product catalogue seeded")
+
+        # Payload encryption: a key kept in the data folder unless one is configured.
+        if not environ.get("PAYLOAD_ENCRYPTION_KEYS"):
+            env["PAYLOAD_ENCRYPTION_KEYS"] = local_payload_keys(data / "payload-encryption-keys")
+            say(f"Temporal payloads: encrypted with the key in {_shown(data)}")
+        codec_token = environ.get("CODEC_AUTH_TOKEN") or LOCAL_CODEC_AUTH_TOKEN
+
+        # Temporal
+        temporal_ui = None
+        if environ.get("TEMPORAL_ADDRESS"):
+            temporal_address = environ["TEMPORAL_ADDRESS"]
+            say(f"Temporal: using {temporal_address}")
+        else:
+            require_free(config.temporal_port, "the Temporal dev server")
+            temporal = start_temporal(
+                children,
+                port=config.temporal_port,
+                ui_port=config.ui_port,
+                db_file=None if config.temporal_in_memory else data / "temporal.sqlite",
+                log=logs / "temporal.log",
+                namespace=environ.get("TEMPORAL_NAMESPACE", "default"),
+                # The Web UI sends no credentials of its own: the token rides in the path.
+                codec_endpoint=f"http://127.0.0.1:{config.api_port}/codec/{codec_token}",
+            )
+            processes["temporal"] = temporal.process.pid
+            temporal_address = f"127.0.0.1:{config.temporal_port}"
+            env["TEMPORAL_ADDRESS"] = temporal_address
+            if config.ui_port is not None:
+                temporal_ui = f"http://127.0.0.1:{config.ui_port}"
+
+        # Stripe
+        stripe_base = _start_stripe(config, environ, env, children, processes, say)
+
+        # Worker and API
+        if not environ.get("WORKER_METRICS_ADDRESS"):
+            env["WORKER_METRICS_ADDRESS"] = f"127.0.0.1:{config.metrics_port}"
+        worker = children.start(
+            "worker",
+            [sys.executable, str(ROOT / "worker.py")],
+            log=logs / "worker.log",
+            env=env,
+            cwd=ROOT,
+        )
+        processes["worker"] = worker.process.pid
+        require_free(config.api_port, "the API")
+        api = children.start(
+            "api",
+            [
+                str(BIN / "uvicorn"),
+                "--factory",
+                "api.app:app_factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(config.api_port),
+                "--no-access-log",
+            ],
+            log=logs / "api.log",
+            env=env,
+            cwd=ROOT,
+        )
+        processes["api"] = api.process.pid
+        wait_for_port(api, config.api_port, timeout=60)
+    except BaseException:
+        children.stop_all()
+        keep.clear()
+        raise
+    return Stack(
+        children=children,
+        env=env,
+        api_url=f"http://127.0.0.1:{config.api_port}",
+        stripe_api_base=stripe_base,
+        temporal_address=temporal_address,
+        temporal_ui=temporal_ui,
+        database_url=database_url,
+        processes=processes,
+        _keep=keep,
+    )
+
+
+def _start_stripe(
+    config: StackConfig,
+    environ: Mapping[str, str],
+    env: dict[str, str],
+    children: Children,
+    processes: dict[str, int],
+    say: Callable[[str], None],
+) -> str | None:
+    """The emulator, unless real Stripe keys are configured; returns its address."""
+    real_key = environ.get("STRIPE_SECRET_KEY", "")
+    uses_real_stripe = (
+        real_key.startswith(("sk_test_", "sk_live_", "rk_"))
+        and real_key != LOCAL_STRIPE_SECRET_KEY
+        and not environ.get("STRIPE_API_BASE")
+    )
+    if uses_real_stripe:
+        say("Stripe: using api.stripe.com with the configured keys")
+        return None
+    stripe_base = environ.get("STRIPE_API_BASE") or f"http://127.0.0.1:{config.stripe_port}"
+    if not environ.get("STRIPE_API_BASE"):
+        require_free(config.stripe_port, "the Stripe emulator")
+        emulator = start_localstripe(
+            children,
+            port=config.stripe_port,
+            log=config.data_dir / "logs" / "localstripe.log",
+            state_file=config.data_dir / "localstripe.pickle" if config.stripe_persists else None,
+        )
+        processes["localstripe"] = emulator.process.pid
+    env["STRIPE_API_BASE"] = stripe_base
+    env["STRIPE_SECRET_KEY"] = real_key or LOCAL_STRIPE_SECRET_KEY
+    secret = environ.get("STRIPE_WEBHOOK_SECRET") or LOCAL_WEBHOOK_SECRET
+    env["STRIPE_WEBHOOK_SECRET"] = secret
+    register_webhook(
+        stripe_base,
+        name="vult-orders",
+        url=f"http://127.0.0.1:{config.api_port}/api/webhooks/stripe",
+        secret=secret,
+    )
+    say(f"Stripe: emulator at {stripe_base}, webhooks signed and sent to the API")
+    return stripe_base
+
+
+def _shown(path: Path) -> str:
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
