@@ -25,8 +25,18 @@ from vult.stripe_client import make_stripe_client
 from vult.temporal import connect
 from workflows.order import OrderWorkflow
 
-# Deterministic modules the sandbox need not re-import for every workflow run.
-PASSTHROUGH_MODULES = ("pydantic", "pydantic_core", "vult", "activities", "stripe", "sqlalchemy")
+# Deterministic modules the sandbox need not re-import for every workflow run (it does
+# re-import the workflow's own module, workflows.order, each time).
+PASSTHROUGH_MODULES = (
+    "pydantic",
+    "pydantic_core",
+    "vult",
+    "activities",
+    "stripe",
+    "sqlalchemy",
+    "workflows.decisions",
+    "workflows.policies",
+)
 
 
 def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Worker:
@@ -52,6 +62,9 @@ def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Wor
         workflow_runner=SandboxedWorkflowRunner(
             restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
         ),
+        # Orders wait for days between steps: keep the active ones cached, let idle ones be
+        # evicted (they replay from history when their next event comes) to bound memory.
+        max_cached_workflows=settings.worker_max_cached_workflows,
         max_concurrent_workflow_tasks=100,
         max_concurrent_activities=100,
         max_concurrent_local_activities=100,

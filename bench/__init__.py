@@ -1,0 +1,1 @@
+"""The benchmark: full order lifecycles over HTTP on the local stack, with references."""

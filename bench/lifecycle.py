@@ -1,0 +1,194 @@
+"""One order's whole life over HTTP, as the shop's frontend and Stripe.js would drive it:
+create -> ask to pay -> confirm the card at the Stripe emulator -> the signed webhook
+arrives -> the order reads back Confirmed. Plus the read phase."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.measure import Latencies
+
+ORDER = {
+    "customerEmail": "bench@example.com",
+    "shippingAddress": {
+        "fullName": "Bench Customer",
+        "addressLine1": "1 Load St",
+        "city": "Springfield",
+        "state": "IL",
+        "postalCode": "62701",
+        "country": "US",
+    },
+    "lineItems": [
+        {"productId": "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001", "quantity": 1},
+        {"productId": "6f1c2a3e-0005-4c1b-9a55-1d2f8e9a0005", "quantity": 2, "size": "L"},
+    ],
+}
+CARD = {
+    "type": "card",
+    "card[number]": "4242424242424242",
+    "card[exp_month]": "12",
+    "card[exp_year]": "2034",
+    "card[cvc]": "123",
+}
+FIRST_LOOK = 1.0
+POLL_INTERVAL = 0.1
+CONFIRM_TIMEOUT = 60.0
+
+
+@dataclass
+class Target:
+    api: str
+    stripe: str
+    stripe_key: str
+
+
+class Failed(Exception):
+    pass
+
+
+async def _call(
+    http: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    expect: int,
+    lat: Latencies | None = None,
+    name: str = "",
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """One HTTP call, timed from sending the request to reading the whole answer."""
+    start = time.perf_counter()
+    try:
+        async with http.request(method, url, **kwargs) as response:
+            if response.status != expect:
+                raise Failed(f"{method} {response.url.path}: {response.status}")
+            body: dict[str, Any] = await response.json()
+    except Exception:
+        if lat is not None:
+            lat.fail(name)
+        raise
+    if lat is not None:
+        lat.add(name, time.perf_counter() - start)
+    return body
+
+
+async def create_order(http: aiohttp.ClientSession, target: Target, lat: Latencies) -> str:
+    url = f"{target.api}/api/orders"
+    body = await _call(http, "POST", url, 201, lat, "POST /api/orders", json=ORDER)
+    return str(body["orderId"])
+
+
+async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies) -> str:
+    began = time.perf_counter()
+    order_id = await create_order(http, target, lat)
+    order_url = f"{target.api}/api/orders/{order_id}"
+    intent = await _call(
+        http, "POST", f"{order_url}/payment", 200, lat, "POST /api/orders/{id}/payment"
+    )
+    pi = intent["paymentIntentId"]
+    stripe = {"Authorization": f"Bearer {target.stripe_key}"}
+    confirm_start = time.perf_counter()
+    method = await _call(
+        http, "POST", f"{target.stripe}/v1/payment_methods", 200, data=CARD, headers=stripe
+    )
+    await _call(
+        http,
+        "POST",
+        f"{target.stripe}/v1/payment_intents/{pi}",
+        200,
+        data={"payment_method": method["id"]},
+        headers=stripe,
+    )
+    confirmed = await _call(
+        http, "POST", f"{target.stripe}/v1/payment_intents/{pi}/confirm", 200, headers=stripe
+    )
+    if confirmed["status"] != "succeeded":
+        raise Failed(f"card not accepted: {confirmed['status']}")
+    paid_at = time.perf_counter()
+    lat.add("card confirmed at the emulator", paid_at - confirm_start)
+    deadline = paid_at + CONFIRM_TIMEOUT
+    # The emulator sends its webhook about a second after the charge: look then, and every
+    # POLL_INTERVAL after, as a checkout page waiting for confirmation would.
+    await asyncio.sleep(FIRST_LOOK)
+    while True:
+        order = await _call(http, "GET", order_url, 200, lat, "GET /api/orders/{id}")
+        if order["status"] == "Confirmed":
+            break
+        if time.perf_counter() > deadline:
+            lat.fail("lifecycle")
+            raise Failed(f"order {order_id} not Confirmed after {CONFIRM_TIMEOUT}s")
+        await asyncio.sleep(POLL_INTERVAL)
+    now = time.perf_counter()
+    lat.add("paid -> reads Confirmed", now - paid_at)
+    lat.add("lifecycle (create -> Confirmed)", now - began)
+    return order_id
+
+
+async def run_many(
+    count: int, concurrency: int, one: object, progress: str
+) -> tuple[list[str], float, int]:
+    """Run `one()` count times, `concurrency` at a time; returns ids, seconds, errors."""
+    ids: list[str] = []
+    errors = 0
+    counter = itertools.count()
+    done = 0
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal errors, done
+        while next(counter) < count:
+            try:
+                ids.append(await one())  # type: ignore[operator]
+            except Exception as exc:  # noqa: BLE001 - counted and reported
+                errors += 1
+                if errors <= 3:
+                    print(f"    error: {type(exc).__name__}: {exc}", flush=True)
+            done += 1
+
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(5)
+            rate = done / (time.perf_counter() - started)
+            print(f"    {progress}: {done}/{count} ({rate:.1f}/s)", flush=True)
+
+    reporter = asyncio.create_task(report())
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    reporter.cancel()
+    return ids, time.perf_counter() - started, errors
+
+
+async def read_for(
+    http: aiohttp.ClientSession,
+    url_of: object,
+    ids: list[str],
+    seconds: float,
+    concurrency: int,
+    lat: Latencies,
+    name: str,
+) -> tuple[int, float]:
+    """GET orders round-robin for `seconds` at fixed concurrency; returns count, seconds."""
+    ring = itertools.cycle(ids)
+    stop = time.perf_counter() + seconds
+    count = 0
+    started = time.perf_counter()
+
+    async def worker() -> None:
+        nonlocal count
+        while time.perf_counter() < stop:
+            url = url_of(next(ring))  # type: ignore[operator]
+            t0 = time.perf_counter()
+            async with http.get(url) as response:
+                await response.read()
+                if response.status != 200:
+                    lat.fail(name)
+                    continue
+            lat.add(name, time.perf_counter() - t0)
+            count += 1
+
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return count, time.perf_counter() - started
