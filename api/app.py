@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         engine = make_engine(settings.database_url)
         client = temporal or await connect(settings)
         app.state.settings = settings
+        app.state.engine = engine
         app.state.sessions = make_sessionmaker(engine)
         app.state.temporal = client
         spec = settings.payload_encryption_keys.get_secret_value()

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from api.schemas import (
     AddressDto,
@@ -26,9 +26,11 @@ _ORDERS = Order.__table__
 _ITEMS = LineItem.__table__
 
 
-async def get_order(session: AsyncSession, order_id: uuid.UUID) -> OrderDto | None:
-    """The hot read path, in two plain queries (no ORM identity map or relationship
-    loading): within a few percent of a bare FastAPI + SQL endpoint (docs/performance.md)."""
+async def get_order(
+    session: AsyncSession | AsyncConnection, order_id: uuid.UUID
+) -> OrderDto | None:
+    """The hot read path: two plain queries, no ORM identity map or relationship loading
+    (docs/performance.md)."""
     order = (await session.execute(select(_ORDERS).where(_ORDERS.c.order_id == order_id))).first()
     if order is None:
         return None

@@ -46,13 +46,17 @@ def _tree(pid: int) -> list[psutil.Process]:
 
 
 def _cpu_seconds(pid: int) -> float:
+    """The process tree's CPU, counting children that already exited (PostgreSQL's
+    backends come and go): those are in the root's children_user/children_system."""
     total = 0.0
-    for proc in _tree(pid):
+    for i, proc in enumerate(_tree(pid)):
         try:
             times = proc.cpu_times()
-            total += times.user + times.system
         except psutil.NoSuchProcess:
             continue
+        total += times.user + times.system
+        if i == 0:
+            total += times.children_user + times.children_system
     return total
 
 

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     # Where the worker serves Prometheus metrics (Temporal SDK and the service's counters).
     worker_metrics_address: str = "127.0.0.1:9464"
     # Workflows kept in the worker's memory between tasks (docs/performance.md).
-    worker_max_cached_workflows: int = 200
+    worker_max_cached_workflows: int = 64
 
     @field_validator("currency")
     @classmethod

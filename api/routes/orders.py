@@ -9,7 +9,7 @@ from fastapi import APIRouter, Header, Request, Response, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import read_model
-from api.deps import CommandsDep, SessionDep
+from api.deps import CommandsDep, ConnectionDep, SessionDep
 from api.errors import ApiError, BadRequest, InvalidOrder, NotFound
 from api.order_commands import WorkflowClosed, new_order_id
 from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
@@ -62,9 +62,9 @@ async def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
-async def get_order(order_id: uuid.UUID, session: SessionDep) -> Response:
+async def get_order(order_id: uuid.UUID, connection: ConnectionDep) -> Response:
     """Read an order with its line items."""
-    order = await read_model.get_order(session, order_id)
+    order = await read_model.get_order(connection, order_id)
     if order is None:
         raise NotFound("Order not found")
     # The hot read path: serialized once by pydantic, not validated again by FastAPI.
