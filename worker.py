@@ -39,6 +39,12 @@ PASSTHROUGH_MODULES = (
 )
 
 
+def sandbox_runner() -> SandboxedWorkflowRunner:
+    return SandboxedWorkflowRunner(
+        restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    )
+
+
 def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Worker:
     db = OrderDbActivities(
         make_sessionmaker(engine),
@@ -59,9 +65,7 @@ def build_worker(client: Client, settings: Settings, engine: AsyncEngine) -> Wor
         task_queue=settings.temporal_task_queue,
         workflows=[OrderWorkflow],
         activities=activities,  # type: ignore[arg-type]
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
+        workflow_runner=sandbox_runner(),
         # Orders wait for days between steps: keep the active ones cached, let idle ones be
         # evicted (they replay from history when their next event comes) to bound memory.
         max_cached_workflows=settings.worker_max_cached_workflows,

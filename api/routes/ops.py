@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, status
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import read_model
 from api.deps import CommandsDep, SessionDep, SettingsDep
@@ -42,6 +44,17 @@ router = APIRouter(
     dependencies=[Depends(require_ops)],
     responses={401: {"model": ErrorResponse}},
 )
+
+
+async def _run(
+    session: AsyncSession, order_id: uuid.UUID, action: str, command: Awaitable[None]
+) -> None:
+    """Carry out a workflow update; a finished workflow's refusal names the status."""
+    try:
+        await command
+    except WorkflowClosed as exc:
+        raise await closed_order_error(session, order_id, action) from exc
+
 
 _COMMAND_RESPONSES = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
 
@@ -80,12 +93,9 @@ async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
 )
 async def start_processing(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
     """Confirmed -> Processing."""
-    try:
-        await commands.start_processing(order_id)
-    except WorkflowClosed as exc:
-        raise await closed_order_error(
-            session, order_id, "Cannot start processing an order"
-        ) from exc
+    await _run(
+        session, order_id, "Cannot start processing an order", commands.start_processing(order_id)
+    )
 
 
 @router.post(
@@ -95,10 +105,12 @@ async def ship(
     order_id: uuid.UUID, body: ShipOrderDto, commands: CommandsDep, session: SessionDep
 ) -> None:
     """Processing -> Shipped, with the carrier and tracking number."""
-    try:
-        await commands.ship(order_id, body.carrier, body.tracking_number)
-    except WorkflowClosed as exc:
-        raise await closed_order_error(session, order_id, "Cannot ship an order") from exc
+    await _run(
+        session,
+        order_id,
+        "Cannot ship an order",
+        commands.ship(order_id, body.carrier, body.tracking_number),
+    )
 
 
 @router.post(
@@ -106,10 +118,7 @@ async def ship(
 )
 async def deliver(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
     """Shipped -> Delivered; the order's workflow then completes."""
-    try:
-        await commands.deliver(order_id)
-    except WorkflowClosed as exc:
-        raise await closed_order_error(session, order_id, "Cannot deliver an order") from exc
+    await _run(session, order_id, "Cannot deliver an order", commands.deliver(order_id))
 
 
 @router.post(
@@ -119,7 +128,4 @@ async def cancel(
     order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, session: SessionDep
 ) -> None:
     """Cancel with a reason; refunds a taken payment."""
-    try:
-        await commands.cancel(order_id, body.reason)
-    except WorkflowClosed as exc:
-        raise await closed_order_error(session, order_id, "Cannot cancel order") from exc
+    await _run(session, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason))

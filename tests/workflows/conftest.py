@@ -35,7 +35,7 @@ from vult.contracts import (
     StatusChange,
 )
 from vult.orders import OrderStatus
-from worker import PASSTHROUGH_MODULES
+from worker import sandbox_runner
 from workflows.order import OrderWorkflow, workflow_id_for
 
 KNOWN_PRODUCT = uuid.UUID("6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001")
@@ -234,18 +234,19 @@ async def eventually(
         await asyncio.sleep(0.05)
 
 
-@pytest.fixture
-async def harness(temporal_client: Client, task_queue: str) -> AsyncIterator[Harness]:
-    backend = Backend()
-    from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
-
-    async with Worker(
-        temporal_client,
+def stand_in_worker(client: Client, task_queue: str, backend: Backend) -> Worker:
+    """The real OrderWorkflow, sandboxed as in production, on stand-in activities."""
+    return Worker(
+        client,
         task_queue=task_queue,
         workflows=[OrderWorkflow],
         activities=backend.activities,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
-    ):
+        workflow_runner=sandbox_runner(),
+    )
+
+
+@pytest.fixture
+async def harness(temporal_client: Client, task_queue: str) -> AsyncIterator[Harness]:
+    backend = Backend()
+    async with stand_in_worker(temporal_client, task_queue, backend):
         yield Harness(temporal_client, task_queue, backend)

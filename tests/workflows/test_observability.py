@@ -10,17 +10,14 @@ import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from devstack.procs import free_port
-from tests.workflows.conftest import Backend, Harness, eventually
+from tests.workflows.conftest import Backend, Harness, eventually, stand_in_worker
 from tests.workflows.test_order_workflow import event
 from vult.contracts import CancelOrder
 from vult.orders import OrderStatus
 from vult.settings import Settings
 from vult.temporal import connect
-from worker import PASSTHROUGH_MODULES
 from workflows.order import OrderWorkflow
 
 S = OrderStatus
@@ -59,15 +56,7 @@ async def test_the_worker_exports_sdk_and_service_metrics(
 ) -> None:
     client, port = metrics_client
     backend = Backend()
-    async with Worker(
-        client,
-        task_queue=task_queue,
-        workflows=[OrderWorkflow],
-        activities=backend.activities,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
-    ):
+    async with stand_in_worker(client, task_queue, backend):
         harness = Harness(client, task_queue, backend)
         _, handle = await harness.place()
         intent = await handle.execute_update(OrderWorkflow.request_payment)

@@ -13,14 +13,11 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from devstack.procs import BIN
-from tests.workflows.conftest import Backend, order_request
+from tests.workflows.conftest import Backend, order_request, stand_in_worker
 from vult.contracts import CancelOrder, OrderState, OrderTiming, OrderWorkflowInput
 from vult.orders import OrderStatus
-from worker import PASSTHROUGH_MODULES
 from workflows.order import OrderWorkflow, workflow_id_for
 
 S = OrderStatus
@@ -50,15 +47,7 @@ async def backend(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Ba
     """A worker for one test. Its workflows are terminated afterwards: the test server will
     not skip time while any workflow has a task that no worker will ever pick up."""
     backend = Backend()
-    async with Worker(
-        env.client,
-        task_queue=task_queue,
-        workflows=[OrderWorkflow],
-        activities=backend.activities,
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
-        ),
-    ):
+    async with stand_in_worker(env.client, task_queue, backend):
         yield backend
     while _STARTED:
         handle = _STARTED.pop()
