@@ -1,0 +1,77 @@
+"""A verified Stripe event that cannot reach its workflow is answered 503, so Stripe retries
+it (for days) instead of it being lost; one for an order that does not exist is 200."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from fastapi.testclient import TestClient
+from temporalio.service import RPCError, RPCStatusCode
+
+from api.app import create_app
+from tests.unit.test_webhook_signature import sign
+from vult.settings import Settings
+
+SECRET = "whsec_unit_test"
+
+
+class _Handle:
+    def __init__(self, status: RPCStatusCode, signals: list[Any]) -> None:
+        self._status, self._signals = status, signals
+
+    async def signal(self, _signal: Any, event: Any) -> None:
+        self._signals.append(event)
+        raise RPCError("stand-in", self._status, b"")
+
+
+class _Client:
+    """Stands in for the Temporal client: every signal fails with the given status."""
+
+    def __init__(self, status: RPCStatusCode) -> None:
+        self.status = status
+        self.signals: list[Any] = []
+
+    def get_workflow_handle(self, workflow_id: str) -> _Handle:
+        assert workflow_id.startswith("order-")
+        return _Handle(self.status, self.signals)
+
+
+def post_event(client: _Client) -> int:
+    settings = Settings(  # never connected to: the event names its order in metadata
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        stripe_webhook_secret=SECRET,  # type: ignore[arg-type]
+    )
+    payload = json.dumps(
+        {
+            "id": "evt_1",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "data": {
+                "object": {
+                    "id": "pi_1",
+                    "object": "payment_intent",
+                    "metadata": {"order_id": str(uuid.uuid4())},
+                }
+            },
+        }
+    ).encode()
+    with TestClient(create_app(settings, temporal=client)) as http:  # type: ignore[arg-type]
+        response = http.post(
+            "/api/webhooks/stripe",
+            content=payload,
+            headers={"Stripe-Signature": sign(payload, secret=SECRET)},
+        )
+    return response.status_code
+
+
+def test_an_event_temporal_cannot_take_now_is_503_so_stripe_retries() -> None:
+    client = _Client(RPCStatusCode.UNAVAILABLE)
+    assert post_event(client) == 503
+    assert [e.payment_intent_id for e in client.signals] == ["pi_1"]
+
+
+def test_an_event_for_an_order_with_no_workflow_is_acknowledged() -> None:
+    client = _Client(RPCStatusCode.NOT_FOUND)
+    assert post_event(client) == 200
