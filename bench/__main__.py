@@ -33,7 +33,7 @@ from temporalio.client import Client
 
 from bench.floor import one_lifecycle
 from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
-from bench.measure import Latencies, ProcessWatch, percentiles
+from bench.measure import Latencies, ProcessWatch
 from devstack.procs import BIN, Children, free_port, wait_for_port
 from devstack.stack import ROOT, StackConfig, start_stack
 
@@ -351,5 +351,3 @@ def main() -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-
-__all__ = ["percentiles"]
