@@ -98,23 +98,21 @@ class StripeActivities:
             if _is_refusal(exc):
                 raise _refusal(exc) from exc
             raise
-        data = refund.to_dict()
-        return RefundInfo(
-            refund_id=data["id"],
-            status=data.get("status") or "pending",
-            amount=data["amount"],
-            currency=data["currency"],
-        )
+        return _refund_info(refund)
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
-        data = (await self._client.v1.refunds.retrieve_async(refund_id)).to_dict()
-        return RefundInfo(
-            refund_id=data["id"],
-            status=data.get("status") or "pending",
-            amount=data["amount"],
-            currency=data["currency"],
-        )
+        return _refund_info(await self._client.v1.refunds.retrieve_async(refund_id))
+
+
+def _refund_info(found: stripe.Refund) -> RefundInfo:
+    data = found.to_dict()
+    return RefundInfo(
+        refund_id=data["id"],
+        status=data.get("status") or "pending",
+        amount=data["amount"],
+        currency=data["currency"],
+    )
 
 
 def _snapshot(found: stripe.PaymentIntent) -> PaymentIntentSnapshot:

@@ -9,21 +9,7 @@ from dataclasses import dataclass
 import stripe
 
 from vult.contracts import PaymentEvent
-
-# Events the order workflow acts on or records; any other type is acknowledged and ignored.
-PAYMENT_INTENT_EVENTS = frozenset(
-    {
-        "payment_intent.succeeded",
-        "payment_intent.payment_failed",
-        "payment_intent.canceled",
-        "payment_intent.processing",
-        "payment_intent.requires_action",
-    }
-)
-
-
-# A refund completing at Stripe; the charge names its PaymentIntent.
-CHARGE_EVENTS = frozenset({"charge.refunded"})
+from vult.stripe_events import PAYMENT_INTENT_EVENTS, REFUND_EVENTS
 
 
 class SignatureError(Exception):
@@ -63,7 +49,7 @@ def payment_event(event: stripe.Event) -> OrderEvent | None:
     obj = event.to_dict().get("data", {}).get("object") or {}
     if event.type in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
         payment_intent_id = obj.get("id")
-    elif event.type in CHARGE_EVENTS and obj.get("object") == "charge":
+    elif event.type in REFUND_EVENTS and obj.get("object") == "charge":
         payment_intent_id = obj.get("payment_intent")
     else:
         return None

@@ -8,17 +8,9 @@ from pathlib import Path
 import httpx
 
 from devstack.procs import Child, Children, wait_for_port
+from vult.stripe_events import HANDLED
 
 ROOT = Path(__file__).resolve().parents[1]
-
-WEBHOOK_EVENTS = [
-    "payment_intent.succeeded",
-    "payment_intent.payment_failed",
-    "payment_intent.canceled",
-    "payment_intent.processing",
-    "payment_intent.requires_action",
-    "charge.refunded",
-]
 
 
 def start_localstripe(
@@ -37,7 +29,7 @@ def register_webhook(api_base: str, *, name: str, url: str, secret: str) -> None
     """Ask the emulator to sign and send our events to `url`, as a Stripe dashboard would."""
     response = httpx.post(
         f"{api_base}/_config/webhooks/{name}",
-        json={"url": url, "secret": secret, "events": WEBHOOK_EVENTS},
+        json={"url": url, "secret": secret, "events": sorted(HANDLED)},
         timeout=10,
     )
     response.raise_for_status()

@@ -64,18 +64,6 @@ def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
     return (current, new) in ALLOWED_TRANSITIONS
 
 
-class TransitionError(ValueError):
-    def __init__(self, current: OrderStatus, new: OrderStatus) -> None:
-        super().__init__(f"Cannot change order status from {current} to {new}")
-        self.current = current
-        self.new = new
-
-
-def require_transition(current: OrderStatus, new: OrderStatus) -> None:
-    if not can_transition(current, new):
-        raise TransitionError(current, new)
-
-
 class _Priced(Protocol):
     @property
     def unit_price(self) -> Decimal: ...

@@ -37,12 +37,17 @@ class Decision:
     also_fail: bool = False  # with REFUND: the current attempt failed too
 
 
+def is_current(state: OrderState, pi: str) -> bool:
+    """Is `pi` the order's current PaymentIntent (the one a successful payment confirms)?"""
+    return state.payment is not None and state.payment.payment_intent_id == pi
+
+
 def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSnapshot) -> Decision:
     """What Stripe's current word on one PaymentIntent means for the order."""
     pi = intent.payment_intent_id
     if pi not in state.payment_intent_ids and intent.order_id != order_id:
         return Decision(Act.NOTHING, f"{pi} does not belong to this order")
-    current = state.payment is not None and state.payment.payment_intent_id == pi
+    current = is_current(state, pi)
     status = state.status
 
     if intent.status == "succeeded":

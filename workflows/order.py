@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from vult.money import to_minor_units
     from vult.orders import PAYABLE, OrderStatus, can_transition
+    from vult.stripe_events import REFUND_EVENTS
     from workflows import decisions, policies
     from workflows.decisions import CANCELLABLE, UNPAID, Act, Timer
 
@@ -49,7 +50,6 @@ _SEEN_EVENTS_KEPT = 200
 # A PaymentIntent mid-charge cannot be cancelled; ask again this often, this many times.
 _IN_FLIGHT_RETRY = timedelta(seconds=30)
 _IN_FLIGHT_TRIES = 20
-REFUND_EVENTS = frozenset({"charge.refunded"})
 
 
 def workflow_id_for(order_id: uuid.UUID) -> str:
@@ -181,6 +181,10 @@ class OrderWorkflow:
         await workflow.wait_condition(
             lambda: self._state.status is not None or self._rejection is not None
         )
+        self._require_placed()
+
+    def _require_placed(self) -> None:
+        """An order that was refused at placement does not exist for any command."""
         if self._rejection is not None:
             raise ApplicationError("Order not found", type=errors.ORDER_NOT_FOUND)
 
@@ -231,8 +235,7 @@ class OrderWorkflow:
         self._check_payable()
 
     def _check_payable(self) -> None:
-        if self._rejection is not None:
-            raise ApplicationError("Order not found", type=errors.ORDER_NOT_FOUND)
+        self._require_placed()
         status = self._state.status
         if status is not None and status not in PAYABLE and status != S.PaymentProcessing:
             raise _refused(f"Cannot process payment for order with status: {status}")
@@ -248,15 +251,11 @@ class OrderWorkflow:
     @cancel.validator
     def _validate_cancel(self, command: CancelOrder) -> None:
         if not command.reason.strip() or len(command.reason) > 500:
-            raise ApplicationError(
-                "A cancellation reason of 1 to 500 characters is required",
-                type=errors.INVALID_TRANSITION,
-            )
+            raise _refused("A cancellation reason of 1 to 500 characters is required")
         self._check_cancellable()
 
     def _check_cancellable(self) -> None:
-        if self._rejection is not None:
-            raise ApplicationError("Order not found", type=errors.ORDER_NOT_FOUND)
+        self._require_placed()
         status = self._state.status
         if status is not None and status not in CANCELLABLE:
             raise _refused(f"Cannot cancel order with status: {status}")
@@ -384,8 +383,6 @@ class OrderWorkflow:
             await self._annotate(stripe_payment_status=decision.stripe_status)
         elif decision.act == Act.REFUND:
             refund = await self._refund(pi)
-            payment = self._state.payment
-            current = payment is not None and payment.payment_intent_id == pi
             if decision.also_fail:
                 await self._change(
                     S.PaymentProcessing,
@@ -393,7 +390,7 @@ class OrderWorkflow:
                     stripe_payment_status="refunded",
                     payment_error_message=decision.error_message,
                 )
-            elif current and status is not None:
+            elif decisions.is_current(self._state, pi) and status is not None:
                 await self._annotate(
                     stripe_payment_status=_refund_status(refund),
                     stripe_refund_id=refund.refund_id,
@@ -477,8 +474,7 @@ class OrderWorkflow:
             **policies.STRIPE_BACKGROUND,
         )
         self._state.refunds[pi] = refund
-        current = self._state.payment is not None and self._state.payment.payment_intent_id == pi
-        if current:
+        if decisions.is_current(self._state, pi):
             await self._annotate(stripe_payment_status=_refund_status(refund))
         return f"refund {refund.refund_id} for {pi} is {refund.status}"
 

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 import hmac
 import uuid
-from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import read_model
+from api.commands import run_command
 from api.deps import CommandsDep, SessionDep, SettingsDep
 from api.errors import NotFound, Unauthorized
-from api.order_commands import WorkflowClosed
-from api.routes.orders import closed_order_error
 from api.schemas import (
     CancelOrderDto,
     ErrorResponse,
@@ -44,16 +41,6 @@ router = APIRouter(
     dependencies=[Depends(require_ops)],
     responses={401: {"model": ErrorResponse}},
 )
-
-
-async def _run(
-    session: AsyncSession, order_id: uuid.UUID, action: str, command: Awaitable[None]
-) -> None:
-    """Carry out a workflow update; a finished workflow's refusal names the status."""
-    try:
-        await command
-    except WorkflowClosed as exc:
-        raise await closed_order_error(session, order_id, action) from exc
 
 
 _COMMAND_RESPONSES = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
@@ -93,7 +80,7 @@ async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
 )
 async def start_processing(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
     """Confirmed -> Processing."""
-    await _run(
+    await run_command(
         session, order_id, "Cannot start processing an order", commands.start_processing(order_id)
     )
 
@@ -105,7 +92,7 @@ async def ship(
     order_id: uuid.UUID, body: ShipOrderDto, commands: CommandsDep, session: SessionDep
 ) -> None:
     """Processing -> Shipped, with the carrier and tracking number."""
-    await _run(
+    await run_command(
         session,
         order_id,
         "Cannot ship an order",
@@ -118,7 +105,7 @@ async def ship(
 )
 async def deliver(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
     """Shipped -> Delivered; the order's workflow then completes."""
-    await _run(session, order_id, "Cannot deliver an order", commands.deliver(order_id))
+    await run_command(session, order_id, "Cannot deliver an order", commands.deliver(order_id))
 
 
 @router.post(
@@ -128,4 +115,6 @@ async def cancel(
     order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, session: SessionDep
 ) -> None:
     """Cancel with a reason; refunds a taken payment."""
-    await _run(session, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason))
+    await run_command(
+        session, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason)
+    )

@@ -6,12 +6,12 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from api import read_model
+from api.commands import run_command
 from api.deps import CommandsDep, ConnectionDep, SessionDep
-from api.errors import ApiError, BadRequest, InvalidOrder, NotFound
-from api.order_commands import WorkflowClosed, new_order_id
+from api.errors import InvalidOrder, NotFound
+from api.order_commands import new_order_id
 from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
 
@@ -80,12 +80,9 @@ async def create_payment(
     order_id: uuid.UUID, commands: CommandsDep, session: SessionDep
 ) -> PaymentIntentDto:
     """Create (or return the open) Stripe PaymentIntent for a Pending or Failed order."""
-    try:
-        return await commands.request_payment(order_id)
-    except WorkflowClosed as exc:
-        raise await closed_order_error(
-            session, order_id, "Cannot process payment for order"
-        ) from exc
+    return await run_command(
+        session, order_id, "Cannot process payment for order", commands.request_payment(order_id)
+    )
 
 
 @router.post(
@@ -95,15 +92,6 @@ async def create_payment(
 )
 async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
     """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded."""
-    try:
-        await commands.cancel(order_id, "Cancelled by customer")
-    except WorkflowClosed as exc:
-        raise await closed_order_error(session, order_id, "Cannot cancel order") from exc
-
-
-async def closed_order_error(session: AsyncSession, order_id: uuid.UUID, action: str) -> ApiError:
-    """A finished workflow takes no commands: say why, from the order's recorded status."""
-    found = await read_model.order_status(session, order_id)
-    if found is None:
-        return NotFound("Order not found")
-    return BadRequest(f"{action} with status: {found}")
+    await run_command(
+        session, order_id, "Cannot cancel order", commands.cancel(order_id, "Cancelled by customer")
+    )
