@@ -85,6 +85,20 @@ def _rate(count: int, seconds: float) -> float:
     return count / seconds if seconds else 0.0
 
 
+def _phase(
+    done: list[str], errors: int, seconds: float, lat: Latencies, watch: ProcessWatch
+) -> dict[str, Any]:
+    """One phase of run_many, as it goes into the report and the JSON."""
+    return {
+        "count": len(done),
+        "errors": errors,
+        "seconds": seconds,
+        "per_second": _rate(len(done), seconds),
+        "latency": lat.summary(),
+        "processes": watch.as_dict(),
+    }
+
+
 async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     ports = {k: free_port() for k in ("api", "temporal", "stripe", "metrics", "plain")}
     print("Starting the stack ...", flush=True)
@@ -127,14 +141,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                     lambda: lifecycle(http, target, lat),
                     "lifecycles",
                 )
-            result["lifecycles"] = {
-                "count": len(ids),
-                "errors": errors,
-                "seconds": seconds,
-                "per_second": _rate(len(ids), seconds),
-                "latency": lat.summary(),
-                "processes": watch.as_dict(),
-            }
+            result["lifecycles"] = _phase(ids, errors, seconds, lat, watch)
 
             print(f"Creates: {args.creates} at concurrency 10", flush=True)
             create_lat = Latencies()
@@ -142,14 +149,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 created, seconds, create_errors = await run_many(
                     args.creates, 10, lambda: create_order(http, target, create_lat), "creates"
                 )
-            result["creates"] = {
-                "count": len(created),
-                "errors": create_errors,
-                "seconds": seconds,
-                "per_second": _rate(len(created), seconds),
-                "latency": create_lat.summary(),
-                "processes": watch.as_dict(),
-            }
+            result["creates"] = _phase(created, create_errors, seconds, create_lat, watch)
 
             print(
                 f"Reads: {args.read_seconds:.0f}s each, concurrency {args.read_concurrency}",
@@ -220,14 +220,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             done, seconds, floor_errors = await run_many(
                 args.orders, args.concurrency, floor_one, "floor"
             )
-        result["floor"] = {
-            "count": len(done),
-            "errors": floor_errors,
-            "seconds": seconds,
-            "per_second": _rate(len(done), seconds),
-            "latency": floor_lat.summary(),
-            "processes": watch.as_dict(),
-        }
+        result["floor"] = _phase(done, floor_errors, seconds, floor_lat, watch)
 
         with psycopg.connect(stack.database_url.replace("+psycopg", "")) as conn:
             rows = conn.execute(

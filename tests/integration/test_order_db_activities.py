@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -31,6 +32,20 @@ def db(engine: AsyncEngine) -> OrderDbActivities:
     )
 
 
+def new_order(product: uuid.UUID | None = None) -> CreateOrderRow:
+    request = order_request() if product is None else order_request(product)
+    return CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=request)
+
+
+async def row_of(engine: AsyncEngine, order_id: uuid.UUID, *columns: str) -> tuple[Any, ...]:
+    async with engine.connect() as conn:
+        row = await conn.execute(
+            text(f"SELECT {', '.join(columns)} FROM orders WHERE order_id = :id"),
+            {"id": order_id},
+        )
+        return tuple(row.one())
+
+
 async def rows_for(engine: AsyncEngine, order_id: uuid.UUID) -> tuple[int, int]:
     async with engine.connect() as conn:
         orders = (
@@ -49,7 +64,7 @@ async def rows_for(engine: AsyncEngine, order_id: uuid.UUID) -> tuple[int, int]:
 async def test_creating_the_same_order_twice_writes_one_row(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
-    req = CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request())
+    req = new_order()
     env = ActivityEnvironment()
     first = await env.run(db.create_order_row, req)
     again = await env.run(db.create_order_row, req)
@@ -64,7 +79,7 @@ async def test_a_taken_order_number_is_retried_with_a_new_one(
     env = ActivityEnvironment()
     first = await env.run(
         db.create_order_row,
-        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+        new_order(),
     )
     taken_serial = int(first.order_number.rsplit("-", 1)[1])
     draws = iter([taken_serial, taken_serial, 424242])
@@ -72,7 +87,7 @@ async def test_a_taken_order_number_is_retried_with_a_new_one(
 
     second = await env.run(
         db.create_order_row,
-        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+        new_order(),
     )
     assert second.order_number == "VLT-20261127-424242"
     assert second.order_number != first.order_number
@@ -83,7 +98,7 @@ async def test_an_unknown_product_is_refused_without_retry(db: OrderDbActivities
     with pytest.raises(ApplicationError) as caught:
         await ActivityEnvironment().run(
             db.create_order_row,
-            CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request(missing)),
+            new_order(missing),
         )
     assert caught.value.type == errors.INVALID_ORDER and caught.value.non_retryable
     assert caught.value.details[0] == [f"Product not found: {missing}"]
@@ -95,7 +110,7 @@ async def test_a_status_change_applies_once_and_a_replay_is_a_no_op(
     env = ActivityEnvironment()
     created = await env.run(
         db.create_order_row,
-        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+        new_order(),
     )
     change = StatusChange(
         order_id=created.order_id,
@@ -106,14 +121,10 @@ async def test_a_status_change_applies_once_and_a_replay_is_a_no_op(
     )
     await env.run(db.change_order_status, change)
     await env.run(db.change_order_status, change)  # a retry after the commit
-    async with engine.connect() as conn:
-        status, pi = (
-            await conn.execute(
-                text("SELECT status, stripe_payment_intent_id FROM orders WHERE order_id = :id"),
-                {"id": created.order_id},
-            )
-        ).one()
-    assert (status, pi) == ("PaymentProcessing", "pi_1")
+    assert await row_of(engine, created.order_id, "status", "stripe_payment_intent_id") == (
+        "PaymentProcessing",
+        "pi_1",
+    )
 
 
 async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
@@ -122,7 +133,7 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
     env = ActivityEnvironment()
     created = await env.run(
         db.create_order_row,
-        CreateOrderRow(order_id=uuid.uuid4(), created_at=NOW, request=order_request()),
+        new_order(),
     )
     late = StatusChange(
         order_id=created.order_id,
@@ -133,10 +144,4 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
     with pytest.raises(ApplicationError) as caught:
         await env.run(db.change_order_status, late)
     assert caught.value.type == errors.STATUS_CONFLICT
-    async with engine.connect() as conn:
-        status = (
-            await conn.execute(
-                text("SELECT status FROM orders WHERE order_id = :id"), {"id": created.order_id}
-            )
-        ).scalar_one()
-    assert status == "Pending"
+    assert await row_of(engine, created.order_id, "status") == ("Pending",)

@@ -26,6 +26,7 @@ from vult.contracts import (
     OrderState,
     OrderTiming,
     OrderWorkflowInput,
+    PaymentEvent,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     PlacedOrder,
@@ -39,6 +40,7 @@ from worker import sandbox_runner
 from workflows.order import OrderWorkflow, workflow_id_for
 
 KNOWN_PRODUCT = uuid.UUID("6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001")
+DECLINED = "Your card was declined."
 
 
 @dataclass
@@ -216,6 +218,36 @@ class Harness:
             OrderWorkflow.place, start_workflow_operation=start
         )
         return placed, await start.workflow_handle()
+
+    async def settle(
+        self, handle: WorkflowHandle[OrderWorkflow, OrderState], pi: str, *, succeeded: bool
+    ) -> None:
+        """Stripe settles the stand-in PaymentIntent and sends its webhook; wait until the
+        order shows the outcome."""
+        intent = self.backend.intents[pi]
+        if succeeded:
+            intent.status, intent.error = "succeeded", None
+        else:
+            intent.error = DECLINED
+        kind = "payment_intent.succeeded" if succeeded else "payment_intent.payment_failed"
+        await handle.signal(OrderWorkflow.payment_event, event(pi, kind))
+        outcome = OrderStatus.Confirmed if succeeded else OrderStatus.Failed
+        await eventually(handle, lambda s: s.status == outcome)
+
+    async def paid(
+        self, *, succeeded: bool = True
+    ) -> tuple[PlacedOrder, WorkflowHandle[OrderWorkflow, OrderState], PaymentIntentInfo]:
+        """An order placed, paid for, and Confirmed (or Failed with a declined card)."""
+        placed, handle = await self.place()
+        intent = await handle.execute_update(OrderWorkflow.request_payment)
+        await self.settle(handle, intent.payment_intent_id, succeeded=succeeded)
+        return placed, handle, intent
+
+
+def event(pi: str, kind: str = "payment_intent.succeeded", eid: str | None = None) -> PaymentEvent:
+    return PaymentEvent(
+        event_id=eid or f"evt_{uuid.uuid4().hex}", event_type=kind, payment_intent_id=pi
+    )
 
 
 async def eventually(

@@ -7,8 +7,7 @@ from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from tests.workflows.conftest import Harness, eventually
-from tests.workflows.test_order_workflow import event
+from tests.workflows.conftest import Harness, event, eventually
 from vult.contracts import CancelOrder, OrderState, ShipOrder
 from vult.orders import OrderStatus
 from workflows.order import OrderWorkflow
@@ -17,11 +16,7 @@ S = OrderStatus
 
 
 async def confirmed(harness: Harness) -> WorkflowHandle[OrderWorkflow, OrderState]:
-    _, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
-    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Confirmed)
+    _, handle, _ = await harness.paid()
     return handle
 
 
@@ -91,11 +86,7 @@ def state_order_id(handle: WorkflowHandle) -> object:
 
 
 async def test_a_failed_order_can_be_cancelled(harness: Harness) -> None:
-    _, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[intent.payment_intent_id].error = "Your card was declined."
-    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Failed)
+    _, handle, _ = await harness.paid(succeeded=False)
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
     assert (await handle.query(OrderWorkflow.state)).status == S.Cancelled
     assert harness.backend.refunds == {}

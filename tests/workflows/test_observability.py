@@ -12,8 +12,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from devstack.procs import free_port
-from tests.workflows.conftest import Backend, Harness, eventually, stand_in_worker
-from tests.workflows.test_order_workflow import event
+from tests.workflows.conftest import Backend, Harness, event, eventually, stand_in_worker
 from vult.contracts import CancelOrder
 from vult.orders import OrderStatus
 from vult.settings import Settings
@@ -58,11 +57,7 @@ async def test_the_worker_exports_sdk_and_service_metrics(
     backend = Backend()
     async with stand_in_worker(client, task_queue, backend):
         harness = Harness(client, task_queue, backend)
-        _, handle = await harness.place()
-        intent = await handle.execute_update(OrderWorkflow.request_payment)
-        backend.intents[intent.payment_intent_id].status = "succeeded"
-        await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-        await eventually(handle, lambda s: s.status == S.Confirmed)
+        _, handle, _ = await harness.paid()
         await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
 
         text = ""

@@ -10,18 +10,11 @@ from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from activities import errors
-from tests.workflows.conftest import Harness, eventually
-from vult.contracts import PaymentEvent
+from tests.workflows.conftest import DECLINED, Harness, event, eventually
 from vult.orders import OrderStatus
 from workflows.order import OrderWorkflow
 
 S = OrderStatus
-
-
-def event(pi: str, kind: str = "payment_intent.succeeded", eid: str | None = None) -> PaymentEvent:
-    return PaymentEvent(
-        event_id=eid or f"evt_{uuid.uuid4().hex}", event_type=kind, payment_intent_id=pi
-    )
 
 
 async def test_placing_an_order_answers_with_its_number_once_the_row_exists(
@@ -61,11 +54,7 @@ async def test_paying_creates_one_payment_intent_and_asking_again_returns_it(
 
 
 async def test_a_successful_payment_confirms_the_order(harness: Harness) -> None:
-    placed, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
-    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Confirmed)
+    await harness.paid()
     assert harness.backend.changes == [
         (S.Pending, S.PaymentProcessing),
         (S.PaymentProcessing, S.Confirmed),
@@ -87,40 +76,25 @@ async def test_a_duplicate_event_is_handled_once(harness: Harness) -> None:
 
 
 async def test_a_declined_card_fails_the_order_with_stripes_message(harness: Harness) -> None:
-    placed, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    pi = harness.backend.intents[intent.payment_intent_id]
-    pi.error = "Your card was declined."
-    await handle.signal(OrderWorkflow.payment_event, event(pi.id, "payment_intent.payment_failed"))
-    await eventually(handle, lambda s: s.status == S.Failed)
+    placed, _, _ = await harness.paid(succeeded=False)
     assert harness.backend.rows[placed.order_id] == S.Failed
+    assert harness.backend.fields[placed.order_id]["payment_error_message"] == DECLINED
 
 
 async def test_paying_again_after_a_decline_uses_a_new_payment_intent_and_key(
     harness: Harness,
 ) -> None:
-    placed, handle = await harness.place()
-    first = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[first.payment_intent_id].error = "Your card was declined."
-    await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Failed)
-
+    placed, handle, first = await harness.paid(succeeded=False)
     second = await handle.execute_update(OrderWorkflow.request_payment)
     assert second.payment_intent_id != first.payment_intent_id
     assert f"order:{placed.order_id}:payment-intent:2" in harness.backend.keys
-    harness.backend.intents[second.payment_intent_id].status = "succeeded"
-    await handle.signal(OrderWorkflow.payment_event, event(second.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Confirmed)
+    await harness.settle(handle, second.payment_intent_id, succeeded=True)
 
 
 async def test_a_late_success_on_a_superseded_intent_is_refunded_once_and_changes_nothing(
     harness: Harness,
 ) -> None:
-    placed, handle = await harness.place()
-    first = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[first.payment_intent_id].error = "Your card was declined."
-    await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Failed)
+    placed, handle, first = await harness.paid(succeeded=False)
     await handle.execute_update(OrderWorkflow.request_payment)
 
     # The customer paid the first PaymentIntent on an old tab after all.
@@ -140,16 +114,9 @@ async def test_a_late_success_on_a_superseded_intent_is_refunded_once_and_change
 async def test_a_late_success_on_the_current_intent_confirms_a_failed_order(
     harness: Harness,
 ) -> None:
-    _, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    pi = harness.backend.intents[intent.payment_intent_id]
-    pi.error = "Your card was declined."
-    await handle.signal(OrderWorkflow.payment_event, event(pi.id, "payment_intent.payment_failed"))
-    await eventually(handle, lambda s: s.status == S.Failed)
+    _, handle, intent = await harness.paid(succeeded=False)
     # The customer retried the card on the same checkout page.
-    pi.status, pi.error = "succeeded", None
-    await handle.signal(OrderWorkflow.payment_event, event(pi.id))
-    await eventually(handle, lambda s: s.status == S.Confirmed)
+    await harness.settle(handle, intent.payment_intent_id, succeeded=True)
     assert harness.backend.changes[-2:] == [
         (S.Failed, S.PaymentProcessing),
         (S.PaymentProcessing, S.Confirmed),
@@ -159,11 +126,7 @@ async def test_a_late_success_on_the_current_intent_confirms_a_failed_order(
 async def test_a_failure_event_arriving_after_success_never_moves_the_order_back(
     harness: Harness,
 ) -> None:
-    _, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
-    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Confirmed)
+    _, handle, intent = await harness.paid()
     await handle.signal(
         OrderWorkflow.payment_event,
         event(intent.payment_intent_id, "payment_intent.payment_failed"),
@@ -208,11 +171,7 @@ async def test_a_charge_for_the_wrong_amount_is_refunded_and_fails_the_attempt(
 
 
 async def test_payment_is_refused_for_a_confirmed_order(harness: Harness) -> None:
-    _, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    harness.backend.intents[intent.payment_intent_id].status = "succeeded"
-    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-    await eventually(handle, lambda s: s.status == S.Confirmed)
+    _, handle, _ = await harness.paid()
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(OrderWorkflow.request_payment)
     cause = caught.value.cause

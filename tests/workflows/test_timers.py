@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from temporalio.client import WorkflowHandle
@@ -15,7 +16,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.procs import BIN
-from tests.workflows.conftest import Backend, order_request, stand_in_worker
+from tests.workflows.conftest import Backend, event, order_request, stand_in_worker
 from vult.contracts import CancelOrder, OrderState, OrderTiming, OrderWorkflowInput
 from vult.orders import OrderStatus
 from workflows.order import OrderWorkflow, workflow_id_for
@@ -57,6 +58,12 @@ async def backend(env: WorkflowEnvironment, task_queue: str) -> AsyncIterator[Ba
             pass  # already completed
 
 
+async def update(env: WorkflowEnvironment, handle: WorkflowHandle, name: Any, *args: Any) -> Any:
+    """An update with time frozen: the test server would otherwise skip ahead while it waits."""
+    with env.auto_time_skipping_disabled():
+        return await handle.execute_update(name, *args)
+
+
 async def start(
     env: WorkflowEnvironment, task_queue: str
 ) -> WorkflowHandle[OrderWorkflow, OrderState]:
@@ -96,8 +103,7 @@ async def test_the_payment_window_cancels_the_open_payment_intent(
     env: WorkflowEnvironment, backend: Backend, task_queue: str
 ) -> None:
     handle = await start(env, task_queue)
-    with env.auto_time_skipping_disabled():
-        intent = await handle.execute_update(OrderWorkflow.request_payment)
+    intent = await update(env, handle, OrderWorkflow.request_payment)
     await env.sleep(timedelta(hours=25))
     state = await handle.query(OrderWorkflow.state)
     assert state.status == S.Cancelled
@@ -109,8 +115,7 @@ async def test_a_lost_webhook_is_recovered_by_reconciliation(
     env: WorkflowEnvironment, backend: Backend, task_queue: str
 ) -> None:
     handle = await start(env, task_queue)
-    with env.auto_time_skipping_disabled():
-        intent = await handle.execute_update(OrderWorkflow.request_payment)
+    intent = await update(env, handle, OrderWorkflow.request_payment)
     backend.intents[intent.payment_intent_id].status = "succeeded"  # and no webhook, ever
     await env.sleep(timedelta(minutes=14))
     assert (await handle.query(OrderWorkflow.state)).status == S.PaymentProcessing
@@ -127,8 +132,7 @@ async def test_reconciliation_backs_off_while_the_payment_stays_open(
     env: WorkflowEnvironment, backend: Backend, task_queue: str
 ) -> None:
     handle = await start(env, task_queue)
-    with env.auto_time_skipping_disabled():
-        await handle.execute_update(OrderWorkflow.request_payment)
+    await update(env, handle, OrderWorkflow.request_payment)
     # Checks at 15 min, then 30 min, 60 min and 120 min (the cap) after each other.
     await env.sleep(timedelta(minutes=16))
     assert backend.retrieve_calls == 1
@@ -147,8 +151,7 @@ async def test_a_paid_order_whose_webhook_was_lost_is_confirmed_not_cancelled_at
 ) -> None:
     slow = TIMING.model_copy(update={"reconcile_after": timedelta(hours=30)})
     handle = await start_with(env, task_queue, slow)
-    with env.auto_time_skipping_disabled():
-        intent = await handle.execute_update(OrderWorkflow.request_payment)
+    intent = await update(env, handle, OrderWorkflow.request_payment)
     backend.intents[intent.payment_intent_id].status = "succeeded"
     await env.sleep(timedelta(hours=25))
     state = await handle.query(OrderWorkflow.state)
@@ -156,15 +159,20 @@ async def test_a_paid_order_whose_webhook_was_lost_is_confirmed_not_cancelled_at
     assert backend.refunds == {}
 
 
-async def test_the_workflow_ends_after_the_grace_period_and_refunds_late_payments_until_then(
+async def test_late_payments_are_refunded_during_the_grace_period_then_the_workflow_ends(
     env: WorkflowEnvironment, backend: Backend, task_queue: str
 ) -> None:
     handle = await start(env, task_queue)
-    with env.auto_time_skipping_disabled():
-        await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
+    intent = await update(env, handle, OrderWorkflow.request_payment)
+    await update(env, handle, OrderWorkflow.cancel, CancelOrder())
     await env.sleep(timedelta(days=2))
+    # Two days on, the customer's payment goes through on an old tab after all.
+    backend.intents[intent.payment_intent_id].status = "succeeded"
+    await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
+    await env.sleep(timedelta(hours=1))
     state = await handle.query(OrderWorkflow.state)
     assert state.status == S.Cancelled
+    assert list(backend.refunds.values()) == [intent.payment_intent_id]
     await env.sleep(timedelta(days=1, minutes=1))
     result = await handle.result()
     assert result.status == S.Cancelled and result.cancelled_at is not None
