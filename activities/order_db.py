@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -45,52 +45,51 @@ class _Snapshot:
     quantity: int
 
 
-def _created(row: Order) -> CreatedOrderRow:
-    return CreatedOrderRow(
-        order_id=row.order_id,
-        order_number=row.order_number,
-        status=OrderStatus(row.status),
-        total=row.total,
-        currency=row.currency,
-    )
+_ORDERS = Order.__table__
+_ITEMS = LineItem.__table__
+_PRODUCTS = Product.__table__
+# A retry finds the row it wrote before: insert once, keyed by the order id.
+_EXISTING = select(_ORDERS.c.order_number, _ORDERS.c.status, _ORDERS.c.total, _ORDERS.c.currency)
 
 
 class OrderDbActivities:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], pricing: Pricing) -> None:
-        self._sessions = sessions
+    """SQLAlchemy Core on one connection per transaction: these run for every order, and
+    the ORM's unit of work cost more CPU than the statements themselves (docs/performance.md)."""
+
+    def __init__(self, engine: AsyncEngine, pricing: Pricing) -> None:
+        self._engine = engine
         self._pricing = pricing
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
         """Snapshot the products, total the order and insert it once (keyed by order id)."""
-        async with self._sessions() as session:
-            existing = await session.get(Order, req.order_id)
-            if existing is not None:  # a retry after the insert committed
-                return _created(existing)
-            items = await self._snapshot(session, req)
-
-        totals = calculate_totals(items, self._pricing.tax_rate, self._pricing.shipping_cost)
-        values = self._order_values(req, totals)
         for _ in range(_ORDER_NUMBER_TRIES):
             number = format_order_number(
                 req.created_at, random.randrange(ORDER_NUMBER_MIN, ORDER_NUMBER_MAX)
             )
-            async with self._sessions.begin() as session:
-                inserted = await session.scalar(
-                    insert(Order)
-                    .values(**values, order_number=number)
+            async with self._engine.begin() as conn:
+                items = await self._snapshot(conn, req)
+                totals = calculate_totals(
+                    items, self._pricing.tax_rate, self._pricing.shipping_cost
+                )
+                inserted = await conn.scalar(
+                    insert(_ORDERS)
+                    .values(**self._order_values(req, totals), order_number=number)
                     .on_conflict_do_nothing()
-                    .returning(Order.order_id)
+                    .returning(_ORDERS.c.order_id)
                 )
                 if inserted is not None:
-                    session.add_all(
-                        LineItem(
-                            line_item_id=uuid.uuid5(req.order_id, str(position)),
-                            order_id=req.order_id,
-                            position=position,
-                            **item.__dict__,
-                        )
-                        for position, item in enumerate(items)
+                    await conn.execute(
+                        insert(_ITEMS),
+                        [
+                            {
+                                "line_item_id": uuid.uuid5(req.order_id, str(position)),
+                                "order_id": req.order_id,
+                                "position": position,
+                                **item.__dict__,
+                            }
+                            for position, item in enumerate(items)
+                        ],
                     )
                     return CreatedOrderRow(
                         order_id=req.order_id,
@@ -99,20 +98,36 @@ class OrderDbActivities:
                         total=totals.total,
                         currency=self._pricing.currency,
                     )
-            # Nothing inserted: either this order exists (a concurrent retry) or the
-            # number is taken. The first returns the row; the second draws a new number.
-            async with self._sessions() as session:
-                existing = await session.get(Order, req.order_id)
-                if existing is not None:
-                    return _created(existing)
+                # Nothing inserted: either this order exists (a retry after the insert
+                # committed) or the number is taken. The first returns the row; the second
+                # draws a new number.
+                existing = (
+                    await conn.execute(_EXISTING.where(_ORDERS.c.order_id == req.order_id))
+                ).one_or_none()
+            if existing is not None:
+                return CreatedOrderRow(
+                    order_id=req.order_id,
+                    order_number=existing.order_number,
+                    status=OrderStatus(existing.status),
+                    total=existing.total,
+                    currency=existing.currency,
+                )
             activity.logger.info("order number %s taken, drawing another", number)
         raise RuntimeError(f"no free order number after {_ORDER_NUMBER_TRIES} tries")
 
-    async def _snapshot(self, session: AsyncSession, req: CreateOrderRow) -> list[_Snapshot]:
+    async def _snapshot(self, conn: AsyncConnection, req: CreateOrderRow) -> list[_Snapshot]:
         wanted = {li.product_id for li in req.request.line_items}
         products = {
             p.product_id: p
-            for p in await session.scalars(select(Product).where(Product.product_id.in_(wanted)))
+            for p in await conn.execute(
+                select(
+                    _PRODUCTS.c.product_id,
+                    _PRODUCTS.c.name,
+                    _PRODUCTS.c.size,
+                    _PRODUCTS.c.image_urls,
+                    _PRODUCTS.c.estimated_msrp,
+                ).where(_PRODUCTS.c.product_id.in_(wanted))
+            )
         }
         problems = [
             f"Product not found: {li.product_id}"
@@ -193,22 +208,22 @@ class OrderDbActivities:
             if value is not None:
                 values[name] = value
 
-        async with self._sessions.begin() as session:
-            changed = await session.scalar(
-                update(Order)
+        async with self._engine.begin() as conn:
+            changed = await conn.scalar(
+                update(_ORDERS)
                 .where(
-                    Order.order_id == change.order_id,
-                    Order.status.in_([s.value for s in change.expected]),
+                    _ORDERS.c.order_id == change.order_id,
+                    _ORDERS.c.status.in_([s.value for s in change.expected]),
                 )
                 .values(**values)
-                .returning(Order.order_id)
+                .returning(_ORDERS.c.order_id)
             )
             if changed is not None:
                 return
             row = (
-                await session.execute(
-                    select(Order.status, Order.stripe_payment_intent_id).where(
-                        Order.order_id == change.order_id
+                await conn.execute(
+                    select(_ORDERS.c.status, _ORDERS.c.stripe_payment_intent_id).where(
+                        _ORDERS.c.order_id == change.order_id
                     )
                 )
             ).one_or_none()

@@ -36,6 +36,7 @@ from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
 from bench.measure import Latencies, ProcessWatch
 from devstack.procs import BIN, Children, free_port, wait_for_port
 from devstack.stack import ROOT, StackConfig, start_stack
+from vult.event_loop import run
 
 
 def parse() -> argparse.Namespace:
@@ -325,7 +326,7 @@ def main() -> int:
     args = parse()
     with tempfile.TemporaryDirectory(prefix="vult-bench-") as tmp:
         started = time.perf_counter()
-        result = asyncio.run(bench(args, Path(tmp)))
+        result = run(bench(args, Path(tmp)))
     result["machine"] = machine()
     result["arguments"] = vars(args) | {"json": str(args.json) if args.json else None}
     result["targets"] = targets(result)

@@ -20,6 +20,8 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
+from vult.event_loop import run
+
 _FAST = {"start_to_close_timeout": timedelta(seconds=10)}
 
 
@@ -98,4 +100,4 @@ if __name__ == "__main__":
     parser.add_argument("--address", required=True)
     parser.add_argument("--task-queue", required=True)
     args = parser.parse_args()
-    asyncio.run(serve(args.address, args.task_queue))
+    run(serve(args.address, args.task_queue))

@@ -16,6 +16,8 @@ import pickle
 import sys
 from pathlib import Path
 
+from vult.event_loop import use_fast_loop
+
 
 def main() -> None:
     parser = argparse.ArgumentParser()
@@ -46,6 +48,8 @@ def main() -> None:
     store_class.__delitem__ = dict.__delitem__  # type: ignore[method-assign, assignment]
 
     from localstripe import server
+
+    use_fast_loop()  # aiohttp's run_app takes its loop from the policy
 
     # localstripe's own entry point reads --port and --from-scratch; loading is ours.
     sys.argv = [sys.argv[0], "--port", str(args.port), "--from-scratch"]

@@ -23,7 +23,7 @@ from api.schemas import (
 from vult.orders import OrderStatus
 
 
-def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:
+async def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:
     expected = settings.ops_api_token.get_secret_value()
     scheme, _, token = authorization.partition(" ")
     # An empty token would let an empty header through.

@@ -100,11 +100,12 @@ class RunningWorker:
     client: Client
     settings: Settings
     engine: AsyncEngine
+    stripe_client: stripe.StripeClient
     _task: asyncio.Task[None] | None = None
     _worker: Worker | None = None
 
     async def start(self) -> None:
-        self._worker = build_worker(self.client, self.settings, self.engine)
+        self._worker = build_worker(self.client, self.settings, self.engine, self.stripe_client)
         self._task = asyncio.create_task(self._worker.run())
 
     async def stop(self) -> None:
@@ -117,9 +118,12 @@ class RunningWorker:
 
 @pytest.fixture(scope="session")
 async def worker(
-    temporal_client: Client, settings: Settings, engine: AsyncEngine
+    temporal_client: Client,
+    settings: Settings,
+    engine: AsyncEngine,
+    stripe_client: stripe.StripeClient,
 ) -> AsyncIterator[RunningWorker]:
-    running = RunningWorker(temporal_client, settings, engine)
+    running = RunningWorker(temporal_client, settings, engine, stripe_client)
     await running.start()
     yield running
     if running._worker is not None:
@@ -183,8 +187,10 @@ async def http(api_url: str, worker: RunningWorker) -> AsyncIterator[httpx.Async
 
 
 @pytest.fixture(scope="session")
-def stripe_client(settings: Settings) -> stripe.StripeClient:
-    return make_stripe_client(settings)
+async def stripe_client(settings: Settings) -> AsyncIterator[stripe.StripeClient]:
+    http = stripe.AIOHTTPClient()
+    yield make_stripe_client(settings, http)
+    await http.close_async()
 
 
 async def pay_with_card(client: stripe.StripeClient, payment_intent_id: str, number: str) -> str:

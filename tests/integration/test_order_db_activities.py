@@ -18,7 +18,6 @@ from activities import errors
 from activities.order_db import OrderDbActivities, Pricing
 from tests.workflows.conftest import order_request
 from vult.contracts import CreateOrderRow, StatusChange
-from vult.db.engine import make_sessionmaker
 from vult.orders import OrderStatus
 
 S = OrderStatus
@@ -27,9 +26,7 @@ NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
 
 @pytest.fixture
 def db(engine: AsyncEngine) -> OrderDbActivities:
-    return OrderDbActivities(
-        make_sessionmaker(engine), Pricing(Decimal("0.08"), Decimal("4.99"), "USD")
-    )
+    return OrderDbActivities(engine, Pricing(Decimal("0.08"), Decimal("4.99"), "USD"))
 
 
 def new_order(product: uuid.UUID | None = None) -> CreateOrderRow:

@@ -11,9 +11,10 @@ from sqlalchemy.ext.asyncio import (
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
-    return create_async_engine(
-        database_url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True
-    )
+    # No pre-ping: it cost a round trip on every checkout. After a database restart the
+    # first statement on a dead connection fails, and SQLAlchemy then discards every
+    # connection the pool held; activities retry, API callers get a 503 once.
+    return create_async_engine(database_url, pool_size=pool_size, max_overflow=pool_size)
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
