@@ -15,6 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import errors
 from vult.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
+from vult.db import changes
 from vult.db.models import LineItem, Order, Product
 from vult.orders import (
     ORDER_NUMBER_MAX,
@@ -219,6 +220,7 @@ class OrderDbActivities:
                 .returning(_ORDERS.c.order_id)
             )
             if changed is not None:
+                await changes.announce(conn, change.order_id)
                 return
             row = (
                 await conn.execute(

@@ -11,6 +11,7 @@ from temporalio.client import Client
 from api import metrics
 from api.cors import RoutedCORS
 from api.errors import install_error_handlers
+from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
 from api.routes import codec, health, ops, orders, products, webhooks
 from vult.codec import EncryptionCodec, parse_keys
@@ -36,9 +37,12 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.commands = OrderCommands(
             client, settings.temporal_task_queue, settings.order_timing()
         )
+        app.state.order_changes = OrderChanges(settings.database_url)
+        await app.state.order_changes.start()
         try:
             yield
         finally:
+            await app.state.order_changes.stop()
             await engine.dispose()
 
     app = FastAPI(

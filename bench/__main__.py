@@ -33,7 +33,7 @@ from temporalio.client import Client
 
 from bench.floor import one_lifecycle
 from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
-from bench.measure import Latencies, ProcessWatch
+from bench.measure import Latencies, ProcessWatch, rss_mb
 from devstack.procs import BIN, Children, free_port, wait_for_port
 from devstack.stack import ROOT, StackConfig, start_stack
 from vult.event_loop import run
@@ -229,6 +229,11 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 ([uuid.UUID(i) for i in ids],),
             ).fetchall()
         result["final_statuses"] = {status: count for status, count in rows}
+        # The memory targets are read here, at the end of the run, as issue 5 states them;
+        # each phase also reports its peak.
+        result["end_of_run_rss_mb"] = {
+            name: rss_mb(stack.processes[name]) for name in ("worker", "api")
+        }
     finally:
         extra.stop_all()
         stack.stop()
@@ -261,7 +266,7 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     life, floor, reads = r["lifecycles"], r["floor"], r["reads"]
     vult, plain = reads["vult API"], reads["plain FastAPI + PostgreSQL"]
     create = r["creates"]["latency"]["POST /api/orders"]
-    rss = r["lifecycles"]["processes"]["peak_rss_mb"]
+    rss = r["end_of_run_rss_mb"]
     ratio = life["per_second"] / floor["per_second"] if floor["per_second"] else 0.0
     read_ratio = vult["per_second"] / plain["per_second"] if plain["per_second"] else 0.0
     p99_ratio = vult["latency"]["p99_ms"] / plain["latency"]["p99_ms"]
@@ -274,8 +279,8 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
         ("GET p99 < 2x plain", p99_ratio < 2, f"{p99_ratio:.2f}x"),
         ("create p50 < 100 ms at c=10", create["p50_ms"] < 100, f"{create['p50_ms']:.0f} ms"),
         ("create p99 < 300 ms at c=10", create["p99_ms"] < 300, f"{create['p99_ms']:.0f} ms"),
-        ("worker < 150 MB resident", rss["worker"] < 150, f"{rss['worker']:.0f} MB"),
-        ("API < 150 MB resident", rss["api"] < 150, f"{rss['api']:.0f} MB"),
+        ("worker < 150 MB resident at the end", rss["worker"] < 150, f"{rss['worker']:.0f} MB"),
+        ("API < 150 MB resident at the end", rss["api"] < 150, f"{rss['api']:.0f} MB"),
         (
             "no errors, every order Confirmed",
             errors == 0 and bad == 0,
@@ -317,6 +322,10 @@ def report(r: dict[str, Any]) -> None:
             f"  {name:<22}{cpu:>8.1f}s{cpu / per * 1000:>8.1f} ms"
             + (f"{peak:>9.0f} MB" if peak is not None else "")
         )
+    end = r["end_of_run_rss_mb"]
+    print(
+        f"  resident at the end of the run: worker {end['worker']:.0f} MB, API {end['api']:.0f} MB"
+    )
     print("\ntargets")
     for name, ok, value in r["targets"]:
         print(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")

@@ -70,6 +70,11 @@ def _rss(pid: int) -> int:
     return total
 
 
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children now, in MiB."""
+    return _rss(pid) / 2**20
+
+
 def _own_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime

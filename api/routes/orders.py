@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Header, Request, Response, status
+from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api import read_model
 from api.commands import run_command
 from api.deps import CommandsDep, SessionDep
 from api.errors import InvalidOrder, NotFound
+from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
 from api.order_commands import new_order_id
 from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
+from vult.orders import OrderStatus
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 
@@ -64,13 +67,41 @@ async def create_order(
 @router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
 async def get_order(order_id: uuid.UUID, request: Request) -> Response:
     """Read an order with its line items."""
-    # The hottest route (a checkout page polls it): a bare connection, no dependency.
+    # The hottest route: a bare connection, no dependency.
     async with request.app.state.engine.connect() as connection:
         order = await read_model.get_order(connection, order_id)
     if order is None:
         raise NotFound("Order not found")
     # The hot read path: serialized once by pydantic, not validated again by FastAPI.
     return Response(order.model_dump_json(by_alias=True), media_type="application/json")
+
+
+@router.get(
+    "/{order_id}/status-change",
+    response_model=OrderDto,
+    responses={400: {"model": ErrorsResponse}, 404: {"model": ErrorResponse}},
+)
+async def await_status_change(
+    order_id: uuid.UUID,
+    request: Request,
+    from_status: Annotated[OrderStatus, Query(alias="from")],
+    timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)] = 20.0,
+) -> Response:
+    """The order once its status is no longer `from`, or as it is after `timeout` seconds:
+    a checkout page waits here for its payment to be confirmed, instead of polling."""
+    engine = request.app.state.engine
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    with request.app.state.order_changes.watching(order_id) as watch:
+        while True:
+            async with engine.connect() as connection:
+                order = await read_model.get_order(connection, order_id)
+            if order is None:
+                raise NotFound("Order not found")
+            left = deadline - loop.time()
+            if order.status != from_status.value or left <= 0:
+                return Response(order.model_dump_json(by_alias=True), media_type="application/json")
+            await watch.changed(min(left, RECHECK_SECONDS))
 
 
 @router.post(

@@ -1,0 +1,94 @@
+"""GET /api/orders/{id}/status-change: a checkout page waits for its payment's outcome in one
+request, woken by PostgreSQL's notification of the activity's committed change."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+
+import httpx
+import stripe
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from api.order_changes import OrderChanges
+from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
+from vult.db import changes
+from vult.settings import Settings
+
+
+async def paying_order(http: httpx.AsyncClient) -> tuple[str, str]:
+    order = (await http.post("/api/orders", json=order_body())).json()
+    intent = (await http.post(f"/api/orders/{order['orderId']}/payment")).json()
+    return order["orderId"], intent["paymentIntentId"]
+
+
+async def test_a_waiting_checkout_page_is_answered_when_the_payment_confirms(
+    http: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    order_id, pi = await paying_order(http)
+    waiting = asyncio.create_task(
+        http.get(
+            f"/api/orders/{order_id}/status-change",
+            params={"from": "PaymentProcessing", "timeout": 25},
+        )
+    )
+    await asyncio.sleep(0.2)
+    assert not waiting.done()
+    assert await pay_with_card(stripe_client, pi, GOOD_CARD) == "succeeded"
+    answer = await asyncio.wait_for(waiting, 30)
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "Confirmed"
+
+
+async def test_an_order_already_past_the_status_is_answered_at_once(
+    http: httpx.AsyncClient,
+) -> None:
+    order_id, _ = await paying_order(http)
+    answer = await http.get(
+        f"/api/orders/{order_id}/status-change", params={"from": "Pending", "timeout": 25}
+    )
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "PaymentProcessing"
+
+
+async def test_without_a_change_the_wait_ends_with_the_order_as_it_is(
+    http: httpx.AsyncClient,
+) -> None:
+    order_id, _ = await paying_order(http)
+    answer = await http.get(
+        f"/api/orders/{order_id}/status-change",
+        params={"from": "PaymentProcessing", "timeout": 0.5},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "PaymentProcessing"
+
+
+async def test_bad_wait_requests_are_refused(http: httpx.AsyncClient) -> None:
+    order_id, _ = await paying_order(http)
+    url = f"/api/orders/{order_id}/status-change"
+    assert (await http.get(url, params={"from": "Paid"})).status_code == 400
+    assert (await http.get(url, params={"from": "Pending", "timeout": 31})).status_code == 400
+    assert (await http.get(url, params={"from": "Pending", "timeout": 0})).status_code == 400
+    assert (await http.get(url)).status_code == 400
+    missing = f"/api/orders/{uuid.uuid4()}/status-change"
+    assert (await http.get(missing, params={"from": "Pending"})).status_code == 404
+
+
+async def test_the_listener_hears_committed_changes_only(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    listener = OrderChanges(settings.database_url)
+    await listener.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        order_id = uuid.uuid4()
+        with listener.watching(order_id) as watch:
+            async with engine.connect() as conn:
+                await changes.announce(conn, order_id)
+                await conn.rollback()
+            assert not await watch.changed(within=0.5)
+            async with engine.begin() as conn:
+                await changes.announce(conn, order_id)
+            assert await watch.changed(within=10)
+    finally:
+        await listener.stop()
