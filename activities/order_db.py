@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import random
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,13 +16,7 @@ from activities import errors
 from vult.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
 from vult.db import changes
 from vult.db.models import LineItem, Order, Product
-from vult.orders import (
-    ORDER_NUMBER_MAX,
-    ORDER_NUMBER_MIN,
-    OrderStatus,
-    calculate_totals,
-    format_order_number,
-)
+from vult.orders import OrderStatus, calculate_totals, draw_order_number, is_order_number_of
 
 # A clash among 900,000 numbers a day is rare; ten in a row means something else is wrong.
 _ORDER_NUMBER_TRIES = 10
@@ -64,10 +57,13 @@ class OrderDbActivities:
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
         """Snapshot the products, total the order and insert it once (keyed by order id)."""
-        for _ in range(_ORDER_NUMBER_TRIES):
-            number = format_order_number(
-                req.created_at, random.randrange(ORDER_NUMBER_MIN, ORDER_NUMBER_MAX)
-            )
+        for attempt in range(_ORDER_NUMBER_TRIES):
+            # The API's number, unless taken or drawn on the other side of midnight.
+            given = req.order_number
+            if attempt == 0 and given and is_order_number_of(given, req.created_at):
+                number = given
+            else:
+                number = draw_order_number(req.created_at)
             async with self._engine.begin() as conn:
                 items = await self._snapshot(conn, req)
                 totals = calculate_totals(

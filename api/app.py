@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
+from activities.order_db import Pricing
 from api import metrics
 from api.cors import RoutedCORS
 from api.errors import install_error_handlers
@@ -35,7 +36,10 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         spec = settings.payload_encryption_keys.get_secret_value()
         app.state.codec = EncryptionCodec(parse_keys(spec)) if spec else None
         app.state.commands = OrderCommands(
-            client, settings.temporal_task_queue, settings.order_timing()
+            client,
+            settings.temporal_task_queue,
+            settings.order_timing(),
+            Pricing(settings.tax_rate, settings.shipping_cost, settings.currency),
         )
         app.state.order_changes = OrderChanges(settings.database_url)
         await app.state.order_changes.start()

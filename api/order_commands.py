@@ -3,20 +3,27 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities import errors
+from activities.order_db import Pricing
 from api.errors import ApiError, BadRequest, InvalidOrder, NotFound, ServiceUnavailable
 from api.schemas import CreateOrderDto, PaymentIntentDto
+from vult import search_attributes as sa
 from vult.contracts import (
     Address,
     CancelOrder,
     OrderRequest,
+    OrderState,
     OrderTiming,
     OrderWorkflowInput,
     PaymentEvent,
@@ -24,6 +31,7 @@ from vult.contracts import (
     RequestedLineItem,
     ShipOrder,
 )
+from vult.orders import OrderStatus, calculate_totals, draw_order_number
 from workflows.order import OrderWorkflow, workflow_id_for
 
 # Namespace for order ids derived from a client's Idempotency-Key header.
@@ -66,24 +74,65 @@ def _translate(err: WorkflowUpdateFailedError) -> ApiError:
     return ServiceUnavailable("The order service could not complete the request")
 
 
+@dataclass(frozen=True)
+class _Quoted:
+    unit_price: Decimal
+    quantity: int
+
+
 class WorkflowClosed(Exception):
     """The order's workflow has finished (delivered, or cancelled and past its grace
     period): it takes no more commands, and the database row tells the order's status."""
 
 
+def start_order(
+    order_id: uuid.UUID,
+    request: OrderRequest,
+    task_queue: str,
+    timing: OrderTiming,
+    quoted_total: Decimal,
+) -> WithStartWorkflowOperation[OrderWorkflowInput, OrderState]:
+    """The order's workflow, started already indexed for ops' searches under the number
+    drawn here and the total quoted from the catalogue: the workflow upserts only what the
+    saved row turns out to differ in, so a placement costs no extra visibility write."""
+    number = draw_order_number(datetime.now(UTC))
+    return WithStartWorkflowOperation(
+        OrderWorkflow.run,
+        OrderWorkflowInput(order_id=order_id, request=request, timing=timing, order_number=number),
+        id=workflow_id_for(order_id),
+        task_queue=task_queue,
+        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        search_attributes=TypedSearchAttributes(
+            [
+                SearchAttributePair(sa.ORDER_NUMBER, number),
+                SearchAttributePair(sa.CUSTOMER_EMAIL, request.customer_email),
+                SearchAttributePair(sa.ORDER_STATUS, OrderStatus.Pending.value),
+                SearchAttributePair(sa.ORDER_TOTAL, float(quoted_total)),
+            ]
+        ),
+    )
+
+
 class OrderCommands:
-    def __init__(self, client: Client, task_queue: str, timing: OrderTiming) -> None:
+    def __init__(
+        self, client: Client, task_queue: str, timing: OrderTiming, pricing: Pricing
+    ) -> None:
         self._client = client
         self._task_queue = task_queue
         self._timing = timing
+        self._pricing = pricing
 
-    async def place(self, order_id: uuid.UUID, dto: CreateOrderDto) -> PlacedOrder:
-        start = WithStartWorkflowOperation(
-            OrderWorkflow.run,
-            OrderWorkflowInput(order_id=order_id, request=_order_request(dto), timing=self._timing),
-            id=workflow_id_for(order_id),
-            task_queue=self._task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+    async def place(
+        self, order_id: uuid.UUID, dto: CreateOrderDto, prices: Mapping[uuid.UUID, Decimal]
+    ) -> PlacedOrder:
+        """`prices`: the catalogue's current price of each product in the order."""
+        quote = calculate_totals(
+            [_Quoted(prices[li.product_id], li.quantity) for li in dto.line_items],
+            self._pricing.tax_rate,
+            self._pricing.shipping_cost,
+        )
+        start = start_order(
+            order_id, _order_request(dto), self._task_queue, self._timing, quote.total
         )
         try:
             return await self._client.execute_update_with_start_workflow(

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import bindparam, func, select
@@ -51,8 +52,11 @@ async def find_order_id_by_payment_intent(
     )
 
 
-async def unknown_products(session: AsyncSession, ids: Iterable[str]) -> list[str]:
-    """The ids (as given) that name no product; ids that are not GUIDs are skipped here."""
+async def catalogue_prices(
+    session: AsyncSession, ids: Iterable[str]
+) -> tuple[dict[uuid.UUID, Decimal], list[str]]:
+    """The current price of each product named, and the ids (as given) that name none;
+    ids that are not GUIDs are in neither (validation reports them)."""
     parsed: dict[str, uuid.UUID] = {}
     for raw in ids:
         try:
@@ -60,13 +64,15 @@ async def unknown_products(session: AsyncSession, ids: Iterable[str]) -> list[st
         except ValueError:
             continue
     if not parsed:
-        return []
-    found = set(
-        await session.scalars(
-            select(Product.product_id).where(Product.product_id.in_(set(parsed.values())))
+        return {}, []
+    rows = await session.execute(
+        select(Product.product_id, Product.estimated_msrp).where(
+            Product.product_id.in_(set(parsed.values()))
         )
     )
-    return [raw for raw, pid in parsed.items() if pid not in found]
+    found: dict[uuid.UUID, Decimal] = {pid: price for pid, price in rows}
+    prices = {pid: found[pid] for pid in parsed.values() if pid in found}
+    return prices, [raw for raw, pid in parsed.items() if pid not in found]
 
 
 async def list_products(session: AsyncSession) -> list[ProductDto]:

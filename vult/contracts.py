@@ -93,6 +93,9 @@ class OrderWorkflowInput(BaseModel):
     # Index the order for ops' searches (vult/search_attributes.py). Off only on a server
     # that cannot register custom attributes (Temporal's time-skipping test server).
     index_for_search: bool = True
+    # Drawn by the API, which indexes the order under it when it starts the workflow; the
+    # activity tries it first and draws another only if it is taken.
+    order_number: str | None = None
     state: OrderState | None = None  # set only when continuing as new
 
 
@@ -128,6 +131,7 @@ class CreateOrderRow(BaseModel):
     order_id: uuid.UUID
     created_at: datetime
     request: OrderRequest
+    order_number: str | None = None  # the number to try first
 
 
 class CreatedOrderRow(BaseModel):

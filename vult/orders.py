@@ -6,6 +6,7 @@ and every caller (workflow, activities, API) applies the same rules.
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
 from datetime import datetime
 from decimal import Decimal
@@ -113,6 +114,16 @@ def calculate_totals(
 ORDER_NUMBER_PREFIX = "VLT"
 ORDER_NUMBER_MIN = 100000
 ORDER_NUMBER_MAX = 999999  # exclusive, as .NET's Random.Next(100000, 999999)
+
+
+def is_order_number_of(number: str, moment: datetime) -> bool:
+    """Whether `number` carries the date (UTC) of `moment`."""
+    return number.startswith(f"{ORDER_NUMBER_PREFIX}-{moment.strftime('%Y%m%d')}-")
+
+
+def draw_order_number(moment: datetime) -> str:
+    """A new number for an order placed at `moment` (uniqueness is the database's to check)."""
+    return format_order_number(moment, random.randrange(ORDER_NUMBER_MIN, ORDER_NUMBER_MAX))
 
 
 def format_order_number(moment: datetime, serial: int) -> str:

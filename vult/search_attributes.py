@@ -11,6 +11,8 @@ CUSTOMER_EMAIL = SearchAttributeKey.for_keyword("CustomerEmail")
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ORDER_TOTAL = SearchAttributeKey.for_float("OrderTotal")
 
+ALL = (ORDER_NUMBER, CUSTOMER_EMAIL, ORDER_STATUS, ORDER_TOTAL)
+
 # Name -> the server's type name, as `temporal operator search-attribute create` takes it.
 REGISTRATION = {
     ORDER_NUMBER.name: "Keyword",

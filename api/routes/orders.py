@@ -50,13 +50,11 @@ async def create_order(
     except ValueError as exc:
         raise InvalidOrder([str(exc)]) from exc
     dto, problems = check_create_order(data)
-    problems += [
-        f"Product not found: {pid}"
-        for pid in await read_model.unknown_products(session, requested_product_ids(data))
-    ]
+    prices, unknown = await read_model.catalogue_prices(session, requested_product_ids(data))
+    problems += [f"Product not found: {pid}" for pid in unknown]
     if problems or dto is None:
         raise InvalidOrder(problems)
-    placed = await commands.place(new_order_id(idempotency_key), dto)
+    placed = await commands.place(new_order_id(idempotency_key), dto, prices)
     order = await read_model.get_order(session, placed.order_id)
     if order is None:  # the row is committed before the update answers
         raise NotFound("Order not found")

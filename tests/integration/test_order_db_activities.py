@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-import activities.order_db as order_db
 from activities import errors
 from activities.order_db import OrderDbActivities, Pricing
 from tests.workflows.conftest import order_request
+from vult import orders
 from vult.contracts import CreateOrderRow, StatusChange
 from vult.orders import OrderStatus
 
@@ -80,7 +80,7 @@ async def test_a_taken_order_number_is_retried_with_a_new_one(
     )
     taken_serial = int(first.order_number.rsplit("-", 1)[1])
     draws = iter([taken_serial, taken_serial, 424242])
-    monkeypatch.setattr(order_db.random, "randrange", lambda a, b: next(draws))
+    monkeypatch.setattr(orders.random, "randrange", lambda a, b: next(draws))
 
     second = await env.run(
         db.create_order_row,
@@ -88,6 +88,18 @@ async def test_a_taken_order_number_is_retried_with_a_new_one(
     )
     assert second.order_number == "VLT-20261127-424242"
     assert second.order_number != first.order_number
+
+
+async def test_the_number_drawn_by_the_api_is_used_unless_taken(db: OrderDbActivities) -> None:
+    env = ActivityEnvironment()
+    first = await env.run(
+        db.create_order_row, new_order().model_copy(update={"order_number": "VLT-20261127-555555"})
+    )
+    assert first.order_number == "VLT-20261127-555555"
+    clash = await env.run(
+        db.create_order_row, new_order().model_copy(update={"order_number": first.order_number})
+    )
+    assert clash.order_number != first.order_number
 
 
 async def test_an_unknown_product_is_refused_without_retry(db: OrderDbActivities) -> None:

@@ -15,7 +15,9 @@ from vult.orders import (
     OrderStatus,
     calculate_totals,
     can_transition,
+    draw_order_number,
     format_order_number,
+    is_order_number_of,
     line_subtotal,
 )
 
@@ -109,6 +111,15 @@ def test_order_number_is_vlt_date_and_six_digits() -> None:
     number = format_order_number(datetime(2026, 1, 2, 23, 59, tzinfo=UTC), 123456)
     assert number == "VLT-20260102-123456"
     assert re.fullmatch(r"VLT-\d{8}-\d{6}", number)
+
+
+def test_a_drawn_order_number_carries_its_date_and_a_serial_in_range() -> None:
+    moment = datetime(2026, 1, 2, 23, 59, tzinfo=UTC)
+    numbers = {draw_order_number(moment) for _ in range(200)}
+    assert all(re.fullmatch(r"VLT-20260102-[1-9]\d{5}", n) for n in numbers)
+    assert len(numbers) > 150  # random, not one number
+    assert all(is_order_number_of(n, moment) for n in numbers)
+    assert not is_order_number_of(next(iter(numbers)), datetime(2026, 1, 3, tzinfo=UTC))
 
 
 @pytest.mark.parametrize("serial", [99999, 999999, 1000000])

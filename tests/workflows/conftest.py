@@ -10,12 +10,12 @@ from decimal import Decimal
 
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowHandle
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
 from activities import errors
+from api.order_commands import start_order
 from vult.contracts import (
     Address,
     CancelPaymentIntent,
@@ -25,7 +25,6 @@ from vult.contracts import (
     OrderRequest,
     OrderState,
     OrderTiming,
-    OrderWorkflowInput,
     PaymentEvent,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
@@ -37,9 +36,10 @@ from vult.contracts import (
 )
 from vult.orders import OrderStatus
 from worker import sandbox_runner
-from workflows.order import OrderWorkflow, workflow_id_for
+from workflows.order import OrderWorkflow
 
 KNOWN_PRODUCT = uuid.UUID("6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001")
+STAND_IN_TOTAL = Decimal("108.00")  # what the stand-in database makes of every order
 DECLINED = "Your card was declined."
 
 
@@ -81,9 +81,9 @@ class Backend:
         self.rows[req.order_id] = OrderStatus.Pending
         return CreatedOrderRow(
             order_id=req.order_id,
-            order_number="VLT-20260101-123456",
+            order_number=req.order_number or "VLT-20260101-123456",
             status=OrderStatus.Pending,
-            total=Decimal("108.00"),
+            total=STAND_IN_TOTAL,
             currency="USD",
         )
 
@@ -202,17 +202,11 @@ class Harness:
     timing: OrderTiming = field(default_factory=OrderTiming)
 
     async def place(
-        self, product: uuid.UUID = KNOWN_PRODUCT
+        self, product: uuid.UUID = KNOWN_PRODUCT, quoted_total: Decimal = STAND_IN_TOTAL
     ) -> tuple[PlacedOrder, WorkflowHandle[OrderWorkflow, OrderState]]:
-        order_id = uuid.uuid4()
-        start = WithStartWorkflowOperation(
-            OrderWorkflow.run,
-            OrderWorkflowInput(
-                order_id=order_id, request=order_request(product), timing=self.timing
-            ),
-            id=workflow_id_for(order_id),
-            task_queue=self.task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        """Placed as the API places it: started with its search attributes."""
+        start = start_order(
+            uuid.uuid4(), order_request(product), self.task_queue, self.timing, quoted_total
         )
         placed = await self.client.execute_update_with_start_workflow(
             OrderWorkflow.place, start_workflow_operation=start
