@@ -8,6 +8,7 @@ import uuid
 
 import httpx
 import stripe
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.order_changes import OrderChanges
@@ -87,6 +88,35 @@ async def test_the_listener_hears_committed_changes_only(
                 await changes.announce(conn, order_id)
                 await conn.rollback()
             assert not await watch.changed(within=0.5)
+            async with engine.begin() as conn:
+                await changes.announce(conn, order_id)
+            assert await watch.changed(within=10)
+    finally:
+        await listener.stop()
+
+
+async def test_the_listener_listens_again_after_losing_its_connection(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    listener = OrderChanges(settings.database_url)
+    await listener.start()
+    try:
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        async with engine.begin() as conn:  # as a database restart would
+            killed = await conn.scalar(
+                text(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+                )
+            )
+        assert killed >= 1
+        for _ in range(100):  # bounded: 10 s
+            if not listener.listening.is_set():
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.wait_for(listener.listening.wait(), 10)
+        order_id = uuid.uuid4()
+        with listener.watching(order_id) as watch:
             async with engine.begin() as conn:
                 await changes.announce(conn, order_id)
             assert await watch.changed(within=10)
