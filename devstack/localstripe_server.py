@@ -4,7 +4,11 @@ Stock localstripe pickles its whole store to /tmp/localstripe.pickle after every
 creates: one file shared by every instance on the machine, rewritten many times per
 request, which makes each request slower than the last. Here the store is saved to
 --state-file once per write request (the emulator's own middleware does that), or not at all
-without --state-file. Everything else is localstripe as published.
+without --state-file.
+
+Stock localstripe also lists objects of a kind (a charge's refunds, each time it renders a
+charge) by scanning its whole store, so it slows as a run grows; here the store keeps its
+keys by kind as well, and listing reads that. Everything else is localstripe as published.
 
     python -m devstack.localstripe_server --port 8420 [--state-file .data/localstripe.pickle]
 """
@@ -30,10 +34,35 @@ def main() -> None:
     store_class = resources.Store
     state: Path | None = args.state_file
 
+    # kind ("refund", "charge", ...) -> {key: object}, in the store's own order
+    kinds: dict[str, dict[str, object]] = {}
+
+    def put(store: dict, key: str, value: object) -> None:  # type: ignore[type-arg]
+        dict.__setitem__(store, key, value)
+        kinds.setdefault(key.partition(":")[0], {})[key] = value
+
+    def remove(store: dict, key: str) -> None:  # type: ignore[type-arg]
+        dict.__delitem__(store, key)
+        kinds.get(key.partition(":")[0], {}).pop(key, None)
+
+    def clear(store: dict) -> None:  # type: ignore[type-arg]
+        dict.clear(store)
+        kinds.clear()
+
+    def list_all(
+        cls: type, url: str, limit: object = None, starting_after: object = None, **kwargs: object
+    ) -> object:
+        if kwargs:
+            raise resources.UserError(400, "Unexpected " + ", ".join(kwargs))
+        listed = resources.List(url, limit=limit, starting_after=starting_after)
+        listed._list = list(kinds.get(cls.object, {}).values())  # type: ignore[attr-defined]
+        return listed
+
     def load(store: dict) -> None:  # type: ignore[type-arg]
         if state is not None and state.exists():
             with state.open("rb") as f:
-                dict.update(store, pickle.load(f))
+                for key, value in pickle.load(f).items():
+                    put(store, key, value)
 
     def dump(store: dict) -> None:  # type: ignore[type-arg]
         if state is not None:
@@ -44,8 +73,10 @@ def main() -> None:
 
     store_class.try_load_from_disk = load  # type: ignore[method-assign]
     store_class.dump_to_disk = dump  # type: ignore[method-assign]
-    store_class.__setitem__ = dict.__setitem__  # type: ignore[method-assign, assignment]
-    store_class.__delitem__ = dict.__delitem__  # type: ignore[method-assign, assignment]
+    store_class.__setitem__ = put  # type: ignore[method-assign, assignment]
+    store_class.__delitem__ = remove  # type: ignore[method-assign, assignment]
+    store_class.clear = clear  # type: ignore[method-assign, assignment]
+    resources.StripeObject._api_list_all = classmethod(list_all)  # type: ignore[assignment]
 
     from localstripe import server
 
