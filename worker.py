@@ -88,7 +88,7 @@ async def main() -> None:
         )
     )
     client = await connect(settings, runtime)
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
     stripe_http = stripe.AIOHTTPClient()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

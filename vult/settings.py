@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     environment: str = Field(default="development", description="development or production")
 
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/vult"
+    # Connections each process keeps. Statements are short and nothing holds a connection
+    # while it waits, so ten serve dozens of requests at once (vult/db/engine.py).
+    database_pool_size: int = Field(default=10, ge=1, le=100)
 
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
