@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable
 from typing import TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import read_model
 from api.errors import BadRequest, NotFound
@@ -17,14 +17,15 @@ T = TypeVar("T")
 
 
 async def run_command(
-    session: AsyncSession, order_id: uuid.UUID, action: str, command: Awaitable[T]
+    engine: AsyncEngine, order_id: uuid.UUID, action: str, command: Awaitable[T]
 ) -> T:
     """Await the command; a finished workflow's refusal names the order's recorded status
     ("Cannot cancel order with status: Delivered"), or 404 when there is no such order."""
     try:
         return await command
     except WorkflowClosed as exc:
-        found = await read_model.order_status(session, order_id)
+        async with engine.connect() as connection:
+            found = await read_model.order_status(connection, order_id)
         if found is None:
             raise NotFound("Order not found") from exc
         raise BadRequest(f"{action} with status: {found}") from exc

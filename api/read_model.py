@@ -45,7 +45,7 @@ async def get_order(
 
 
 async def find_order_id_by_payment_intent(
-    session: AsyncSession, payment_intent_id: str
+    session: AsyncSession | AsyncConnection, payment_intent_id: str
 ) -> uuid.UUID | None:
     return await session.scalar(
         select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
@@ -53,7 +53,7 @@ async def find_order_id_by_payment_intent(
 
 
 async def catalogue_prices(
-    session: AsyncSession, ids: Iterable[str]
+    session: AsyncSession | AsyncConnection, ids: Iterable[str]
 ) -> tuple[dict[uuid.UUID, Decimal], list[str]]:
     """The current price of each product named, and the ids (as given) that name none;
     ids that are not GUIDs are in neither (validation reports them)."""
@@ -148,7 +148,7 @@ def order_dto(o: Any, items: Sequence[Any]) -> OrderDto:
     )
 
 
-async def order_status(session: AsyncSession, order_id: uuid.UUID) -> str | None:
+async def order_status(session: AsyncSession | AsyncConnection, order_id: uuid.UUID) -> str | None:
     return await session.scalar(select(Order.status).where(Order.order_id == order_id))
 
 

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, status
 
 from api import read_model
 from api.commands import run_command
-from api.deps import CommandsDep, SessionDep, SettingsDep
+from api.deps import CommandsDep, EngineDep, SessionDep, SettingsDep
 from api.errors import NotFound, Unauthorized
 from api.schemas import (
     CancelOrderDto,
@@ -78,10 +78,10 @@ async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
 @router.post(
     "/{order_id}/processing", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
 )
-async def start_processing(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
+async def start_processing(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Confirmed -> Processing."""
     await run_command(
-        session, order_id, "Cannot start processing an order", commands.start_processing(order_id)
+        engine, order_id, "Cannot start processing an order", commands.start_processing(order_id)
     )
 
 
@@ -89,11 +89,11 @@ async def start_processing(order_id: uuid.UUID, commands: CommandsDep, session: 
     "/{order_id}/ship", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
 )
 async def ship(
-    order_id: uuid.UUID, body: ShipOrderDto, commands: CommandsDep, session: SessionDep
+    order_id: uuid.UUID, body: ShipOrderDto, commands: CommandsDep, engine: EngineDep
 ) -> None:
     """Processing -> Shipped, with the carrier and tracking number."""
     await run_command(
-        session,
+        engine,
         order_id,
         "Cannot ship an order",
         commands.ship(order_id, body.carrier, body.tracking_number),
@@ -103,18 +103,18 @@ async def ship(
 @router.post(
     "/{order_id}/deliver", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
 )
-async def deliver(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
+async def deliver(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Shipped -> Delivered; the order's workflow then completes."""
-    await run_command(session, order_id, "Cannot deliver an order", commands.deliver(order_id))
+    await run_command(engine, order_id, "Cannot deliver an order", commands.deliver(order_id))
 
 
 @router.post(
     "/{order_id}/cancel", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
 )
 async def cancel(
-    order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, session: SessionDep
+    order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, engine: EngineDep
 ) -> None:
     """Cancel with a reason; refunds a taken payment."""
     await run_command(
-        session, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason)
+        engine, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason)
     )

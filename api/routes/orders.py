@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api import read_model
 from api.commands import run_command
-from api.deps import CommandsDep, SessionDep
+from api.deps import CommandsDep, EngineDep
 from api.errors import InvalidOrder, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
 from api.order_commands import new_order_id
@@ -39,27 +39,32 @@ _CREATE_BODY: dict[str, Any] = {
 )
 async def create_order(
     request: Request,
-    response: Response,
-    session: SessionDep,
+    engine: EngineDep,
     commands: CommandsDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> OrderDto:
+) -> Response:
     """Place an order: snapshot the products, total it, and start its workflow."""
     try:
         data = parse_json(await request.body())
     except ValueError as exc:
         raise InvalidOrder([str(exc)]) from exc
     dto, problems = check_create_order(data)
-    prices, unknown = await read_model.catalogue_prices(session, requested_product_ids(data))
+    async with engine.connect() as connection:
+        prices, unknown = await read_model.catalogue_prices(connection, requested_product_ids(data))
     problems += [f"Product not found: {pid}" for pid in unknown]
     if problems or dto is None:
         raise InvalidOrder(problems)
     placed = await commands.place(new_order_id(idempotency_key), dto, prices)
-    order = await read_model.get_order(session, placed.order_id)
+    async with engine.connect() as connection:
+        order = await read_model.get_order(connection, placed.order_id)
     if order is None:  # the row is committed before the update answers
         raise NotFound("Order not found")
-    response.headers["Location"] = f"/api/orders/{order.order_id}"
-    return order
+    return Response(
+        order.model_dump_json(by_alias=True),
+        status_code=status.HTTP_201_CREATED,
+        media_type="application/json",
+        headers={"Location": f"/api/orders/{order.order_id}"},
+    )
 
 
 @router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
@@ -108,11 +113,11 @@ async def await_status_change(
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
 async def create_payment(
-    order_id: uuid.UUID, commands: CommandsDep, session: SessionDep
+    order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep
 ) -> PaymentIntentDto:
     """Create (or return the open) Stripe PaymentIntent for a Pending or Failed order."""
     return await run_command(
-        session, order_id, "Cannot process payment for order", commands.request_payment(order_id)
+        engine, order_id, "Cannot process payment for order", commands.request_payment(order_id)
     )
 
 
@@ -121,8 +126,8 @@ async def create_payment(
     status_code=status.HTTP_204_NO_CONTENT,
     responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
 )
-async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, session: SessionDep) -> None:
+async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded."""
     await run_command(
-        session, order_id, "Cannot cancel order", commands.cancel(order_id, "Cancelled by customer")
+        engine, order_id, "Cannot cancel order", commands.cancel(order_id, "Cancelled by customer")
     )

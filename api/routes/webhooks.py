@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Request
 
 from api import read_model, stripe_webhooks
-from api.deps import CommandsDep, SessionDep, SettingsDep
+from api.deps import CommandsDep, EngineDep, SettingsDep
 from api.errors import Unauthorized
 from api.metrics import WEBHOOK_EVENTS, WEBHOOK_SIGNATURE_FAILURES
 from api.schemas import ErrorResponse
@@ -21,7 +21,7 @@ log = logging.getLogger("vult.api.webhooks")
 async def stripe_webhook(
     request: Request,
     settings: SettingsDep,
-    session: SessionDep,
+    engine: EngineDep,
     commands: CommandsDep,
     stripe_signature: Annotated[str, Header()] = "",
 ) -> dict[str, bool]:
@@ -43,9 +43,12 @@ async def stripe_webhook(
     found = stripe_webhooks.payment_event(event)
     if found is None:
         return {"received": True}
-    order_id = found.order_id or await read_model.find_order_id_by_payment_intent(
-        session, found.event.payment_intent_id
-    )
+    order_id = found.order_id
+    if order_id is None:  # a PaymentIntent created without our metadata
+        async with engine.connect() as connection:
+            order_id = await read_model.find_order_id_by_payment_intent(
+                connection, found.event.payment_intent_id
+            )
     # No order (or no longer a running one): acknowledge, so Stripe does not retry forever.
     if order_id is not None:
         await commands.deliver_payment_event(order_id, found.event)
