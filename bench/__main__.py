@@ -33,7 +33,7 @@ from temporalio.client import Client
 
 from bench.floor import one_lifecycle
 from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
-from bench.measure import Latencies, ProcessWatch, rss_mb
+from bench.measure import Latencies, ProcessWatch, rss_mb, speed_check_ms
 from devstack.procs import BIN, Children, free_port, wait_for_port
 from devstack.stack import ROOT, StackConfig, start_stack
 from vult.event_loop import run
@@ -133,6 +133,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             warm = Latencies()
             await run_many(10, 5, lambda: lifecycle(http, target, warm), "warm-up")
 
+            result["speed_check_ms"] = {"before lifecycles": speed_check_ms()}
             print(f"Lifecycles: {args.orders} at concurrency {args.concurrency}", flush=True)
             lat = Latencies()
             with ProcessWatch(watched) as watch:
@@ -184,6 +185,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 }
             result["reads"] = reads
 
+        result["speed_check_ms"]["before the floor"] = speed_check_ms()
         print(f"Temporal floor: {args.orders} FloorWorkflow lifecycles", flush=True)
         queue = f"floor-{uuid.uuid4().hex[:8]}"
         floor_worker = extra.start(
@@ -293,6 +295,8 @@ def report(r: dict[str, Any]) -> None:
     life = r["lifecycles"]
     print("\n== Vult Orders benchmark ==")
     print(f"machine: {r['machine']['cpus']} CPUs, Python {r['machine']['python']}")
+    checks = ", ".join(f"{k} {v:.1f} ms" for k, v in r["speed_check_ms"].items())
+    print(f"speed check (a fixed loop on one core, lower is faster): {checks}")
     print(f"\n{'phase':<34}{'count':>7}{'per s':>9}{'errors':>8}")
     for name, phase in (
         ("lifecycles", life),

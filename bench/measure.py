@@ -70,6 +70,18 @@ def _rss(pid: int) -> int:
     return total
 
 
+def speed_check_ms() -> float:
+    """How long a fixed pure-Python loop takes on one core right now, in ms (lower is
+    faster). Taken before the lifecycle and floor phases: this kind of machine changes speed
+    by a third over a day, and a ratio of two phases is only fair if both ran alike."""
+    best = float("inf")
+    for _ in range(5):
+        began = time.perf_counter()
+        sum(i * i for i in range(200_000))
+        best = min(best, time.perf_counter() - began)
+    return best * 1000
+
+
 def rss_mb(pid: int) -> float:
     """Resident memory of a process and its children now, in MiB."""
     return _rss(pid) / 2**20
