@@ -6,8 +6,7 @@ WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
 COPY . .
-# Bytecode compiled at build: the workflow sandbox re-imports the workflow module for each
-# workflow, and must not compile it from source every time.
+# Bytecode compiled at build, so the worker and the API start without compiling sources.
 RUN python -m compileall -q /app
 ENV PATH=/opt/venv/bin:$PATH
 RUN useradd --system --uid 10001 vult

@@ -130,13 +130,11 @@ def start_stack(
         # Worker and API
         if not environ.get("WORKER_METRICS_ADDRESS"):
             env["WORKER_METRICS_ADDRESS"] = f"127.0.0.1:{config.metrics_port}"
-        # The workflow sandbox re-imports the workflow module for every workflow it
-        # creates: with bytecode caching off, that means compiling it each time.
         worker = children.start(
             "worker",
             [sys.executable, str(ROOT / "worker.py")],
             log=logs / "worker.log",
-            env={**env, "PYTHONDONTWRITEBYTECODE": ""},
+            env=env,
             cwd=ROOT,
         )
         processes["worker"] = worker.process.pid

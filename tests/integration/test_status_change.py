@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,16 +25,32 @@ async def paying_order(http: httpx.AsyncClient) -> tuple[str, str]:
     return order["orderId"], intent["paymentIntentId"]
 
 
+async def wait_for_change(
+    http: httpx.AsyncClient, order_id: str, from_status: str, timeout: float
+) -> httpx.Response:
+    return await http.get(
+        f"/api/orders/{order_id}/status-change",
+        params={"from": from_status, "timeout": timeout},
+    )
+
+
+@pytest.fixture
+async def listener(settings: Settings) -> AsyncIterator[OrderChanges]:
+    """An API process's listener of its own, already listening."""
+    changes_listener = OrderChanges(settings.database_url)
+    await changes_listener.start()
+    try:
+        await asyncio.wait_for(changes_listener.listening.wait(), 10)
+        yield changes_listener
+    finally:
+        await changes_listener.stop()
+
+
 async def test_a_waiting_checkout_page_is_answered_when_the_payment_confirms(
     http: httpx.AsyncClient, stripe_client: stripe.StripeClient
 ) -> None:
     order_id, pi = await paying_order(http)
-    waiting = asyncio.create_task(
-        http.get(
-            f"/api/orders/{order_id}/status-change",
-            params={"from": "PaymentProcessing", "timeout": 25},
-        )
-    )
+    waiting = asyncio.create_task(wait_for_change(http, order_id, "PaymentProcessing", 25))
     await asyncio.sleep(0.2)
     assert not waiting.done()
     assert await pay_with_card(stripe_client, pi, GOOD_CARD) == "succeeded"
@@ -45,9 +63,7 @@ async def test_an_order_already_past_the_status_is_answered_at_once(
     http: httpx.AsyncClient,
 ) -> None:
     order_id, _ = await paying_order(http)
-    answer = await http.get(
-        f"/api/orders/{order_id}/status-change", params={"from": "Pending", "timeout": 25}
-    )
+    answer = await wait_for_change(http, order_id, "Pending", 25)
     assert answer.status_code == 200
     assert answer.json()["status"] == "PaymentProcessing"
 
@@ -56,10 +72,7 @@ async def test_without_a_change_the_wait_ends_with_the_order_as_it_is(
     http: httpx.AsyncClient,
 ) -> None:
     order_id, _ = await paying_order(http)
-    answer = await http.get(
-        f"/api/orders/{order_id}/status-change",
-        params={"from": "PaymentProcessing", "timeout": 0.5},
-    )
+    answer = await wait_for_change(http, order_id, "PaymentProcessing", 0.5)
     assert answer.status_code == 200
     assert answer.json()["status"] == "PaymentProcessing"
 
@@ -76,49 +89,37 @@ async def test_bad_wait_requests_are_refused(http: httpx.AsyncClient) -> None:
 
 
 async def test_the_listener_hears_committed_changes_only(
-    settings: Settings, engine: AsyncEngine
+    listener: OrderChanges, engine: AsyncEngine
 ) -> None:
-    listener = OrderChanges(settings.database_url)
-    await listener.start()
-    try:
-        await asyncio.wait_for(listener.listening.wait(), 10)
-        order_id = uuid.uuid4()
-        with listener.watching(order_id) as watch:
-            async with engine.connect() as conn:
-                await changes.announce(conn, order_id)
-                await conn.rollback()
-            assert not await watch.changed(within=0.5)
-            async with engine.begin() as conn:
-                await changes.announce(conn, order_id)
-            assert await watch.changed(within=10)
-    finally:
-        await listener.stop()
+    order_id = uuid.uuid4()
+    with listener.watching(order_id) as watch:
+        async with engine.connect() as conn:
+            await changes.announce(conn, order_id)
+            await conn.rollback()
+        assert not await watch.changed(within=0.5)
+        async with engine.begin() as conn:
+            await changes.announce(conn, order_id)
+        assert await watch.changed(within=10)
 
 
 async def test_the_listener_listens_again_after_losing_its_connection(
-    settings: Settings, engine: AsyncEngine
+    listener: OrderChanges, engine: AsyncEngine
 ) -> None:
-    listener = OrderChanges(settings.database_url)
-    await listener.start()
-    try:
-        await asyncio.wait_for(listener.listening.wait(), 10)
-        async with engine.begin() as conn:  # as a database restart would
-            killed = await conn.scalar(
-                text(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
-                )
+    async with engine.begin() as conn:  # as a database restart would
+        killed = await conn.scalar(
+            text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND query LIKE 'LISTEN %'"
             )
-        assert killed >= 1
-        for _ in range(100):  # bounded: 10 s
-            if not listener.listening.is_set():
-                break
-            await asyncio.sleep(0.1)
-        await asyncio.wait_for(listener.listening.wait(), 10)
-        order_id = uuid.uuid4()
-        with listener.watching(order_id) as watch:
-            async with engine.begin() as conn:
-                await changes.announce(conn, order_id)
-            assert await watch.changed(within=10)
-    finally:
-        await listener.stop()
+        )
+    assert killed >= 1
+    for _ in range(100):  # bounded: 10 s
+        if not listener.listening.is_set():
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.wait_for(listener.listening.wait(), 10)
+    order_id = uuid.uuid4()
+    with listener.watching(order_id) as watch:
+        async with engine.begin() as conn:
+            await changes.announce(conn, order_id)
+        assert await watch.changed(within=10)
