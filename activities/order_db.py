@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -12,21 +13,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
-from vult.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
 from vult.db import changes
 from vult.db.models import LineItem, Order, Product
-from vult.orders import OrderStatus, calculate_totals, draw_order_number, is_order_number_of
+from vult.domain.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
+from vult.domain.failures import Failure
+from vult.domain.order_numbers import draw_order_number, is_order_number_of
+from vult.domain.pricing import Pricing, Totals, quote
+from vult.domain.status import OrderStatus
 
 # A clash among 900,000 numbers a day is rare; ten in a row means something else is wrong.
 _ORDER_NUMBER_TRIES = 10
-
-
-@dataclass(frozen=True)
-class Pricing:
-    tax_rate: Decimal
-    shipping_cost: Decimal
-    currency: str
 
 
 @dataclass(frozen=True)
@@ -54,6 +50,10 @@ class OrderDbActivities:
         self._engine = engine
         self._pricing = pricing
 
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        """Every activity, for the worker to register."""
+        return [self.create_order_row, self.change_order_status]
+
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
         """Snapshot the products, total the order and insert it once (keyed by order id)."""
@@ -66,9 +66,7 @@ class OrderDbActivities:
                 number = draw_order_number(req.created_at)
             async with self._engine.begin() as conn:
                 items = await self._snapshot(conn, req)
-                totals = calculate_totals(
-                    items, self._pricing.tax_rate, self._pricing.shipping_cost
-                )
+                totals = quote(items, self._pricing)
                 inserted = await conn.scalar(
                     insert(_ORDERS)
                     .values(**self._order_values(req, totals), order_number=number)
@@ -133,7 +131,7 @@ class OrderDbActivities:
         ]
         if problems:
             raise ApplicationError(
-                "; ".join(problems), problems, type=errors.INVALID_ORDER, non_retryable=True
+                "; ".join(problems), problems, type=Failure.INVALID_ORDER, non_retryable=True
             )
         return [
             _Snapshot(
@@ -148,7 +146,7 @@ class OrderDbActivities:
             for p in (products[li.product_id],)
         ]
 
-    def _order_values(self, req: CreateOrderRow, totals: tuple[Decimal, ...]) -> dict[str, object]:
+    def _order_values(self, req: CreateOrderRow, totals: Totals) -> dict[str, object]:
         r = req.request
         ship, bill = r.shipping_address, r.billing_address
         sub_total, tax, shipping_cost, total = totals
@@ -228,7 +226,7 @@ class OrderDbActivities:
         if row is None:
             raise ApplicationError(
                 f"order {change.order_id} does not exist",
-                type=errors.ORDER_NOT_FOUND,
+                type=Failure.ORDER_NOT_FOUND,
                 non_retryable=True,
             )
         status, pi = row
@@ -238,6 +236,6 @@ class OrderDbActivities:
         raise ApplicationError(
             f"order {change.order_id} is {status}, expected one of "
             f"{[s.value for s in change.expected]} to become {change.new_status.value}",
-            type=errors.STATUS_CONFLICT,
+            type=Failure.STATUS_CONFLICT,
             non_retryable=True,
         )

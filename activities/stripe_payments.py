@@ -3,12 +3,13 @@ changes something carries an idempotency key derived from the order and the step
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import stripe
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
-from vult.contracts import (
+from vult.domain.contracts import (
     CancelPaymentIntent,
     CreatePaymentIntent,
     PaymentIntentInfo,
@@ -16,12 +17,13 @@ from vult.contracts import (
     RefundInfo,
     RefundPayment,
 )
+from vult.domain.failures import Failure
 
 
 def _refusal(exc: stripe.StripeError) -> ApplicationError:
     """Stripe answered and said no: retrying the same request cannot help."""
     message = exc.user_message or "Stripe refused the request"
-    return ApplicationError(message, type=errors.PAYMENT_REFUSED, non_retryable=True)
+    return ApplicationError(message, type=Failure.PAYMENT_REFUSED, non_retryable=True)
 
 
 def _is_refusal(exc: stripe.StripeError) -> bool:
@@ -33,6 +35,16 @@ def _is_refusal(exc: stripe.StripeError) -> bool:
 class StripeActivities:
     def __init__(self, client: stripe.StripeClient) -> None:
         self._client = client
+
+    def all(self) -> list[Callable[..., Awaitable[object]]]:
+        """Every activity, for the worker to register."""
+        return [
+            self.create_payment_intent,
+            self.retrieve_payment_intent,
+            self.cancel_payment_intent,
+            self.refund_payment,
+            self.retrieve_refund,
+        ]
 
     @activity.defn(name="create_payment_intent")
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:

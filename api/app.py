@@ -8,18 +8,17 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from temporalio.client import Client
 
-from activities.order_db import Pricing
 from api import metrics
 from api.cors import RoutedCORS
 from api.errors import install_error_handlers
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
 from api.routes import codec, health, ops, orders, products, webhooks
-from vult.codec import EncryptionCodec, parse_keys
 from vult.db.engine import make_engine, make_sessionmaker
-from vult.redaction import configure_logging
-from vult.settings import Settings, get_settings
-from vult.temporal import connect
+from vult.process.logging import configure_logging
+from vult.process.settings import Settings, get_settings
+from vult.temporal.client import connect
+from vult.temporal.codec import EncryptionCodec, parse_keys
 
 
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:
@@ -39,7 +38,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             client,
             settings.temporal_task_queue,
             settings.order_timing(),
-            Pricing(settings.tax_rate, settings.shipping_cost, settings.currency),
+            settings.pricing(),
         )
         app.state.order_changes = OrderChanges(settings.database_url)
         await app.state.order_changes.start()

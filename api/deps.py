@@ -12,7 +12,7 @@ from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
 from api.order_commands import OrderCommands
-from vult.settings import Settings
+from vult.process.settings import Settings
 
 
 async def _settings(request: Request) -> Settings:

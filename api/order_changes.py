@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import psycopg
 
 from vult.db.changes import CHANNEL
+from vult.db.urls import libpq_url
 
 log = logging.getLogger("vult.api.order_changes")
 
@@ -47,7 +48,7 @@ class Watch:
 
 class OrderChanges:
     def __init__(self, database_url: str) -> None:
-        self._dsn = database_url.replace("postgresql+psycopg://", "postgresql://", 1)
+        self._dsn = libpq_url(database_url)
         self._waiters: defaultdict[uuid.UUID, set[asyncio.Event]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
         self.listening = asyncio.Event()

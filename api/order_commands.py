@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -14,12 +13,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities import errors
-from activities.order_db import Pricing
 from api.errors import ApiError, BadRequest, InvalidOrder, NotFound, ServiceUnavailable
 from api.schemas import CreateOrderDto, PaymentIntentDto
-from vult import search_attributes as sa
-from vult.contracts import (
+from vult.domain.contracts import (
     Address,
     CancelOrder,
     OrderRequest,
@@ -31,7 +27,11 @@ from vult.contracts import (
     RequestedLineItem,
     ShipOrder,
 )
-from vult.orders import OrderStatus, calculate_totals, draw_order_number
+from vult.domain.failures import Failure
+from vult.domain.order_numbers import draw_order_number
+from vult.domain.pricing import Pricing, QuotedLine, quote
+from vult.domain.status import OrderStatus
+from vult.temporal import search_attributes as sa
 from workflows.order import OrderWorkflow, workflow_id_for
 
 # Namespace for order ids derived from a client's Idempotency-Key header.
@@ -63,21 +63,15 @@ def _order_request(dto: CreateOrderDto) -> OrderRequest:
 def _translate(err: WorkflowUpdateFailedError) -> ApiError:
     cause = err.cause
     if isinstance(cause, ApplicationError):
-        if cause.type == errors.INVALID_ORDER:
+        if cause.type == Failure.INVALID_ORDER:
             return InvalidOrder([str(m) for m in (cause.details[0] if cause.details else [])])
-        if cause.type == errors.ORDER_NOT_FOUND:
+        if cause.type == Failure.ORDER_NOT_FOUND:
             return NotFound("Order not found")
-        if cause.type in (errors.INVALID_TRANSITION, errors.PAYMENT_REFUSED):
+        if cause.type in (Failure.INVALID_TRANSITION, Failure.PAYMENT_REFUSED):
             return BadRequest(cause.message)
-        if cause.type == errors.PAYMENT_UNAVAILABLE:
+        if cause.type == Failure.PAYMENT_UNAVAILABLE:
             return ServiceUnavailable(cause.message)
     return ServiceUnavailable("The order service could not complete the request")
-
-
-@dataclass(frozen=True)
-class _Quoted:
-    unit_price: Decimal
-    quantity: int
 
 
 class WorkflowClosed(Exception):
@@ -126,13 +120,12 @@ class OrderCommands:
         self, order_id: uuid.UUID, dto: CreateOrderDto, prices: Mapping[uuid.UUID, Decimal]
     ) -> PlacedOrder:
         """`prices`: the catalogue's current price of each product in the order."""
-        quote = calculate_totals(
-            [_Quoted(prices[li.product_id], li.quantity) for li in dto.line_items],
-            self._pricing.tax_rate,
-            self._pricing.shipping_cost,
+        quoted = quote(
+            [QuotedLine(prices[li.product_id], li.quantity) for li in dto.line_items],
+            self._pricing,
         )
         start = start_order(
-            order_id, _order_request(dto), self._task_queue, self._timing, quote.total
+            order_id, _order_request(dto), self._task_queue, self._timing, quoted.total
         )
         try:
             return await self._client.execute_update_with_start_workflow(

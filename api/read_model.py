@@ -21,7 +21,7 @@ from api.schemas import (
     ProductDto,
 )
 from vult.db.models import LineItem, Order, Product
-from vult.orders import line_subtotal
+from vult.domain.pricing import line_subtotal
 
 _ORDERS = Order.__table__
 _ITEMS = LineItem.__table__

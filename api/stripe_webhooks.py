@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import stripe
 
-from vult.contracts import PaymentEvent
-from vult.stripe_events import PAYMENT_INTENT_EVENTS, REFUND_EVENTS
+from vult.domain.contracts import PaymentEvent
+from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REFUND_EVENTS
 
 
 class SignatureError(Exception):

@@ -36,7 +36,7 @@ from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
 from bench.measure import Latencies, ProcessWatch, rss_mb, speed_check_ms
 from devstack.procs import BIN, Children, free_port, wait_for_port
 from devstack.stack import ROOT, StackConfig, start_stack
-from vult.event_loop import run
+from vult.process.event_loop import run
 
 
 def parse() -> argparse.Namespace:

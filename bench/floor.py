@@ -20,7 +20,7 @@ from temporalio.client import Client, WithStartWorkflowOperation
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.worker import Worker
 
-from vult.event_loop import run
+from vult.process.event_loop import run
 
 _FAST = {"start_to_close_timeout": timedelta(seconds=10)}
 

@@ -15,12 +15,14 @@ from fastapi import FastAPI, HTTPException
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from vult.db.urls import async_url
+
 ORDER_SQL = text("SELECT * FROM orders WHERE order_id = :id")
 ITEMS_SQL = text("SELECT * FROM line_items WHERE order_id = :id ORDER BY position")
 
 
 def app_factory() -> FastAPI:
-    url = os.environ["DATABASE_URL"].replace("postgresql://", "postgresql+psycopg://", 1)
+    url = async_url(os.environ["DATABASE_URL"])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

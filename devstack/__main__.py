@@ -11,7 +11,7 @@ import sys
 import time
 
 from devstack.stack import ROOT, StackConfig, start_stack
-from vult.settings import LOCAL_OPS_API_TOKEN
+from vult.process.settings import LOCAL_OPS_API_TOKEN
 
 DATA = ROOT / ".data"
 

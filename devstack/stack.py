@@ -18,9 +18,15 @@ from devstack.database import embedded_server_url, ensure_database, with_databas
 from devstack.procs import BIN, Child, Children, require_free, wait_for_port
 from devstack.stripe_emulator import register_webhook, start_localstripe
 from devstack.temporal_server import start_temporal
-from vult.codec import new_key_spec
 from vult.db.migrate import upgrade_to_head
-from vult.settings import LOCAL_CODEC_AUTH_TOKEN, LOCAL_STRIPE_SECRET_KEY, LOCAL_WEBHOOK_SECRET
+from vult.db.urls import async_url
+from vult.process.settings import (
+    LOCAL_CODEC_AUTH_TOKEN,
+    LOCAL_STRIPE_SECRET_KEY,
+    LOCAL_WEBHOOK_SECRET,
+    is_real_stripe_secret_key,
+)
+from vult.temporal.codec import new_key_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,7 +96,7 @@ def start_stack(
             database_url = with_database(admin_url, "vult")
             env["DATABASE_URL"] = database_url
             say(f"PostgreSQL: embedded server, data in {_shown(data / 'postgres')}")
-        database_url = database_url.replace("postgresql://", "postgresql+psycopg://", 1)
+        database_url = async_url(database_url)
         ensure_database(database_url)
         upgrade_to_head(database_url)
         say("PostgreSQL: migrations applied, product catalogue seeded")
@@ -184,11 +190,7 @@ def _start_stripe(
 ) -> str | None:
     """The emulator, unless real Stripe keys are configured; returns its address."""
     real_key = environ.get("STRIPE_SECRET_KEY", "")
-    uses_real_stripe = (
-        real_key.startswith(("sk_test_", "sk_live_", "rk_"))
-        and real_key != LOCAL_STRIPE_SECRET_KEY
-        and not environ.get("STRIPE_API_BASE")
-    )
+    uses_real_stripe = is_real_stripe_secret_key(real_key) and not environ.get("STRIPE_API_BASE")
     if uses_real_stripe:
         say("Stripe: using api.stripe.com with the configured keys")
         return None

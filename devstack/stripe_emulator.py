@@ -8,7 +8,7 @@ from pathlib import Path
 import httpx
 
 from devstack.procs import Child, Children, wait_for_port
-from vult.stripe_events import HANDLED
+from vult.domain.stripe_events import HANDLED
 
 ROOT = Path(__file__).resolve().parents[1]
 

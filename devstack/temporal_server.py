@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from devstack.procs import BIN, Child, Children, wait_for_port
-from vult.search_attributes import REGISTRATION
+from vult.temporal.search_attributes import REGISTRATION
 
 # Measured on a 2-core machine (DESIGN.md): the SQLite commit mode limits the dev server;
 # WAL with synchronous=normal roughly doubles its throughput and stays crash-safe for the

@@ -16,7 +16,7 @@ def _url() -> str:
         "sqlalchemy.url"
     )
     if not url:
-        from vult.settings import get_settings
+        from vult.process.settings import get_settings
 
         url = get_settings().database_url
     return url

@@ -21,9 +21,10 @@ from devstack.procs import Children, free_port
 from devstack.stripe_emulator import start_localstripe
 from devstack.temporal_server import start_temporal
 from vult.db.migrate import upgrade_to_head
-from vult.event_loop import fast_loop_factory
-from vult.settings import Settings
-from vult.temporal import connect
+from vult.db.urls import async_url
+from vult.process.event_loop import fast_loop_factory
+from vult.process.settings import Settings
+from vult.temporal.client import connect
 
 
 def pytest_asyncio_loop_factories(
@@ -39,7 +40,7 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     base = os.environ.get("DATABASE_URL")
     handle = None
     if base:
-        base = base.replace("postgresql://", "postgresql+psycopg://", 1)
+        base = async_url(base)
     else:
         base, handle = embedded_server_url(tmp_path_factory.mktemp("pg") / "data")
     url = with_database(base, f"vult_test_{uuid.uuid4().hex[:12]}")

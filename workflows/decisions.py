@@ -10,14 +10,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from vult.contracts import OrderState, OrderTiming, PaymentIntentSnapshot
-from vult.orders import OrderStatus
+from vult.domain.contracts import OrderState, OrderTiming, PaymentIntentSnapshot
+from vult.domain.status import UNPAID, OrderStatus
 
 S = OrderStatus
-
-# Statuses a customer or ops may cancel from (the seed's table); refunds where paid.
-CANCELLABLE = frozenset({S.Pending, S.PaymentProcessing, S.Failed, S.Confirmed})
-UNPAID = frozenset({S.Pending, S.PaymentProcessing, S.Failed})
 
 
 class Act(StrEnum):

@@ -20,7 +20,7 @@ from api.schemas import (
     OrderPageDto,
     ShipOrderDto,
 )
-from vult.orders import OrderStatus
+from vult.domain.status import OrderStatus
 
 
 async def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:

@@ -16,7 +16,7 @@ from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
 from api.order_commands import new_order_id
 from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
-from vult.orders import OrderStatus
+from vult.domain.status import OrderStatus
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 

@@ -25,11 +25,11 @@ from temporalio.worker import Worker
 from api.app import create_app
 from devstack.procs import free_port, port_open
 from devstack.stripe_emulator import register_webhook
-from vult.codec import new_key_spec
 from vult.db.engine import make_engine
-from vult.settings import Settings
-from vult.stripe_client import make_stripe_client
-from vult.temporal import connect
+from vult.process.settings import Settings
+from vult.process.stripe_client import make_stripe_client
+from vult.temporal.client import connect
+from vult.temporal.codec import new_key_spec
 from worker import build_worker
 
 WEBHOOK_SECRET = f"whsec_test_{uuid.uuid4().hex}"

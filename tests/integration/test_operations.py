@@ -26,7 +26,7 @@ from tests.integration.conftest import (
     wait_for_status,
 )
 from tests.unit.test_webhook_signature import sign
-from vult.codec import ENCODING
+from vult.temporal.codec import ENCODING
 from workflows.order import workflow_id_for
 
 

@@ -13,12 +13,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities import errors
-from activities.order_db import OrderDbActivities, Pricing
+from activities.order_db import OrderDbActivities
 from tests.workflows.conftest import order_request
-from vult import orders
-from vult.contracts import CreateOrderRow, StatusChange
-from vult.orders import OrderStatus
+from vult.domain import order_numbers
+from vult.domain.contracts import CreateOrderRow, StatusChange
+from vult.domain.failures import Failure
+from vult.domain.pricing import Pricing
+from vult.domain.status import OrderStatus
 
 S = OrderStatus
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=UTC)
@@ -80,7 +81,7 @@ async def test_a_taken_order_number_is_retried_with_a_new_one(
     )
     taken_serial = int(first.order_number.rsplit("-", 1)[1])
     draws = iter([taken_serial, taken_serial, 424242])
-    monkeypatch.setattr(orders.random, "randrange", lambda a, b: next(draws))
+    monkeypatch.setattr(order_numbers.random, "randrange", lambda a, b: next(draws))
 
     second = await env.run(
         db.create_order_row,
@@ -109,7 +110,7 @@ async def test_an_unknown_product_is_refused_without_retry(db: OrderDbActivities
             db.create_order_row,
             new_order(missing),
         )
-    assert caught.value.type == errors.INVALID_ORDER and caught.value.non_retryable
+    assert caught.value.type == Failure.INVALID_ORDER and caught.value.non_retryable
     assert caught.value.details[0] == [f"Product not found: {missing}"]
 
 
@@ -152,5 +153,5 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
     )
     with pytest.raises(ApplicationError) as caught:
         await env.run(db.change_order_status, late)
-    assert caught.value.type == errors.STATUS_CONFLICT
+    assert caught.value.type == Failure.STATUS_CONFLICT
     assert await row_of(engine, created.order_id, "status") == ("Pending",)

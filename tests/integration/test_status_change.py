@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api.order_changes import OrderChanges
 from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
 from vult.db import changes
-from vult.settings import Settings
+from vult.process.settings import Settings
 
 
 async def paying_order(http: httpx.AsyncClient) -> tuple[str, str]:

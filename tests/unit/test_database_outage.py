@@ -8,7 +8,7 @@ import uuid
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from vult.settings import Settings
+from vult.process.settings import Settings
 
 
 class _NoTemporal:

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from vult.contracts import (
+from vult.domain.contracts import (
     OrderState,
     OrderTiming,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RefundInfo,
 )
-from vult.orders import OrderStatus
+from vult.domain.status import OrderStatus
 from workflows.decisions import Act, Timer, deadlines, finished, on_payment_intent, reconcile_delay
 
 S = OrderStatus

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from vult.money import from_minor_units, round_money, to_minor_units
+from vult.domain.money import from_minor_units, round_money, to_minor_units
 
 
 @pytest.mark.parametrize(

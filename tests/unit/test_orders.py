@@ -10,16 +10,9 @@ from decimal import Decimal
 
 import pytest
 
-from vult.orders import (
-    ALLOWED_TRANSITIONS,
-    OrderStatus,
-    calculate_totals,
-    can_transition,
-    draw_order_number,
-    format_order_number,
-    is_order_number_of,
-    line_subtotal,
-)
+from vult.domain.order_numbers import draw_order_number, format_order_number, is_order_number_of
+from vult.domain.pricing import calculate_totals, line_subtotal
+from vult.domain.status import ALLOWED_TRANSITIONS, OrderStatus, can_transition
 
 S = OrderStatus
 

@@ -6,7 +6,7 @@ import logging
 
 import pytest
 
-from vult.redaction import RedactingFilter, redact
+from vult.process.logging import RedactingFilter, redact
 
 
 @pytest.mark.parametrize(

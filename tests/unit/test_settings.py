@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
-from vult.codec import new_key_spec
-from vult.settings import Settings
+from vult.process.settings import Settings
+from vult.temporal.codec import new_key_spec
 
 REAL = {
     "ENVIRONMENT": "production",

@@ -12,7 +12,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from tests.unit.test_webhook_signature import sign
-from vult.settings import Settings
+from vult.process.settings import Settings
 
 SECRET = "whsec_unit_test"
 

@@ -14,9 +14,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Worker
 
-from activities import errors
 from api.order_commands import start_order
-from vult.contracts import (
+from vult.domain.contracts import (
     Address,
     CancelPaymentIntent,
     CreatedOrderRow,
@@ -34,8 +33,9 @@ from vult.contracts import (
     RequestedLineItem,
     StatusChange,
 )
-from vult.orders import OrderStatus
-from worker import sandbox_runner
+from vult.domain.failures import Failure
+from vult.domain.status import OrderStatus
+from vult.temporal.sandbox import sandbox_runner
 from workflows.order import OrderWorkflow
 
 KNOWN_PRODUCT = uuid.UUID("6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001")
@@ -75,7 +75,7 @@ class Backend:
             raise ApplicationError(
                 "invalid",
                 [f"Product not found: {p}" for p in bad],
-                type=errors.INVALID_ORDER,
+                type=Failure.INVALID_ORDER,
                 non_retryable=True,
             )
         self.rows[req.order_id] = OrderStatus.Pending
@@ -91,7 +91,7 @@ class Backend:
     async def change_order_status(self, change: StatusChange) -> None:
         current = self.rows[change.order_id]
         if current not in change.expected:
-            raise ApplicationError("conflict", type=errors.STATUS_CONFLICT, non_retryable=True)
+            raise ApplicationError("conflict", type=Failure.STATUS_CONFLICT, non_retryable=True)
         self.rows[change.order_id] = change.new_status
         if change.new_status != current:
             self.changes.append((current, change.new_status))
@@ -112,7 +112,7 @@ class Backend:
         self.create_calls += 1
         if self.refuse_payment:
             raise ApplicationError(
-                self.refuse_payment, type=errors.PAYMENT_REFUSED, non_retryable=True
+                self.refuse_payment, type=Failure.PAYMENT_REFUSED, non_retryable=True
             )
         pid = self.keys.setdefault(req.idempotency_key, f"pi_{len(self.keys) + 1}")
         self.intents.setdefault(

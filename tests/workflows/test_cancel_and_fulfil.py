@@ -6,10 +6,10 @@ import pytest
 from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
 from tests.workflows.conftest import Harness, event, eventually
-from vult.contracts import CancelOrder, OrderState, ShipOrder
-from vult.orders import OrderStatus
+from vult.domain.contracts import CancelOrder, OrderState, ShipOrder
+from vult.domain.failures import Failure
+from vult.domain.status import OrderStatus
 from workflows.order import OrderWorkflow
 
 S = OrderStatus
@@ -24,7 +24,7 @@ async def refused(handle: WorkflowHandle, update: object, *args: object) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(update, *args)  # type: ignore[arg-type]
     cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == errors.INVALID_TRANSITION
+    assert isinstance(cause, ApplicationError) and cause.type == Failure.INVALID_TRANSITION
     return cause.message
 
 

@@ -13,10 +13,10 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from devstack.procs import free_port
 from tests.workflows.conftest import Backend, Harness, event, eventually, stand_in_worker
-from vult.contracts import CancelOrder
-from vult.orders import OrderStatus
-from vult.settings import Settings
-from vult.temporal import connect
+from vult.domain.contracts import CancelOrder
+from vult.domain.status import OrderStatus
+from vult.process.settings import Settings
+from vult.temporal.client import connect
 from workflows.order import OrderWorkflow
 
 S = OrderStatus

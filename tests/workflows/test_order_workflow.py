@@ -10,9 +10,9 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from activities import errors
 from tests.workflows.conftest import DECLINED, Harness, event, eventually
-from vult.orders import OrderStatus
+from vult.domain.failures import Failure
+from vult.domain.status import OrderStatus
 from workflows.order import OrderWorkflow
 
 S = OrderStatus
@@ -36,7 +36,7 @@ async def test_an_order_for_an_unknown_product_is_refused_with_the_reason(
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await harness.place(product=unknown)
     cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == errors.INVALID_ORDER
+    assert isinstance(cause, ApplicationError) and cause.type == Failure.INVALID_ORDER
     assert cause.details[0] == [f"Product not found: {unknown}"]
     assert harness.backend.rows == {}
 
@@ -176,7 +176,7 @@ async def test_payment_is_refused_for_a_confirmed_order(harness: Harness) -> Non
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(OrderWorkflow.request_payment)
     cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == errors.INVALID_TRANSITION
+    assert isinstance(cause, ApplicationError) and cause.type == Failure.INVALID_TRANSITION
     assert str(cause.message) == "Cannot process payment for order with status: Confirmed"
     assert harness.backend.create_calls == 1
 
@@ -189,7 +189,7 @@ async def test_a_payment_stripe_refuses_reports_stripes_reason_and_changes_nothi
     with pytest.raises(WorkflowUpdateFailedError) as caught:
         await handle.execute_update(OrderWorkflow.request_payment)
     cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == errors.PAYMENT_REFUSED
+    assert isinstance(cause, ApplicationError) and cause.type == Failure.PAYMENT_REFUSED
     assert cause.message == "Amount must be at least $0.50 usd"
     assert harness.backend.rows[placed.order_id] == S.Pending
     state = await handle.query(OrderWorkflow.state)

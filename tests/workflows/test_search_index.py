@@ -13,8 +13,8 @@ from temporalio.common import WorkflowIDConflictPolicy
 
 from api.order_commands import start_order
 from tests.workflows.conftest import STAND_IN_TOTAL, Harness, order_request
-from vult import search_attributes as sa
-from vult.contracts import OrderWorkflowInput
+from vult.domain.contracts import OrderWorkflowInput
+from vult.temporal import search_attributes as sa
 from workflows.order import OrderWorkflow, workflow_id_for
 
 

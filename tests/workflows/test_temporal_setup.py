@@ -9,8 +9,8 @@ from google.protobuf.duration_pb2 import Duration
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 
-from vult.search_attributes import REGISTRATION
-from vult.temporal_setup import ensure_search_attributes
+from vult.temporal.search_attributes import REGISTRATION
+from vult.temporal.setup import ensure_search_attributes
 
 
 async def test_search_attributes_are_added_once(temporal_client: Client) -> None:

@@ -17,8 +17,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from devstack.procs import BIN
 from tests.workflows.conftest import Backend, event, order_request, stand_in_worker
-from vult.contracts import CancelOrder, OrderState, OrderTiming, OrderWorkflowInput
-from vult.orders import OrderStatus
+from vult.domain.contracts import CancelOrder, OrderState, OrderTiming, OrderWorkflowInput
+from vult.domain.status import OrderStatus
 from workflows.order import OrderWorkflow, workflow_id_for
 
 S = OrderStatus

@@ -1,6 +1,6 @@
 """Register the custom search attributes on a Temporal cluster (idempotent).
 
-    python -m vult.temporal_setup      (the compose stack runs this once before the worker)
+    python -m vult.temporal.setup      (the compose stack runs this once before the worker)
 
 The dev server registers them itself at start (devstack/temporal_server.py).
 """
@@ -17,9 +17,9 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 
-from vult.search_attributes import REGISTRATION
-from vult.settings import get_settings
-from vult.temporal import connect
+from vult.process.settings import get_settings
+from vult.temporal.client import connect
+from vult.temporal.search_attributes import REGISTRATION
 
 _TYPES = {
     "Keyword": IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,

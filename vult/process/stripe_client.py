@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import stripe
 
-from vult.settings import Settings
+from vult.process.settings import Settings
 
 
 def make_stripe_client(settings: Settings, http_client: stripe.HTTPClient) -> stripe.StripeClient:

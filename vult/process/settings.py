@@ -9,7 +9,10 @@ from functools import lru_cache
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from vult.contracts import OrderTiming
+from vult.db.urls import async_url
+from vult.domain.contracts import OrderTiming
+from vult.domain.pricing import DEFAULT_CURRENCY, DEFAULT_SHIPPING_COST, DEFAULT_TAX_RATE, Pricing
+from vult.temporal.codec import KeyConfigError, parse_keys
 
 # Values the local stack uses. They only ever talk to the local Stripe emulator.
 LOCAL_STRIPE_SECRET_KEY = "sk_test_vult_local"
@@ -17,6 +20,15 @@ LOCAL_STRIPE_PUBLISHABLE_KEY = "pk_test_vult_local"
 LOCAL_WEBHOOK_SECRET = "whsec_vult_local_development_only"
 LOCAL_OPS_API_TOKEN = "vult-ops-local-development-token"
 LOCAL_CODEC_AUTH_TOKEN = "vult-codec-local-development-token"
+
+_TIMING = OrderTiming()
+
+
+def is_real_stripe_secret_key(key: str) -> bool:
+    """A key api.stripe.com would take (secret or restricted, live or test), not ours."""
+    return key.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_")) and (
+        key != LOCAL_STRIPE_SECRET_KEY
+    )
 
 
 class Settings(BaseSettings):
@@ -41,19 +53,20 @@ class Settings(BaseSettings):
     # Stripe's own default tolerance for webhook timestamps.
     stripe_webhook_tolerance_seconds: int = 300
 
-    tax_rate: Decimal = Decimal("0.08")
-    shipping_cost: Decimal = Decimal("0")
-    currency: str = "USD"
+    tax_rate: Decimal = DEFAULT_TAX_RATE
+    shipping_cost: Decimal = DEFAULT_SHIPPING_COST
+    currency: str = DEFAULT_CURRENCY
 
     # Durable timers of each order, as ISO 8601 durations (PT15M, P3D).
     # An order not paid within this window from creation is cancelled.
-    payment_window: timedelta = timedelta(hours=24)
+    # The defaults are OrderTiming's (vult/domain/contracts.py).
+    payment_window: timedelta = _TIMING.payment_window
     # PaymentProcessing this long with no webhook: ask Stripe (then back off, up to the max).
-    payment_reconcile_after: timedelta = timedelta(minutes=15)
-    payment_reconcile_max_interval: timedelta = timedelta(hours=6)
+    payment_reconcile_after: timedelta = _TIMING.reconcile_after
+    payment_reconcile_max_interval: timedelta = _TIMING.reconcile_max_interval
     # How long a workflow keeps listening after cancellation, for late payment events
     # (Stripe retries webhooks for up to three days).
-    cancelled_grace_period: timedelta = timedelta(days=3)
+    cancelled_grace_period: timedelta = _TIMING.cancelled_grace
 
     # Bearer token for the ops endpoints (/api/ops/...).
     ops_api_token: SecretStr = SecretStr(LOCAL_OPS_API_TOKEN)
@@ -92,11 +105,7 @@ class Settings(BaseSettings):
     @field_validator("database_url")
     @classmethod
     def _async_driver(cls, v: str) -> str:
-        # Accept the usual postgres:// and postgresql:// forms; always use async psycopg 3.
-        for prefix in ("postgres://", "postgresql://"):
-            if v.startswith(prefix):
-                return "postgresql+psycopg://" + v[len(prefix) :]
-        return v
+        return async_url(v)
 
     @field_validator(
         "payment_window",
@@ -118,6 +127,9 @@ class Settings(BaseSettings):
             cancelled_grace=self.cancelled_grace_period,
         )
 
+    def pricing(self) -> Pricing:
+        return Pricing(self.tax_rate, self.shipping_cost, self.currency)
+
     @property
     def is_production(self) -> bool:
         return self.environment.lower() == "production"
@@ -132,10 +144,7 @@ class Settings(BaseSettings):
         if not self.is_production:
             return self
         problems = []
-        secret = self.stripe_secret_key.get_secret_value()
-        if not secret.startswith(("sk_live_", "sk_test_", "rk_live_", "rk_test_")) or (
-            secret == LOCAL_STRIPE_SECRET_KEY
-        ):
+        if not is_real_stripe_secret_key(self.stripe_secret_key.get_secret_value()):
             problems.append("STRIPE_SECRET_KEY must be a real Stripe secret key")
         if not self.stripe_publishable_key.startswith("pk_") or (
             self.stripe_publishable_key == LOCAL_STRIPE_PUBLISHABLE_KEY
@@ -153,8 +162,6 @@ class Settings(BaseSettings):
         if not self.payload_encryption_keys.get_secret_value():
             problems.append("PAYLOAD_ENCRYPTION_KEYS must hold at least one key")
         else:
-            from vult.codec import KeyConfigError, parse_keys
-
             try:
                 parse_keys(self.payload_encryption_keys.get_secret_value())
             except KeyConfigError as exc:

@@ -9,8 +9,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
 
-from vult.codec import EncryptionCodec, parse_keys
-from vult.settings import Settings
+from vult.process.settings import Settings
+from vult.temporal.codec import EncryptionCodec, parse_keys
 
 
 def data_converter(settings: Settings) -> DataConverter:

@@ -12,7 +12,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from vult.orders import OrderStatus
+from vult.domain.status import OrderStatus
 
 
 class Address(BaseModel):

@@ -1,8 +1,0 @@
-"""Failure types the workflow and the API recognise (ApplicationError.type)."""
-
-INVALID_ORDER = "InvalidOrder"  # details[0]: list of messages; never retried
-STATUS_CONFLICT = "StatusConflict"  # the row is not in a status the change expects
-PAYMENT_REFUSED = "PaymentRefused"  # Stripe refused the request itself (not a network fault)
-ORDER_NOT_FOUND = "OrderNotFound"
-INVALID_TRANSITION = "InvalidTransition"
-PAYMENT_UNAVAILABLE = "PaymentUnavailable"  # Stripe could not be reached after retries

@@ -1,0 +1,15 @@
+"""Why a step failed, as the workflow, the activities and the API name it: the `type` of
+the ApplicationError that carries it."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    INVALID_ORDER = "InvalidOrder"  # details[0]: list of messages; never retried
+    STATUS_CONFLICT = "StatusConflict"  # the row is not in a status the change expects
+    PAYMENT_REFUSED = "PaymentRefused"  # Stripe refused the request itself (not a network fault)
+    ORDER_NOT_FOUND = "OrderNotFound"
+    INVALID_TRANSITION = "InvalidTransition"
+    PAYMENT_UNAVAILABLE = "PaymentUnavailable"  # Stripe could not be reached after retries

@@ -1,0 +1,56 @@
+"""The order's statuses, the seed's transition table (spec 3.1), and the sets of statuses
+that the rules name."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class OrderStatus(StrEnum):
+    """The spec's enum; stored and serialized by name (e.g. "PaymentProcessing")."""
+
+    Pending = "Pending"
+    PaymentProcessing = "PaymentProcessing"
+    Confirmed = "Confirmed"
+    Processing = "Processing"
+    Shipped = "Shipped"
+    Delivered = "Delivered"
+    Cancelled = "Cancelled"
+    Failed = "Failed"
+
+    @property
+    def ordinal(self) -> int:
+        """The spec's numeric value (Pending = 0 ... Failed = 7)."""
+        return _ORDINALS[self]
+
+
+_ORDINALS = {status: i for i, status in enumerate(OrderStatus)}
+
+S = OrderStatus
+# Exactly the seed's CanTransitionTo table: nothing more, nothing less.
+ALLOWED_TRANSITIONS: frozenset[tuple[OrderStatus, OrderStatus]] = frozenset(
+    {
+        (S.Pending, S.PaymentProcessing),
+        (S.Pending, S.Cancelled),
+        (S.PaymentProcessing, S.Confirmed),
+        (S.PaymentProcessing, S.Failed),
+        (S.PaymentProcessing, S.Cancelled),
+        (S.Failed, S.PaymentProcessing),
+        (S.Failed, S.Cancelled),
+        (S.Confirmed, S.Processing),
+        (S.Confirmed, S.Cancelled),
+        (S.Processing, S.Shipped),
+        (S.Shipped, S.Delivered),
+    }
+)
+
+# Statuses from which the customer may ask for a new PaymentIntent (spec 5.3).
+PAYABLE = frozenset({S.Pending, S.Failed})
+# Statuses a customer or ops may cancel from (the seed's table); refunds where paid.
+CANCELLABLE = frozenset({S.Pending, S.PaymentProcessing, S.Failed, S.Confirmed})
+# Not paid yet: the payment window applies.
+UNPAID = frozenset({S.Pending, S.PaymentProcessing, S.Failed})
+
+
+def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
+    return (current, new) in ALLOWED_TRANSITIONS

@@ -1,0 +1,221 @@
+"""Carrying out the order workflow's decisions: Stripe's word applied to the order, the
+timers' work, cancellation with its refunds, and the one way the order row changes.
+
+The workflow (workflows/order.py) owns the state and the lock and calls these one at a
+time; the rules are in workflows/decisions.py, the activity calls in workflows/steps.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from temporalio import workflow
+
+from vult.domain.contracts import (
+    CreatePaymentIntent,
+    OrderState,
+    OrderTiming,
+    PaymentEvent,
+    PaymentIntentInfo,
+    PaymentIntentSnapshot,
+    RefundInfo,
+    StatusChange,
+)
+from vult.domain.money import to_minor_units
+from vult.domain.status import CANCELLABLE, UNPAID, OrderStatus, can_transition
+from vult.domain.stripe_events import REFUND_EVENTS
+from vult.temporal import search_attributes as sa
+from workflows import decisions, ops_view, steps
+from workflows.decisions import Act, Timer
+from workflows.steps import refused
+
+S = OrderStatus
+
+
+class OrderActions:
+    def __init__(
+        self, order_id: uuid.UUID, state: OrderState, timing: OrderTiming, index_for_search: bool
+    ) -> None:
+        self.order_id = order_id
+        self.state = state
+        self.timing = timing
+        self.index_for_search = index_for_search
+
+    async def on_event(self, event: PaymentEvent) -> str:
+        pi = event.payment_intent_id
+        if pi not in self.state.payment_intent_ids:
+            return f"{event.event_type} for {pi} ignored: not one of this order's PaymentIntents"
+        if event.event_type in REFUND_EVENTS:
+            return await self._check_refund(pi)
+        # Act on what Stripe says now, not on the event alone: events arrive late, twice
+        # and out of order, and the PaymentIntent's own status settles all three.
+        return await self._apply(await steps.retrieve_payment_intent(pi))
+
+    async def on_timer(self, timer: Timer) -> None:
+        if timer == Timer.RECONCILE:
+            await self._reconcile()
+        elif timer == Timer.PAYMENT_WINDOW:
+            await self._expire_payment_window()
+        # GRACE_OVER needs nothing: the main loop sees the order is finished.
+
+    async def _reconcile(self) -> None:
+        """No webhook for a while: ask Stripe, and apply its answer as the webhook would."""
+        payment = self.state.payment
+        if self.state.status != S.PaymentProcessing or payment is None:
+            return
+        note = await self._apply(await steps.retrieve_payment_intent(payment.payment_intent_id))
+        self.state.last_payment_note = f"reconciled: {note}"
+        if self.state.status == S.PaymentProcessing:
+            self.state.reconcile_attempts += 1
+            self.state.next_reconcile_at = workflow.now() + decisions.reconcile_delay(
+                self.timing, self.state.reconcile_attempts
+            )
+
+    async def _expire_payment_window(self) -> None:
+        if self.state.status not in UNPAID:
+            return
+        if self.state.payment is not None:
+            # Paid in time but not yet told? Then the order is confirmed, not cancelled.
+            pi = self.state.payment.payment_intent_id
+            await self._apply(await steps.retrieve_payment_intent(pi))
+        if self.state.status in UNPAID:
+            await self.cancel("payment window expired")
+
+    # ---- carrying out decisions ------------------------------------------------------------
+
+    async def _apply(self, intent: PaymentIntentSnapshot) -> str:
+        decision = decisions.on_payment_intent(self.state, str(self.order_id), intent)
+        status = self.state.status
+        pi = intent.payment_intent_id
+        if decision.act == Act.CONFIRM:
+            if status == S.Failed:
+                # The customer retried the same PaymentIntent and it went through.
+                await self.change(S.Failed, S.PaymentProcessing)
+            await self.change(
+                S.PaymentProcessing, S.Confirmed, stripe_payment_status=decision.stripe_status
+            )
+        elif decision.act == Act.FAIL:
+            await self.change(
+                S.PaymentProcessing,
+                S.Failed,
+                stripe_payment_status=decision.stripe_status,
+                payment_error_message=decision.error_message,
+            )
+        elif decision.act == Act.RECORD and status is not None:
+            await self._annotate(stripe_payment_status=decision.stripe_status)
+        elif decision.act == Act.REFUND:
+            refund = await self._refund(pi)
+            if decision.also_fail:
+                await self.change(
+                    S.PaymentProcessing,
+                    S.Failed,
+                    stripe_payment_status="refunded",
+                    payment_error_message=decision.error_message,
+                )
+            elif decisions.is_current(self.state, pi) and status is not None:
+                await self._annotate(
+                    stripe_payment_status=_refund_status(refund),
+                    stripe_refund_id=refund.refund_id,
+                )
+            workflow.logger.warning("Refunded %s (%s): %s", pi, refund.refund_id, decision.note)
+        return decision.note
+
+    async def cancel(self, reason: str) -> None:
+        status = self.state.status
+        assert status in CANCELLABLE
+        payment = self.state.payment
+        refund: RefundInfo | None = None
+        stripe_status: str | None = None
+        if payment is not None and status in (S.PaymentProcessing, S.Failed):
+            pi = payment.payment_intent_id
+            intent = await steps.cancel_payment_intent(self.order_id, pi)
+            if intent.status == "succeeded":
+                refund = await self._refund(pi)
+                stripe_status = _refund_status(refund)
+            else:
+                stripe_status = "canceled"
+        elif payment is not None and status == S.Confirmed:
+            refund = await self._refund(payment.payment_intent_id)
+            stripe_status = _refund_status(refund)
+        await self.change(
+            status,
+            S.Cancelled,
+            cancellation_reason=reason,
+            stripe_refund_id=refund.refund_id if refund else None,
+            stripe_payment_status=stripe_status,
+        )
+        self.state.cancelled_at = workflow.now()
+        self.state.cancellation_reason = reason
+
+    async def _refund(self, pi: str) -> RefundInfo:
+        """Refund a PaymentIntent in full, exactly once (state here, the key at Stripe)."""
+        if pi in self.state.refunds:
+            return self.state.refunds[pi]
+        refund = await steps.refund_payment(self.order_id, pi)
+        self.state.refunds[pi] = refund
+        ops_view.count("vult_refunds_total", "Refunds issued")
+        return refund
+
+    async def _check_refund(self, pi: str) -> str:
+        """charge.refunded: ask Stripe about our refund and record it as complete."""
+        known = self.state.refunds.get(pi)
+        if known is None:
+            return f"charge.refunded for {pi}: no refund of ours to record"
+        refund = await steps.retrieve_refund(known.refund_id)
+        self.state.refunds[pi] = refund
+        if decisions.is_current(self.state, pi):
+            await self._annotate(stripe_payment_status=_refund_status(refund))
+        return f"refund {refund.refund_id} for {pi} is {refund.status}"
+
+    async def create_payment_intent(self, attempt: int) -> PaymentIntentInfo:
+        state, order_id = self.state, self.order_id
+        assert state.total is not None and state.currency is not None
+        assert state.order_number is not None
+        request = CreatePaymentIntent(
+            order_id=order_id,
+            order_number=state.order_number,
+            amount=to_minor_units(state.total, state.currency),
+            currency=state.currency,
+            # The same attempt always sends the same key, so a retry after a lost
+            # response cannot create a second PaymentIntent at Stripe.
+            idempotency_key=f"order:{order_id}:payment-intent:{attempt}",
+        )
+        summary = f"Create a PaymentIntent for {ops_view.money(state)} (attempt {attempt})"
+        return await steps.create_payment_intent(request, summary)
+
+    # ---- the one way the order row changes -------------------------------------------------
+
+    async def change(self, current: OrderStatus, new: OrderStatus, **fields: str | None) -> None:
+        if not can_transition(current, new):
+            raise refused(f"Cannot change order status from {current} to {new}")
+        await self._write(current, new, **fields)
+        self.state.status = new
+        ops_view.index(self.index_for_search, sa.ORDER_STATUS.value_set(new.value))
+        if new == S.Confirmed:
+            ops_view.count("vult_payments_succeeded_total", "Payments that confirmed an order")
+        elif new == S.Failed:
+            ops_view.count("vult_payments_failed_total", "Payment attempts that failed")
+        if new != S.PaymentProcessing and self.state.payment is not None:
+            # Only a paying customer needs the client secret; keep it no longer than that.
+            self.state.payment.client_secret = ""
+
+    async def _annotate(self, **fields: str | None) -> None:
+        """Record Stripe details on the row without a transition."""
+        status = self.state.status
+        assert status is not None
+        await self._write(status, status, **fields)
+
+    async def _write(self, current: OrderStatus, new: OrderStatus, **fields: str | None) -> None:
+        await steps.write_status(
+            StatusChange(
+                order_id=self.order_id,
+                expected=[current],
+                new_status=new,
+                at=workflow.now(),
+                **fields,  # type: ignore[arg-type]  # pydantic's init takes each field by name
+            )
+        )
+
+
+def _refund_status(refund: RefundInfo) -> str:
+    return "refunded" if refund.status == "succeeded" else f"refund_{refund.status}"

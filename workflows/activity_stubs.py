@@ -1,0 +1,83 @@
+"""The activities the order workflow calls, declared by name and signature only.
+
+The workflow imports these, never the implementations in activities/, so loading it loads
+no database driver, ORM or Stripe SDK. The worker registers the implementations under the
+same names; tests/workflows/test_structure.py checks that every stub here has a registered
+activity of the same signature.
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+from temporalio import activity
+
+from vult.domain.contracts import (
+    CancelPaymentIntent,
+    CreatedOrderRow,
+    CreateOrderRow,
+    CreatePaymentIntent,
+    PaymentIntentInfo,
+    PaymentIntentSnapshot,
+    RefundInfo,
+    RefundPayment,
+    StatusChange,
+)
+
+
+def _stub(name: str) -> NoReturn:
+    raise NotImplementedError(f"{name} is a stub: the worker runs the implementation")
+
+
+# ---- PostgreSQL (activities/order_db.py) ----------------------------------------------
+
+
+@activity.defn(name="create_order_row")
+async def create_order_row(req: CreateOrderRow) -> CreatedOrderRow:
+    """Snapshot the products, total the order and insert it once (keyed by order id)."""
+    _stub("create_order_row")
+
+
+@activity.defn(name="change_order_status")
+async def change_order_status(change: StatusChange) -> None:
+    """Move the row to a new status only from an expected one; a replay is a no-op."""
+    _stub("change_order_status")
+
+
+# ---- Stripe (activities/stripe_payments.py) -------------------------------------------
+
+
+@activity.defn(name="create_payment_intent")
+async def create_payment_intent(req: CreatePaymentIntent) -> PaymentIntentInfo:
+    _stub("create_payment_intent")
+
+
+@activity.defn(name="retrieve_payment_intent")
+async def retrieve_payment_intent(payment_intent_id: str) -> PaymentIntentSnapshot:
+    _stub("retrieve_payment_intent")
+
+
+@activity.defn(name="cancel_payment_intent")
+async def cancel_payment_intent(req: CancelPaymentIntent) -> PaymentIntentSnapshot:
+    _stub("cancel_payment_intent")
+
+
+@activity.defn(name="refund_payment")
+async def refund_payment(req: RefundPayment) -> RefundInfo:
+    _stub("refund_payment")
+
+
+@activity.defn(name="retrieve_refund")
+async def retrieve_refund(refund_id: str) -> RefundInfo:
+    _stub("retrieve_refund")
+
+
+ALL = (
+    create_order_row,
+    change_order_status,
+    create_payment_intent,
+    retrieve_payment_intent,
+    cancel_payment_intent,
+    refund_payment,
+    retrieve_refund,
+)

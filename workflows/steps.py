@@ -1,0 +1,152 @@
+"""The order workflow's calls to its activities, each with its policy, the summary ops see
+in the Web UI, and the unwrapping of its failures into what the workflow acts on."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, ApplicationError
+
+from vult.domain.contracts import (
+    CancelPaymentIntent,
+    CreatedOrderRow,
+    CreateOrderRow,
+    CreatePaymentIntent,
+    PaymentIntentInfo,
+    PaymentIntentSnapshot,
+    RefundInfo,
+    RefundPayment,
+    StatusChange,
+)
+from vult.domain.failures import Failure
+from workflows import activity_stubs as act
+from workflows import policies
+
+# A PaymentIntent mid-charge cannot be cancelled; ask again this often, this many times.
+_IN_FLIGHT_RETRY = timedelta(seconds=30)
+_IN_FLIGHT_TRIES = 20
+
+
+class OrderRefused(Exception):
+    """The order cannot be placed as asked (an unknown product): the customer's to fix."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+def application_cause(err: ActivityError | ApplicationError) -> ApplicationError | None:
+    """The ApplicationError an activity raised. A local activity's failure can surface
+    unwrapped, a regular activity's as the cause of an ActivityError: accept both."""
+    cause = err.cause if isinstance(err, ActivityError) else err
+    return cause if isinstance(cause, ApplicationError) else None
+
+
+def refused(message: str) -> ApplicationError:
+    """A command the order's status does not allow."""
+    return ApplicationError(message, type=Failure.INVALID_TRANSITION, non_retryable=True)
+
+
+async def create_order_row(req: CreateOrderRow) -> CreatedOrderRow:
+    try:
+        return await workflow.execute_local_activity(
+            act.create_order_row,
+            req,
+            summary="Snapshot the products, total the order and save it",
+            **policies.CREATE_ORDER,
+        )
+    except (ActivityError, ApplicationError) as err:
+        cause = application_cause(err)
+        if cause is None or cause.type != Failure.INVALID_ORDER:
+            raise ApplicationError(f"The order could not be created: {err}") from err
+        raise OrderRefused([str(m) for m in (cause.details[0] if cause.details else [])]) from err
+
+
+async def write_status(change: StatusChange) -> None:
+    new, current = change.new_status, change.expected[0]
+    try:
+        await workflow.execute_local_activity(
+            act.change_order_status,
+            change,
+            summary=f"Record {new}" if new != current else f"Record Stripe details ({new})",
+            **policies.DB_WRITE,
+        )
+    except (ActivityError, ApplicationError) as err:
+        cause = application_cause(err)
+        if cause is not None and cause.type == Failure.STATUS_CONFLICT:
+            # The row and the workflow disagree: something outside the workflow changed
+            # it. Failing the workflow task (not the workflow) holds the order here,
+            # visible in the Web UI, and retries once ops have put the row right.
+            raise RuntimeError(f"Order row out of step with its workflow: {cause}") from err
+        raise
+
+
+async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> PaymentIntentInfo:
+    try:
+        return await workflow.execute_local_activity(
+            act.create_payment_intent, req, summary=summary, **policies.STRIPE_INTERACTIVE
+        )
+    except (ActivityError, ApplicationError) as err:
+        cause = application_cause(err)
+        if cause is not None and cause.type == Failure.PAYMENT_REFUSED:
+            raise ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED) from err
+        raise ApplicationError(
+            "The payment service is unavailable; please try again",
+            type=Failure.PAYMENT_UNAVAILABLE,
+        ) from err
+
+
+async def retrieve_payment_intent(pi: str) -> PaymentIntentSnapshot:
+    # Short Stripe calls on the hot path run as local activities: no extra server round
+    # trip each (docs/performance.md).
+    return await workflow.execute_local_activity(
+        act.retrieve_payment_intent,
+        pi,
+        summary=f"Ask Stripe about PaymentIntent {pi}",
+        **policies.STRIPE_READ,
+    )
+
+
+async def cancel_payment_intent(order_id: uuid.UUID, pi: str) -> PaymentIntentSnapshot:
+    """Cancel at Stripe; a PaymentIntent mid-charge is asked again until it settles."""
+    for _ in range(_IN_FLIGHT_TRIES):
+        intent = await workflow.execute_activity(
+            act.cancel_payment_intent,
+            CancelPaymentIntent(
+                payment_intent_id=pi, idempotency_key=f"order:{order_id}:cancel:{pi}"
+            ),
+            summary=f"Cancel PaymentIntent {pi} at Stripe",
+            **policies.STRIPE_BACKGROUND,
+        )
+        if intent.status != "processing":
+            return intent
+        await workflow.sleep(_IN_FLIGHT_RETRY)  # mid-charge: wait for it to settle
+    raise ApplicationError(
+        f"PaymentIntent {pi} stayed processing; try the cancellation again later",
+        type=Failure.PAYMENT_UNAVAILABLE,
+    )
+
+
+async def refund_payment(order_id: uuid.UUID, pi: str) -> RefundInfo:
+    """A full refund; the key makes a retry, here or at Stripe, the same refund."""
+    return await workflow.execute_activity(
+        act.refund_payment,
+        RefundPayment(
+            order_id=order_id,
+            payment_intent_id=pi,
+            idempotency_key=f"order:{order_id}:refund:{pi}",
+        ),
+        summary=f"Refund {pi} in full",
+        **policies.STRIPE_BACKGROUND,
+    )
+
+
+async def retrieve_refund(refund_id: str) -> RefundInfo:
+    return await workflow.execute_activity(
+        act.retrieve_refund,
+        refund_id,
+        summary=f"Ask Stripe about refund {refund_id}",
+        **policies.STRIPE_BACKGROUND,
+    )
