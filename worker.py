@@ -73,7 +73,7 @@ async def main() -> None:
             )
             await stop.wait()
     finally:
-        await stripe_http.close_async()
+        await stripe_http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
         await engine.dispose()
 
 

@@ -14,7 +14,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from vult.db import changes
-from vult.db.models import LineItem, Order, Product
+from vult.db.models import LINE_ITEMS, ORDERS, PRODUCTS
 from vult.domain.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number, is_order_number_of
@@ -35,9 +35,9 @@ class _Snapshot:
     quantity: int
 
 
-_ORDERS = Order.__table__
-_ITEMS = LineItem.__table__
-_PRODUCTS = Product.__table__
+_ORDERS = ORDERS
+_ITEMS = LINE_ITEMS
+_PRODUCTS = PRODUCTS
 # A retry finds the row it wrote before: insert once, keyed by the order id.
 _EXISTING = select(_ORDERS.c.order_number, _ORDERS.c.status, _ORDERS.c.total, _ORDERS.c.currency)
 

@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from api import metrics
 from api.cors import RoutedCORS
+from api.deps import Resources
 from api.errors import install_error_handlers
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
@@ -28,24 +29,24 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         engine = make_engine(settings.database_url, pool_size=settings.database_pool_size)
         client = temporal or await connect(settings)
-        app.state.settings = settings
-        app.state.engine = engine
-        app.state.sessions = make_sessionmaker(engine)
-        app.state.temporal = client
         spec = settings.payload_encryption_keys.get_secret_value()
-        app.state.codec = EncryptionCodec(parse_keys(spec)) if spec else None
-        app.state.commands = OrderCommands(
-            client,
-            settings.temporal_task_queue,
-            settings.order_timing(),
-            settings.pricing(),
+        order_changes = OrderChanges(settings.database_url)
+        app.state.resources = Resources(
+            settings=settings,
+            engine=engine,
+            sessions=make_sessionmaker(engine),
+            temporal=client,
+            codec=EncryptionCodec(parse_keys(spec)) if spec else None,
+            commands=OrderCommands(
+                client, settings.temporal_task_queue, settings.order_timing(), settings.pricing()
+            ),
+            order_changes=order_changes,
         )
-        app.state.order_changes = OrderChanges(settings.database_url)
-        await app.state.order_changes.start()
+        await order_changes.start()
         try:
             yield
         finally:
-            await app.state.order_changes.stop()
+            await order_changes.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -1,41 +1,110 @@
-"""Dependencies: everything is built in the lifespan and handed down from app.state.
+"""Dependencies: the one way a route reaches what the lifespan built.
 
-All are `async def`: FastAPI runs a plain `def` dependency in its thread pool, a thread
-hop per request for what is an attribute read."""
+Everything lives in one typed `Resources`, built in the lifespan (api/app.py) and read
+here. All dependencies are `async def`: FastAPI runs a plain `def` dependency in its
+thread pool, a thread hop per request for what is an attribute read."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
+import stripe
+from fastapi import Depends, Header, Request
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from temporalio.client import Client
+from temporalio.converter import PayloadCodec
 
+from api import stripe_webhooks
+from api.errors import Unauthorized
+from api.metrics import WEBHOOK_EVENTS, WEBHOOK_SIGNATURE_FAILURES
+from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
 from vult.process.settings import Settings
 
-
-async def _settings(request: Request) -> Settings:
-    return request.app.state.settings  # type: ignore[no-any-return]
+log = logging.getLogger("vult.api.webhooks")
 
 
-async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+@dataclass(frozen=True)
+class Resources:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    temporal: Client
+    codec: PayloadCodec | None
+    commands: OrderCommands
+    order_changes: OrderChanges
+
+
+async def _resources(request: Request) -> Resources:
+    resources = request.app.state.resources
+    assert isinstance(resources, Resources), "the lifespan has not run"
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(_resources)]
+
+
+async def _settings(resources: ResourcesDep) -> Settings:
+    return resources.settings
+
+
+async def _session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
     # Read-only: the API never writes, so nothing is committed here.
-    async with request.app.state.sessions() as session:
+    async with resources.sessions() as session:
         yield session
 
 
-async def _engine(request: Request) -> AsyncEngine:
+async def _engine(resources: ResourcesDep) -> AsyncEngine:
     # For the hot routes: a bare connection per read, taken only when needed and held only
     # for the statement, lighter than a session.
-    return request.app.state.engine  # type: ignore[no-any-return]
+    return resources.engine
 
 
-async def _commands(request: Request) -> OrderCommands:
-    return request.app.state.commands  # type: ignore[no-any-return]
+async def _commands(resources: ResourcesDep) -> OrderCommands:
+    return resources.commands
+
+
+async def _order_changes(resources: ResourcesDep) -> OrderChanges:
+    return resources.order_changes
+
+
+async def _codec(resources: ResourcesDep) -> PayloadCodec | None:
+    return resources.codec
+
+
+async def _temporal(resources: ResourcesDep) -> Client:
+    return resources.temporal
+
+
+async def _verified_event(
+    request: Request,
+    settings: Annotated[Settings, Depends(_settings)],
+    stripe_signature: Annotated[str, Header()] = "",
+) -> stripe.Event:
+    """The Stripe event in the body, once its signature is verified (401 otherwise)."""
+    try:
+        event = stripe_webhooks.verify(
+            await request.body(),
+            stripe_signature,
+            settings.stripe_webhook_secret.get_secret_value(),
+            settings.stripe_webhook_tolerance_seconds,
+        )
+    except stripe_webhooks.SignatureError as exc:
+        WEBHOOK_SIGNATURE_FAILURES.inc()
+        log.warning("refused a Stripe webhook: %s", exc)
+        raise Unauthorized(str(exc)) from exc
+    WEBHOOK_EVENTS.labels(type=event.type).inc()
+    return event
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 SessionDep = Annotated[AsyncSession, Depends(_session)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 CommandsDep = Annotated[OrderCommands, Depends(_commands)]
+OrderChangesDep = Annotated[OrderChanges, Depends(_order_changes)]
+CodecDep = Annotated[PayloadCodec | None, Depends(_codec)]
+TemporalDep = Annotated[Client, Depends(_temporal)]
+VerifiedEventDep = Annotated[stripe.Event, Depends(_verified_event)]

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TypeVar
 
-from temporalio.client import Client, WithStartWorkflowOperation, WorkflowUpdateFailedError
+from temporalio.client import (
+    Client,
+    WithStartWorkflowOperation,
+    WorkflowHandle,
+    WorkflowUpdateFailedError,
+)
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
@@ -85,7 +90,7 @@ def start_order(
     task_queue: str,
     timing: OrderTiming,
     quoted_total: Decimal,
-) -> WithStartWorkflowOperation[OrderWorkflowInput, OrderState]:
+) -> WithStartWorkflowOperation[OrderWorkflow, OrderState]:
     """The order's workflow, started already indexed for ops' searches under the number
     drawn here and the total quoted from the catalogue: the workflow upserts only what the
     saved row turns out to differ in, so a placement costs no extra visibility write."""
@@ -105,6 +110,10 @@ def start_order(
             ]
         ),
     )
+
+
+T = TypeVar("T")
+_Handle = WorkflowHandle[OrderWorkflow, OrderState]
 
 
 class OrderCommands:
@@ -137,7 +146,9 @@ class OrderCommands:
             raise ServiceUnavailable("The order service is unavailable") from err
 
     async def request_payment(self, order_id: uuid.UUID) -> PaymentIntentDto:
-        intent = await self._update(order_id, OrderWorkflow.request_payment)
+        intent = await self._update(
+            order_id, lambda h: h.execute_update(OrderWorkflow.request_payment)
+        )
         return PaymentIntentDto(
             client_secret=intent.client_secret,
             payment_intent_id=intent.payment_intent_id,
@@ -146,25 +157,24 @@ class OrderCommands:
         )
 
     async def cancel(self, order_id: uuid.UUID, reason: str) -> None:
-        await self._update(order_id, OrderWorkflow.cancel, CancelOrder(reason=reason))
+        command = CancelOrder(reason=reason)
+        await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.cancel, command))
 
     async def start_processing(self, order_id: uuid.UUID) -> None:
-        await self._update(order_id, OrderWorkflow.start_processing)
+        await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.start_processing))
 
     async def ship(self, order_id: uuid.UUID, carrier: str, tracking_number: str) -> None:
-        await self._update(
-            order_id,
-            OrderWorkflow.ship,
-            ShipOrder(carrier=carrier, tracking_number=tracking_number),
-        )
+        shipment = ShipOrder(carrier=carrier, tracking_number=tracking_number)
+        await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.ship, shipment))
 
     async def deliver(self, order_id: uuid.UUID) -> None:
-        await self._update(order_id, OrderWorkflow.deliver)
+        await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.deliver))
 
-    async def _update(self, order_id: uuid.UUID, update: Any, *args: Any) -> Any:
+    async def _update(self, order_id: uuid.UUID, send: Callable[[_Handle], Awaitable[T]]) -> T:
+        """`send` the update to the order's workflow; its refusal as the API's error."""
         handle = self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
         try:
-            return await handle.execute_update(update, *args)
+            return await send(handle)
         except WorkflowUpdateFailedError as err:
             raise _translate(err) from err
         except RPCError as err:

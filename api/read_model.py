@@ -9,8 +9,8 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
+from sqlalchemy import Row, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from api.schemas import (
     AddressDto,
@@ -20,11 +20,11 @@ from api.schemas import (
     OrderSummaryDto,
     ProductDto,
 )
-from vult.db.models import LineItem, Order, Product
+from vult.db.models import LINE_ITEMS, ORDERS, Order, Product
 from vult.domain.pricing import line_subtotal
 
-_ORDERS = Order.__table__
-_ITEMS = LineItem.__table__
+_ORDERS = ORDERS
+_ITEMS = LINE_ITEMS
 # The hot read path's two statements, built once (docs/performance.md).
 _ORDER_BY_ID = select(_ORDERS).where(_ORDERS.c.order_id == bindparam("order_id"))
 _ITEMS_OF_ORDER = (
@@ -44,12 +44,13 @@ async def get_order(
     return order_dto(order, items.all())
 
 
-async def find_order_id_by_payment_intent(
-    session: AsyncSession | AsyncConnection, payment_intent_id: str
-) -> uuid.UUID | None:
-    return await session.scalar(
-        select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
-    )
+async def order_id_paid_by(engine: AsyncEngine, payment_intent_id: str) -> uuid.UUID | None:
+    """The order that recorded this PaymentIntent (one created without our metadata)."""
+    async with engine.connect() as connection:
+        found: uuid.UUID | None = await connection.scalar(
+            select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
+        )
+    return found
 
 
 async def catalogue_prices(
@@ -89,8 +90,8 @@ async def list_products(session: AsyncSession) -> list[ProductDto]:
     ]
 
 
-def order_dto(o: Any, items: Sequence[Any]) -> OrderDto:
-    """From an orders row and its line_items rows (anything with those attributes)."""
+def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
+    """From an orders row and its line_items rows (Core rows: columns by name)."""
     billing = (
         AddressDto.model_construct(
             full_name=o.billing_full_name,

@@ -25,7 +25,9 @@ def verify(payload: bytes, signature_header: str, secret: str, tolerance: int) -
     if not signature_header:
         raise SignatureError("Missing Stripe-Signature header")
     try:
-        event = stripe.Webhook.construct_event(payload, signature_header, secret, tolerance)
+        event: stripe.Event = stripe.Webhook.construct_event(
+            payload, signature_header, secret, tolerance
+        )
     except (stripe.SignatureVerificationError, ValueError) as exc:
         raise SignatureError("Invalid webhook signature") from exc
     timestamps = [

@@ -212,7 +212,7 @@ class OrderActions:
                 expected=[current],
                 new_status=new,
                 at=workflow.now(),
-                **fields,  # type: ignore[arg-type]  # pydantic's init takes each field by name
+                **fields,
             )
         )
 

@@ -110,7 +110,7 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
 
 def reconcile_delay(timing: OrderTiming, attempts: int) -> timedelta:
     """15 min, 30 min, 1 h, ... capped: how long to wait before asking Stripe again."""
-    delay = timing.reconcile_after * (2 ** min(attempts, 16))
+    delay = timing.reconcile_after * (1 << min(attempts, 16))
     return min(delay, max(timing.reconcile_max_interval, timing.reconcile_after))
 
 

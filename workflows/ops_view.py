@@ -3,6 +3,8 @@ search attributes they query, and the counters the worker exports."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from temporalio import workflow
 from temporalio.common import SearchAttributeUpdate
 
@@ -47,7 +49,7 @@ def describe(state: OrderState) -> None:
     workflow.set_current_details(sentence(state))
 
 
-def index(enabled: bool, *updates: SearchAttributeUpdate) -> None:  # type: ignore[type-arg]
+def index(enabled: bool, *updates: SearchAttributeUpdate[Any]) -> None:
     if enabled and updates:
         workflow.upsert_search_attributes(list(updates))
 

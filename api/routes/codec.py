@@ -16,7 +16,7 @@ from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
-from api.deps import SettingsDep
+from api.deps import CodecDep, SettingsDep
 from api.errors import BadRequest, NotFound, Unauthorized
 
 router = APIRouter(prefix="/codec", tags=["ops"], include_in_schema=False)
@@ -28,8 +28,7 @@ def _authorised(settings: SettingsDep, given: str) -> None:
         raise Unauthorized("A valid codec token is required")
 
 
-async def _run(request: Request, operation: str) -> Response:
-    codec: PayloadCodec | None = request.app.state.codec
+async def _run(request: Request, codec: PayloadCodec | None, operation: str) -> Response:
     try:
         payloads = json_format.Parse(await request.body(), Payloads())
     except json_format.ParseError as exc:
@@ -52,16 +51,17 @@ async def with_header(
     operation: str,
     request: Request,
     settings: SettingsDep,
+    codec: CodecDep,
     authorization: Annotated[str, Header()] = "",
 ) -> Response:
     scheme, _, token = authorization.partition(" ")
     _authorised(settings, token.strip() if scheme.lower() == "bearer" else "")
-    return await _run(request, _operation(operation))
+    return await _run(request, codec, _operation(operation))
 
 
 @router.post("/{token}/{operation}")
 async def with_path_token(
-    token: str, operation: str, request: Request, settings: SettingsDep
+    token: str, operation: str, request: Request, settings: SettingsDep, codec: CodecDep
 ) -> Response:
     _authorised(settings, token)
-    return await _run(request, _operation(operation))
+    return await _run(request, codec, _operation(operation))

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+
+from api.deps import SessionDep, TemporalDep
 
 router = APIRouter(tags=["health"])
 
@@ -16,17 +18,16 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(request: Request) -> JSONResponse:
+async def readyz(session: SessionDep, temporal: TemporalDep) -> JSONResponse:
     """The database and Temporal answer."""
     checks: dict[str, str] = {}
     try:
-        async with request.app.state.sessions() as session:
-            await session.execute(text("SELECT 1"))
+        await session.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"
     try:
-        await request.app.state.temporal.service_client.check_health()
+        await temporal.service_client.check_health()
         checks["temporal"] = "ok"
     except Exception as exc:  # noqa: BLE001
         checks["temporal"] = f"unavailable: {type(exc).__name__}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, status
 
@@ -43,7 +43,10 @@ router = APIRouter(
 )
 
 
-_COMMAND_RESPONSES = {400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}}
+_COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse},
+    404: {"model": ErrorResponse},
+}
 
 
 @router.get("", response_model=OrderPageDto)

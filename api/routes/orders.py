@@ -10,7 +10,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api import read_model
 from api.commands import run_command
-from api.deps import CommandsDep, EngineDep
+from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
 from api.order_commands import new_order_id
@@ -78,10 +78,10 @@ async def create_order(
 
 
 @router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
-async def get_order(order_id: uuid.UUID, request: Request) -> Response:
+async def get_order(order_id: uuid.UUID, engine: EngineDep) -> Response:
     """Read an order with its line items."""
-    # The hottest route: a bare connection, no dependency.
-    async with request.app.state.engine.connect() as connection:
+    # The hottest route: a bare connection, held only for the two statements.
+    async with engine.connect() as connection:
         order = await read_model.get_order(connection, order_id)
     if order is None:
         raise NotFound("Order not found")
@@ -95,16 +95,16 @@ async def get_order(order_id: uuid.UUID, request: Request) -> Response:
 )
 async def await_status_change(
     order_id: uuid.UUID,
-    request: Request,
+    engine: EngineDep,
+    changes: OrderChangesDep,
     from_status: Annotated[OrderStatus, Query(alias="from")],
     timeout: Annotated[float, Query(gt=0, le=MAX_WAIT_SECONDS)] = 20.0,
 ) -> Response:
     """The order once its status is no longer `from`, or as it is after `timeout` seconds:
     a checkout page waits here for its payment to be confirmed, instead of polling."""
-    engine = request.app.state.engine
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    with request.app.state.order_changes.watching(order_id) as watch:
+    with changes.watching(order_id) as watch:
         while True:
             async with engine.connect() as connection:
                 order = await read_model.get_order(connection, order_id)

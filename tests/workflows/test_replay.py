@@ -10,6 +10,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from vult.temporal.sandbox import sandbox_runner
 from workflows.order import OrderWorkflow
 
 HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
@@ -19,7 +20,9 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 async def test_a_saved_history_replays_on_the_current_workflow(path: Path) -> None:
     history = WorkflowHistory.from_json("order-replay", path.read_text())  # noqa: ASYNC240
     result = await Replayer(
-        workflows=[OrderWorkflow], data_converter=pydantic_data_converter
+        workflows=[OrderWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),  # the worker's own sandbox
     ).replay_workflow(history, raise_on_replay_failure=True)
     assert result.replay_failure is None
 

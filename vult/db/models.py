@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     Numeric,
     String,
+    Table,
     Text,
     Uuid,
     text,
@@ -152,3 +153,15 @@ class Product(Base):
     size: Mapped[str | None] = mapped_column(String(50))
     estimated_msrp: Mapped[Decimal] = mapped_column(Money)
     image_urls: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
+
+
+def _table(model: type[Base]) -> Table:
+    table = model.__table__
+    assert isinstance(table, Table)  # a declarative class maps one Table
+    return table
+
+
+# The tables themselves, for SQLAlchemy Core statements on the hot paths.
+ORDERS = _table(Order)
+LINE_ITEMS = _table(LineItem)
+PRODUCTS = _table(Product)
