@@ -9,16 +9,18 @@ from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from vult.db import changes
+from vult.db.errors import described, is_permanent
 from vult.db.models import LINE_ITEMS, ORDERS, PRODUCTS
 from vult.domain.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number, is_order_number_of
-from vult.domain.pricing import Pricing, Totals, quote
+from vult.domain.pricing import Pricing, Totals, quote, unchargeable
 from vult.domain.status import OrderStatus
 
 # A clash among 900,000 numbers a day is rare; ten in a row means something else is wrong.
@@ -57,6 +59,17 @@ class OrderDbActivities:
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
         """Snapshot the products, total the order and insert it once (keyed by order id)."""
+        try:
+            return await self._create(req)
+        except DBAPIError as exc:
+            if not is_permanent(exc):
+                raise  # the database is away: retried
+            problem = f"The order could not be stored ({described(exc)})"
+            raise ApplicationError(
+                problem, [problem], type=Failure.INVALID_ORDER, non_retryable=True
+            ) from None
+
+    async def _create(self, req: CreateOrderRow) -> CreatedOrderRow:
         for attempt in range(_ORDER_NUMBER_TRIES):
             # The API's number, unless taken or drawn on the other side of midnight.
             given = req.order_number
@@ -67,6 +80,11 @@ class OrderDbActivities:
             async with self._engine.begin() as conn:
                 items = await self._snapshot(conn, req)
                 totals = quote(items, self._pricing)
+                if (problem := unchargeable(totals, self._pricing)) is not None:
+                    # Prices changed since the API quoted: no payment could take it.
+                    raise ApplicationError(
+                        problem, [problem], type=Failure.INVALID_ORDER, non_retryable=True
+                    )
                 inserted = await conn.scalar(
                     insert(_ORDERS)
                     .values(**self._order_values(req, totals), order_number=number)
@@ -184,6 +202,18 @@ class OrderDbActivities:
     @activity.defn(name="change_order_status")
     async def change_order_status(self, change: StatusChange) -> None:
         """Move the row to `new_status` only from an expected status; a replay is a no-op."""
+        try:
+            await self._change(change)
+        except DBAPIError as exc:
+            if not is_permanent(exc):
+                raise
+            raise ApplicationError(
+                f"The status change was refused by the database ({described(exc)})",
+                type=Failure.STATUS_REFUSED,
+                non_retryable=True,
+            ) from None
+
+    async def _change(self, change: StatusChange) -> None:
         values: dict[str, object] = {"status": change.new_status.value, "updated_date": change.at}
         if change.payment_intent_id is not None:
             values["stripe_payment_intent_id"] = change.payment_intent_id

@@ -18,7 +18,7 @@ from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
 from api import stripe_webhooks
-from api.errors import Unauthorized
+from api.errors import BadRequest, Unauthorized
 from api.metrics import WEBHOOK_EVENTS, WEBHOOK_SIGNATURE_FAILURES
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
@@ -96,6 +96,8 @@ async def _verified_event(
         WEBHOOK_SIGNATURE_FAILURES.inc()
         log.warning("refused a Stripe webhook: %s", exc)
         raise Unauthorized(str(exc)) from exc
+    except stripe_webhooks.MalformedEvent as exc:
+        raise BadRequest(str(exc)) from exc
     WEBHOOK_EVENTS.labels(type=event.type).inc()
     return event
 

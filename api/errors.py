@@ -6,6 +6,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from api.validation import describe_errors
 
@@ -44,6 +45,13 @@ class ServiceUnavailable(ApiError):
     status_code = 503
 
 
+class OutcomeUnknown(ServiceUnavailable):
+    """503: the command may or may not have taken effect; the message says how to retry."""
+
+    def body(self) -> dict[str, object]:
+        return {"error": str(self), "outcomeKnown": False}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -57,6 +65,14 @@ def install_error_handlers(app: FastAPI) -> None:
         # and the next request gets fresh ones.
         return JSONResponse(
             {"error": "The order database is unavailable; please try again"}, status_code=503
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The framework's own refusals (an unknown route, a body it cannot read) in the
+        # same {"error"} shape as ours.
+        return JSONResponse(
+            {"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers
         )
 
     @app.exception_handler(RequestValidationError)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -18,7 +19,14 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes, Workfl
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import ApiError, BadRequest, InvalidOrder, NotFound, ServiceUnavailable
+from api.errors import (
+    ApiError,
+    BadRequest,
+    InvalidOrder,
+    NotFound,
+    OutcomeUnknown,
+    ServiceUnavailable,
+)
 from api.schemas import CreateOrderDto, PaymentIntentDto
 from vult.domain.contracts import (
     Address,
@@ -34,7 +42,7 @@ from vult.domain.contracts import (
 )
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number
-from vult.domain.pricing import Pricing, QuotedLine, quote
+from vult.domain.pricing import Pricing, QuotedLine, quote, unchargeable
 from vult.domain.status import OrderStatus
 from vult.temporal import search_attributes as sa
 from workflows.order import OrderWorkflow, workflow_id_for
@@ -113,13 +121,32 @@ def start_order(
 
 
 T = TypeVar("T")
+# The longest the API waits on an order's workflow before answering 503: past the 30 s a
+# placement may take, well inside what an HTTP client or proxy waits.
+DEFAULT_DEADLINE_SECONDS = 45.0
 _Handle = WorkflowHandle[OrderWorkflow, OrderState]
+
+
+PLACE_UNKNOWN = (
+    "The order service did not answer in time: the order may or may not have been placed. "
+    "Send the same request again with the same Idempotency-Key to get the one order."
+)
+COMMAND_UNKNOWN = (
+    "The order service did not answer in time: the outcome is not known yet. "
+    "Read the order, or send the same request again (it is safe to repeat)."
+)
 
 
 class OrderCommands:
     def __init__(
-        self, client: Client, task_queue: str, timing: OrderTiming, pricing: Pricing
+        self,
+        client: Client,
+        task_queue: str,
+        timing: OrderTiming,
+        pricing: Pricing,
+        deadline: float = DEFAULT_DEADLINE_SECONDS,
     ) -> None:
+        self._deadline = deadline
         self._client = client
         self._task_queue = task_queue
         self._timing = timing
@@ -133,17 +160,20 @@ class OrderCommands:
             [QuotedLine(prices[li.product_id], li.quantity) for li in dto.line_items],
             self._pricing,
         )
+        if (problem := unchargeable(quoted, self._pricing)) is not None:
+            raise InvalidOrder([problem])
         start = start_order(
             order_id, _order_request(dto), self._task_queue, self._timing, quoted.total
         )
         try:
-            return await self._client.execute_update_with_start_workflow(
-                OrderWorkflow.place, start_workflow_operation=start
-            )
+            async with asyncio.timeout(self._deadline):
+                return await self._client.execute_update_with_start_workflow(
+                    OrderWorkflow.place, start_workflow_operation=start
+                )
         except WorkflowUpdateFailedError as err:
             raise _translate(err) from err
-        except RPCError as err:
-            raise ServiceUnavailable("The order service is unavailable") from err
+        except (RPCError, TimeoutError) as err:
+            raise OutcomeUnknown(PLACE_UNKNOWN) from err
 
     async def request_payment(self, order_id: uuid.UUID) -> PaymentIntentDto:
         intent = await self._update(
@@ -167,6 +197,9 @@ class OrderCommands:
         shipment = ShipOrder(carrier=carrier, tracking_number=tracking_number)
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.ship, shipment))
 
+    async def retry(self, order_id: uuid.UUID) -> None:
+        await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.retry))
+
     async def deliver(self, order_id: uuid.UUID) -> None:
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.deliver))
 
@@ -174,19 +207,25 @@ class OrderCommands:
         """`send` the update to the order's workflow; its refusal as the API's error."""
         handle = self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
         try:
-            return await send(handle)
+            async with asyncio.timeout(self._deadline):
+                return await send(handle)
         except WorkflowUpdateFailedError as err:
             raise _translate(err) from err
+        except TimeoutError as err:
+            raise OutcomeUnknown(COMMAND_UNKNOWN) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowClosed(str(order_id)) from err
-            raise ServiceUnavailable("The order service is unavailable") from err
+            raise OutcomeUnknown(COMMAND_UNKNOWN) from err
 
     async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> bool:
         """Signal the order's workflow; False when there is no such order to tell."""
         handle = self._client.get_workflow_handle(workflow_id_for(order_id))
         try:
-            await handle.signal(OrderWorkflow.payment_event, event)
+            async with asyncio.timeout(self._deadline):
+                await handle.signal(OrderWorkflow.payment_event, event)
+        except TimeoutError as err:
+            raise ServiceUnavailable("The order service is unavailable") from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 return False

@@ -8,8 +8,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, PlainSerializer, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    PlainSerializer,
+    StrictInt,
+    field_validator,
+)
 from pydantic.alias_generators import to_camel
+from pydantic_core import PydanticCustomError
+
+from vult.domain.text import UNSTORABLE, is_storable_line
 
 # A JSON number on the wire. Amounts are numeric(18,2) and far below 2**53 cents, so the
 # double a JavaScript client parses them into is exact to the cent.
@@ -20,6 +31,13 @@ class WireModel(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, str_strip_whitespace=True
     )
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: object) -> object:
+        if isinstance(value, str) and not is_storable_line(value):
+            raise PydanticCustomError("unstorable_text", UNSTORABLE)
+        return value
 
 
 def _text(max_length: int) -> object:

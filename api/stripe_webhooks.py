@@ -16,6 +16,10 @@ class SignatureError(Exception):
     pass
 
 
+class MalformedEvent(ValueError):
+    pass
+
+
 def verify(payload: bytes, signature_header: str, secret: str, tolerance: int) -> stripe.Event:
     """The official SDK checks the HMAC and that the timestamp is not too old; a timestamp
     too far in the future is refused here as well, which the SDK does not check."""
@@ -37,6 +41,9 @@ def verify(payload: bytes, signature_header: str, secret: str, tolerance: int) -
     ]
     if not timestamps or timestamps[0] > time.time() + tolerance:
         raise SignatureError("Invalid webhook signature")
+    body = event.to_dict()
+    if not isinstance(body.get("id"), str) or not isinstance(body.get("type"), str):
+        raise MalformedEvent("A signed body that is not a Stripe event: no id or type")
     return event
 
 
@@ -48,7 +55,10 @@ class OrderEvent:
 
 def payment_event(event: stripe.Event) -> OrderEvent | None:
     """The order-relevant part of an event, or None for events this service does not use."""
-    obj = event.to_dict().get("data", {}).get("object") or {}
+    data = event.to_dict().get("data")
+    obj = data.get("object") if isinstance(data, dict) else None
+    if not isinstance(obj, dict):
+        return None
     if event.type in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
         payment_intent_id = obj.get("id")
     elif event.type in REFUND_EVENTS and obj.get("object") == "charge":
@@ -57,7 +67,9 @@ def payment_event(event: stripe.Event) -> OrderEvent | None:
         return None
     if not isinstance(payment_intent_id, str) or not payment_intent_id:
         return None
-    metadata = obj.get("metadata") or {}
+    metadata = obj.get("metadata")
+    if not isinstance(metadata, dict):
+        metadata = {}
     order_id: uuid.UUID | None
     try:
         order_id = uuid.UUID(str(metadata.get("order_id")))

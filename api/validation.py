@@ -52,10 +52,39 @@ def describe_errors(errors: Iterable[Mapping[str, Any]]) -> list[str]:
     return [f"{_where(e.get('loc', ()))}: {_message(e)}" for e in errors]
 
 
+# An order is four levels deep; anything far deeper is not an order, and deep enough
+# nesting exhausts the interpreter's recursion while it is read.
+MAX_JSON_DEPTH = 32
+
+
+def _nesting_depth(raw: bytes) -> int:
+    """How deep arrays and objects nest, counted outside strings, without parsing."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for byte in raw:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif byte == 0x5C:  # backslash
+                escaped = True
+            elif byte == 0x22:  # quote
+                in_string = False
+        elif byte == 0x22:
+            in_string = True
+        elif byte in (0x5B, 0x7B):  # [ {
+            depth += 1
+            deepest = max(deepest, depth)
+        elif byte in (0x5D, 0x7D):  # ] }
+            depth -= 1
+    return deepest
+
+
 def parse_json(raw: bytes) -> Any:
+    if _nesting_depth(raw) > MAX_JSON_DEPTH:
+        raise ValueError(f"The request body nests more than {MAX_JSON_DEPTH} levels deep")
     try:
         return json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"The request body is not valid JSON: {exc}") from None
 
 

@@ -10,6 +10,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 BIN = Path(sys.executable).parent
 
@@ -29,6 +30,13 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def open_private_log(path: Path) -> BinaryIO:
+    """Append to `path`, created (or narrowed) to owner-only permissions."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)
+    return os.fdopen(fd, "ab")
 
 
 def port_open(port: int, host: str = "127.0.0.1") -> bool:
@@ -75,7 +83,8 @@ class Children:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> Child:
-        out = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - the child owns it
+        # Logs may name orders and customers: readable by their owner only.
+        out = open_private_log(log) if log else subprocess.DEVNULL
         process = subprocess.Popen(
             cmd,
             stdout=out,

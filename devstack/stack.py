@@ -80,6 +80,7 @@ def start_stack(
     """Start every component; on failure, stop what was started and re-raise."""
     data, logs = config.data_dir, config.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    logs.chmod(0o700)
     children = Children()
     env: dict[str, str] = dict(config.extra_env)
     keep: list[object] = []

@@ -93,6 +93,7 @@ class Timer(StrEnum):
     PAYMENT_WINDOW = "payment window"
     RECONCILE = "reconcile"
     GRACE_OVER = "grace period over"
+    RETRY = "retry a parked step"
 
 
 def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Timer]]:
@@ -105,6 +106,10 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
         found.append((state.next_reconcile_at, Timer.RECONCILE))
     if status == S.Cancelled and state.cancelled_at is not None:
         found.append((state.cancelled_at + timing.cancelled_grace, Timer.GRACE_OVER))
+    if state.retry_at is not None:
+        # Parked: the stuck step is tried again at retry_at, not in a loop before it.
+        found = [(max(due, state.retry_at), timer) for due, timer in found]
+        found.append((state.retry_at, Timer.RETRY))
     return sorted(found)
 
 
@@ -115,6 +120,8 @@ def reconcile_delay(timing: OrderTiming, attempts: int) -> timedelta:
 
 
 def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:
+    if state.attention is not None:
+        return False  # never end while a step is stuck: money may still have to move
     if state.status == S.Delivered:
         return True
     return (

@@ -46,7 +46,12 @@ def sentence(state: OrderState) -> str:
 
 
 def describe(state: OrderState) -> None:
-    workflow.set_current_details(sentence(state))
+    details = sentence(state)
+    if state.attention is not None:
+        when = f"{state.retry_at:%Y-%m-%d %H:%M} UTC" if state.retry_at else "by ops"
+        details = f"NEEDS ATTENTION: {state.attention} (tried again {when}, or by the retry "
+        details += f"update). {details}"
+    workflow.set_current_details(details)
 
 
 def index(enabled: bool, *updates: SearchAttributeUpdate[Any]) -> None:

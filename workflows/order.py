@@ -12,7 +12,7 @@ import asyncio
 import uuid
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, FailureError
 
 from vult.domain.contracts import (
     CancelOrder,
@@ -26,8 +26,9 @@ from vult.domain.contracts import (
 )
 from vult.domain.failures import Failure
 from vult.domain.status import CANCELLABLE, PAYABLE, OrderStatus
-from workflows import decisions, ops_view, steps
+from workflows import attention, decisions, ops_view, steps
 from workflows.actions import OrderActions
+from workflows.decisions import Timer
 from workflows.steps import OrderRefused, refused
 from workflows.timer import UpdatableTimer
 
@@ -67,21 +68,48 @@ class OrderWorkflow:
             return self._state
 
         while not decisions.finished(self._state, self._timing, workflow.now()):
-            await self._wait_for_something()
+            try:
+                await self._wait_for_something()
+            except asyncio.CancelledError:
+                attention.refuse_cancellation()
+                continue
+            retry_at = self._state.retry_at
+            if retry_at is not None and retry_at <= workflow.now():
+                self._unpark()
             while self._events:
                 event = self._events.pop(0)
                 async with self._lock:
-                    self._state.last_payment_note = await self._act.on_event(event)
+                    await self._attempt(f"{event.event_type} {event.event_id}", event)
             for due_at, timer in decisions.deadlines(self._state, self._timing):
-                if due_at <= workflow.now():
+                if due_at <= workflow.now() and self._state.retry_at is None:
                     async with self._lock:
-                        await self._act.on_timer(timer)
+                        await self._attempt(f"the {timer} timer", timer)
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 workflow.continue_as_new(input.model_copy(update={"state": self._state}))
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    async def _attempt(self, what: str, work: PaymentEvent | Timer) -> None:
+        """Handle an event or a timer. What no retry could fix parks the order for ops
+        instead of failing the workflow: money may still have to move for it."""
+        try:
+            if isinstance(work, Timer):
+                await self._act.on_timer(work)
+            else:
+                self._state.last_payment_note = await self._act.on_event(work)
+        except (FailureError, asyncio.CancelledError) as err:
+            if isinstance(err, asyncio.CancelledError):
+                attention.refuse_cancellation()
+            parked = work if isinstance(work, PaymentEvent) else None
+            attention.park(
+                self._state, self._timing, self._input.index_for_search, what, err, parked
+            )
+
+    def _unpark(self) -> None:
+        self._events[:0] = attention.unpark(self._state, self._input.index_for_search)
+        self._wake = True
 
     async def _wait_for_something(self) -> None:
         """Sleep until an event, a handler's change, or the earliest deadline."""
@@ -246,6 +274,16 @@ class OrderWorkflow:
     @deliver.validator
     def _validate_deliver(self) -> None:
         self._require(S.Shipped, "deliver")
+
+    @workflow.update
+    async def retry(self) -> None:
+        """Ops: try the order's stuck step again now (it needs attention)."""
+        self._unpark()
+
+    @retry.validator
+    def _validate_retry(self) -> None:
+        if self._state.attention is None:
+            raise refused("Nothing to retry: the order needs no attention")
 
     def _require(self, status: OrderStatus, action: str) -> None:
         if self._state.status != status:

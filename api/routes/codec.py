@@ -11,6 +11,7 @@ from __future__ import annotations
 import hmac
 from typing import Annotated
 
+from cryptography.exceptions import InvalidTag
 from fastapi import APIRouter, Header, Request, Response
 from google.protobuf import json_format
 from temporalio.api.common.v1 import Payloads
@@ -35,7 +36,11 @@ async def _run(request: Request, codec: PayloadCodec | None, operation: str) -> 
         raise BadRequest("The body must be Temporal Payloads in JSON") from exc
     items = list(payloads.payloads)
     if codec is not None:
-        items = await (codec.decode(items) if operation == "decode" else codec.encode(items))
+        try:
+            items = await (codec.decode(items) if operation == "decode" else codec.encode(items))
+        except (ValueError, InvalidTag) as exc:
+            # A payload encrypted under a key this service does not hold, or damaged.
+            raise BadRequest("A payload could not be decoded with the configured keys") from exc
     body = json_format.MessageToJson(Payloads(payloads=items))
     return Response(body, media_type="application/json")
 

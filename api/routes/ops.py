@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, status
 from api import read_model
 from api.commands import run_command
 from api.deps import CommandsDep, EngineDep, SessionDep, SettingsDep
-from api.errors import NotFound, Unauthorized
+from api.errors import BadRequest, NotFound, Unauthorized
 from api.schemas import (
     CancelOrderDto,
     ErrorResponse,
@@ -21,6 +21,7 @@ from api.schemas import (
     ShipOrderDto,
 )
 from vult.domain.status import OrderStatus
+from vult.domain.text import UNSTORABLE, is_storable_line
 
 
 async def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:
@@ -43,6 +44,10 @@ router = APIRouter(
 )
 
 
+# Deep enough for any real list (100 million orders at 100 a page), small enough that the
+# offset always fits PostgreSQL's bigint.
+MAX_PAGE = 1_000_000
+
 _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse},
     404: {"model": ErrorResponse},
@@ -56,10 +61,12 @@ async def list_orders(
     customer_email: Annotated[str | None, Query(alias="customerEmail", max_length=256)] = None,
     created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
-    page: Annotated[int, Query(ge=1)] = 1,
+    page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> OrderPageDto:
     """List orders, newest first, filtered by status, customer email and created date."""
+    if customer_email is not None and not is_storable_line(customer_email):
+        raise BadRequest(f"customerEmail {UNSTORABLE}")
     where = read_model.OrderFilter(
         status=order_status.value if order_status else None,
         customer_email=customer_email,
@@ -121,3 +128,11 @@ async def cancel(
     await run_command(
         engine, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason)
     )
+
+
+@router.post(
+    "/{order_id}/retry", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+)
+async def retry(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
+    """Try an order's stuck step again now (an order that needs attention)."""
+    await run_command(engine, order_id, "Cannot retry an order", commands.retry(order_id))

@@ -67,6 +67,7 @@ class Backend:
     create_calls: int = 0
     retrieve_calls: int = 0
     refuse_payment: str | None = None
+    refuse_refund: str | None = None
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -149,6 +150,10 @@ class Backend:
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
+        if self.refuse_refund:
+            raise ApplicationError(
+                self.refuse_refund, type=Failure.PAYMENT_REFUSED, non_retryable=True
+            )
         self.refunds.setdefault(req.idempotency_key, req.payment_intent_id)
         intent = self.intents[req.payment_intent_id]
         return RefundInfo(

@@ -17,7 +17,10 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     # No overflow: an overflow connection is closed when returned, so a steady load just
     # above the pool size would open a PostgreSQL backend per request; beyond `pool_size`
     # callers wait their turn for a connection instead (statements take milliseconds).
-    return create_async_engine(database_url, pool_size=pool_size, max_overflow=0)
+    # hide_parameters: an error's text never carries the statement's values (customer data).
+    return create_async_engine(
+        database_url, pool_size=pool_size, max_overflow=0, hide_parameters=True
+    )
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -63,6 +63,17 @@ class OrderTiming(BaseModel):
     reconcile_after: timedelta = timedelta(minutes=15)
     reconcile_max_interval: timedelta = timedelta(hours=6)
     cancelled_grace: timedelta = timedelta(days=3)
+    # An order needing attention retries its stuck step by itself this often (ops may
+    # retry sooner with the `retry` update).
+    attention_retry: timedelta = timedelta(hours=1)
+
+
+class PaymentEvent(BaseModel):
+    """A verified Stripe event about one of the order's PaymentIntents (a signal)."""
+
+    event_id: str
+    event_type: str
+    payment_intent_id: str
 
 
 class OrderState(BaseModel):
@@ -84,6 +95,11 @@ class OrderState(BaseModel):
     seen_event_ids: list[str] = Field(default_factory=list)
     # What the workflow concluded from the last Stripe event, in a sentence for ops.
     last_payment_note: str | None = None
+    # Set when a step failed in a way no retry fixed: the order waits for ops (the `retry`
+    # update) or for `retry_at`, and keeps taking events meanwhile.
+    attention: str | None = None
+    retry_at: datetime | None = None
+    parked_events: list[PaymentEvent] = Field(default_factory=list)
 
 
 class OrderWorkflowInput(BaseModel):
@@ -114,14 +130,6 @@ class PlacedOrder(BaseModel):
     order_id: uuid.UUID
     order_number: str
     status: OrderStatus
-
-
-class PaymentEvent(BaseModel):
-    """A verified Stripe event about one of the order's PaymentIntents (a signal)."""
-
-    event_id: str
-    event_type: str
-    payment_intent_id: str
 
 
 # ---- activity inputs and outputs -------------------------------------------------------

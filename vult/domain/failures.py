@@ -9,6 +9,7 @@ from enum import StrEnum
 class Failure(StrEnum):
     INVALID_ORDER = "InvalidOrder"  # details[0]: list of messages; never retried
     STATUS_CONFLICT = "StatusConflict"  # the row is not in a status the change expects
+    STATUS_REFUSED = "StatusRefused"  # the database refused the change's data; never retried
     PAYMENT_REFUSED = "PaymentRefused"  # Stripe refused the request itself (not a network fault)
     ORDER_NOT_FOUND = "OrderNotFound"
     INVALID_TRANSITION = "InvalidTransition"

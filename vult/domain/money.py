@@ -12,6 +12,19 @@ _ZERO_DECIMAL = frozenset("BIF CLP DJF GNF JPY KMF KRW MGA PYG RWF UGX VND VUV X
 _THREE_DECIMAL = frozenset("BHD JOD KWD OMR TND".split())
 
 
+# The largest amount Stripe charges in one payment: eight digits of the minor unit
+# (999,999.99 USD). A larger order could never be paid, so it is refused at placement.
+MAX_CHARGE_MINOR_UNITS = 99_999_999
+
+
+def is_chargeable(amount: Decimal, currency: str) -> bool:
+    return 0 <= amount.scaleb(currency_exponent(currency)) <= MAX_CHARGE_MINOR_UNITS
+
+
+def max_charge(currency: str) -> Decimal:
+    return Decimal(MAX_CHARGE_MINOR_UNITS).scaleb(-currency_exponent(currency))
+
+
 def round_money(amount: Decimal) -> Decimal:
     """Round to cents as .NET's Math.Round(x, 2) does: half to even ("banker's rounding")."""
     return amount.quantize(CENT, rounding=ROUND_HALF_EVEN)

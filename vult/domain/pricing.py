@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple, Protocol
 
-from vult.domain.money import round_money
+from vult.domain.money import is_chargeable, max_charge, round_money
 
 DEFAULT_TAX_RATE = Decimal("0.08")
 DEFAULT_SHIPPING_COST = Decimal("0")
@@ -66,3 +66,13 @@ def calculate_totals(
 def quote(items: Iterable[Priced], pricing: Pricing) -> Totals:
     """An order's totals on the shop's terms."""
     return calculate_totals(items, pricing.tax_rate, pricing.shipping_cost)
+
+
+def unchargeable(totals: Totals, pricing: Pricing) -> str | None:
+    """Why no payment could take this total, or None when one can."""
+    if is_chargeable(totals.total, pricing.currency):
+        return None
+    return (
+        f"The order total {totals.total} {pricing.currency} is more than one payment can take "
+        f"({max_charge(pricing.currency)} {pricing.currency})"
+    )

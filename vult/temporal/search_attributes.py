@@ -10,6 +10,8 @@ ORDER_NUMBER = SearchAttributeKey.for_keyword("OrderNumber")
 CUSTOMER_EMAIL = SearchAttributeKey.for_keyword("CustomerEmail")
 ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ORDER_TOTAL = SearchAttributeKey.for_float("OrderTotal")
+# Set while a step failed in a way no retry fixed (`NeedsAttention = true` in the Web UI).
+NEEDS_ATTENTION = SearchAttributeKey.for_bool("NeedsAttention")
 
 ALL = (ORDER_NUMBER, CUSTOMER_EMAIL, ORDER_STATUS, ORDER_TOTAL)
 
@@ -19,4 +21,5 @@ REGISTRATION = {
     CUSTOMER_EMAIL.name: "Keyword",
     ORDER_STATUS.name: "Keyword",
     ORDER_TOTAL.name: "Double",
+    NEEDS_ATTENTION.name: "Bool",
 }

@@ -1,0 +1,60 @@
+"""An order that needs attention: a step failed in a way no retry fixed (Stripe refused,
+an outage outlasted every retry, a bug). The workflow never fails or ends for it: it parks
+the step, tells ops (the `NeedsAttention` search attribute, the reason in the current
+details and the state, a counter and its alert), keeps taking events and timers, and tries
+the step again at `retry_at` or when ops send the `retry` update."""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ActivityError, FailureError
+
+from vult.domain.contracts import OrderState, OrderTiming, PaymentEvent
+from vult.temporal import search_attributes as sa
+from workflows import ops_view
+
+_REASON_CHARS = 500
+
+
+def _reason(what: str, err: BaseException) -> str:
+    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    text = str(cause) if isinstance(cause, FailureError) else type(cause).__name__
+    return f"{what} failed: {text or type(cause).__name__}"[:_REASON_CHARS]
+
+
+def park(
+    state: OrderState,
+    timing: OrderTiming,
+    indexed: bool,
+    what: str,
+    err: BaseException,
+    event: PaymentEvent | None,
+) -> None:
+    first = state.attention is None
+    state.attention = _reason(what, err)
+    state.retry_at = workflow.now() + timing.attention_retry
+    if event is not None:
+        state.parked_events.append(event)
+    if first:
+        ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(True))
+        ops_view.count("vult_orders_needing_attention", "Orders parked for ops' attention")
+    workflow.logger.error("Order needs attention: %s", state.attention)
+
+
+def unpark(state: OrderState, indexed: bool) -> list[PaymentEvent]:
+    """Clear the attention and return the parked events, to be handled again."""
+    if state.attention is not None:
+        ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(False))
+    events, state.parked_events = state.parked_events, []
+    state.attention, state.retry_at = None, None
+    return events
+
+
+def refuse_cancellation() -> None:
+    """A Temporal cancellation request (the Web UI's button, `temporal workflow cancel`)
+    would end the order behind its back while money may still move. Refused: cancel the
+    order itself instead (docs/operations.md)."""
+    workflow.logger.warning(
+        "Refused a cancellation request for this order's workflow: cancel the order with the "
+        "`cancel` update or the ops API instead; the workflow keeps running"
+    )
