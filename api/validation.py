@@ -9,6 +9,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.schemas import MAX_QUANTITY, CreateOrderDto
+from vult.domain.text import UNSTORABLE
 
 NO_LINE_ITEMS = "Order must contain at least one line item"
 
@@ -28,6 +29,8 @@ def _where(loc: Sequence[int | str]) -> str:
 def _message(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
+    if kind in ("string_unicode", "unstorable_text"):
+        return UNSTORABLE  # a lone surrogate, a control character, NUL
     if kind == "missing":
         return "is required"
     if kind == "string_too_short":

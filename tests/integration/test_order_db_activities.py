@@ -155,3 +155,32 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
         await env.run(db.change_order_status, late)
     assert caught.value.type == Failure.STATUS_CONFLICT
     assert await row_of(engine, created.order_id, "status") == ("Pending",)
+
+
+async def test_data_postgresql_refuses_fails_at_once_without_retry_or_customer_data(
+    db: OrderDbActivities, engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    req = new_order()
+    address = req.request.shipping_address.model_copy(update={"full_name": "Ann\u0000Secretname"})
+    req.request.shipping_address = address
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(db.create_order_row, req)
+    assert caught.value.type == Failure.INVALID_ORDER and caught.value.non_retryable
+    assert "could not be stored" in caught.value.message
+    assert "Secretname" not in caught.value.message
+    assert "Secretname" not in caplog.text
+    assert await rows_for(engine, req.order_id) == (0, 0)
+
+
+async def test_a_total_no_payment_could_take_is_refused_by_the_activity_too(
+    engine: AsyncEngine,
+) -> None:
+    # The catalogue changed after the API quoted: the activity checks again.
+    tiny_limit = OrderDbActivities(engine, Pricing(Decimal("0.08"), Decimal("0"), "USD"))
+    req = new_order()
+    req.request.line_items[0].quantity = 10_000_000
+    with pytest.raises(ApplicationError) as caught:
+        await ActivityEnvironment().run(tiny_limit.create_order_row, req)
+    assert caught.value.type == Failure.INVALID_ORDER and caught.value.non_retryable
+    assert "more than one payment can take" in caught.value.details[0][0]
+    assert await rows_for(engine, req.order_id) == (0, 0)

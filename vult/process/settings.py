@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     # How long a workflow keeps listening after cancellation, for late payment events
     # (Stripe retries webhooks for up to three days).
     cancelled_grace_period: timedelta = _TIMING.cancelled_grace
+    # An order parked for attention tries its stuck step again this often by itself.
+    attention_retry: timedelta = _TIMING.attention_retry
 
     # Bearer token for the ops endpoints (/api/ops/...).
     ops_api_token: SecretStr = SecretStr(LOCAL_OPS_API_TOKEN)
@@ -112,6 +114,7 @@ class Settings(BaseSettings):
         "payment_reconcile_after",
         "payment_reconcile_max_interval",
         "cancelled_grace_period",
+        "attention_retry",
     )
     @classmethod
     def _positive(cls, v: timedelta) -> timedelta:
@@ -125,6 +128,7 @@ class Settings(BaseSettings):
             reconcile_after=self.payment_reconcile_after,
             reconcile_max_interval=self.payment_reconcile_max_interval,
             cancelled_grace=self.cancelled_grace_period,
+            attention_retry=self.attention_retry,
         )
 
     def pricing(self) -> Pricing:

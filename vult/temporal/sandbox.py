@@ -4,16 +4,26 @@ from __future__ import annotations
 
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
-# Modules the sandbox need not re-import for every workflow run: the domain (pure rules
-# and value types, no module-level state) and the pure libraries it is built on. Nothing
-# that does I/O is passed through, and the workflow code itself is re-imported in each
-# sandbox, so determinism is the sandbox's to check, not only the author's. The sandbox's
-# runtime checks (no clock, no I/O, no random in workflow code) apply to all of them.
+# Modules the sandbox need not re-import for every workflow run. A passed-through module is
+# imported once, outside any sandbox, so the sandbox cannot check it: only modules that call
+# no clock, no random and no I/O belong here. That is the domain (pure by rule;
+# tests/unit/test_structure.py checks it loads no I/O library), the pure libraries it is
+# built on, and the pure declarations below. Everything that runs workflow logic is
+# re-imported in each sandbox, where the sandbox's runtime checks apply to it.
 PASSTHROUGH_MODULES = (
     "pydantic",
     "pydantic_core",
     "annotated_types",
     "vult.domain",
+    # Pure modules of the workflow package: declarations and rules that call nothing
+    # (activity stubs, policies, the payment decisions). Re-importing them for every
+    # workflow cost the worker measurable CPU per order (docs/performance.md); the code
+    # that runs workflow logic (order, actions, steps, timer, ops_view, attention) is
+    # still re-imported and checked in each sandbox.
+    "workflows.activity_stubs",
+    "workflows.policies",
+    "workflows.decisions",
+    "vult.temporal.search_attributes",
 )
 
 
