@@ -24,6 +24,7 @@ from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
 from vult.temporal.sandbox import sandbox_runner
+from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
 
 
@@ -35,7 +36,7 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[OrderWorkflow],
+        workflows=[OrderWorkflow, LatePaymentWorkflow],
         activities=[*db.all(), *payments.all()],
         workflow_runner=sandbox_runner(),
         # Orders wait for days between steps: keep the active ones cached, let idle ones be

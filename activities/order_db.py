@@ -17,7 +17,7 @@ from temporalio.exceptions import ApplicationError
 from vult.db import changes
 from vult.db.errors import described, is_permanent
 from vult.db.models import LINE_ITEMS, ORDERS, PRODUCTS
-from vult.domain.contracts import CreatedOrderRow, CreateOrderRow, StatusChange
+from vult.domain.contracts import CreatedOrderRow, CreateOrderRow, OrderPayment, StatusChange
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number, is_order_number_of
 from vult.domain.pricing import Pricing, Totals, quote, unchargeable
@@ -54,7 +54,7 @@ class OrderDbActivities:
 
     def all(self) -> list[Callable[..., Awaitable[object]]]:
         """Every activity, for the worker to register."""
-        return [self.create_order_row, self.change_order_status]
+        return [self.create_order_row, self.change_order_status, self.read_order_payment]
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -268,4 +268,23 @@ class OrderDbActivities:
             f"{[s.value for s in change.expected]} to become {change.new_status.value}",
             type=Failure.STATUS_CONFLICT,
             non_retryable=True,
+        )
+
+    @activity.defn(name="read_order_payment")
+    async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:
+        """The order's status and the PaymentIntent it recorded (a read: safe to repeat)."""
+        async with self._engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(_ORDERS.c.status, _ORDERS.c.stripe_payment_intent_id).where(
+                        _ORDERS.c.order_id == order_id
+                    )
+                )
+            ).one_or_none()
+        if row is None:
+            return OrderPayment(exists=False)
+        return OrderPayment(
+            exists=True,
+            status=OrderStatus(row.status),
+            payment_intent_id=row.stripe_payment_intent_id,
         )

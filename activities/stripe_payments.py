@@ -99,7 +99,12 @@ class StripeActivities:
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
-        """A full refund of the PaymentIntent's charge; the key makes a retry the same refund."""
+        """A full refund of the PaymentIntent's charge, once: a refund Stripe already holds
+        for it is returned instead of a second one (whoever asked for it and however long
+        ago), and the key makes a retry of this call the same refund."""
+        existing = await self._live_refund(req.payment_intent_id)
+        if existing is not None:
+            return existing
         try:
             refund = await self._client.v1.refunds.create_async(
                 params={
@@ -113,6 +118,21 @@ class StripeActivities:
                 raise _refusal(exc) from exc
             raise
         return _refund_info(refund)
+
+    async def _live_refund(self, payment_intent_id: str) -> RefundInfo | None:
+        try:
+            found = await self._client.v1.refunds.list_async(
+                params={"payment_intent": payment_intent_id, "limit": 10}
+            )
+        except stripe.StripeError as exc:
+            if _is_refusal(exc):
+                return None  # nothing charged to refund yet: the create says why
+            raise
+        for refund in found.data:
+            info = _refund_info(refund)
+            if info.status not in ("failed", "canceled"):
+                return info
+        return None
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:

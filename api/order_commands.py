@@ -15,7 +15,12 @@ from temporalio.client import (
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
-from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDConflictPolicy
+from temporalio.common import (
+    SearchAttributePair,
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -31,6 +36,7 @@ from api.schemas import CreateOrderDto, PaymentIntentDto
 from vult.domain.contracts import (
     Address,
     CancelOrder,
+    LatePayment,
     OrderRequest,
     OrderState,
     OrderTiming,
@@ -44,7 +50,9 @@ from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number
 from vult.domain.pricing import Pricing, QuotedLine, quote, unchargeable
 from vult.domain.status import OrderStatus
+from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS
 from vult.temporal import search_attributes as sa
+from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
 
 # Namespace for order ids derived from a client's Idempotency-Key header.
@@ -218,16 +226,34 @@ class OrderCommands:
                 raise WorkflowClosed(str(order_id)) from err
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
 
-    async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> bool:
-        """Signal the order's workflow; False when there is no such order to tell."""
+    async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
+        """Signal the order's workflow. When it has closed (or never ran), a payment event
+        goes to the PaymentIntent's late-payment workflow instead, which refunds money that
+        pays no order and cancels what could still be paid: nothing is acknowledged and
+        then dropped."""
         handle = self._client.get_workflow_handle(workflow_id_for(order_id))
         try:
             async with asyncio.timeout(self._deadline):
-                await handle.signal(OrderWorkflow.payment_event, event)
-        except TimeoutError as err:
+                try:
+                    await handle.signal(OrderWorkflow.payment_event, event)
+                except RPCError as err:
+                    if err.status != RPCStatusCode.NOT_FOUND:
+                        raise
+                    if event.event_type in PAYMENT_INTENT_EVENTS:
+                        await self._settle_late(order_id, event)
+        except (TimeoutError, RPCError) as err:
+            # 503: Stripe delivers the event again later.
             raise ServiceUnavailable("The order service is unavailable") from err
-        except RPCError as err:
-            if err.status == RPCStatusCode.NOT_FOUND:
-                return False
-            raise ServiceUnavailable("The order service is unavailable") from err
-        return True
+
+    async def _settle_late(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
+        pi = event.payment_intent_id
+        await self._client.start_workflow(
+            LatePaymentWorkflow.run,
+            LatePayment(payment_intent_id=pi, order_id=order_id, event_type=event.event_type),
+            id=late_payment_workflow_id(pi),
+            task_queue=self._task_queue,
+            # A second event while it runs joins it; one after it closed starts it again
+            # (it acts on what Stripe says then, and refunds at most once).
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 from vult.domain.contracts import (
     CreatePaymentIntent,
@@ -21,6 +22,7 @@ from vult.domain.contracts import (
     RefundInfo,
     StatusChange,
 )
+from vult.domain.failures import Failure
 from vult.domain.money import to_minor_units
 from vult.domain.status import CANCELLABLE, UNPAID, OrderStatus, can_transition
 from vult.domain.stripe_events import REFUND_EVENTS
@@ -166,6 +168,22 @@ class OrderActions:
         if decisions.is_current(self.state, pi):
             await self._annotate(stripe_payment_status=_refund_status(refund))
         return f"refund {refund.refund_id} for {pi} is {refund.status}"
+
+    async def close_previous_attempt(self) -> None:
+        """Cancel the last PaymentIntent at Stripe before a new attempt; if it was paid
+        meanwhile, the order is confirmed by it instead."""
+        payment = self.state.payment
+        if payment is None:
+            return
+        pi = payment.payment_intent_id
+        intent = await steps.cancel_payment_intent(self.order_id, pi, interactive=True)
+        if intent.status == "processing":
+            raise ApplicationError(
+                "The last payment is still being processed; wait for its outcome",
+                type=Failure.PAYMENT_UNAVAILABLE,
+            )
+        if intent.status == "succeeded":
+            self.state.last_payment_note = await self._apply(intent)
 
     async def create_payment_intent(self, attempt: int) -> PaymentIntentInfo:
         state, order_id = self.state, self.order_id

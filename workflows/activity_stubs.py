@@ -8,6 +8,7 @@ activity of the same signature.
 
 from __future__ import annotations
 
+import uuid
 from typing import NoReturn
 
 from temporalio import activity
@@ -17,6 +18,7 @@ from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    OrderPayment,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RefundInfo,
@@ -42,6 +44,12 @@ async def create_order_row(req: CreateOrderRow) -> CreatedOrderRow:
 async def change_order_status(change: StatusChange) -> None:
     """Move the row to a new status only from an expected one; a replay is a no-op."""
     _stub("change_order_status")
+
+
+@activity.defn(name="read_order_payment")
+async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
+    """The order's status and the PaymentIntent it recorded."""
+    _stub("read_order_payment")
 
 
 # ---- Stripe (activities/stripe_payments.py) -------------------------------------------
@@ -75,6 +83,7 @@ async def retrieve_refund(refund_id: str) -> RefundInfo:
 ALL = (
     create_order_row,
     change_order_status,
+    read_order_payment,
     create_payment_intent,
     retrieve_payment_intent,
     cancel_payment_intent,

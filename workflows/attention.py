@@ -38,7 +38,11 @@ def park(
     if first:
         ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(True))
         ops_view.count("vult_orders_needing_attention", "Orders parked for ops' attention")
-    workflow.logger.error("Order needs attention: %s", state.attention)
+    log_parked(state.attention)
+
+
+def log_parked(reason: str) -> None:
+    workflow.logger.error("Order needs attention: %s", reason)
 
 
 def unpark(state: OrderState, indexed: bool) -> list[PaymentEvent]:

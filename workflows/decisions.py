@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from vult.domain.contracts import OrderState, OrderTiming, PaymentIntentSnapshot
+from vult.domain.contracts import OrderPayment, OrderState, OrderTiming, PaymentIntentSnapshot
 from vult.domain.status import UNPAID, OrderStatus
 
 S = OrderStatus
@@ -22,6 +22,8 @@ class Act(StrEnum):
     FAIL = "fail"  # PaymentProcessing -> Failed, with Stripe's reason
     REFUND = "refund"  # money the order must not keep
     RECORD = "record"  # note Stripe's status on the order without a transition
+    CANCEL = "cancel"  # a PaymentIntent nobody will watch any more: close it at Stripe
+    WAIT = "wait"  # mid-charge: ask again later
 
 
 @dataclass(frozen=True)
@@ -129,3 +131,25 @@ def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:
         and state.cancelled_at is not None
         and now >= state.cancelled_at + timing.cancelled_grace
     )
+
+
+# A PaymentIntent someone could still pay: with its order's workflow closed, nobody would
+# confirm or refund that payment, so it is cancelled instead.
+PAYABLE_INTENT = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+PAID = frozenset({S.Confirmed, S.Processing, S.Shipped, S.Delivered})
+
+
+def on_late_payment(intent: PaymentIntentSnapshot, order: OrderPayment) -> Decision:
+    """Stripe's word on a PaymentIntent whose order's workflow has closed: only the
+    PaymentIntent that paid the order keeps its money."""
+    pi = intent.payment_intent_id
+    pays_the_order = order.status in PAID and order.payment_intent_id == pi
+    if intent.status == "succeeded":
+        if pays_the_order:
+            return Decision(Act.NOTHING, f"{pi} is the order's payment")
+        return Decision(Act.REFUND, f"{pi} succeeded but does not pay its order: refunding")
+    if intent.status in PAYABLE_INTENT:
+        return Decision(Act.CANCEL, f"{pi} could still be paid: cancelling")
+    if intent.status == "processing":
+        return Decision(Act.WAIT, f"{pi} is mid-charge: asking again later")
+    return Decision(Act.NOTHING, f"{pi} is {intent.status}: nothing to do")

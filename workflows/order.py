@@ -188,6 +188,11 @@ class OrderWorkflow:
             assert status is not None
             if status == S.PaymentProcessing and self._state.payment is not None:
                 return self._state.payment
+            if status == S.Failed and workflow.patched("close-previous-payment-intent"):
+                # The declined PaymentIntent must not stay payable beside the new one.
+                await self._act.close_previous_attempt()
+                if self._state.status != S.Failed:  # it was paid after all
+                    self._check_payable()
             attempt = self._state.payment_attempt + 1
             intent = await self._act.create_payment_intent(attempt)
             self._state.payment_attempt = attempt

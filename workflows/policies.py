@@ -22,10 +22,19 @@ DB_WRITE = LocalActivityConfig(
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
 # Stripe calls the customer waits on: a few quick tries, then a clear error.
+_INTERACTIVE_START_TO_CLOSE = timedelta(seconds=20)
+_INTERACTIVE_SCHEDULE_TO_CLOSE = timedelta(seconds=60)
+_INTERACTIVE_RETRY = RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=5)
 STRIPE_INTERACTIVE = LocalActivityConfig(
-    start_to_close_timeout=timedelta(seconds=20),
-    schedule_to_close_timeout=timedelta(seconds=60),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=10), maximum_attempts=5),
+    start_to_close_timeout=_INTERACTIVE_START_TO_CLOSE,
+    schedule_to_close_timeout=_INTERACTIVE_SCHEDULE_TO_CLOSE,
+    retry_policy=_INTERACTIVE_RETRY,
+)
+# The same bound for a regular activity (cancelling an older PaymentIntent before a new one).
+STRIPE_INTERACTIVE_CALL = ActivityConfig(
+    start_to_close_timeout=_INTERACTIVE_START_TO_CLOSE,
+    schedule_to_close_timeout=_INTERACTIVE_SCHEDULE_TO_CLOSE,
+    retry_policy=_INTERACTIVE_RETRY,
 )
 # Stripe calls nobody waits on (reading a PaymentIntent back, refunds): bounded well inside
 # the 24 hours for which Stripe honours an idempotency key. Reads on the hot path run as

@@ -16,6 +16,7 @@ from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    OrderPayment,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RefundInfo,
@@ -120,17 +121,24 @@ async def retrieve_payment_intent(pi: str) -> PaymentIntentSnapshot:
     )
 
 
-async def cancel_payment_intent(order_id: uuid.UUID, pi: str) -> PaymentIntentSnapshot:
-    """Cancel at Stripe; a PaymentIntent mid-charge is asked again until it settles."""
-    for _ in range(_IN_FLIGHT_TRIES):
+async def cancel_payment_intent(
+    order_id: uuid.UUID, pi: str, *, interactive: bool = False
+) -> PaymentIntentSnapshot:
+    """Cancel at Stripe; a PaymentIntent mid-charge is asked again until it settles.
+    `interactive`: a customer waits on it, so Stripe gets a minute, not hours."""
+    policy = policies.STRIPE_INTERACTIVE_CALL if interactive else policies.STRIPE_BACKGROUND
+    for attempt in range(1 if interactive else _IN_FLIGHT_TRIES):
+        # Each ask gets its own key: Stripe replays a key's first answer for 24 hours, so a
+        # reused key would never see the PaymentIntent leave `processing`.
+        suffix = f":{attempt + 1}" if attempt else ""
         intent = await workflow.execute_activity(
             act.cancel_payment_intent,
             CancelPaymentIntent(
-                payment_intent_id=pi, idempotency_key=f"order:{order_id}:cancel:{pi}"
+                payment_intent_id=pi, idempotency_key=f"order:{order_id}:cancel:{pi}{suffix}"
             ),
-            **_summarised(policies.STRIPE_BACKGROUND, f"Cancel PaymentIntent {pi} at Stripe"),
+            **_summarised(policy, f"Cancel PaymentIntent {pi} at Stripe"),
         )
-        if intent.status != "processing":
+        if intent.status != "processing" or interactive:
             return intent
         await workflow.sleep(_IN_FLIGHT_RETRY)  # mid-charge: wait for it to settle
     raise ApplicationError(
@@ -157,4 +165,12 @@ async def retrieve_refund(refund_id: str) -> RefundInfo:
         act.retrieve_refund,
         refund_id,
         **_summarised(policies.STRIPE_BACKGROUND, f"Ask Stripe about refund {refund_id}"),
+    )
+
+
+async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
+    return await workflow.execute_local_activity(
+        act.read_order_payment,
+        order_id,
+        **_summarised(policies.DB_WRITE, "Read the order's payment from the database"),
     )

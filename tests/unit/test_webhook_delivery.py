@@ -1,5 +1,6 @@
 """A verified Stripe event that cannot reach its workflow is answered 503, so Stripe retries
-it (for days) instead of it being lost; one for an order that does not exist is 200."""
+it (for days) instead of it being lost; one for an order whose workflow has closed (or never
+ran) is 200 once its late-payment workflow has it."""
 
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ class _Client:
     def __init__(self, status: RPCStatusCode) -> None:
         self.status = status
         self.signals: list[Any] = []
+        self.started: list[str] = []
+
+    async def start_workflow(self, _workflow: Any, _arg: Any, *, id: str, **_: Any) -> None:
+        self.started.append(id)
 
     def get_workflow_handle(self, workflow_id: str) -> _Handle:
         assert workflow_id.startswith("order-")
@@ -75,3 +80,5 @@ def test_an_event_temporal_cannot_take_now_is_503_so_stripe_retries() -> None:
 def test_an_event_for_an_order_with_no_workflow_is_acknowledged() -> None:
     client = _Client(RPCStatusCode.NOT_FOUND)
     assert post_event(client) == 200
+    # ... and handed to the PaymentIntent's late-payment workflow, not dropped.
+    assert client.started == ["late-payment-pi_1"]

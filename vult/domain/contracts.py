@@ -186,6 +186,23 @@ class PaymentIntentSnapshot(BaseModel):
     order_id: str | None = None  # from the PaymentIntent's metadata
 
 
+class OrderPayment(BaseModel):
+    """What the order row says about its payment (for a PaymentIntent the workflow of the
+    order no longer watches)."""
+
+    exists: bool
+    status: OrderStatus | None = None
+    payment_intent_id: str | None = None  # the one that paid, or the latest attempt
+
+
+class LatePayment(BaseModel):
+    """Stripe's word on a PaymentIntent whose order's workflow has closed (or never ran)."""
+
+    payment_intent_id: str
+    order_id: uuid.UUID | None = None  # from the PaymentIntent's metadata
+    event_type: str = ""
+
+
 class CancelPaymentIntent(BaseModel):
     payment_intent_id: str
     idempotency_key: str

@@ -1,0 +1,123 @@
+"""Late money: a payment for an order whose workflow has closed is refunded exactly once,
+and a retry after a decline closes the declined PaymentIntent first. On the real programs,
+with the emulator's own records checked."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import httpx
+import stripe
+from temporalio.client import Client, WorkflowExecutionStatus
+
+from tests.integration.conftest import (
+    DECLINED_CARD,
+    GOOD_CARD,
+    OPS,
+    WEBHOOK_SECRET,
+    pay_with_card,
+    wait_for_status,
+)
+from tests.integration.test_lifecycle import confirmed_order, pay, place, refunds_at_stripe
+from tests.integration.test_webhooks import post_event, succeeded_event
+from tests.unit.test_webhook_signature import sign
+from workflows.late_payment import late_payment_workflow_id
+from workflows.order import workflow_id_for
+
+
+async def delivered_order(http: httpx.AsyncClient, client: stripe.StripeClient) -> dict[str, Any]:
+    order, _ = await confirmed_order(http, client)
+    for step in ("processing", "ship", "deliver"):
+        body = {"carrier": "UPS", "trackingNumber": "1Z1"} if step == "ship" else None
+        response = await http.post(
+            f"/api/ops/orders/{order['orderId']}/{step}", json=body, headers=OPS
+        )
+        assert response.status_code == 204, response.text
+    return order
+
+
+async def stray_intent(client: stripe.StripeClient, order: dict[str, Any]) -> str:
+    """A PaymentIntent for the order that its workflow never created (an old checkout tab,
+    a payment made by hand in the Dashboard)."""
+    intent = await client.v1.payment_intents.create_async(
+        params={
+            "amount": 1000,
+            "currency": "usd",
+            "payment_method_types": ["card"],
+            "metadata": {"order_id": order["orderId"], "order_number": order["orderNumber"]},
+        }
+    )
+    return intent.id
+
+
+async def closed(temporal: Client, workflow_id: str, timeout: float = 15.0) -> None:
+    for _ in range(int(timeout / 0.1)):
+        described = await temporal.get_workflow_handle(workflow_id).describe()
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            assert described.status == WorkflowExecutionStatus.COMPLETED
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{workflow_id} still running")
+
+
+async def eventually_refunded(client: stripe.StripeClient, pi: str, timeout: float = 20.0) -> list:
+    for _ in range(int(timeout / 0.2)):
+        refunds = await refunds_at_stripe(client, pi)
+        if refunds:
+            return refunds
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{pi} was not refunded")
+
+
+async def test_a_payment_after_delivery_is_refunded_exactly_once(
+    http: httpx.AsyncClient, stripe_client: stripe.StripeClient, temporal_client: Client
+) -> None:
+    order = await delivered_order(http, stripe_client)
+    await closed(temporal_client, workflow_id_for(uuid.UUID(order["orderId"])))
+    pi = await stray_intent(stripe_client, order)
+    assert await pay_with_card(stripe_client, pi, GOOD_CARD) == "succeeded"
+
+    (refund,) = await eventually_refunded(stripe_client, pi)
+    assert refund.amount == 1000
+    late = temporal_client.get_workflow_handle(late_payment_workflow_id(pi))
+    await closed(temporal_client, late.id)
+    # The same event again (Stripe retries; a replayed webhook): still one refund.
+    payload = succeeded_event(pi, order["orderId"])
+    response = await post_event(http, payload, sign(payload, secret=WEBHOOK_SECRET))
+    assert response.status_code == 200
+    await asyncio.sleep(1.0)
+    await closed(temporal_client, late.id)
+    assert len(await refunds_at_stripe(stripe_client, pi)) == 1
+    # The order keeps its own payment.
+    assert (await http.get(f"/api/orders/{order['orderId']}")).json()["status"] == "Delivered"
+
+
+async def test_a_payable_intent_of_a_closed_order_is_cancelled(
+    http: httpx.AsyncClient, stripe_client: stripe.StripeClient, temporal_client: Client
+) -> None:
+    order = await delivered_order(http, stripe_client)
+    await closed(temporal_client, workflow_id_for(uuid.UUID(order["orderId"])))
+    pi = await stray_intent(stripe_client, order)
+    await pay_with_card(stripe_client, pi, DECLINED_CARD)  # payment_failed: still payable
+    for _ in range(100):
+        if (await stripe_client.v1.payment_intents.retrieve_async(pi)).status == "canceled":
+            break
+        await asyncio.sleep(0.2)
+    assert (await stripe_client.v1.payment_intents.retrieve_async(pi)).status == "canceled"
+    assert await refunds_at_stripe(stripe_client, pi) == []
+
+
+async def test_retrying_after_a_decline_cancels_the_declined_payment_intent(
+    http: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    order = await place(http)
+    first = await pay(http, order)
+    await pay_with_card(stripe_client, first, DECLINED_CARD)
+    await wait_for_status(http, order["orderId"], "Failed")
+    second = await pay(http, order)
+    assert second != first
+    assert (await stripe_client.v1.payment_intents.retrieve_async(first)).status == "canceled"
+    assert await pay_with_card(stripe_client, second, GOOD_CARD) == "succeeded"
+    await wait_for_status(http, order["orderId"], "Confirmed")
