@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
@@ -21,7 +22,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import (
@@ -95,6 +96,15 @@ def _translate(err: WorkflowUpdateFailedError) -> ApiError:
     return ServiceUnavailable("The order service could not complete the request")
 
 
+class AlreadyPlaced(Exception):
+    """The request's order was placed before and its workflow has closed: the database row
+    is the order (if there is none, that earlier request placed nothing)."""
+
+    def __init__(self, order_id: uuid.UUID) -> None:
+        super().__init__(str(order_id))
+        self.order_id = order_id
+
+
 class WorkflowClosed(Exception):
     """The order's workflow has finished (delivered, or cancelled and past its grace
     period): it takes no more commands, and the database row tells the order's status."""
@@ -117,6 +127,10 @@ def start_order(
         id=workflow_id_for(order_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+        # An order's workflow runs once: a retried request after it closed (delivered,
+        # or cancelled and past its grace period) must find that order, not start a new
+        # run that would adopt the row and never finish.
+        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(sa.ORDER_NUMBER, number),
@@ -180,6 +194,12 @@ class OrderCommands:
                 )
         except WorkflowUpdateFailedError as err:
             raise _translate(err) from err
+        except WorkflowAlreadyStartedError as err:
+            # The operation holds the same error for its handle: take it, or asyncio
+            # reports it as never retrieved.
+            with contextlib.suppress(WorkflowAlreadyStartedError):
+                await start.workflow_handle()
+            raise AlreadyPlaced(order_id) from err
         except (RPCError, TimeoutError) as err:
             raise OutcomeUnknown(PLACE_UNKNOWN) from err
 

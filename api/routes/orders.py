@@ -13,12 +13,17 @@ from api.commands import run_command
 from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
-from api.order_commands import new_order_id
+from api.order_commands import AlreadyPlaced, new_order_id
 from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
 from vult.domain.status import OrderStatus
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+KEY_PLACED_NOTHING = (
+    "This Idempotency-Key was used by an earlier request that placed no order; "
+    "send the corrected order with a new key"
+)
 
 _CREATE_BODY: dict[str, Any] = {
     "requestBody": {
@@ -67,11 +72,14 @@ async def create_order(
     problems += [f"Product not found: {pid}" for pid in unknown]
     if problems or dto is None:
         raise InvalidOrder(problems)
-    placed = await commands.place(new_order_id(idempotency_key), dto, prices)
+    try:
+        order_id = (await commands.place(new_order_id(idempotency_key), dto, prices)).order_id
+    except AlreadyPlaced as earlier:
+        order_id = earlier.order_id
     async with engine.connect() as connection:
-        order = await read_model.get_order(connection, placed.order_id)
+        order = await read_model.get_order(connection, order_id)
     if order is None:  # the row is committed before the update answers
-        raise NotFound("Order not found")
+        raise InvalidOrder([KEY_PLACED_NOTHING])
     return _as_json(
         order, status.HTTP_201_CREATED, headers={"Location": f"/api/orders/{order.order_id}"}
     )

@@ -77,3 +77,15 @@ def test_a_negative_timer_or_tax_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
 def test_postgres_urls_use_async_psycopg(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = settings_from(monkeypatch, {"DATABASE_URL": "postgres://u@db:5432/vult"})
     assert settings.database_url == "postgresql+psycopg://u@db:5432/vult"
+
+
+@pytest.mark.parametrize("currency,places", [("JPY", 0), ("KWD", 3)])
+def test_a_currency_without_two_decimal_places_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, currency: str, places: int
+) -> None:
+    with pytest.raises(ValidationError, match=f"CURRENCY {currency} has {places} decimal places"):
+        settings_from(monkeypatch, {"CURRENCY": currency})
+
+
+def test_a_two_decimal_currency_starts(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_from(monkeypatch, {"CURRENCY": "eur"}).currency == "EUR"

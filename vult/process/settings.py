@@ -11,6 +11,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from vult.db.urls import async_url
 from vult.domain.contracts import OrderTiming
+from vult.domain.money import currency_exponent
 from vult.domain.pricing import DEFAULT_CURRENCY, DEFAULT_SHIPPING_COST, DEFAULT_TAX_RATE, Pricing
 from vult.temporal.codec import KeyConfigError, parse_keys
 
@@ -95,6 +96,14 @@ class Settings(BaseSettings):
     def _currency_is_iso(cls, v: str) -> str:
         if len(v) != 3 or not v.isalpha():
             raise ValueError("CURRENCY must be a three-letter ISO 4217 code")
+        if currency_exponent(v) != 2:
+            # Prices, totals and the schema's numeric(18,2) columns are in hundredths, and
+            # tax is rounded to the cent (spec 3.2): a currency with another minor unit
+            # would be charged amounts that are not whole minor units.
+            raise ValueError(
+                f"CURRENCY {v.upper()} has {currency_exponent(v)} decimal places; this service "
+                "prices in currencies with two (USD, EUR, GBP, ...)"
+            )
         return v.upper()
 
     @field_validator("tax_rate", "shipping_cost")

@@ -1,6 +1,7 @@
-"""Late money: a payment for an order whose workflow has closed is refunded exactly once,
-and a retry after a decline closes the declined PaymentIntent first. On the real programs,
-with the emulator's own records checked."""
+"""After an order's workflow closes: a late payment is refunded exactly once, a payable
+PaymentIntent is cancelled, and a retried create finds the order instead of starting it
+again. Also: a retry after a decline closes the declined PaymentIntent first. On the real
+programs, with the emulator's own records checked."""
 
 from __future__ import annotations
 
@@ -10,25 +11,39 @@ from typing import Any
 
 import httpx
 import stripe
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 
+from api.order_commands import new_order_id
 from tests.integration.conftest import (
     DECLINED_CARD,
     GOOD_CARD,
     OPS,
     WEBHOOK_SECRET,
+    count_rows,
+    order_body,
     pay_with_card,
     wait_for_status,
 )
 from tests.integration.test_lifecycle import confirmed_order, pay, place, refunds_at_stripe
 from tests.integration.test_webhooks import post_event, succeeded_event
 from tests.unit.test_webhook_signature import sign
+from tests.workflows.conftest import order_request
+from vult.domain.contracts import OrderWorkflowInput
 from workflows.late_payment import late_payment_workflow_id
-from workflows.order import workflow_id_for
+from workflows.order import OrderWorkflow, workflow_id_for
 
 
-async def delivered_order(http: httpx.AsyncClient, client: stripe.StripeClient) -> dict[str, Any]:
-    order, _ = await confirmed_order(http, client)
+async def delivered_order(
+    http: httpx.AsyncClient, client: stripe.StripeClient, key: str | None = None
+) -> dict[str, Any]:
+    if key is None:
+        order, _ = await confirmed_order(http, client)
+    else:
+        headers = {"Idempotency-Key": key}
+        order = (await http.post("/api/orders", json=order_body(), headers=headers)).json()
+        assert await pay_with_card(client, await pay(http, order), GOOD_CARD) == "succeeded"
+        await wait_for_status(http, order["orderId"], "Confirmed")
     for step in ("processing", "ship", "deliver"):
         body = {"carrier": "UPS", "trackingNumber": "1Z1"} if step == "ship" else None
         response = await http.post(
@@ -121,3 +136,42 @@ async def test_retrying_after_a_decline_cancels_the_declined_payment_intent(
     assert (await stripe_client.v1.payment_intents.retrieve_async(first)).status == "canceled"
     assert await pay_with_card(stripe_client, second, GOOD_CARD) == "succeeded"
     await wait_for_status(http, order["orderId"], "Confirmed")
+
+
+async def test_a_create_retried_after_the_workflow_closed_returns_the_same_order(
+    http: httpx.AsyncClient, stripe_client: stripe.StripeClient, temporal_client: Client
+) -> None:
+    key = f"checkout-{uuid.uuid4()}"
+    order = await delivered_order(http, stripe_client, key=key)
+    workflow_id = workflow_id_for(uuid.UUID(order["orderId"]))
+    await closed(temporal_client, workflow_id)
+    first_run = (await temporal_client.get_workflow_handle(workflow_id).describe()).run_id
+
+    again = await http.post("/api/orders", json=order_body(), headers={"Idempotency-Key": key})
+    assert again.status_code == 201, again.text
+    assert again.json()["orderId"] == order["orderId"]
+    assert again.json()["status"] == "Delivered"
+    described = await temporal_client.get_workflow_handle(workflow_id).describe()
+    assert described.run_id == first_run  # no second run adopting the row
+    assert described.status == WorkflowExecutionStatus.COMPLETED
+
+
+async def test_a_key_whose_request_placed_nothing_is_refused_with_a_clear_error(
+    http: httpx.AsyncClient, temporal_client: Client, engine: AsyncEngine
+) -> None:
+    key = f"checkout-{uuid.uuid4()}"
+    order_id = new_order_id(key)
+    # An earlier request with this key started the order's workflow, which closed without
+    # writing a row (here: nobody ran it, then it was ended).
+    handle = await temporal_client.start_workflow(
+        OrderWorkflow.run,
+        OrderWorkflowInput(order_id=order_id, request=order_request()),
+        id=workflow_id_for(order_id),
+        task_queue=f"nobody-polls-{uuid.uuid4()}",
+    )
+    await handle.terminate("an earlier request that placed nothing")
+    before = await count_rows(engine)
+    response = await http.post("/api/orders", json=order_body(), headers={"Idempotency-Key": key})
+    assert response.status_code == 400
+    assert "placed no order" in response.json()["errors"][0]
+    assert await count_rows(engine) == before
