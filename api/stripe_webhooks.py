@@ -61,7 +61,7 @@ def payment_event(event: stripe.Event) -> OrderEvent | None:
         return None
     if event.type in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
         payment_intent_id = obj.get("id")
-    elif event.type in REFUND_EVENTS and obj.get("object") == "charge":
+    elif event.type in REFUND_EVENTS and obj.get("object") in ("charge", "refund"):
         payment_intent_id = obj.get("payment_intent")
     else:
         return None

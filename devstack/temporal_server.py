@@ -29,7 +29,10 @@ def start_temporal(
     log: Path | None,
     namespace: str = "default",
     codec_endpoint: str | None = None,
+    dynamic_config: dict[str, str] | None = None,
 ) -> Child:
+    """`dynamic_config`: more `--dynamic-config-value` settings (tests use it to shorten
+    server limits)."""
     cmd = [
         str(BIN / "temporal"),
         "server",
@@ -45,6 +48,8 @@ def start_temporal(
         "--ui-disable-news-fetch",
         *TUNING,
     ]
+    for key, value in (dynamic_config or {}).items():
+        cmd += ["--dynamic-config-value", f"{key}={value}"]
     for name, kind in REGISTRATION.items():
         cmd += ["--search-attribute", f"{name}={kind}"]
     if ui_port is None:

@@ -130,7 +130,9 @@ class OrderActions:
         stripe_status: str | None = None
         if payment is not None and status in (S.PaymentProcessing, S.Failed):
             pi = payment.payment_intent_id
-            intent = await steps.cancel_payment_intent(self.order_id, pi)
+            intent = await steps.cancel_payment_intent(
+                self.order_id, pi, in_flight_retry=self.timing.in_flight_retry
+            )
             if intent.status == "succeeded":
                 refund = await self._refund(pi)
                 stripe_status = _refund_status(refund)
@@ -153,17 +155,32 @@ class OrderActions:
         """Refund a PaymentIntent in full, exactly once (state here, the key at Stripe)."""
         if pi in self.state.refunds:
             return self.state.refunds[pi]
-        refund = await steps.refund_payment(self.order_id, pi)
+        failed = len(self.state.failed_refunds.get(pi, []))
+        refund = await steps.refund_payment(self.order_id, pi, retry=failed)
         self.state.refunds[pi] = refund
         ops_view.count("vult_refunds_total", "Refunds issued")
         return refund
 
     async def _check_refund(self, pi: str) -> str:
-        """charge.refunded: ask Stripe about our refund and record it as complete."""
+        """A refund event: ask Stripe about our refund and record where it stands. A failed
+        one is still owed: it parks the order, and a retry refunds again."""
         known = self.state.refunds.get(pi)
         if known is None:
-            return f"charge.refunded for {pi}: no refund of ours to record"
+            if pi in self.state.failed_refunds:
+                refund = await self._refund(pi)  # the retry of a failed refund
+                return f"refunded {pi} again: {refund.refund_id} ({refund.status})"
+            return f"refund event for {pi}: no refund of ours to record"
         refund = await steps.retrieve_refund(known.refund_id)
+        if refund.status in ("failed", "canceled"):
+            del self.state.refunds[pi]
+            self.state.failed_refunds.setdefault(pi, []).append(refund.refund_id)
+            await self._annotate(stripe_payment_status=_refund_status(refund))
+            raise ApplicationError(
+                f"Refund {refund.refund_id} of {pi} {refund.status} at Stripe: the money is "
+                "still owed. Retry to refund again, or pay the customer back another way",
+                type=Failure.REFUND_FAILED,
+                non_retryable=True,
+            )
         self.state.refunds[pi] = refund
         if decisions.is_current(self.state, pi):
             await self._annotate(stripe_payment_status=_refund_status(refund))

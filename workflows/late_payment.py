@@ -24,7 +24,7 @@ from workflows.decisions import Act
 
 # A PaymentIntent mid-charge settles in seconds to days (bank debits); ask this often.
 _SETTLE_WAIT = timedelta(minutes=10)
-_RETRY_AFTER = timedelta(hours=1)
+_RETRY_AFTER = timedelta(minutes=15)
 _ROUNDS_PER_RUN = 100  # then continue as new, so the history stays short
 
 

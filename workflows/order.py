@@ -51,7 +51,9 @@ class OrderWorkflow:
         self._timing = input.timing
         self._state = input.state or OrderState()
         self._rejection: list[str] | None = None
-        self._events: list[PaymentEvent] = []
+        # Events the previous run had received but not handled come first.
+        self._events: list[PaymentEvent] = self._state.queued_events
+        self._state.queued_events = []
         self._wake = False  # set by handlers whose change moves a timer
         self._timer = UpdatableTimer()
         self._act = OrderActions(input.order_id, self._state, self._timing, input.index_for_search)
@@ -84,28 +86,39 @@ class OrderWorkflow:
                 if due_at <= workflow.now() and self._state.retry_at is None:
                     async with self._lock:
                         await self._attempt(f"the {timer} timer", timer)
+            if self._state.pending_cancel is not None and self._state.retry_at is None:
+                async with self._lock:
+                    await self._attempt(
+                        "the cancellation", CancelOrder(reason=self._state.pending_cancel)
+                    )
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
+                # Signals that came while handlers finished go along, not lost.
+                self._state.queued_events = self._events
                 workflow.continue_as_new(input.model_copy(update={"state": self._state}))
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
-    async def _attempt(self, what: str, work: PaymentEvent | Timer) -> None:
-        """Handle an event or a timer. What no retry could fix parks the order for ops
-        instead of failing the workflow: money may still have to move for it."""
+    async def _attempt(self, what: str, work: PaymentEvent | Timer | CancelOrder) -> None:
+        """Handle an event, a timer or a pending cancellation. What no retry could fix
+        parks the order for ops instead of failing the workflow: money may still have to
+        move for it."""
         try:
             if isinstance(work, Timer):
                 await self._act.on_timer(work)
+            elif isinstance(work, CancelOrder):
+                await self._finish_cancel(work.reason)
             else:
                 self._state.last_payment_note = await self._act.on_event(work)
         except (FailureError, asyncio.CancelledError) as err:
             if isinstance(err, asyncio.CancelledError):
                 attention.refuse_cancellation()
-            parked = work if isinstance(work, PaymentEvent) else None
-            attention.park(
-                self._state, self._timing, self._input.index_for_search, what, err, parked
-            )
+            self._park(what, err, work if isinstance(work, PaymentEvent) else None)
+
+    def _park(self, what: str, err: BaseException, event: PaymentEvent | None = None) -> None:
+        indexed = self._input.index_for_search
+        attention.park(self._state, self._timing, indexed, what, err, event)
 
     def _unpark(self) -> None:
         self._events[:0] = attention.unpark(self._state, self._input.index_for_search)
@@ -212,6 +225,8 @@ class OrderWorkflow:
 
     def _check_payable(self) -> None:
         self._require_placed()
+        if self._state.pending_cancel is not None:
+            raise refused("The order is being cancelled: it cannot be paid")
         status = self._state.status
         if status is not None and status not in PAYABLE and status != S.PaymentProcessing:
             raise refused(f"Cannot process payment for order with status: {status}")
@@ -222,8 +237,24 @@ class OrderWorkflow:
         await self._until_created()
         async with self._lock:
             self._check_cancellable()
-            await self._act.cancel(command.reason)
+            self._state.pending_cancel = command.reason
+            try:
+                await self._finish_cancel(command.reason)
+            except FailureError as err:
+                # Stripe or the database could not complete it now: the workflow will
+                # (every ATTENTION_RETRY, or on the retry update); the caller hears so.
+                self._park("the cancellation", err)
+                raise ApplicationError(
+                    "The cancellation could not be completed now; it will be completed "
+                    "automatically (you can also ask again)",
+                    type=Failure.PAYMENT_UNAVAILABLE,
+                ) from err
             self._wake = True
+
+    async def _finish_cancel(self, reason: str) -> None:
+        if self._state.status in CANCELLABLE:
+            await self._act.cancel(reason)
+        self._state.pending_cancel = None
 
     @cancel.validator
     def _validate_cancel(self, command: CancelOrder) -> None:
@@ -242,11 +273,21 @@ class OrderWorkflow:
         """Ops: Confirmed -> Processing (fulfilment has begun)."""
         async with self._lock:
             self._require(S.Confirmed, "start processing")
+            self._require_kept_payment()
             await self._act.change(S.Confirmed, S.Processing)
 
     @start_processing.validator
     def _validate_start_processing(self) -> None:
         self._require(S.Confirmed, "start processing")
+        self._require_kept_payment()
+
+    def _require_kept_payment(self) -> None:
+        """An order whose payment went back, or that is being cancelled, is not fulfilled."""
+        payment, state = self._state.payment, self._state
+        if payment is not None and payment.payment_intent_id in state.refunds:
+            raise refused("The order's payment was refunded: it cannot be fulfilled")
+        if state.pending_cancel is not None:
+            raise refused("The order is being cancelled: it cannot be fulfilled")
 
     @workflow.update
     async def ship(self, shipment: ShipOrder) -> None:

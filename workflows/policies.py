@@ -15,10 +15,12 @@ CREATE_ORDER = LocalActivityConfig(
     schedule_to_close_timeout=timedelta(seconds=30),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
 )
-# A status write must land: it retries through a database outage of up to an hour.
+# A status write must land: it retries through a database outage of ten minutes; a longer
+# one parks the order (workflows/attention.py), which tries again by itself later. Short
+# bounds keep the workflow's lock from being held through a long outage.
 DB_WRITE = LocalActivityConfig(
     start_to_close_timeout=timedelta(seconds=10),
-    schedule_to_close_timeout=timedelta(hours=1),
+    schedule_to_close_timeout=timedelta(minutes=10),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
 # Stripe calls the customer waits on: a few quick tries, then a clear error.
@@ -36,11 +38,12 @@ STRIPE_INTERACTIVE_CALL = ActivityConfig(
     schedule_to_close_timeout=_INTERACTIVE_SCHEDULE_TO_CLOSE,
     retry_policy=_INTERACTIVE_RETRY,
 )
-# Stripe calls nobody waits on (reading a PaymentIntent back, refunds): bounded well inside
-# the 24 hours for which Stripe honours an idempotency key. Reads on the hot path run as
-# local activities, the rarer cancel and refund calls as regular ones; same bounds.
+# Stripe calls nobody waits on (reading a PaymentIntent back, refunds): ten minutes of
+# retries, then the order is parked and tried again later, well inside the 24 hours for
+# which Stripe honours an idempotency key. Reads on the hot path run as local activities,
+# the rarer cancel and refund calls as regular ones; same bounds.
 _BACKGROUND_START_TO_CLOSE = timedelta(seconds=30)
-_BACKGROUND_SCHEDULE_TO_CLOSE = timedelta(hours=2)
+_BACKGROUND_SCHEDULE_TO_CLOSE = timedelta(minutes=10)
 _BACKGROUND_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=2))
 STRIPE_BACKGROUND = ActivityConfig(
     start_to_close_timeout=_BACKGROUND_START_TO_CLOSE,

@@ -17,6 +17,7 @@ from vult.domain.contracts import (
     CreateOrderRow,
     CreatePaymentIntent,
     OrderPayment,
+    OrderTiming,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RefundInfo,
@@ -28,7 +29,7 @@ from workflows import activity_stubs as act
 from workflows import policies
 
 # A PaymentIntent mid-charge cannot be cancelled; ask again this often, this many times.
-_IN_FLIGHT_RETRY = timedelta(seconds=30)
+_IN_FLIGHT_RETRY = OrderTiming().in_flight_retry
 _IN_FLIGHT_TRIES = 20
 _PLACE_SUMMARY = "Snapshot the products, total the order and save it"
 
@@ -122,7 +123,11 @@ async def retrieve_payment_intent(pi: str) -> PaymentIntentSnapshot:
 
 
 async def cancel_payment_intent(
-    order_id: uuid.UUID, pi: str, *, interactive: bool = False
+    order_id: uuid.UUID,
+    pi: str,
+    *,
+    interactive: bool = False,
+    in_flight_retry: timedelta = _IN_FLIGHT_RETRY,
 ) -> PaymentIntentSnapshot:
     """Cancel at Stripe; a PaymentIntent mid-charge is asked again until it settles.
     `interactive`: a customer waits on it, so Stripe gets a minute, not hours."""
@@ -140,21 +145,24 @@ async def cancel_payment_intent(
         )
         if intent.status != "processing" or interactive:
             return intent
-        await workflow.sleep(_IN_FLIGHT_RETRY)  # mid-charge: wait for it to settle
+        await workflow.sleep(in_flight_retry)  # mid-charge: wait for it to settle
     raise ApplicationError(
         f"PaymentIntent {pi} stayed processing; try the cancellation again later",
         type=Failure.PAYMENT_UNAVAILABLE,
     )
 
 
-async def refund_payment(order_id: uuid.UUID, pi: str) -> RefundInfo:
-    """A full refund; the key makes a retry, here or at Stripe, the same refund."""
+async def refund_payment(order_id: uuid.UUID, pi: str, *, retry: int = 0) -> RefundInfo:
+    """A full refund; the key makes a retry, here or at Stripe, the same refund. `retry`
+    counts refunds of this PaymentIntent that failed at Stripe: each try after one needs a
+    key of its own, or Stripe would answer with the failed refund again."""
+    suffix = f":{retry + 1}" if retry else ""
     return await workflow.execute_activity(
         act.refund_payment,
         RefundPayment(
             order_id=order_id,
             payment_intent_id=pi,
-            idempotency_key=f"order:{order_id}:refund:{pi}",
+            idempotency_key=f"order:{order_id}:refund:{pi}{suffix}",
         ),
         **_summarised(policies.STRIPE_BACKGROUND, f"Refund {pi} in full"),
     )

@@ -68,6 +68,12 @@ class Backend:
     retrieve_calls: int = 0
     refuse_payment: str | None = None
     refuse_refund: str | None = None
+    # Refuse (as PostgreSQL would refuse bad data) a status write to this status.
+    refuse_status: OrderStatus | None = None
+    # Refund id -> the status Stripe reports for it later (default: succeeded).
+    refund_outcomes: dict[str, str] = field(default_factory=dict)
+    # Idempotency key -> the first answer, replayed as Stripe does for 24 hours.
+    cancel_answers: dict[str, PaymentIntentSnapshot] = field(default_factory=dict)
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -90,6 +96,8 @@ class Backend:
 
     @activity.defn(name="change_order_status")
     async def change_order_status(self, change: StatusChange) -> None:
+        if change.new_status == self.refuse_status:
+            raise ApplicationError("refused", type=Failure.STATUS_REFUSED, non_retryable=True)
         current = self.rows[change.order_id]
         if current not in change.expected:
             raise ApplicationError("conflict", type=Failure.STATUS_CONFLICT, non_retryable=True)
@@ -143,10 +151,14 @@ class Backend:
     @activity.defn(name="cancel_payment_intent")
     async def cancel_payment_intent(self, req: CancelPaymentIntent) -> PaymentIntentSnapshot:
         self.cancel_calls += 1
+        if req.idempotency_key in self.cancel_answers:
+            return self.cancel_answers[req.idempotency_key]
         intent = self.intents[req.payment_intent_id]
         if intent.status not in ("succeeded", "processing"):
             intent.status = "canceled"
-        return await self.retrieve_payment_intent(req.payment_intent_id)
+        answer = await self.retrieve_payment_intent(req.payment_intent_id)
+        self.cancel_answers[req.idempotency_key] = answer
+        return answer
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
@@ -156,8 +168,10 @@ class Backend:
             )
         self.refunds.setdefault(req.idempotency_key, req.payment_intent_id)
         intent = self.intents[req.payment_intent_id]
+        again = req.idempotency_key.rsplit(":", 1)[-1]  # ...:refund:<pi>[:<n>]
+        suffix = f"_{again}" if again.isdigit() else ""
         return RefundInfo(
-            refund_id=f"re_{req.payment_intent_id}",
+            refund_id=f"re_{req.payment_intent_id}{suffix}",
             status="pending",
             amount=intent.amount,
             currency=intent.currency,
@@ -165,9 +179,10 @@ class Backend:
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
-        intent = self.intents[refund_id.removeprefix("re_")]
+        intent = self.intents["_".join(refund_id.removeprefix("re_").split("_")[:2])]
+        status = self.refund_outcomes.get(refund_id, "succeeded")
         return RefundInfo(
-            refund_id=refund_id, status="succeeded", amount=intent.amount, currency=intent.currency
+            refund_id=refund_id, status=status, amount=intent.amount, currency=intent.currency
         )
 
     @property

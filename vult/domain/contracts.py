@@ -65,7 +65,9 @@ class OrderTiming(BaseModel):
     cancelled_grace: timedelta = timedelta(days=3)
     # An order needing attention retries its stuck step by itself this often (ops may
     # retry sooner with the `retry` update).
-    attention_retry: timedelta = timedelta(hours=1)
+    attention_retry: timedelta = timedelta(minutes=15)
+    # A PaymentIntent mid-charge cannot be cancelled: ask Stripe again this often.
+    in_flight_retry: timedelta = timedelta(seconds=30)
 
 
 class PaymentEvent(BaseModel):
@@ -90,6 +92,9 @@ class OrderState(BaseModel):
     next_reconcile_at: datetime | None = None  # when to ask Stripe if no webhook came
     reconcile_attempts: int = 0
     refunds: dict[str, RefundInfo] = Field(default_factory=dict)  # by PaymentIntent id
+    # Refunds Stripe reported failed or canceled, by PaymentIntent id: that money is still
+    # owed to the customer, and the next refund of it needs a new key.
+    failed_refunds: dict[str, list[str]] = Field(default_factory=dict)
     cancelled_at: datetime | None = None
     cancellation_reason: str | None = None
     seen_event_ids: list[str] = Field(default_factory=list)
@@ -100,6 +105,11 @@ class OrderState(BaseModel):
     attention: str | None = None
     retry_at: datetime | None = None
     parked_events: list[PaymentEvent] = Field(default_factory=list)
+    # A cancellation asked for and not yet carried out (Stripe or the database refused or
+    # was away): the workflow finishes it before anything else.
+    pending_cancel: str | None = None
+    # Events received but not yet handled when the workflow continued as new.
+    queued_events: list[PaymentEvent] = Field(default_factory=list)
 
 
 class OrderWorkflowInput(BaseModel):

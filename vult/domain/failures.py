@@ -14,3 +14,4 @@ class Failure(StrEnum):
     ORDER_NOT_FOUND = "OrderNotFound"
     INVALID_TRANSITION = "InvalidTransition"
     PAYMENT_UNAVAILABLE = "PaymentUnavailable"  # Stripe could not be reached after retries
+    REFUND_FAILED = "RefundFailed"  # Stripe reported a refund failed: the money is still owed

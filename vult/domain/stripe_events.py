@@ -13,6 +13,9 @@ PAYMENT_INTENT_EVENTS = frozenset(
         "payment_intent.requires_action",
     }
 )
-# A refund completing at Stripe; the charge names its PaymentIntent.
-REFUND_EVENTS = frozenset({"charge.refunded"})
+# A refund completing, or failing, at Stripe. `charge.refunded` carries the charge;
+# the others carry the refund. Each names its PaymentIntent.
+REFUND_EVENTS = frozenset(
+    {"charge.refunded", "charge.refund.updated", "refund.updated", "refund.failed"}
+)
 HANDLED = PAYMENT_INTENT_EVENTS | REFUND_EVENTS
