@@ -38,7 +38,11 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             temporal=client,
             codec=EncryptionCodec(parse_keys(spec)) if spec else None,
             commands=OrderCommands(
-                client, settings.temporal_task_queue, settings.order_timing(), settings.pricing()
+                client,
+                settings.temporal_task_queue,
+                settings.order_timing(),
+                settings.pricing(),
+                deadline=settings.temporal_command_timeout_seconds,
             ),
             order_changes=order_changes,
         )

@@ -143,9 +143,6 @@ def start_order(
 
 
 T = TypeVar("T")
-# The longest the API waits on an order's workflow before answering 503: past the 30 s a
-# placement may take, well inside what an HTTP client or proxy waits.
-DEFAULT_DEADLINE_SECONDS = 45.0
 _Handle = WorkflowHandle[OrderWorkflow, OrderState]
 
 
@@ -166,7 +163,7 @@ class OrderCommands:
         task_queue: str,
         timing: OrderTiming,
         pricing: Pricing,
-        deadline: float = DEFAULT_DEADLINE_SECONDS,
+        deadline: float,
     ) -> None:
         self._deadline = deadline
         self._client = client

@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "vult-orders"
+    # The longest the API waits on an order's workflow before answering 503 ("outcome not
+    # known yet"): past the 30 s a placement may take, inside what HTTP clients wait.
+    temporal_command_timeout_seconds: float = Field(default=45.0, gt=0, le=300)
 
     stripe_secret_key: SecretStr = SecretStr(LOCAL_STRIPE_SECRET_KEY)
     stripe_publishable_key: str = LOCAL_STRIPE_PUBLISHABLE_KEY
