@@ -12,6 +12,7 @@ from api import metrics
 from api.cors import RoutedCORS
 from api.deps import Resources
 from api.errors import install_error_handlers
+from api.openapi import DocumentedFastAPI
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
 from api.routes import codec, health, ops, orders, products, webhooks
@@ -53,7 +54,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
             await order_changes.stop()
             await engine.dispose()
 
-    app = FastAPI(
+    app = DocumentedFastAPI(
         title="Vult Orders",
         version="0.1.0",
         description="Orders and payments for the Vult shop; each order is a Temporal workflow.",

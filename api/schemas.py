@@ -71,7 +71,7 @@ class CreateOrderDto(WireModel):
     customer_email: Annotated[EmailStr, Field(max_length=256)]
     shipping_address: AddressDto
     billing_address: AddressDto | None = None
-    line_items: Annotated[list[CreateLineItemDto], Field(max_length=MAX_LINE_ITEMS)]
+    line_items: Annotated[list[CreateLineItemDto], Field(min_length=1, max_length=MAX_LINE_ITEMS)]
 
 
 class LineItemDto(WireModel):

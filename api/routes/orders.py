@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
@@ -14,7 +14,7 @@ from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
 from api.order_commands import AlreadyPlaced, new_order_id
-from api.schemas import CreateOrderDto, ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
+from api.schemas import ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
 from vult.domain.status import OrderStatus
 
@@ -24,15 +24,6 @@ KEY_PLACED_NOTHING = (
     "This Idempotency-Key was used by an earlier request that placed no order; "
     "send the corrected order with a new key"
 )
-
-_CREATE_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "application/json": {"schema": CreateOrderDto.model_json_schema(by_alias=True)}
-        },
-    }
-}
 
 
 def _as_json(
@@ -53,7 +44,6 @@ def _as_json(
     status_code=status.HTTP_201_CREATED,
     response_model=OrderDto,
     responses={400: {"model": ErrorsResponse}},
-    openapi_extra=_CREATE_BODY,
 )
 async def create_order(
     request: Request,
