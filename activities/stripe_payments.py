@@ -78,7 +78,12 @@ class StripeActivities:
 
     @activity.defn(name="retrieve_payment_intent")
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
-        found = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+        try:
+            found = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+        except stripe.StripeError as exc:
+            if _is_refusal(exc):  # no such PaymentIntent (404): asking again cannot help
+                raise _refusal(exc) from exc
+            raise
         return _snapshot(found)
 
     @activity.defn(name="cancel_payment_intent")

@@ -15,9 +15,10 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from vult.domain.contracts import LatePayment
+from vult.domain.failures import Failure
 from vult.temporal import search_attributes as sa
 from workflows import attention, decisions, ops_view, steps
 from workflows.decisions import Act
@@ -58,7 +59,13 @@ class LatePaymentWorkflow:
     async def _settle(self, late: LatePayment) -> str | None:
         """The note of what was done, or None to ask again later."""
         pi = late.payment_intent_id
-        intent = await steps.retrieve_payment_intent(pi)
+        try:
+            intent = await steps.retrieve_payment_intent(pi)
+        except (ActivityError, ApplicationError) as err:
+            cause = steps.application_cause(err)
+            if cause is None or cause.type != Failure.PAYMENT_REFUSED:
+                raise
+            return f"Stripe has no PaymentIntent {pi} for us: nothing to do"
         order_id = late.order_id
         if order_id is None or (intent.order_id is not None and intent.order_id != str(order_id)):
             return f"{pi} names no order of ours: left alone"
