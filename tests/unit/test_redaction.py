@@ -39,3 +39,29 @@ def test_the_filter_rewrites_a_record_and_its_arguments() -> None:
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "key %s", ("sk_live_123",), None)
     RedactingFilter().filter(record)
     assert "sk_live_123" not in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    "line,secret",
+    [
+        ('"GET /api/ops/orders?customerEmail=ann%40example.com HTTP/1.1" 200', "ann"),
+        ("order for ann.lee+shop@example.co.uk placed", "ann.lee"),
+        ('"POST /codec/s3cr3t-codec-token/decode HTTP/1.1" 200', "s3cr3t-codec-token"),
+    ],
+    ids=["access-log-query", "message", "codec-path"],
+)
+def test_customer_emails_and_the_codec_token_never_reach_a_log(line: str, secret: str) -> None:
+    assert secret not in redact(line)
+
+
+def test_uvicorns_own_access_log_handlers_are_filtered() -> None:
+    from vult.process.logging import configure_logging
+
+    access = logging.getLogger("uvicorn.access")
+    handler = logging.StreamHandler()
+    access.addHandler(handler)
+    try:
+        configure_logging()
+        assert any(isinstance(f, RedactingFilter) for f in handler.filters)
+    finally:
+        access.removeHandler(handler)

@@ -12,6 +12,11 @@ _PATTERNS = [
     # A card number: 13-19 digits, written solid or in groups of four.
     (re.compile(r"\b(?:\d{13,19}|\d{4}(?:[ -]\d{4}){2,3}(?:[ -]\d{1,3})?)\b"), "[REDACTED CARD]"),
     (re.compile(r"(?i)(authorization[\"']?\s*[:=]\s*[\"']?bearer\s+)[^\s\"',]+"), r"\1[REDACTED]"),
+    # Customer data: an email address anywhere (an ops search in an access log's query
+    # string, a library's error text), plain or URL-encoded.
+    (re.compile(r"[\w.+-]+(?:@|%40)[\w-]+(?:\.[\w-]+)+"), "[REDACTED EMAIL]"),
+    # The codec token rides in the Web UI's codec URL path: /codec/<token>/decode.
+    (re.compile(r"(/codec/)[^/\s\"]+(?=/(?:en|de)code)"), r"\1[REDACTED]"),
 ]
 
 
@@ -37,7 +42,12 @@ class RedactingFilter(logging.Filter):
 def configure_logging(level: int = logging.INFO) -> None:
     """Root logging for the worker and the API, with redaction on every handler."""
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:
+    # uvicorn's loggers have handlers of their own (access logs carry paths and query
+    # strings): they get the filter too.
+    loggers = [
+        logging.getLogger(name) for name in ("", "uvicorn", "uvicorn.error", "uvicorn.access")
+    ]
+    for handler in (h for logger in loggers for h in logger.handlers):
         if not any(isinstance(f, RedactingFilter) for f in handler.filters):
             handler.addFilter(RedactingFilter())
     # Stripe's and httpx's request logs add nothing ops need at INFO.
