@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
@@ -25,8 +26,8 @@ from vult.domain.contracts import (
     ShipOrder,
 )
 from vult.domain.failures import Failure
-from vult.domain.status import CANCELLABLE, PAYABLE, OrderStatus
-from workflows import attention, decisions, ops_view, steps
+from vult.domain.status import CANCELLABLE, OrderStatus
+from workflows import attention, decisions, guards, ops_view, steps
 from workflows.actions import OrderActions
 from workflows.decisions import Timer
 from workflows.steps import OrderRefused, refused
@@ -172,6 +173,10 @@ class OrderWorkflow:
         if self._rejection is not None:
             raise ApplicationError("Order not found", type=Failure.ORDER_NOT_FOUND)
 
+    def _check(self, guard: Callable[[OrderState], None]) -> None:
+        self._require_placed()
+        guard(self._state)
+
     # ---- updates: the customer's and ops' commands ---------------------------------------
 
     @workflow.update
@@ -196,7 +201,7 @@ class OrderWorkflow:
         """Pending or Failed: create a PaymentIntent. PaymentProcessing: return the current one."""
         await self._until_created()
         async with self._lock:
-            self._check_payable()
+            self._check(guards.payable)
             status = self._state.status
             assert status is not None
             if status == S.PaymentProcessing and self._state.payment is not None:
@@ -205,7 +210,7 @@ class OrderWorkflow:
                 # The declined PaymentIntent must not stay payable beside the new one.
                 await self._act.close_previous_attempt()
                 if self._state.status != S.Failed:  # it was paid after all
-                    self._check_payable()
+                    self._check(guards.payable)
             attempt = self._state.payment_attempt + 1
             intent = await self._act.create_payment_intent(attempt)
             self._state.payment_attempt = attempt
@@ -221,22 +226,14 @@ class OrderWorkflow:
 
     @request_payment.validator
     def _validate_request_payment(self) -> None:
-        self._check_payable()
-
-    def _check_payable(self) -> None:
-        self._require_placed()
-        if self._state.pending_cancel is not None:
-            raise refused("The order is being cancelled: it cannot be paid")
-        status = self._state.status
-        if status is not None and status not in PAYABLE and status != S.PaymentProcessing:
-            raise refused(f"Cannot process payment for order with status: {status}")
+        self._check(guards.payable)
 
     @workflow.update
     async def cancel(self, command: CancelOrder) -> None:
         """Cancel: release or refund any payment first, then record Cancelled."""
         await self._until_created()
         async with self._lock:
-            self._check_cancellable()
+            self._check(guards.cancellable)
             self._state.pending_cancel = command.reason
             try:
                 await self._finish_cancel(command.reason)
@@ -260,40 +257,26 @@ class OrderWorkflow:
     def _validate_cancel(self, command: CancelOrder) -> None:
         if not command.reason.strip() or len(command.reason) > 500:
             raise refused("A cancellation reason of 1 to 500 characters is required")
-        self._check_cancellable()
-
-    def _check_cancellable(self) -> None:
-        self._require_placed()
-        status = self._state.status
-        if status is not None and status not in CANCELLABLE:
-            raise refused(f"Cannot cancel order with status: {status}")
+        self._check(guards.cancellable)
 
     @workflow.update
     async def start_processing(self) -> None:
         """Ops: Confirmed -> Processing (fulfilment has begun)."""
         async with self._lock:
-            self._require(S.Confirmed, "start processing")
-            self._require_kept_payment()
+            guards.in_status(self._state, S.Confirmed, "start processing")
+            guards.keeps_payment(self._state)
             await self._act.change(S.Confirmed, S.Processing)
 
     @start_processing.validator
     def _validate_start_processing(self) -> None:
-        self._require(S.Confirmed, "start processing")
-        self._require_kept_payment()
-
-    def _require_kept_payment(self) -> None:
-        """An order whose payment went back, or that is being cancelled, is not fulfilled."""
-        payment, state = self._state.payment, self._state
-        if payment is not None and payment.payment_intent_id in state.refunds:
-            raise refused("The order's payment was refunded: it cannot be fulfilled")
-        if state.pending_cancel is not None:
-            raise refused("The order is being cancelled: it cannot be fulfilled")
+        guards.in_status(self._state, S.Confirmed, "start processing")
+        guards.keeps_payment(self._state)
 
     @workflow.update
     async def ship(self, shipment: ShipOrder) -> None:
         """Ops: Processing -> Shipped, with the carrier and tracking number."""
         async with self._lock:
-            self._require(S.Processing, "ship")
+            guards.in_status(self._state, S.Processing, "ship")
             await self._act.change(
                 S.Processing,
                 S.Shipped,
@@ -307,19 +290,19 @@ class OrderWorkflow:
             raise refused("A carrier of 1 to 100 characters is required")
         if not (0 < len(shipment.tracking_number.strip()) <= 100):
             raise refused("A tracking number of 1 to 100 characters is required")
-        self._require(S.Processing, "ship")
+        guards.in_status(self._state, S.Processing, "ship")
 
     @workflow.update
     async def deliver(self) -> None:
         """Ops: Shipped -> Delivered. The workflow then completes."""
         async with self._lock:
-            self._require(S.Shipped, "deliver")
+            guards.in_status(self._state, S.Shipped, "deliver")
             await self._act.change(S.Shipped, S.Delivered)
             self._wake = True
 
     @deliver.validator
     def _validate_deliver(self) -> None:
-        self._require(S.Shipped, "deliver")
+        guards.in_status(self._state, S.Shipped, "deliver")
 
     @workflow.update
     async def retry(self) -> None:
@@ -330,10 +313,6 @@ class OrderWorkflow:
     def _validate_retry(self) -> None:
         if self._state.attention is None:
             raise refused("Nothing to retry: the order needs no attention")
-
-    def _require(self, status: OrderStatus, action: str) -> None:
-        if self._state.status != status:
-            raise refused(f"Cannot {action} an order with status: {self._state.status}")
 
     # ---- signals and timers ----------------------------------------------------------------
 

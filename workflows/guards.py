@@ -1,0 +1,38 @@
+"""What each command requires of the order, checked by the update's validator (before
+anything is recorded) and again by its handler. Each raises the refusal the caller sees."""
+
+from __future__ import annotations
+
+from vult.domain.contracts import OrderState
+from vult.domain.status import CANCELLABLE, PAYABLE, OrderStatus
+from workflows.steps import refused
+
+S = OrderStatus
+
+
+def payable(state: OrderState) -> None:
+    if state.pending_cancel is not None:
+        raise refused("The order is being cancelled: it cannot be paid")
+    status = state.status
+    if status is not None and status not in PAYABLE and status != S.PaymentProcessing:
+        raise refused(f"Cannot process payment for order with status: {status}")
+
+
+def cancellable(state: OrderState) -> None:
+    status = state.status
+    if status is not None and status not in CANCELLABLE:
+        raise refused(f"Cannot cancel order with status: {status}")
+
+
+def in_status(state: OrderState, status: OrderStatus, action: str) -> None:
+    if state.status != status:
+        raise refused(f"Cannot {action} an order with status: {state.status}")
+
+
+def keeps_payment(state: OrderState) -> None:
+    """An order whose payment went back, or that is being cancelled, is not fulfilled."""
+    payment = state.payment
+    if payment is not None and payment.payment_intent_id in state.refunds:
+        raise refused("The order's payment was refunded: it cannot be fulfilled")
+    if state.pending_cancel is not None:
+        raise refused("The order is being cancelled: it cannot be fulfilled")
