@@ -15,7 +15,7 @@ from api.errors import install_error_handlers
 from api.openapi import DocumentedFastAPI
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
-from api.routes import codec, health, ops, orders, products, webhooks
+from api.routes import codec, health, ops, orders, products, shop, webhooks
 from vult.db.engine import make_engine, make_sessionmaker
 from vult.process.logging import configure_logging
 from vult.process.settings import Settings, get_settings
@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         codec.router,
         health.router,
         metrics.router,
+        shop.router,
     ):
         app.include_router(router)
     app.add_middleware(

@@ -146,6 +146,7 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
         cancellation_reason=o.cancellation_reason,
         shipping_carrier=o.shipping_carrier,
         tracking_number=o.tracking_number,
+        payment_status=o.stripe_payment_status,
     )
 
 

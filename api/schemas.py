@@ -106,6 +106,8 @@ class OrderDto(WireModel):
     cancellation_reason: str | None = None
     shipping_carrier: str | None = None
     tracking_number: str | None = None
+    # Stripe's side as last recorded: succeeded, failed, canceled, refunded, refund_pending...
+    payment_status: str | None = None
 
 
 class PaymentIntentDto(WireModel):

@@ -78,8 +78,11 @@ def main() -> None:
     store_class.clear = clear  # type: ignore[method-assign, assignment]
     resources.StripeObject._api_list_all = classmethod(list_all)  # type: ignore[assignment]
 
-    from localstripe import server
+    from localstripe import errors, server
 
+    from devstack import stripe_js
+
+    stripe_js.install(server.app, resources, errors)
     use_fast_loop()  # aiohttp's run_app takes its loop from the policy
 
     # localstripe's own entry point reads --port and --from-scratch; loading is ours.

@@ -1,0 +1,101 @@
+"""The emulator's Stripe.js stand-in, completed for the checkout page (development only).
+
+localstripe serves a Stripe.js stand-in at /js.stripe.com/v3/ whose Card Element and
+createToken work, but whose confirmCardPayment never uses the card and whose
+createPaymentMethod does nothing. This adds, in the emulator's own process:
+
+- GET /js.stripe.com/v3/: localstripe's script followed by devstack/stripe_js_standin.js;
+- POST /_vult/payment_methods: a card PaymentMethod, authorised by a publishable key;
+- POST /_vult/confirm_card_payment: the card attached to the PaymentIntent and confirmed,
+  authorised as Stripe.js is, by a publishable key and the PaymentIntent's client secret.
+
+What it does not simulate: 3-D Secure challenges, Stripe.js's iframes and styling, wallets,
+and Stripe's fraud checks; a declined card answers as Stripe does (402, card_error).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+_STANDIN = Path(__file__).with_name("stripe_js_standin.js")
+_CLIENT_SECRET = re.compile(r"^(pi_\w+?)_secret_\w+$")
+
+
+def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
+    return web.json_response({"error": {"type": kind, "message": message}}, status=status)
+
+
+async def _payload(request: web.Request) -> dict[str, Any] | None:
+    try:
+        data = json.loads(await request.text())
+    except ValueError:
+        return None
+    if not isinstance(data, dict):
+        return None
+    key = data.get("key")
+    return data if isinstance(key, str) and key.startswith("pk_") else None
+
+
+def _card_method(resources: Any, card: dict[str, Any]) -> Any:
+    return resources.PaymentMethod._api_create(
+        type="card",
+        card={name: str(card.get(name, "")) for name in ("number", "exp_month", "exp_year", "cvc")},
+    )
+
+
+def install(app: web.Application, resources: Any, errors: Any) -> None:
+    """Put the routes in front of localstripe's own (before its authentication)."""
+    original_js = Path(resources.__file__).with_name("localstripe-v3.js")
+
+    async def confirm_card_payment(request: web.Request) -> web.Response:
+        data = await _payload(request)
+        if data is None:
+            return _error(401, "A publishable key is required")
+        match = _CLIENT_SECRET.match(str(data.get("client_secret", "")))
+        if match is None or not isinstance(data.get("card"), dict):
+            return _error(400, "A client secret and a card are required")
+        try:
+            intent = resources.PaymentIntent._api_retrieve(match[1])
+            if intent.client_secret != data["client_secret"]:
+                return _error(401, "The client secret does not match the PaymentIntent")
+            method = _card_method(resources, data["card"])
+            resources.PaymentIntent._api_update(intent.id, payment_method=method.id)
+            confirmed = resources.PaymentIntent._api_confirm(intent.id)
+        except errors.UserError as exc:  # a declined card is Stripe's 402 card_error
+            return web.json_response(exc.body, status=exc.code)
+        return web.json_response(confirmed._export())
+
+    async def payment_methods(request: web.Request) -> web.Response:
+        data = await _payload(request)
+        if data is None or not isinstance(data.get("card"), dict):
+            return _error(401, "A publishable key and a card are required")
+        try:
+            method = _card_method(resources, data["card"])
+        except errors.UserError as exc:
+            return web.json_response(exc.body, status=exc.code)
+        return web.json_response(method._export())
+
+    async def stripe_js(_: web.Request) -> web.Response:
+        script = original_js.read_text() + "\n" + _STANDIN.read_text()
+        return web.Response(text=script, content_type="application/javascript")
+
+    routes: dict[tuple[str, str], Handler] = {
+        ("GET", "/js.stripe.com/v3/"): stripe_js,
+        ("POST", "/_vult/confirm_card_payment"): confirm_card_payment,
+        ("POST", "/_vult/payment_methods"): payment_methods,
+    }
+
+    @web.middleware
+    async def standin(request: web.Request, handler: Handler) -> web.StreamResponse:
+        ours = routes.get((request.method, request.path))
+        return await (ours or handler)(request)
+
+    app.middlewares.insert(0, standin)
