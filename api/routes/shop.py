@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from api.deps import SettingsDep
+from api.errors import NotFound
 from vult.process.settings import Settings
 
 SHOP = Path(__file__).resolve().parent.parent / "shop"
@@ -102,7 +103,7 @@ async def order_page(order_id: uuid.UUID, settings: SettingsDep) -> Response:
 async def asset(name: str) -> Response:
     kinds = {"shop.js": "text/javascript", "shop.css": "text/css"}
     if name not in kinds:
-        return Response(status_code=404)
+        raise NotFound("Not found")
     return FileResponse(
         SHOP / name, media_type=kinds[name], headers={"X-Content-Type-Options": "nosniff"}
     )
