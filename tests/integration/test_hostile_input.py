@@ -19,6 +19,7 @@ from tests.integration.conftest import (
     count_rows,
     order_body,
 )
+from tests.integration.test_webhooks import post_event
 from tests.unit.test_webhook_signature import sign
 
 ADDRESS = order_body()["shippingAddress"]
@@ -165,25 +166,11 @@ async def test_a_signed_event_of_an_odd_shape_is_acknowledged_not_a_500(
     http: httpx.AsyncClient, event: dict
 ) -> None:
     payload = json.dumps(event).encode()
-    response = await http.post(
-        "/api/webhooks/stripe",
-        content=payload,
-        headers={
-            "Stripe-Signature": sign(payload, secret=WEBHOOK_SECRET),
-            "content-type": "application/json",
-        },
-    )
+    response = await post_event(http, payload, sign(payload, secret=WEBHOOK_SECRET))
     assert response.status_code == 200, response.text
 
 
 async def test_a_signed_body_that_is_no_event_is_a_400(http: httpx.AsyncClient) -> None:
     payload = b'{"type": 7}'
-    response = await http.post(
-        "/api/webhooks/stripe",
-        content=payload,
-        headers={
-            "Stripe-Signature": sign(payload, secret=WEBHOOK_SECRET),
-            "content-type": "application/json",
-        },
-    )
+    response = await post_event(http, payload, sign(payload, secret=WEBHOOK_SECRET))
     assert response.status_code == 400
