@@ -3,7 +3,8 @@
 
     python3 tasks.py run     # the whole system on local defaults (Ctrl-C stops it)
     python3 tasks.py test    # the test suite, starting every server it needs
-    python3 tasks.py worker  # only the worker, against configured servers
+    python3 tasks.py worker  # a worker: joins a running `run`, else uses configured servers
+    python3 tasks.py api     # an API process (port 8001 beside a running `run`), the same way
     python3 tasks.py lint    # ruff, then mypy (strict on the domain, workflows, activities, api)
 
 Only the standard library is used here, so this works on a machine with nothing but
@@ -61,18 +62,50 @@ _LINT = (
 )
 
 
+STACK_ENV = ROOT / ".data" / "stack.env"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def join_running_stack() -> bool:
+    """A worker or API started by hand beside `tasks.py run` takes that stack's settings
+    (its database, Temporal, emulator and payload key), except what the shell sets."""
+    if not STACK_ENV.exists():
+        return False
+    for line in STACK_ENV.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name not in os.environ:
+            os.environ[name] = value
+            if name == "WORKER_METRICS_ADDRESS":  # the stack's own worker has that port
+                os.environ[name] = f"127.0.0.1:{_free_port()}"
+    print(f"Joining the running local stack ({STACK_ENV.relative_to(ROOT)})", flush=True)
+    return True
+
+
 def main(argv: list[str]) -> int:
     commands = {
         "run": [PYTHON, "-m", "devstack"],
         "test": [PYTHON, "-m", "pytest"],
         "bench": [PYTHON, "-m", "bench"],
         "worker": [PYTHON, "worker.py"],
+        "api": [BIN / "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1"],
         "lint": [PYTHON, "-c", _LINT],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)
         return 2
     ensure_environment()
+    if argv[0] in ("worker", "api"):
+        joined = join_running_stack()
+        if argv[0] == "api" and "--port" not in argv:
+            port = os.environ.get("API_PORT") or ("8001" if joined else "8000")
+            argv = [*argv, "--port", port]
     cmd = [str(c) for c in commands[argv[0]]] + argv[1:]
     # Replace this process so Ctrl-C and exit codes pass straight through.
     os.chdir(ROOT)

@@ -11,6 +11,7 @@ import sys
 import time
 
 from devstack.stack import ROOT, StackConfig, start_stack
+from devstack.supervisor import Supervisor
 from vult.process.settings import LOCAL_OPS_API_TOKEN
 
 DATA = ROOT / ".data"
@@ -18,6 +19,10 @@ DATA = ROOT / ".data"
 
 def _port(name: str, default: int) -> int:
     return int(os.environ.get(name, default))
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%H:%M:%S')} {message}", file=sys.stderr, flush=True)
 
 
 def main() -> int:
@@ -50,11 +55,9 @@ def main() -> int:
         if not os.environ.get("OPS_API_TOKEN"):
             print(f"  Ops token      {LOCAL_OPS_API_TOKEN}  (development only)")
         print("\nVult Orders is running. Press Ctrl-C to stop.", flush=True)
+        supervisor = Supervisor(stack.children, stack.supervised, say=_log)
         while True:
-            for child in stack.watched():
-                if child.process.poll() is not None:
-                    print(f"\n{child.name} stopped unexpectedly:\n{child.tail()}", file=sys.stderr)
-                    return 1
+            supervisor.check()
             time.sleep(0.5)
     except KeyboardInterrupt:
         print("\nStopping ...", flush=True)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -50,6 +51,12 @@ class Child:
     name: str
     process: subprocess.Popen[bytes]
     log: Path | None = None
+    # How it was started, so a supervisor can start it again the same way.
+    cmd: list[str] = field(default_factory=list)
+    env: dict[str, str] | None = None
+    cwd: Path | None = None
+    # Run after each (re)start: wait for its port, register what it forgets on restart.
+    ready: Callable[[Child], None] | None = None
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process.poll() is not None:
@@ -83,9 +90,30 @@ class Children:
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
     ) -> Child:
-        # Logs may name orders and customers: readable by their owner only.
-        out = open_private_log(log) if log else subprocess.DEVNULL
-        process = subprocess.Popen(
+        child = Child(name, _spawn(cmd, log, env, cwd), log, cmd, env, cwd)
+        self.started.append(child)
+        return child
+
+    def restart(self, child: Child) -> Child:
+        """Start an exited child again, the same way; its `ready` step runs again."""
+        child.process = _spawn(child.cmd, child.log, child.env, child.cwd)
+        if child.ready is not None:
+            child.ready(child)
+        return child
+
+    def stop_all(self) -> None:
+        for child in reversed(self.started):
+            child.stop()
+        self.started.clear()
+
+
+def _spawn(
+    cmd: list[str], log: Path | None, env: dict[str, str] | None, cwd: Path | None
+) -> subprocess.Popen[bytes]:
+    # Logs may name orders and customers: readable by their owner only.
+    out = open_private_log(log) if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen(
             cmd,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -95,14 +123,9 @@ class Children:
             start_new_session=True,  # its own process group, so stop() reaches its children
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        child = Child(name, process, log)
-        self.started.append(child)
-        return child
-
-    def stop_all(self) -> None:
-        for child in reversed(self.started):
-            child.stop()
-        self.started.clear()
+    finally:
+        if out is not subprocess.DEVNULL:
+            out.close()  # the child has its own copy
 
 
 def wait_for_port(child: Child, port: int, timeout: float = 60.0) -> None:

@@ -24,6 +24,7 @@ from vult.process.settings import (
     LOCAL_CODEC_AUTH_TOKEN,
     LOCAL_STRIPE_SECRET_KEY,
     LOCAL_WEBHOOK_SECRET,
+    Settings,
     is_real_stripe_secret_key,
 )
 from vult.temporal.codec import new_key_spec
@@ -56,12 +57,26 @@ class Stack:
     processes: dict[str, int]  # component -> pid, for the benchmark's measurements
     _keep: list[object] = field(default_factory=list)  # keeps the embedded database up
 
-    def watched(self) -> list[Child]:
-        return [c for c in self.children.started if c.name in ("worker", "api")]
+    def supervised(self) -> list[Child]:
+        """The programs the local stack restarts when they exit (PostgreSQL runs on its own)."""
+        names = ("temporal", "localstripe", "worker", "api")
+        return [c for c in self.children.started if c.name in names]
+
+    env_file: Path | None = None  # the settings a worker or API started by hand joins with
 
     def stop(self) -> None:
         self.children.stop_all()
         self._keep.clear()
+        if self.env_file is not None:
+            self.env_file.unlink(missing_ok=True)
+
+
+def write_env_file(path: Path, env: dict[str, str]) -> None:
+    """The stack's settings, for `tasks.py worker` and `tasks.py api` to join it with. It
+    holds the payload key: readable by this user only."""
+    path.touch(mode=0o600)
+    path.chmod(0o600)
+    path.write_text("".join(f"{name}={value}\n" for name, value in sorted(env.items())))
 
 
 def local_payload_keys(path: Path) -> str:
@@ -163,12 +178,21 @@ def start_stack(
             cwd=ROOT,
         )
         processes["api"] = api.process.pid
-        wait_for_port(api, config.api_port, timeout=60)
+        api.ready = lambda started: wait_for_port(started, config.api_port, timeout=60)
+        api.ready(api)
     except BaseException:
         children.stop_all()
         keep.clear()
         raise
+    env_file = config.data_dir / "stack.env"
+    configured = {
+        name.upper(): environ[name.upper()]
+        for name in Settings.model_fields
+        if name.upper() in environ
+    }
+    write_env_file(env_file, configured | env)
     return Stack(
+        env_file=env_file,
         children=children,
         env=env,
         api_url=f"http://127.0.0.1:{config.api_port}",
@@ -209,12 +233,26 @@ def _start_stripe(
     env["STRIPE_SECRET_KEY"] = real_key or LOCAL_STRIPE_SECRET_KEY
     secret = environ.get("STRIPE_WEBHOOK_SECRET") or LOCAL_WEBHOOK_SECRET
     env["STRIPE_WEBHOOK_SECRET"] = secret
-    register_webhook(
-        stripe_base,
-        name="vult-orders",
-        url=f"http://127.0.0.1:{config.api_port}/api/webhooks/stripe",
-        secret=secret,
-    )
+
+    def register() -> None:
+        register_webhook(
+            stripe_base,
+            name="vult-orders",
+            url=f"http://127.0.0.1:{config.api_port}/api/webhooks/stripe",
+            secret=secret,
+        )
+
+    if not environ.get("STRIPE_API_BASE"):
+        # The emulator forgets its webhooks when it restarts: a restart registers ours again.
+        wait_ready = emulator.ready
+
+        def ready_again(started: Child) -> None:
+            if wait_ready is not None:
+                wait_ready(started)
+            register()
+
+        emulator.ready = ready_again
+    register()
     say(f"Stripe: emulator at {stripe_base}, webhooks signed and sent to the API")
     return stripe_base
 

@@ -21,7 +21,8 @@ def start_localstripe(
     if state_file is not None:
         cmd += ["--state-file", str(state_file)]
     child = children.start("localstripe", cmd, log=log, cwd=ROOT)
-    wait_for_port(child, port, timeout=30)
+    child.ready = lambda started: wait_for_port(started, port, timeout=30)
+    child.ready(child)
     return child
 
 

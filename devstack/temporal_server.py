@@ -61,5 +61,6 @@ def start_temporal(
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
     child = children.start("temporal", cmd, log=log)
-    wait_for_port(child, port, timeout=60)
+    child.ready = lambda started: wait_for_port(started, port, timeout=60)
+    child.ready(child)
     return child
