@@ -12,6 +12,7 @@ from api import metrics
 from api.cors import RoutedCORS
 from api.deps import Resources
 from api.errors import install_error_handlers
+from api.guard_rails import GuardRails
 from api.openapi import DocumentedFastAPI
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
@@ -77,6 +78,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         api_origins=Settings.origins(settings.frontend_origins),
         codec_origins=Settings.origins(settings.temporal_ui_origins),
     )
+    app.add_middleware(GuardRails)  # the outermost: before CORS, routing and parsing
     return app
 
 

@@ -20,6 +20,7 @@ _ERROR = {
     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
 }
 _BAD_REQUEST = {"description": "The request is not valid", **_ERROR}
+_TOO_LARGE = {"description": "The request body is larger than 1 MB", **_ERROR}
 _UNAVAILABLE = {
     "description": "The database or the order service is unavailable; safe to retry "
     "(with the same Idempotency-Key when creating an order)",
@@ -51,8 +52,10 @@ def _document(app: FastAPI) -> dict[str, Any]:
         "content": {"application/json": {"schema": {"$ref": _REF.format(model="CreateOrderDto")}}},
     }
     for path_item in doc["paths"].values():
-        for operation in path_item.values():
+        for method, operation in path_item.items():
             responses = operation.setdefault("responses", {})
+            if method == "post":
+                responses.setdefault("413", _TOO_LARGE)
             if responses.pop("422", None) is not None or operation.get("parameters"):
                 responses.setdefault("400", _BAD_REQUEST)
             responses.setdefault("503", _UNAVAILABLE)
