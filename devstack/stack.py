@@ -22,6 +22,7 @@ from vult.db.migrate import upgrade_to_head
 from vult.db.urls import async_url
 from vult.process.settings import (
     LOCAL_CODEC_AUTH_TOKEN,
+    LOCAL_OPS_API_TOKEN,
     LOCAL_STRIPE_SECRET_KEY,
     LOCAL_WEBHOOK_SECRET,
     Settings,
@@ -122,6 +123,9 @@ def start_stack(
             env["PAYLOAD_ENCRYPTION_KEYS"] = local_payload_keys(data / "payload-encryption-keys")
             say(f"Temporal payloads: encrypted with the key in {_shown(data)}")
         codec_token = environ.get("CODEC_AUTH_TOKEN") or LOCAL_CODEC_AUTH_TOKEN
+        # The well-known development tokens, for this local stack's own processes only.
+        env.setdefault("CODEC_AUTH_TOKEN", codec_token)
+        env.setdefault("OPS_API_TOKEN", environ.get("OPS_API_TOKEN") or LOCAL_OPS_API_TOKEN)
 
         # Temporal
         temporal_ui = None

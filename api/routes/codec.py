@@ -18,14 +18,16 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.converter import PayloadCodec
 
 from api.deps import CodecDep, SettingsDep
-from api.errors import BadRequest, NotFound, Unauthorized
+from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 
 router = APIRouter(prefix="/codec", tags=["ops"], include_in_schema=False)
 
 
 def _authorised(settings: SettingsDep, given: str) -> None:
     expected = settings.codec_auth_token.get_secret_value()
-    if not expected or not hmac.compare_digest(given.encode(), expected.encode()):
+    if not expected:
+        raise ServiceUnavailable("The codec is off: this API was started without CODEC_AUTH_TOKEN")
+    if not hmac.compare_digest(given.encode(), expected.encode()):
         raise Unauthorized("A valid codec token is required")
 
 

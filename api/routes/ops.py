@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Header, Query, status
 from api import read_model
 from api.commands import run_command
 from api.deps import CommandsDep, EngineDep, SessionDep, SettingsDep
-from api.errors import BadRequest, NotFound, Unauthorized
+from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from api.schemas import (
     CancelOrderDto,
     ErrorResponse,
@@ -26,12 +26,12 @@ from vult.domain.text import UNSTORABLE, is_storable_line
 
 async def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:
     expected = settings.ops_api_token.get_secret_value()
+    if not expected:
+        # Never a default token: one anybody could read in this repository.
+        raise ServiceUnavailable("The ops API is off: this API was started without OPS_API_TOKEN")
     scheme, _, token = authorization.partition(" ")
-    # An empty token would let an empty header through.
-    if (
-        not expected
-        or scheme.lower() != "bearer"
-        or not hmac.compare_digest(token.strip().encode(), expected.encode())
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        token.strip().encode(), expected.encode()
     ):
         raise Unauthorized("A valid ops bearer token is required")
 

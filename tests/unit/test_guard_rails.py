@@ -60,3 +60,16 @@ def test_the_shop_page_keeps_its_own_policy(http: TestClient) -> None:
     page = http.get("/shop/")
     assert "script-src 'self'" in page.headers["content-security-policy"]
     assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_an_api_started_without_tokens_refuses_ops_and_codec_calls_even_with_the_dev_tokens(
+    http: TestClient,
+) -> None:
+    from vult.process.settings import LOCAL_CODEC_AUTH_TOKEN, LOCAL_OPS_API_TOKEN
+
+    ops = http.get("/api/ops/orders", headers={"Authorization": f"Bearer {LOCAL_OPS_API_TOKEN}"})
+    assert ops.status_code == 503
+    assert ops.json() == {"error": "The ops API is off: this API was started without OPS_API_TOKEN"}
+    codec = http.post(f"/codec/{LOCAL_CODEC_AUTH_TOKEN}/decode", json={"payloads": []})
+    assert codec.status_code == 503
+    assert "CODEC_AUTH_TOKEN" in codec.json()["error"]

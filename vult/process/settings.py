@@ -75,10 +75,12 @@ class Settings(BaseSettings):
     attention_retry: timedelta = _TIMING.attention_retry
 
     # Bearer token for the ops endpoints (/api/ops/...).
-    ops_api_token: SecretStr = SecretStr(LOCAL_OPS_API_TOKEN)
+    # Empty: the ops API is off. The local stack sets the well-known development tokens
+    # for its own processes; nothing else ever falls back to them.
+    ops_api_token: SecretStr = SecretStr("")
     # Token for the codec server (/codec): as a bearer token (CLI), or as the last path
     # segment of the endpoint URL given to the Temporal Web UI, which sends no header.
-    codec_auth_token: SecretStr = SecretStr(LOCAL_CODEC_AUTH_TOKEN)
+    codec_auth_token: SecretStr = SecretStr("")
 
     # "id:base64key[,id:base64key...]": AES-GCM keys for Temporal payloads; the first
     # encrypts, all decrypt. Empty means payloads are not encrypted (development only).
