@@ -82,7 +82,8 @@ def join_running_stack() -> bool:
         name, sep, value = line.partition("=")
         if sep and name not in os.environ:
             os.environ[name] = value
-            if name == "WORKER_METRICS_ADDRESS":  # the stack's own worker has that port
+            if name in ("WORKER_METRICS_ADDRESS", "API_METRICS_ADDRESS"):
+                # The stack's own worker and API hold those ports.
                 os.environ[name] = f"127.0.0.1:{_free_port()}"
     print(f"Joining the running local stack ({STACK_ENV.relative_to(ROOT)})", flush=True)
     return True

@@ -50,7 +50,8 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         )
         await order_changes.start()
         try:
-            yield
+            with metrics.served_at(settings.api_metrics_address):
+                yield
         finally:
             await order_changes.stop()
             await engine.dispose()
@@ -69,7 +70,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         ops.router,
         codec.router,
         health.router,
-        metrics.router,
         shop.router,
     ):
         app.include_router(router)

@@ -1,18 +1,31 @@
-"""The API's own Prometheus counters, served at /metrics."""
+"""The API's own Prometheus counters, served on a port of their own (API_METRICS_ADDRESS,
+off by default) bound to an internal interface, as the worker's are: not on the public
+API port."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from prometheus_client import Counter, start_http_server
 
 WEBHOOK_SIGNATURE_FAILURES = Counter(
     "vult_webhook_signature_failures", "Stripe webhooks refused for a bad or missing signature"
 )
 WEBHOOK_EVENTS = Counter("vult_webhook_events", "Verified Stripe events received", ["type"])
 
-router = APIRouter(tags=["health"])
 
-
-@router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+@contextmanager
+def served_at(address: str) -> Iterator[None]:
+    """Serve /metrics at `address` ("host:port") while the block runs; "" serves nothing."""
+    if not address:
+        yield
+        return
+    host, _, port = address.rpartition(":")
+    server, thread = start_http_server(int(port), addr=host or "127.0.0.1")
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)

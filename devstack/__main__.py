@@ -51,6 +51,7 @@ def main() -> int:
                 f"  Temporal UI    {stack.temporal_ui}  (payloads decoded through the API's codec)"
             )
         print(f"  Worker metrics http://{stack.env.get('WORKER_METRICS_ADDRESS')}/metrics")
+        print(f"  API metrics    http://{stack.env.get('API_METRICS_ADDRESS')}/metrics")
         print(f"  Logs           {(DATA / 'logs').relative_to(ROOT)}/")
         if not os.environ.get("OPS_API_TOKEN"):
             print(f"  Ops token      {LOCAL_OPS_API_TOKEN}  (development only)")

@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from devstack.database import embedded_server_url, ensure_database, with_database
-from devstack.procs import BIN, Child, Children, require_free, wait_for_port
+from devstack.procs import (
+    BIN,
+    Child,
+    Children,
+    free_port,
+    port_open,
+    require_free,
+    wait_for_port,
+)
 from devstack.stripe_emulator import register_webhook, start_localstripe
 from devstack.temporal_server import start_temporal
 from vult.db.migrate import upgrade_to_head
@@ -156,6 +164,9 @@ def start_stack(
         # Worker and API
         if not environ.get("WORKER_METRICS_ADDRESS"):
             env["WORKER_METRICS_ADDRESS"] = f"127.0.0.1:{config.metrics_port}"
+        if not environ.get("API_METRICS_ADDRESS"):
+            beside = config.metrics_port + 1
+            env["API_METRICS_ADDRESS"] = f"127.0.0.1:{free_port() if port_open(beside) else beside}"
         worker = children.start(
             "worker",
             [sys.executable, str(ROOT / "worker.py")],

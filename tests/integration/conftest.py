@@ -76,6 +76,7 @@ def settings(database_url: str, temporal_address: str, stripe_api_base: str) -> 
         ops_api_token=OPS_TOKEN,  # type: ignore[arg-type]
         codec_auth_token=CODEC_TOKEN,  # type: ignore[arg-type]
         payload_encryption_keys=PAYLOAD_KEYS,  # type: ignore[arg-type]
+        api_metrics_address=f"127.0.0.1:{free_port()}",
         # Short timers, so reconciliation of a lost webhook shows within a test.
         payment_reconcile_after=timedelta(seconds=3),
         payment_reconcile_max_interval=timedelta(seconds=5),

@@ -26,6 +26,7 @@ from tests.integration.conftest import (
     wait_for_status,
 )
 from tests.unit.test_webhook_signature import sign
+from vult.process.settings import Settings
 from vult.temporal.codec import ENCODING
 from workflows.order import workflow_id_for
 
@@ -158,14 +159,20 @@ async def test_the_codec_answers_cors_only_for_the_web_ui(http: httpx.AsyncClien
     assert api.headers["access-control-allow-origin"] == "http://localhost:4200"
 
 
-async def test_webhook_signature_failures_are_counted(http: httpx.AsyncClient) -> None:
-    def count(text: str) -> float:
+async def test_webhook_signature_failures_are_counted_on_the_internal_metrics_port(
+    http: httpx.AsyncClient, settings: Settings
+) -> None:
+    metrics = f"http://{settings.api_metrics_address}/metrics"
+
+    async def count() -> float:
+        text = (await http.get(metrics)).text
         for line in text.splitlines():
             if line.startswith("vult_webhook_signature_failures_total "):
                 return float(line.split()[1])
         return 0.0
 
-    before = count((await http.get("/metrics")).text)
+    assert (await http.get("/metrics")).status_code == 404  # not on the public API port
+    before = await count()
     payload = json.dumps({"id": "evt_forged", "type": "payment_intent.succeeded"}).encode()
     forged = await http.post(
         "/api/webhooks/stripe",
@@ -173,7 +180,7 @@ async def test_webhook_signature_failures_are_counted(http: httpx.AsyncClient) -
         headers={"Stripe-Signature": sign(payload, secret="whsec_attacker")},
     )
     assert forged.status_code == 401
-    assert count((await http.get("/metrics")).text) == before + 1
+    assert await count() == before + 1
 
 
 async def test_logs_carry_no_secrets_card_numbers_or_addresses(

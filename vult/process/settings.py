@@ -93,6 +93,9 @@ class Settings(BaseSettings):
 
     # Where the worker serves Prometheus metrics (Temporal SDK and the service's counters).
     worker_metrics_address: str = "127.0.0.1:9464"
+    # Where an API process serves its own counters ("host:port", an internal interface);
+    # empty: not served. Never on the public API port.
+    api_metrics_address: str = ""
     # Workflows kept in the worker's memory between tasks (docs/performance.md).
     worker_max_cached_workflows: int = 64
 
