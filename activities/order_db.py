@@ -197,6 +197,7 @@ class OrderDbActivities:
             billing_phone=bill.phone if bill else None,
             created_date=req.created_at,
             updated_date=req.created_at,
+            request_fingerprint=r.fingerprint(),
         )
 
     @activity.defn(name="change_order_status")

@@ -29,6 +29,15 @@ class InvalidOrder(ApiError):
         return {"errors": self.errors}
 
 
+class KeyReused(InvalidOrder):
+    """422: an Idempotency-Key sent again with a different request, refused as Stripe does."""
+
+    status_code = 422
+
+    def __init__(self) -> None:
+        super().__init__(["Idempotency-Key was used with a different request"])
+
+
 class BadRequest(ApiError):
     status_code = 400
 

@@ -56,7 +56,10 @@ def _document(app: FastAPI) -> dict[str, Any]:
             responses = operation.setdefault("responses", {})
             if method == "post":
                 responses.setdefault("413", _TOO_LARGE)
-            if responses.pop("422", None) is not None or operation.get("parameters"):
+            if (
+                responses.get("422", {}).get("description") == "Validation Error"
+                and responses.pop("422")
+            ) or operation.get("parameters"):
                 responses.setdefault("400", _BAD_REQUEST)
             responses.setdefault("503", _UNAVAILABLE)
     for unused in ("HTTPValidationError", "ValidationError"):

@@ -67,7 +67,7 @@ def new_order_id(idempotency_key: str | None) -> uuid.UUID:
     return uuid.uuid4()
 
 
-def _order_request(dto: CreateOrderDto) -> OrderRequest:
+def order_request(dto: CreateOrderDto) -> OrderRequest:
     def address(a: object) -> Address:
         return Address.model_validate(a, from_attributes=True)
 
@@ -182,7 +182,7 @@ class OrderCommands:
         if (problem := unchargeable(quoted, self._pricing)) is not None:
             raise InvalidOrder([problem])
         start = start_order(
-            order_id, _order_request(dto), self._task_queue, self._timing, quoted.total
+            order_id, order_request(dto), self._task_queue, self._timing, quoted.total
         )
         try:
             async with asyncio.timeout(self._deadline):

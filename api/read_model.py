@@ -150,6 +150,13 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
     )
 
 
+async def request_fingerprint(connection: AsyncConnection, order_id: uuid.UUID) -> str | None:
+    found: str | None = await connection.scalar(
+        select(Order.request_fingerprint).where(Order.order_id == order_id)
+    )
+    return found
+
+
 async def order_status(session: AsyncSession | AsyncConnection, order_id: uuid.UUID) -> str | None:
     return await session.scalar(select(Order.status).where(Order.order_id == order_id))
 

@@ -11,9 +11,9 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 from api import read_model
 from api.commands import run_command
 from api.deps import CommandsDep, EngineDep, OrderChangesDep
-from api.errors import InvalidOrder, NotFound
+from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
-from api.order_commands import AlreadyPlaced, new_order_id
+from api.order_commands import AlreadyPlaced, new_order_id, order_request
 from api.schemas import ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
 from vult.domain.status import OrderStatus
@@ -43,7 +43,7 @@ def _as_json(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderDto,
-    responses={400: {"model": ErrorsResponse}},
+    responses={400: {"model": ErrorsResponse}, 422: {"model": ErrorsResponse}},
 )
 async def create_order(
     request: Request,
@@ -67,6 +67,10 @@ async def create_order(
     except AlreadyPlaced as earlier:
         order_id = earlier.order_id
     async with engine.connect() as connection:
+        if idempotency_key:  # a key is bound to the request it first came with
+            placed_by = await read_model.request_fingerprint(connection, order_id)
+            if placed_by is not None and placed_by != order_request(dto).fingerprint():
+                raise KeyReused()
         order = await read_model.get_order(connection, order_id)
     if order is None:  # the row is committed before the update answers
         raise InvalidOrder([KEY_PLACED_NOTHING])

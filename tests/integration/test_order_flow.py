@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from decimal import Decimal
@@ -17,6 +18,7 @@ from tests.integration.conftest import (
     RUNNER,
     SOCKS,
     RunningWorker,
+    count_rows,
     order_body,
     pay_with_card,
     wait_for_status,
@@ -197,3 +199,26 @@ async def test_products_are_listed_for_the_cart(http: httpx.AsyncClient) -> None
     }
     assert all(isinstance(p["estimatedMSRP"], (int, float)) for p in products.values())
     assert Decimal(str(products[SOCKS]["estimatedMSRP"])) == Decimal("12.35")
+
+
+async def test_a_key_sent_again_with_a_different_request_is_refused_and_writes_nothing(
+    http: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    key = f"checkout-{uuid.uuid4()}"
+    first = await http.post("/api/orders", json=order_body(), headers={"Idempotency-Key": key})
+    assert first.status_code == 201
+    before = await count_rows(engine)
+    other = order_body(customerEmail="mallory@example.com")
+    refused = await http.post("/api/orders", json=other, headers={"Idempotency-Key": key})
+    assert refused.status_code == 422
+    assert refused.json() == {"errors": ["Idempotency-Key was used with a different request"]}
+    assert "ann@example.com" not in refused.text  # the first order is not disclosed
+    assert await count_rows(engine) == before
+    # The same request, its JSON written differently, is still the same order.
+    same = json.dumps(dict(reversed(list(order_body().items()))), indent=2)
+    again = await http.post(
+        "/api/orders",
+        content=same,
+        headers={"Idempotency-Key": key, "content-type": "application/json"},
+    )
+    assert again.status_code == 201 and again.json()["orderId"] == first.json()["orderId"]

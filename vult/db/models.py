@@ -81,6 +81,8 @@ class Order(Base):
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
+    # SHA-256 of the create request (OrderRequest.fingerprint): binds an Idempotency-Key to it.
+    request_fingerprint: Mapped[str | None] = mapped_column(String(64))
 
     shipping_full_name: Mapped[str] = mapped_column(String(200))
     shipping_address_line1: Mapped[str] = mapped_column(String(500))

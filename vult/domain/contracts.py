@@ -6,6 +6,8 @@ strings). The HTTP wire contract is separate, in api/schemas.py, so either can c
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -40,6 +42,11 @@ class OrderRequest(BaseModel):
     shipping_address: Address
     billing_address: Address | None = None
     line_items: list[RequestedLineItem]
+
+    def fingerprint(self) -> str:
+        """The same for the same request, whatever its JSON's key order or spacing."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 class PaymentIntentInfo(BaseModel):
