@@ -91,3 +91,79 @@ def test_alert_rules_watch_payment_failures_and_webhook_signatures() -> None:
     for rule in by_name.values():
         for metric in set(re.findall(r"vult_[a-z_]+", rule["expr"])):
             assert metric.removesuffix("_total") in exported, metric
+
+
+def _flattened() -> str:
+    """The file with YAML anchors and merge keys expanded, as Compose reads it."""
+    return yaml.safe_dump(yaml.safe_load((ROOT / "docker-compose.yml").read_text()))
+
+
+def test_compose_is_valid_against_the_compose_specification() -> None:
+    import compose_spec
+
+    compose_spec.PyCompose.from_yaml(_flattened()).validate()
+    # The validator is not vacuous: a key the specification does not know is refused.
+    broken = yaml.safe_load(_flattened())
+    broken["services"]["api"]["restart"] = "sometimes"
+    with pytest.raises(ValueError, match="restart"):
+        compose_spec.PyCompose.from_yaml(yaml.safe_dump(broken)).validate()
+
+
+def test_every_reference_in_compose_resolves(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    declared_volumes = set(compose.get("volumes") or {})
+    for name, service in services.items():
+        needs = service.get("depends_on") or {}
+        for other in needs if isinstance(needs, list) else needs.keys():
+            assert other in services, f"{name} depends on unknown {other}"
+        for volume in service.get("volumes") or []:
+            source = str(volume).split(":")[0]
+            if source.startswith("."):
+                assert (ROOT / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared_volumes, f"{name} uses undeclared volume {source}"
+
+
+def test_temporal_runs_the_dev_servers_generation_with_a_schema_job(
+    compose: dict[str, Any],
+) -> None:
+    import subprocess
+    import sys
+
+    version = subprocess.run(
+        [str(Path(sys.executable).parent / "temporal"), "--version"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    server = re.search(r"Server (\d+\.\d+\.\d+)", version)
+    ui = re.search(r"UI (\d+\.\d+\.\d+)", version)
+    assert server and ui, version
+    services = compose["services"]
+    assert services["temporal"]["image"] == f"temporalio/server:{server[1]}"
+    assert services["temporal-schema"]["image"] == f"temporalio/admin-tools:{server[1]}"
+    assert services["temporal-ui"]["image"] == f"temporalio/ui:{ui[1]}"
+    assert not any("auto-setup" in s.get("image", "") for s in services.values())
+    needs = services["temporal"]["depends_on"]["temporal-schema"]
+    assert needs["condition"] == "service_completed_successfully"
+    job = "\n".join(services["temporal-schema"]["command"])
+    for db, schema in (("temporal", "temporal"), ("temporal_visibility", "visibility")):
+        assert f"--db {db} setup-schema -v 0.0" in job
+        assert (
+            f"--db {db} update-schema -d /etc/temporal/schema/postgresql/v12/{schema}/versioned"
+            in job
+        )
+    assert services["temporal"]["environment"]["VISIBILITY_DBNAME"] == "temporal_visibility"
+
+
+def test_the_temporal_dynamic_config_is_the_one_mounted(compose: dict[str, Any]) -> None:
+    temporal = compose["services"]["temporal"]
+    path = temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    mounted = next(
+        v for v in temporal["volumes"] if v.endswith(":/etc/temporal/config/dynamicconfig:ro")
+    )
+    local = ROOT / mounted.split(":")[0] / Path(path).name
+    config = yaml.safe_load(local.read_text())
+    assert config and all(
+        isinstance(values, list) and all("value" in v for v in values) for values in config.values()
+    )

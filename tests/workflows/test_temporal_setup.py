@@ -10,7 +10,7 @@ from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
 from temporalio.client import Client
 
 from vult.temporal.search_attributes import REGISTRATION
-from vult.temporal.setup import ensure_search_attributes
+from vult.temporal.setup import ensure_namespace, ensure_search_attributes
 
 
 async def test_search_attributes_are_added_once(temporal_client: Client) -> None:
@@ -29,3 +29,9 @@ async def test_search_attributes_are_added_once(temporal_client: Client) -> None
             await asyncio.sleep(0.2)
     assert added == sorted(REGISTRATION)
     assert await ensure_search_attributes(temporal_client, namespace) == []
+
+
+async def test_the_namespace_is_created_once(temporal_client: Client) -> None:
+    namespace = f"setup-new-{uuid.uuid4().hex[:8]}"
+    assert await ensure_namespace(temporal_client, namespace) is True
+    assert await ensure_namespace(temporal_client, namespace) is False

@@ -1,4 +1,5 @@
-"""Register the custom search attributes on a Temporal cluster (idempotent).
+"""Prepare a Temporal cluster for the service (idempotent): create the namespace if it
+does not exist, then register the custom search attributes on it.
 
     python -m vult.temporal.setup      (the compose stack runs this once before the worker)
 
@@ -9,13 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import timedelta
 
+from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
 )
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
 from vult.process.settings import get_settings
 from vult.temporal.client import connect
@@ -26,6 +31,29 @@ _TYPES = {
     "Double": IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
     "Bool": IndexedValueType.INDEXED_VALUE_TYPE_BOOL,
 }
+
+
+# How long closed workflow histories are kept. An order's history closes 3 days after
+# cancellation or at delivery; ops read it for disputes well after that.
+RETENTION = timedelta(days=90)
+
+
+async def ensure_namespace(client: Client, namespace: str) -> bool:
+    """Create `namespace` unless it exists; True when it was created."""
+    try:
+        await client.workflow_service.describe_namespace(
+            DescribeNamespaceRequest(namespace=namespace)
+        )
+        return False
+    except RPCError as err:
+        if err.status != RPCStatusCode.NOT_FOUND:
+            raise
+    retention = Duration()
+    retention.FromTimedelta(RETENTION)
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(namespace=namespace, workflow_execution_retention_period=retention)
+    )
+    return True
 
 
 async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
@@ -48,8 +76,20 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
 async def main() -> None:
     logging.basicConfig(level=logging.INFO)
     settings = get_settings()
-    added = await ensure_search_attributes(await connect(settings), settings.temporal_namespace)
-    logging.getLogger("vult.setup").info("search attributes added: %s", added or "none needed")
+    log = logging.getLogger("vult.setup")
+    client = await connect(settings)
+    namespace = settings.temporal_namespace
+    if await ensure_namespace(client, namespace):
+        log.info("namespace %s created", namespace)
+    for attempt in range(60):  # a new namespace takes a moment to accept attributes
+        try:
+            added = await ensure_search_attributes(client, namespace)
+            break
+        except RPCError:
+            if attempt == 59:
+                raise
+            await asyncio.sleep(1)
+    log.info("search attributes added: %s", added or "none needed")
 
 
 if __name__ == "__main__":
