@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import itertools
 import json
 import os
 import platform
@@ -54,6 +56,12 @@ def parse() -> argparse.Namespace:
         "--temporal-in-memory",
         action="store_true",
         help="Temporal dev server without its SQLite file",
+    )
+    p.add_argument(
+        "--workers", type=int, default=1, help="workers in the replicas phase (1: no such phase)"
+    )
+    p.add_argument(
+        "--api-processes", type=int, default=1, help="API processes in the replicas phase (1)"
     )
     p.add_argument("--json", type=Path, help="where to write the JSON (bench/results/...)")
     return p.parse_args()
@@ -100,6 +108,63 @@ def _phase(
     }
 
 
+def _replicas(
+    extra: Children, stack: Any, workers: int, apis: int, data_dir: Path
+) -> dict[str, Any]:
+    """More workers and API processes beside the stack's own, with its settings. Stripe's
+    webhooks still reach the first API only: an order paid through another is woken there
+    by PostgreSQL's NOTIFY, which is what this phase checks."""
+    pids: dict[str, int] = {}
+    urls: list[str] = []
+    env = {**stack.env}
+    for i in range(workers):
+        env_i = {**env, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
+        child = extra.start(
+            f"worker-{i + 2}",
+            [sys.executable, str(ROOT / "worker.py")],
+            log=data_dir / "logs" / f"worker-{i + 2}.log",
+            env=env_i,
+            cwd=ROOT,
+        )
+        pids[f"worker-{i + 2}"] = child.process.pid
+    for i in range(apis):
+        port = free_port()
+        env_i = {**env, "API_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
+        child = extra.start(
+            f"api-{i + 2}",
+            [
+                str(Path(sys.executable).parent / "uvicorn"),
+                "--factory",
+                "api.app:app_factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--no-access-log",
+            ],
+            log=data_dir / "logs" / f"api-{i + 2}.log",
+            env=env_i,
+            cwd=ROOT,
+        )
+        wait_for_port(child, port, timeout=60)
+        pids[f"api-{i + 2}"] = child.process.pid
+        urls.append(f"http://127.0.0.1:{port}")
+    return {"pids": pids, "apis": urls}
+
+
+async def history_per_order(address: str, order_ids: list[str]) -> dict[str, float]:
+    """Events and bytes of history an order's workflow writes (a delivered lifecycle's
+    share of what a cluster stores and replays), averaged over some of the orders."""
+    client = await Client.connect(address)
+    events = size = 0
+    for order_id in order_ids:
+        history = await client.get_workflow_handle(f"order-{order_id}").fetch_history()
+        events += len(history.events)
+        size += sum(e.ByteSize() for e in history.events)
+    n = max(len(order_ids), 1)
+    return {"orders": len(order_ids), "events": events / n, "bytes": size / n}
+
+
 async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     ports = {k: free_port() for k in ("api", "temporal", "stripe", "metrics", "plain")}
     print("Starting the stack ...", flush=True)
@@ -144,6 +209,29 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                     "lifecycles",
                 )
             result["lifecycles"] = _phase(ids, errors, seconds, lat, watch)
+            result["history"] = await history_per_order(stack.temporal_address, ids[:20])
+
+            if args.workers > 1 or args.api_processes > 1:
+                more = _replicas(extra, stack, args.workers - 1, args.api_processes - 1, data_dir)
+                targets = itertools.cycle(
+                    [target] + [dataclasses.replace(target, api=url) for url in more["apis"]]
+                )
+                label = f"{args.workers} workers, {args.api_processes} API processes"
+                print(f"Lifecycles ({label}): {args.orders} at concurrency {args.concurrency}")
+                lat = Latencies()
+                with ProcessWatch({**watched, **more["pids"]}) as watch:
+                    replica_ids, seconds, errors = await run_many(
+                        args.orders,
+                        args.concurrency,
+                        lambda: lifecycle(http, next(targets), lat),
+                        "lifecycles",
+                    )
+                result["replicas"] = {
+                    "workers": args.workers,
+                    "api_processes": args.api_processes,
+                    **_phase(replica_ids, errors, seconds, lat, watch),
+                }
+                ids = [*ids, *replica_ids]
 
             print(f"Creates: {args.creates} at concurrency 10", flush=True)
             create_lat = Latencies()
@@ -291,6 +379,26 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     ]
 
 
+def _side_by_side(one: dict[str, Any], many: dict[str, Any]) -> None:
+    """The replicas phase beside the one-of-each phase of the same run."""
+    label = f"{many['workers']} workers + {many['api_processes']} APIs"
+    print(f"\n{'same run':<28}{'1 worker + 1 API':>18}{label:>24}")
+    print(f"{'lifecycles per second':<28}{one['per_second']:>18.1f}{many['per_second']:>24.1f}")
+    print(f"{'errors':<28}{one['errors']:>18}{many['errors']:>24}")
+    for name in ("temporal", "postgres", "localstripe"):
+        per_one = one["processes"]["cpu_s"].get(name, 0) / max(one["count"], 1) * 1000
+        per_many = many["processes"]["cpu_s"].get(name, 0) / max(many["count"], 1) * 1000
+        print(f"{name + ' CPU ms per order':<28}{per_one:>18.1f}{per_many:>24.1f}")
+    for kind in ("worker", "api"):
+        per_one = one["processes"]["cpu_s"].get(kind, 0) / max(one["count"], 1) * 1000
+        per_many = (
+            sum(cpu for name, cpu in many["processes"]["cpu_s"].items() if name.startswith(kind))
+            / max(many["count"], 1)
+            * 1000
+        )
+        print(f"{kind + 's CPU ms per order':<28}{per_one:>18.1f}{per_many:>24.1f}")
+
+
 def report(r: dict[str, Any]) -> None:
     life = r["lifecycles"]
     print("\n== Vult Orders benchmark ==")
@@ -330,6 +438,13 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  resident at the end of the run: worker {end['worker']:.0f} MB, API {end['api']:.0f} MB"
     )
+    history = r["history"]
+    print(
+        f"  history per order: {history['events']:.0f} events, {history['bytes'] / 1024:.1f} KB"
+        f" (over {history['orders']} orders)"
+    )
+    if "replicas" in r:
+        _side_by_side(life, r["replicas"])
     print("\ntargets")
     for name, ok, value in r["targets"]:
         print(f"  [{'PASS' if ok else 'MISS'}] {name}: {value}")
