@@ -61,6 +61,9 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         version="0.1.0",
         description="Orders and payments for the Vult shop; each order is a Temporal workflow.",
         lifespan=lifespan,
+        # The HTML API explorers are for development; production serves /openapi.json only.
+        docs_url=None if settings.is_production else "/docs",
+        redoc_url=None if settings.is_production else "/redoc",
     )
     install_error_handlers(app)
     for router in (

@@ -19,7 +19,14 @@ _HEADERS = {
 }
 # For responses that set no policy of their own (JSON answers): nothing may load or frame.
 _DEFAULT_CSP = "default-src 'none'; frame-ancestors 'none'"
-_DOCS = ("/docs", "/redoc")  # FastAPI's API explorers load their scripts from a CDN
+# FastAPI's API explorers (development only: production serves none) load their script and
+# styles from a CDN and start with an inline script: allowed that, and nothing else.
+_DOCS = ("/docs", "/redoc")
+_DOCS_CSP = (
+    "default-src 'none'; script-src https://cdn.jsdelivr.net 'unsafe-inline'; "
+    "style-src https://cdn.jsdelivr.net 'unsafe-inline'; img-src 'self' data: "
+    "https://fastapi.tiangolo.com; connect-src 'self'; frame-ancestors 'none'"
+)
 
 
 class _TooLarge(Exception):
@@ -58,8 +65,8 @@ class GuardRails:
                 headers = MutableHeaders(scope=message)
                 for name, value in _HEADERS.items():
                     headers.setdefault(name, value)
-                if not str(scope.get("path", "")).startswith(_DOCS):
-                    headers.setdefault("Content-Security-Policy", _DEFAULT_CSP)
+                docs = str(scope.get("path", "")).startswith(_DOCS)
+                headers.setdefault("Content-Security-Policy", _DOCS_CSP if docs else _DEFAULT_CSP)
             await send(message)
 
         try:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import TypeVar
 
@@ -60,11 +60,34 @@ from workflows.order import OrderWorkflow, workflow_id_for
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6a3c1e-5d7b-4f0e-9a8e-6b5f2f1c9d40")
 
 
-def new_order_id(idempotency_key: str | None) -> uuid.UUID:
-    """A retried POST with the same Idempotency-Key names the same order, so it is placed once."""
-    if idempotency_key:
-        return uuid.uuid5(_IDEMPOTENCY_NAMESPACE, idempotency_key)
-    return uuid.uuid4()
+# How long an Idempotency-Key names its order, as Stripe keeps its keys.
+KEY_LIFETIME = timedelta(hours=24)
+
+
+def key_order_ids(idempotency_key: str, now: datetime) -> tuple[uuid.UUID, uuid.UUID]:
+    """The order ids a key can name now: this 24-hour period's, and the one before's. A
+    retry within 24 hours of the first request finds its order under one of them (the
+    caller reads the database for the earlier one); after that the key is free again."""
+    period = int(now.timestamp() // KEY_LIFETIME.total_seconds())
+    current, previous = (
+        uuid.uuid5(_IDEMPOTENCY_NAMESPACE, f"{idempotency_key}\n{p}") for p in (period, period - 1)
+    )
+    return current, previous
+
+
+def new_order_id(
+    idempotency_key: str | None, *, earlier_order_created: datetime | None = None
+) -> uuid.UUID:
+    """A retried POST with the same Idempotency-Key names the same order for 24 hours, so
+    it is placed once. `earlier_order_created`: when the previous period's order of this
+    key was created, if there is one."""
+    if not idempotency_key:
+        return uuid.uuid4()
+    now = datetime.now(UTC)
+    current, previous = key_order_ids(idempotency_key, now)
+    if earlier_order_created is not None and now - earlier_order_created < KEY_LIFETIME:
+        return previous
+    return current
 
 
 def order_request(dto: CreateOrderDto) -> OrderRequest:

@@ -150,6 +150,13 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
     )
 
 
+async def order_created(connection: AsyncConnection, order_id: uuid.UUID) -> datetime | None:
+    found: datetime | None = await connection.scalar(
+        select(Order.created_date).where(Order.order_id == order_id)
+    )
+    return found
+
+
 async def request_fingerprint(connection: AsyncConnection, order_id: uuid.UUID) -> str | None:
     found: str | None = await connection.scalar(
         select(Order.request_fingerprint).where(Order.order_id == order_id)

@@ -173,6 +173,10 @@ async def test_one_order_goes_from_create_to_delivered_through_the_production_pr
         delivered = (await http.get(f"/api/orders/{order_id}")).json()
         assert delivered["status"] == "Delivered" and delivered["trackingNumber"] == "1Z999"
         assert (await http.get("/readyz")).json()["ready"] is True
+        # Production serves the document, not the HTML explorers; no metrics on this port.
+        assert (await http.get("/openapi.json")).status_code == 200
+        assert (await http.get("/docs")).status_code == 404
+        assert (await http.get("/metrics")).status_code == 404
 
 
 def test_compose_refuses_to_start_without_each_required_secret() -> None:

@@ -73,3 +73,10 @@ def test_an_api_started_without_tokens_refuses_ops_and_codec_calls_even_with_the
     codec = http.post(f"/codec/{LOCAL_CODEC_AUTH_TOKEN}/decode", json={"payloads": []})
     assert codec.status_code == 503
     assert "CODEC_AUTH_TOKEN" in codec.json()["error"]
+
+
+def test_the_api_explorer_gets_a_policy_of_its_own(http: TestClient) -> None:
+    docs = http.get("/docs")
+    assert docs.status_code == 200
+    policy = docs.headers["content-security-policy"]
+    assert policy.startswith("default-src 'none'") and "frame-ancestors 'none'" in policy
