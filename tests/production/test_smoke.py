@@ -177,6 +177,15 @@ async def test_one_order_goes_from_create_to_delivered_through_the_production_pr
         assert (await http.get("/openapi.json")).status_code == 200
         assert (await http.get("/docs")).status_code == 404
         assert (await http.get("/metrics")).status_code == 404
+        # What an operator's Web UI and ops searches send: never in a log line.
+        token = SECRETS["CODEC_AUTH_TOKEN"]
+        decoded = await http.post(f"/codec/{token}/decode", json={"payloads": []})
+        assert decoded.status_code == 200
+        listed = await http.get("/api/ops/orders?customerEmail=ann%40example.com", headers=ops)
+        assert listed.status_code == 200
+    log = (production["logs"] / "api.log").read_text()
+    assert "/codec/" in log  # the access log is on, as the Dockerfile runs the API
+    assert token not in log and "ann%40example.com" not in log and "ann@example.com" not in log
 
 
 def test_compose_refuses_to_start_without_each_required_secret() -> None:
