@@ -35,20 +35,26 @@ def park(
     state.retry_at = workflow.now() + timing.attention_retry
     if event is not None:
         state.parked_events.append(event)
+    flag(indexed, state.attention, first)
+
+
+def flag(indexed: bool, reason: str, first: bool) -> None:
+    """Tell ops: the search attribute and the counter (its alert) once per parking, the log
+    line each time."""
     if first:
         ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(True))
-        ops_view.count("vult_orders_needing_attention", "Orders parked for ops' attention")
-    log_parked(state.attention)
-
-
-def log_parked(reason: str) -> None:
+        ops_view.count("vult_orders_needing_attention_total", "Orders parked for ops' attention")
     workflow.logger.error("Order needs attention: %s", reason)
+
+
+def unflag(indexed: bool) -> None:
+    ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(False))
 
 
 def unpark(state: OrderState, indexed: bool) -> list[PaymentEvent]:
     """Clear the attention and return the parked events, to be handled again."""
     if state.attention is not None:
-        ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(False))
+        unflag(indexed)
     events, state.parked_events = state.parked_events, []
     state.attention, state.retry_at = None, None
     return events

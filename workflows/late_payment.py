@@ -19,7 +19,6 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from vult.domain.contracts import LatePayment
 from vult.domain.failures import Failure
-from vult.temporal import search_attributes as sa
 from workflows import attention, decisions, ops_view, steps
 from workflows.decisions import Act
 
@@ -50,7 +49,7 @@ class LatePaymentWorkflow:
                 continue
             if note is not None:
                 if self._attention is not None:
-                    ops_view.index(True, sa.NEEDS_ATTENTION.value_set(False))
+                    attention.unflag(True)
                 workflow.set_current_details(note)
                 return note
             await self._wait(_SETTLE_WAIT)
@@ -89,10 +88,7 @@ class LatePaymentWorkflow:
     def _park(self, reason: str) -> None:
         first = self._attention is None
         self._attention = f"late payment: {reason}"[:500]
-        if first:
-            ops_view.index(True, sa.NEEDS_ATTENTION.value_set(True))
-            ops_view.count("vult_orders_needing_attention", "Orders parked for ops' attention")
-        attention.log_parked(self._attention)
+        attention.flag(True, self._attention, first)
         workflow.set_current_details(f"NEEDS ATTENTION: {self._attention}")
 
     async def _wait(self, delay: timedelta) -> None:

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from devstack.procs import free_port
@@ -76,3 +76,24 @@ async def test_the_worker_exports_sdk_and_service_metrics(
     assert samples.get("vult_payments_succeeded_total") == 1
     assert samples.get("vult_refunds_total") == 1
     assert "temporal_workflow_completed" in text or "temporal_workflow_task" in text
+
+
+async def test_a_parked_order_is_counted_under_the_name_its_alert_reads(
+    metrics_client: tuple[Client, int], task_queue: str
+) -> None:
+    client, port = metrics_client
+    backend = Backend(refuse_refund="This charge is disputed")
+    async with stand_in_worker(client, task_queue, backend):
+        _, handle, _ = await Harness(client, task_queue, backend).paid()
+        with pytest.raises(WorkflowUpdateFailedError):
+            await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
+        text = ""
+        async with httpx.AsyncClient() as http:
+            for _ in range(50):
+                text = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+                if "vult_orders_needing_attention" in text:
+                    break
+                await asyncio.sleep(0.1)
+    counted = [ln for ln in text.splitlines() if ln.startswith("vult_orders_needing_attention")]
+    assert counted and counted[0].startswith("vult_orders_needing_attention_total"), text
+    assert float(counted[0].rsplit(" ", 1)[1]) == 1
