@@ -75,17 +75,14 @@ def key_order_ids(idempotency_key: str, now: datetime) -> tuple[uuid.UUID, uuid.
     return current, previous
 
 
-def new_order_id(
-    idempotency_key: str | None, *, earlier_order_created: datetime | None = None
+def order_id_for_key(
+    idempotency_key: str, now: datetime, previous_created: datetime | None
 ) -> uuid.UUID:
-    """A retried POST with the same Idempotency-Key names the same order for 24 hours, so
-    it is placed once. `earlier_order_created`: when the previous period's order of this
-    key was created, if there is one."""
-    if not idempotency_key:
-        return uuid.uuid4()
-    now = datetime.now(UTC)
+    """The order a POST with this Idempotency-Key names at `now`, so a retry within 24
+    hours is placed once. `previous_created`: when the previous period's order of this key
+    (`key_order_ids(...)[1]`) was created, if there is one."""
     current, previous = key_order_ids(idempotency_key, now)
-    if earlier_order_created is not None and now - earlier_order_created < KEY_LIFETIME:
+    if previous_created is not None and now - previous_created < KEY_LIFETIME:
         return previous
     return current
 

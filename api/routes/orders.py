@@ -14,7 +14,7 @@ from api.commands import run_command
 from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
-from api.order_commands import AlreadyPlaced, key_order_ids, new_order_id, order_request
+from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key, order_request
 from api.schemas import ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
 from api.validation import check_create_order, parse_json, requested_product_ids
 from vult.domain.status import OrderStatus
@@ -63,16 +63,17 @@ async def create_order(
     problems += [f"Product not found: {pid}" for pid in unknown]
     if problems or dto is None:
         raise InvalidOrder(problems)
-    earlier = None
+    order_id = uuid.uuid4()
     if idempotency_key:
-        _, previous = key_order_ids(idempotency_key, datetime.now(UTC))
+        now = datetime.now(UTC)
         async with engine.connect() as connection:
-            earlier = await read_model.order_created(connection, previous)
-    order_id = new_order_id(idempotency_key, earlier_order_created=earlier)
+            previous = key_order_ids(idempotency_key, now)[1]
+            previous_created = await read_model.order_created(connection, previous)
+        order_id = order_id_for_key(idempotency_key, now, previous_created)
     try:
         order_id = (await commands.place(order_id, dto, prices)).order_id
-    except AlreadyPlaced as earlier:
-        order_id = earlier.order_id
+    except AlreadyPlaced as placed_before:
+        order_id = placed_before.order_id
     async with engine.connect() as connection:
         if idempotency_key:  # a key is bound to the request it first came with
             placed_by = await read_model.request_fingerprint(connection, order_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from api.order_commands import KEY_LIFETIME, key_order_ids, new_order_id
+from api.order_commands import KEY_LIFETIME, key_order_ids, order_id_for_key
 
 T0 = datetime(2026, 11, 27, 23, 59, 30, tzinfo=UTC)
 
@@ -23,15 +23,9 @@ def test_a_retry_across_the_periods_boundary_finds_the_earlier_order() -> None:
 
 
 def test_the_earlier_order_is_the_one_when_it_is_younger_than_24_hours() -> None:
-    now = datetime.now(UTC)
-    current, previous = key_order_ids("k", now)
-    assert new_order_id("k", earlier_order_created=now - timedelta(hours=2)) == previous
-    assert new_order_id("k", earlier_order_created=now - KEY_LIFETIME - timedelta(minutes=1)) in (
-        current,
-        key_order_ids("k", datetime.now(UTC))[0],  # the period may just have turned
-    )
-    assert new_order_id("k") in (current, key_order_ids("k", datetime.now(UTC))[0])
-
-
-def test_no_key_is_a_new_order_each_time() -> None:
-    assert new_order_id(None) != new_order_id(None)
+    later = T0 + timedelta(hours=3)
+    current, previous = key_order_ids("k", later)
+    assert order_id_for_key("k", later, previous_created=T0) == previous
+    assert order_id_for_key("k", later, previous_created=None) == current
+    too_old = later - KEY_LIFETIME - timedelta(minutes=1)
+    assert order_id_for_key("k", later, previous_created=too_old) == current
