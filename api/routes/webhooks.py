@@ -21,7 +21,8 @@ async def stripe_webhook(
         order_id = found.order_id or await read_model.order_id_paid_by(
             engine, found.event.payment_intent_id
         )
-        # No order (or no longer a running one): acknowledge, so Stripe does not retry.
+        # An order whose workflow has closed gets a late-payment workflow instead; no
+        # order of ours at all is acknowledged, so Stripe does not retry it for days.
         if order_id is not None:
             await commands.deliver_payment_event(order_id, found.event)
     return {"received": True}
