@@ -8,7 +8,8 @@ without --state-file.
 
 Stock localstripe also lists objects of a kind (a charge's refunds, each time it renders a
 charge) by scanning its whole store, so it slows as a run grows; here the store keeps its
-keys by kind as well, and listing reads that. Everything else is localstripe as published.
+keys by kind as well, and listing reads that. It also honours Idempotency-Key as Stripe does
+(devstack/stripe_idempotency.py). Everything else is localstripe as published.
 
     python -m devstack.localstripe_server --port 8420 [--state-file .data/localstripe.pickle]
 """
@@ -80,9 +81,10 @@ def main() -> None:
 
     from localstripe import errors, server
 
-    from devstack import stripe_js
+    from devstack import stripe_idempotency, stripe_js
 
     stripe_js.install(server.app, resources, errors)
+    stripe_idempotency.install(server.app, resources.store)
     use_fast_loop()  # aiohttp's run_app takes its loop from the policy
 
     # localstripe's own entry point reads --port and --from-scratch; loading is ours.

@@ -40,3 +40,51 @@ async def test_refunds_are_listed_and_survive_a_restart(tmp_path: Path) -> None:
     finally:
         children.stop_all()
         await http.close_async()
+
+
+async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    """As Stripe does: a retried create with its key makes nothing new. Without this, a
+    worker that dies after Stripe answered makes a second PaymentIntent on its retry."""
+    state, port = tmp_path / "localstripe.pickle", free_port()
+    children = Children()
+    http = stripe.AIOHTTPClient()
+    params = {"amount": 1200, "currency": "usd", "payment_method_types": ["card"]}
+    try:
+        start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
+        client = client_for(port, http)
+        first = await client.v1.payment_intents.create_async(
+            params=params, options={"idempotency_key": "order-1-payment-1"}
+        )
+        same = await client.v1.payment_intents.create_async(
+            params=params, options={"idempotency_key": "order-1-payment-1"}
+        )
+        other = await client.v1.payment_intents.create_async(
+            params=params, options={"idempotency_key": "order-1-payment-2"}
+        )
+        assert same.id == first.id
+        assert other.id != first.id
+        assert same.last_response is not None
+        assert same.last_response.headers.get("Idempotent-Replayed") == "true"
+        assert await pay_with_card(client, first.id, GOOD_CARD) == "succeeded"
+        refund = await client.v1.refunds.create_async(
+            params={"payment_intent": first.id}, options={"idempotency_key": "refund-1"}
+        )
+        children.stop_all()
+
+        start_localstripe(children, port=port, log=tmp_path / "two.log", state_file=state)
+        await http.close_async()  # type: ignore[no-untyped-call]  # its connections died
+        http = stripe.AIOHTTPClient()
+        client = client_for(port, http)
+        again = await client.v1.refunds.create_async(
+            params={"payment_intent": first.id}, options={"idempotency_key": "refund-1"}
+        )
+        assert again.id == refund.id
+        listed = await client.v1.refunds.list_async(params={"payment_intent": first.id})
+        assert [r.id for r in listed.data] == [refund.id]
+        without_key = await client.v1.payment_intents.create_async(params=params)
+        assert without_key.id not in (first.id, other.id)
+    finally:
+        children.stop_all()
+        await http.close_async()  # type: ignore[no-untyped-call]
