@@ -15,6 +15,7 @@ from temporalio.client import (
     WithStartWorkflowOperation,
     WorkflowHandle,
     WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
 )
 from temporalio.common import (
     SearchAttributePair,
@@ -217,7 +218,7 @@ class OrderCommands:
             with contextlib.suppress(WorkflowAlreadyStartedError):
                 await start.workflow_handle()
             raise AlreadyPlaced(order_id) from err
-        except (RPCError, TimeoutError) as err:
+        except (RPCError, TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             raise OutcomeUnknown(PLACE_UNKNOWN) from err
 
     async def request_payment(self, order_id: uuid.UUID) -> PaymentIntentDto:
@@ -256,7 +257,9 @@ class OrderCommands:
                 return await send(handle)
         except WorkflowUpdateFailedError as err:
             raise _translate(err) from err
-        except TimeoutError as err:
+        except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            # The SDK turns our deadline's cancellation (or the server's own timeout of the
+            # update call) into its own error: either way nobody knows the outcome yet.
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:

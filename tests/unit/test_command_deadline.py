@@ -8,7 +8,9 @@ import time
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+from temporalio.client import WorkflowUpdateRPCTimeoutOrCancelledError
 
 from api.app import create_app
 from vult.process.settings import Settings
@@ -19,17 +21,40 @@ class _StuckHandle:
         await asyncio.sleep(3600)  # a workflow stuck behind a long Stripe outage
 
 
+class _SdkStuckHandle:
+    """As temporalio's client does: a cancelled update call raises its own error."""
+
+    async def execute_update(self, *_: Any, **__: Any) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError as err:
+            raise WorkflowUpdateRPCTimeoutOrCancelledError() from err
+
+
+class _ServerTimeoutHandle:
+    """The server gave up waiting on the update (Temporal down or the workflow busy)."""
+
+    async def execute_update(self, *_: Any, **__: Any) -> None:
+        raise WorkflowUpdateRPCTimeoutOrCancelledError()
+
+
 class _Client:
-    def get_workflow_handle_for(self, *_: Any, **__: Any) -> _StuckHandle:
-        return _StuckHandle()
+    def __init__(self, handle: object) -> None:
+        self._handle = handle
+
+    def get_workflow_handle_for(self, *_: Any, **__: Any) -> object:
+        return self._handle
 
 
-def test_a_command_the_workflow_does_not_answer_in_time_is_a_503_with_the_outcome_unknown() -> None:
+@pytest.mark.parametrize("handle", [_StuckHandle, _SdkStuckHandle, _ServerTimeoutHandle])
+def test_a_command_the_workflow_does_not_answer_in_time_is_a_503_with_the_outcome_unknown(
+    handle: type,
+) -> None:
     settings = Settings(  # never connected to: the command fails before any read
         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
         temporal_command_timeout_seconds=0.5,
     )
-    with TestClient(create_app(settings, temporal=_Client())) as http:  # type: ignore[arg-type]
+    with TestClient(create_app(settings, temporal=_Client(handle()))) as http:  # type: ignore[arg-type]
         started = time.monotonic()
         response = http.post(f"/api/orders/{uuid.uuid4()}/cancel")
         elapsed = time.monotonic() - started
