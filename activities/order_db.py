@@ -264,6 +264,18 @@ class OrderDbActivities:
         same_pi = change.payment_intent_id is None or change.payment_intent_id == pi
         if status == change.new_status.value and same_pi:
             return  # this change was already applied (a retry after commit)
+        if status == change.new_status.value:
+            # Applied by an attempt whose result the workflow never saw (its task was lost
+            # with a crash): that attempt's PaymentIntent was never handed to anyone, and
+            # the workflow's own is the one the row must name.
+            async with self._engine.begin() as conn:
+                await conn.execute(
+                    update(_ORDERS)
+                    .where(_ORDERS.c.order_id == change.order_id, _ORDERS.c.status == status)
+                    .values(**values)
+                )
+                await changes.announce(conn, change.order_id)
+            return
         raise ApplicationError(
             f"order {change.order_id} is {status}, expected one of "
             f"{[s.value for s in change.expected]} to become {change.new_status.value}",

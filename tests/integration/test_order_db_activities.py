@@ -137,6 +137,28 @@ async def test_a_status_change_applies_once_and_a_replay_is_a_no_op(
     )
 
 
+async def test_a_replay_with_another_payment_intent_names_the_workflows_own(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """A worker died after Stripe made a PaymentIntent and the row named it, before the
+    workflow saw either; its retry made another one. The row names the workflow's."""
+    env = ActivityEnvironment()
+    created = await env.run(db.create_order_row, new_order())
+    first = StatusChange(
+        order_id=created.order_id,
+        expected=[S.Pending],
+        new_status=S.PaymentProcessing,
+        at=NOW,
+        payment_intent_id="pi_lost",
+    )
+    await env.run(db.change_order_status, first)
+    await env.run(db.change_order_status, first.model_copy(update={"payment_intent_id": "pi_2"}))
+    assert await row_of(engine, created.order_id, "status", "stripe_payment_intent_id") == (
+        "PaymentProcessing",
+        "pi_2",
+    )
+
+
 async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
