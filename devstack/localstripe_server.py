@@ -28,6 +28,9 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--state-file", type=Path)
+    parser.add_argument(
+        "--idempotency-key-seconds", type=float, default=24 * 3600.0, help="Stripe's: 24 h"
+    )
     args = parser.parse_args()
 
     from localstripe import resources
@@ -84,7 +87,7 @@ def main() -> None:
     from devstack import stripe_idempotency, stripe_js
 
     stripe_js.install(server.app, resources, errors)
-    stripe_idempotency.install(server.app, resources.store)
+    stripe_idempotency.install(server.app, resources.store, args.idempotency_key_seconds)
     use_fast_loop()  # aiohttp's run_app takes its loop from the policy
 
     # localstripe's own entry point reads --port and --from-scratch; loading is ours.

@@ -33,6 +33,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` different free ports (each held open until all are chosen, so the system
+    cannot hand out the same one twice)."""
+    held = [socket.socket() for _ in range(count)]
+    try:
+        for s in held:
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in held]
+    finally:
+        for s in held:
+            s.close()
+
+
 def open_private_log(path: Path) -> BinaryIO:
     """Append to `path`, created (or narrowed) to owner-only permissions."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
@@ -57,6 +70,7 @@ class Child:
     cwd: Path | None = None
     # Run after each (re)start: wait for its port, register what it forgets on restart.
     ready: Callable[[Child], None] | None = None
+    user: str | None = None  # run as this system user (PostgreSQL refuses to run as root)
 
     def stop(self, timeout: float = 10.0) -> None:
         if self.process.poll() is not None:
@@ -89,14 +103,15 @@ class Children:
         log: Path | None = None,
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        user: str | None = None,
     ) -> Child:
-        child = Child(name, _spawn(cmd, log, env, cwd), log, cmd, env, cwd)
+        child = Child(name, _spawn(cmd, log, env, cwd, user), log, cmd, env, cwd, user=user)
         self.started.append(child)
         return child
 
     def restart(self, child: Child) -> Child:
         """Start an exited child again, the same way; its `ready` step runs again."""
-        child.process = _spawn(child.cmd, child.log, child.env, child.cwd)
+        child.process = _spawn(child.cmd, child.log, child.env, child.cwd, child.user)
         if child.ready is not None:
             child.ready(child)
         return child
@@ -108,7 +123,11 @@ class Children:
 
 
 def _spawn(
-    cmd: list[str], log: Path | None, env: dict[str, str] | None, cwd: Path | None
+    cmd: list[str],
+    log: Path | None,
+    env: dict[str, str] | None,
+    cwd: Path | None,
+    user: str | None = None,
 ) -> subprocess.Popen[bytes]:
     # Logs may name orders and customers: readable by their owner only.
     out = open_private_log(log) if log else subprocess.DEVNULL
@@ -120,11 +139,12 @@ def _spawn(
             stdin=subprocess.DEVNULL,
             env={**os.environ, **(env or {})},
             cwd=cwd,
+            user=user,
             start_new_session=True,  # its own process group, so stop() reaches its children
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
     finally:
-        if out is not subprocess.DEVNULL:
+        if not isinstance(out, int):
             out.close()  # the child has its own copy
 
 

@@ -51,6 +51,7 @@ class StackConfig:
     metrics_port: int = 9464
     temporal_in_memory: bool = False
     stripe_persists: bool = True  # keep the emulator's objects across restarts
+    stripe_key_seconds: float | None = None  # idempotency keys' lifetime (None: Stripe's)
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -242,6 +243,7 @@ def _start_stripe(
             port=config.stripe_port,
             log=config.data_dir / "logs" / "localstripe.log",
             state_file=config.data_dir / "localstripe.pickle" if config.stripe_persists else None,
+            idempotency_key_seconds=config.stripe_key_seconds,
         )
         processes["localstripe"] = emulator.process.pid
     env["STRIPE_API_BASE"] = stripe_base

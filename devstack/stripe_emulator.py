@@ -14,10 +14,18 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start_localstripe(
-    children: Children, *, port: int, log: Path | None, state_file: Path | None
+    children: Children,
+    *,
+    port: int,
+    log: Path | None,
+    state_file: Path | None,
+    idempotency_key_seconds: float | None = None,
 ) -> Child:
-    """The emulator; its objects survive a restart only with a state file."""
+    """The emulator; its objects survive a restart only with a state file. Idempotency keys
+    last 24 hours, as at Stripe, unless `idempotency_key_seconds` says otherwise."""
     cmd = [sys.executable, "-m", "devstack.localstripe_server", "--port", str(port)]
+    if idempotency_key_seconds is not None:
+        cmd += ["--idempotency-key-seconds", str(idempotency_key_seconds)]
     if state_file is not None:
         cmd += ["--state-file", str(state_file)]
     child = children.start("localstripe", cmd, log=log, cwd=ROOT)

@@ -4,23 +4,28 @@ instead of doing the work twice. Stock localstripe ignores the header, so a retr
 there makes a second PaymentIntent or refund where Stripe would not.
 
 The answers are kept in the emulator's store, so they survive its restarts with its objects.
-Like Stripe, only answers the request got to run to (2xx and 4xx) are kept; Stripe keeps
-them for 24 hours, and a local run never lasts that long, so nothing expires here."""
+Like Stripe, only answers the request got to run to (2xx and 4xx) are kept, for 24 hours
+unless `lifetime` says otherwise (the chaos suite shortens it with its other timers, so
+that a days-late event meets an expired key as it would at Stripe)."""
 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from aiohttp import web
 
 KIND = "idempotency"  # the store's keys for saved answers start with this
+STRIPE_LIFETIME = 24 * 3600.0
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def install(app: web.Application, store: MutableMapping[str, Any]) -> None:
+def install(
+    app: web.Application, store: MutableMapping[str, Any], lifetime: float = STRIPE_LIFETIME
+) -> None:
     """Add the middleware innermost: it runs after authentication, and the emulator's own
     save-after-each-write keeps what it stored."""
 
@@ -32,8 +37,10 @@ def install(app: web.Application, store: MutableMapping[str, Any]) -> None:
         account = hashlib.sha256(request.headers.get("Authorization", "").encode()).hexdigest()
         slot = f"{KIND}:{account[:16]}:{request.path}:{key}"
         saved = store.get(slot)
+        if saved is not None and time.time() - saved[2] > lifetime:
+            saved = None  # expired: the key is new again
         if saved is not None:
-            status, body = saved
+            status, body, _ = saved
             return web.Response(
                 status=status,
                 body=body,
@@ -42,7 +49,7 @@ def install(app: web.Application, store: MutableMapping[str, Any]) -> None:
             )
         response = await handler(request)
         if isinstance(response, web.Response) and response.status < 500:
-            store[slot] = (response.status, response.body)
+            store[slot] = (response.status, response.body, time.time())
         return response
 
     app.middlewares.append(replay)
