@@ -5,6 +5,8 @@
     python3 tasks.py test    # the test suite, starting every server it needs
     python3 tasks.py worker  # a worker: joins a running `run`, else uses configured servers
     python3 tasks.py api     # an API process (port 8001 beside a running `run`), the same way
+    python3 tasks.py bench   # the benchmark (bench/README.md)
+    python3 tasks.py chaos   # kill programs mid-flight, then audit every order (--short: CI's)
     python3 tasks.py lint    # ruff, then mypy (strict on the domain, workflows, activities, api)
 
 Only the standard library is used here, so this works on a machine with nothing but
@@ -94,6 +96,7 @@ def main(argv: list[str]) -> int:
         "run": [PYTHON, "-m", "devstack"],
         "test": [PYTHON, "-m", "pytest"],
         "bench": [PYTHON, "-m", "bench"],
+        "chaos": [PYTHON, "-m", "chaos"],
         "worker": [PYTHON, "worker.py"],
         "api": [BIN / "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1"],
         "lint": [PYTHON, "-c", _LINT],

@@ -1,0 +1,300 @@
+"""`python3 tasks.py chaos`: hundreds of orders down every path while programs are killed,
+then an audit of every order against Stripe's records.
+
+Starts a stack of its own (two workers, two API processes, the Temporal dev server, the
+Stripe emulator, PostgreSQL; short reconciliation timers), drives journeys (pay; pay and
+deliver; double-click on pay; decline then retry; cancel before, after and while paying;
+cancel racing the card's confirmation) retrying as a frontend does, and meanwhile injects at
+random moments: kill -9 of a worker, an API process, the Temporal dev server and PostgreSQL,
+PostgreSQL's immediate stop, a PostgreSQL outage of over a minute, and a Stripe emulator
+outage (its webhooks are lost). Then everything comes back, reconciliation settles what it
+must, and the audit runs. Exits 1 on any violation; the seed it prints replays the same
+plan (journey paths, fault order and moments; timings between processes still vary).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+import httpx
+import psycopg
+import stripe
+from temporalio.service import RPCError
+
+from chaos import faults, redelivery
+from chaos.audit import (
+    Invariant,
+    Records,
+    audit,
+    bad_endings,
+    read_orders,
+    read_stripe,
+    read_workflows,
+)
+from chaos.cluster import Cluster, start_cluster
+from chaos.shoppers import Journey, Shop, journey
+from devstack.stack import ROOT
+from vult.process.event_loop import run
+from vult.process.settings import Settings
+from vult.temporal.client import connect
+from vult.temporal.search_attributes import NEEDS_ATTENTION
+
+SETTLE_BUDGET = 240.0  # after the last fault, for reconciliation and parked orders
+# After the last journey, before the late redelivery: past the cancelled orders' grace and
+# the emulator's idempotency keys (chaos/cluster.py).
+LATE_AFTER = 35.0
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python3 tasks.py chaos",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--seed", type=int, help="replay a run (default: a new random seed)")
+    p.add_argument("-n", "--orders", type=int, default=300, help="journeys at least (300)")
+    p.add_argument("-c", "--concurrency", type=int, default=24, help="journeys at once (24)")
+    p.add_argument("--extra-faults", type=int, default=8, help="kills beyond one of each kind (8)")
+    p.add_argument("--outage-seconds", type=float, default=70.0, help="the PostgreSQL outage (70)")
+    p.add_argument(
+        "--emulator-outage-seconds", type=float, default=15.0, help="the emulator's outage (15)"
+    )
+    p.add_argument(
+        "--short",
+        action="store_true",
+        help="the variant the test suite runs: 64 journeys, 12 at once, one fault of each kind",
+    )
+    p.add_argument("--data-dir", type=Path, default=ROOT / ".data" / "chaos")
+    args = p.parse_args(argv)
+    if args.short:
+        args.orders, args.concurrency, args.extra_faults = 64, 12, 0
+    if args.seed is None:
+        args.seed = int.from_bytes(os.urandom(4), "big")
+    return args
+
+
+def say(line: str) -> None:
+    print(line, flush=True)
+
+
+async def drive(
+    args: argparse.Namespace, cluster: Cluster, rng: random.Random, answers: Counter[str]
+) -> tuple[list[Journey], list[faults.Injected], float]:
+    """Journeys, `concurrency` at a time, until `orders` have run and every fault is in;
+    then every event delivered again, late. `answers` counts how the APIs answered the
+    events delivered again, by status."""
+    env = cluster.stack.env
+    base = cluster.stack.stripe_api_base or ""
+    limits = httpx.Limits(max_connections=args.concurrency * 4)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        shop = Shop(
+            apis=cluster.api_urls,
+            stripe_base=base,
+            stripe_key=env["STRIPE_SECRET_KEY"],
+            ops_token=env["OPS_API_TOKEN"],
+            rng=rng,
+            http=http,
+            stripe=stripe.StripeClient(
+                env["STRIPE_SECRET_KEY"], base_addresses={"api": base}, max_network_retries=0
+            ),
+        )
+        run_id = f"{args.seed:x}"
+        secret = env["STRIPE_WEBHOOK_SECRET"]
+
+        async def resend() -> str:
+            """Some of the emulator's events so far, delivered again in a shuffled order."""
+            try:
+                events = await asyncio.to_thread(redelivery.stripe_events, shop.stripe)
+            except stripe.APIConnectionError:
+                return "none (the emulator is down)"
+            chosen = rng.sample(events, min(len(events), 40))
+            answers.update(await redelivery.redeliver(http, shop.apis, secret, chosen, rng))
+            return f"{len(chosen)} events"
+
+        journeys: list[Journey] = []
+        flying = 0
+        started = time.monotonic()
+        cap = args.orders * 3  # the load stops here even if faults are still coming
+        fault_task = asyncio.create_task(
+            faults.run_faults(
+                cluster,
+                faults.plan(rng, args.extra_faults),
+                rng,
+                lambda: flying,
+                started,
+                gap=(3.0, 8.0) if args.short else (4.0, 15.0),
+                outage_seconds=args.outage_seconds,
+                emulator_outage_seconds=args.emulator_outage_seconds,
+                resend=resend,
+                say=say,
+            )
+        )
+        numbers = iter(range(cap))
+
+        async def shopper() -> None:
+            nonlocal flying
+            for number in numbers:
+                if number >= args.orders and fault_task.done():
+                    return
+                flying += 1
+                try:
+                    journeys.append(await journey(shop, number, run_id))
+                finally:
+                    flying -= 1
+
+        async def progress() -> None:
+            while True:
+                await asyncio.sleep(15)
+                ended = len(journeys)
+                gave_up = sum(1 for j in journeys if j.gave_up)
+                say(
+                    f"  {time.monotonic() - started:6.1f}s  journeys: {ended} ended"
+                    f" ({gave_up} gave up), {flying} in flight"
+                )
+
+        reporter = asyncio.create_task(progress())
+        try:
+            await asyncio.gather(*(shopper() for _ in range(args.concurrency)))
+            injected = await fault_task
+        finally:
+            reporter.cancel()
+            fault_task.cancel()
+        seconds = time.monotonic() - started
+        # Late: every payment event once more, after cancelled orders' workflows closed.
+        await asyncio.sleep(LATE_AFTER)
+        events = await asyncio.to_thread(redelivery.stripe_events, shop.stripe)
+        late = await redelivery.redeliver(http, shop.apis, secret, events, rng)
+        answers.update(late)
+        say(f"Late redelivery of all {len(events)} events: {dict(late)}")
+        return journeys, injected, seconds
+
+
+async def settle(cluster: Cluster, settings: Settings) -> float:
+    """Wait until every program runs, nothing is PaymentProcessing and nothing is parked."""
+    client = await connect(settings)
+    began = time.monotonic()
+    deadline = began + SETTLE_BUDGET
+    while time.monotonic() < deadline:
+        if cluster.all_running():
+            try:
+                with psycopg.connect(
+                    settings.database_url.replace("+psycopg", ""), connect_timeout=5
+                ) as conn:
+                    row = conn.execute(
+                        "SELECT count(*) FROM orders WHERE status = 'PaymentProcessing'"
+                    ).fetchone()
+                parked = await client.count_workflows(f"{NEEDS_ATTENTION.name} = true")
+                late = await client.count_workflows(
+                    'WorkflowType = "LatePaymentWorkflow" AND ExecutionStatus = "Running"'
+                )
+                if row is not None and row[0] == 0 and parked.count == 0 and late.count == 0:
+                    break
+            except (psycopg.OperationalError, RPCError):
+                pass
+        await asyncio.sleep(2)
+    return time.monotonic() - began
+
+
+async def gather_records(cluster: Cluster, settings: Settings, journeys: list[Journey]) -> Records:
+    client = await connect(settings)
+    orders = read_orders(settings.database_url)
+    ids = set(orders) | {i for j in journeys for i in j.order_ids}
+    stripe_client = stripe.StripeClient(
+        settings.stripe_secret_key.get_secret_value(),
+        base_addresses={"api": settings.stripe_api_base},
+    )
+    intents, refunds = read_stripe(stripe_client)
+    return Records(
+        orders=orders,
+        workflows=await read_workflows(client, ids),
+        bad_endings=await bad_endings(client),
+        intents=intents,
+        refunds=refunds,
+    )
+
+
+def report(
+    args: argparse.Namespace,
+    journeys: list[Journey],
+    injected: list[faults.Injected],
+    invariants: list[Invariant],
+) -> bool:
+    say("\nFaults injected:")
+    for f in injected:
+        say(
+            f"  {f.at:6.1f}s  {f.kind:30} {f.target:12} {f.in_flight:3} journeys in flight,"
+            f" {f.down_seconds:.1f}s until back"
+        )
+    paths: dict[str, int] = {}
+    for j in journeys:
+        paths[j.path] = paths.get(j.path, 0) + 1
+    say(f"\nJourneys: {len(journeys)} ({', '.join(f'{p} {n}' for p, n in sorted(paths.items()))})")
+    say("\nInvariants:")
+    ok = True
+    for inv in invariants:
+        mark = "ok  " if not inv.violations else "FAIL"
+        say(f"  {mark} {inv.name}: {inv.checked} checked, {len(inv.violations)} violations")
+        for violation in inv.violations[:10]:
+            say(f"         {violation}")
+        ok = ok and not inv.violations
+    say(f"\nseed {args.seed}: {'no violations' if ok else 'VIOLATIONS FOUND'}")
+    return ok
+
+
+async def main(args: argparse.Namespace) -> int:
+    rng = random.Random(args.seed)
+    say(f"Chaos run, seed {args.seed} (replay: python3 tasks.py chaos --seed {args.seed} ...)")
+    say(f"Data and logs in {args.data_dir}")
+    cluster = await asyncio.to_thread(start_cluster, args.data_dir, lambda s: say(f"  {s}"))
+    try:
+        cluster.supervise(lambda line: say(f"  supervisor: {line}"))
+        env = cluster.stack.env
+        settings = Settings(
+            database_url=env["DATABASE_URL"],
+            temporal_address=env["TEMPORAL_ADDRESS"],
+            payload_encryption_keys=env["PAYLOAD_ENCRYPTION_KEYS"],
+            stripe_secret_key=env["STRIPE_SECRET_KEY"],
+            stripe_api_base=env["STRIPE_API_BASE"],
+        )
+        say(f"Driving at least {args.orders} journeys, {args.concurrency} at a time; faults:")
+        answers: Counter[str] = Counter()
+        journeys, injected, seconds = await drive(args, cluster, rng, answers)
+        say(f"Load and faults done in {seconds:.0f}s; settling ...")
+        settled = await settle(cluster, settings)
+        say(f"Settled in {settled:.0f}s; auditing ...")
+        records = await gather_records(cluster, settings, journeys)
+        invariants = audit(journeys, records)
+        acknowledged = Invariant("every event delivered again was acknowledged (2xx)")
+        for answer, count in sorted(answers.items()):
+            for _ in range(count):
+                acknowledged.check(answer.startswith("2"), f"{count} answered {answer}")
+        acknowledged.violations = sorted(set(acknowledged.violations))
+        invariants.append(acknowledged)
+    finally:
+        await asyncio.to_thread(cluster.stop)
+    ok = report(args, journeys, injected, invariants)
+    (args.data_dir / "report.json").write_text(
+        json.dumps(
+            {
+                "seed": args.seed,
+                "faults": [asdict(f) for f in injected],
+                "invariants": [asdict(i) for i in invariants],
+                "journeys": [{**asdict(j), "order_ids": sorted(j.order_ids)} for j in journeys],
+            },
+            indent=1,
+        )
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run(main(parse(sys.argv[1:]))))

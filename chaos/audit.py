@@ -1,0 +1,257 @@
+"""After the faults: every order against PostgreSQL, its workflow, and the emulator's own
+record of every PaymentIntent and refund. Each invariant reports how many things it checked
+and every violation it found."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import psycopg
+import stripe
+from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.service import RPCError
+
+from chaos.shoppers import Journey
+from vult.domain.contracts import OrderState
+from vult.temporal.search_attributes import NEEDS_ATTENTION, ORDER_STATUS
+
+PAID_STATUSES = {"Confirmed", "Processing", "Shipped", "Delivered"}
+# A refund that has not failed: it returns (or will return) the money.
+_LIVE_REFUND = {"succeeded", "pending", "requires_action"}
+BAD_ENDINGS = ("Failed", "TimedOut", "Terminated", "Canceled")
+
+
+@dataclass
+class Invariant:
+    name: str
+    checked: int = 0
+    violations: list[str] = field(default_factory=list)
+
+    def check(self, ok: bool, violation: str) -> None:
+        self.checked += 1
+        if not ok:
+            self.violations.append(violation)
+
+
+@dataclass
+class Workflow:
+    exists: bool
+    status: str | None = None  # the workflow's own, from its `state` query
+    search_status: str | None = None
+    needs_attention: bool = False
+    failing_task: str | None = None  # why its workflow task is failing
+    closed_as: str | None = None
+
+
+@dataclass
+class Records:
+    """Everything the audit reads, read once."""
+
+    orders: dict[str, dict[str, Any]]  # order id -> its row
+    workflows: dict[str, Workflow]
+    bad_endings: list[str]  # workflow ids that failed, timed out, were terminated/cancelled
+    intents: dict[str, dict[str, Any]]  # PaymentIntent id -> the emulator's object
+    refunds: dict[str, list[dict[str, Any]]]  # PaymentIntent id -> its live refunds
+
+
+def read_orders(database_url: str) -> dict[str, dict[str, Any]]:
+    sql = (
+        "SELECT order_id::text AS id, status, customer_email AS email, total,"
+        " stripe_payment_intent_id AS pi FROM orders"
+    )
+    with psycopg.connect(database_url.replace("+psycopg", ""), connect_timeout=10) as conn:
+        cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
+        return {row["id"]: row for row in cursor.execute(sql)}
+
+
+def _all(listing: Any) -> list[dict[str, Any]]:
+    """Every object of a kind, page by page (bounded)."""
+    found: list[dict[str, Any]] = []
+    after: str | None = None
+    for _ in range(10_000):
+        page = listing({"limit": 100, **({"starting_after": after} if after else {})})
+        found += [item.to_dict() for item in page.data]
+        if not page.has_more or not page.data:
+            return found
+        after = page.data[-1].id
+    raise RuntimeError("more pages than the audit reads")
+
+
+def _id(reference: Any) -> str | None:
+    """An object's id, whether Stripe sent the id or (expanded) the object."""
+    if isinstance(reference, dict):
+        return str(reference.get("id"))
+    return str(reference) if reference else None
+
+
+def read_stripe(client: stripe.StripeClient) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    intents = {pi["id"]: pi for pi in _all(lambda p: client.v1.payment_intents.list(params=p))}
+    by_charge = {_id(pi.get("latest_charge")): pi["id"] for pi in intents.values()}
+    refunds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for refund in _all(lambda p: client.v1.refunds.list(params=p)):
+        if refund.get("status") not in _LIVE_REFUND:
+            continue
+        pi = _id(refund.get("payment_intent")) or by_charge.get(_id(refund.get("charge")))
+        refunds[str(pi)].append(refund)
+    return intents, refunds
+
+
+async def read_workflow(client: Client, order_id: str) -> Workflow:
+    handle = client.get_workflow_handle(f"order-{order_id}")
+    try:
+        desc = await handle.describe()
+    except RPCError:
+        return Workflow(exists=False)
+    pending = desc.raw_description.pending_workflow_task
+    failing: str | None
+    try:
+        state: OrderState | None = await handle.query("state", result_type=OrderState)
+    except (RPCError, WorkflowQueryFailedError) as exc:
+        state = None  # "Workflow Task in failed state", most likely
+        failing = f"its state cannot be read: {exc}"
+    else:
+        failing = f"{pending.attempt} attempts" if pending.attempt > 1 else None
+    closed = desc.status.name if desc.status and desc.status.name != "RUNNING" else None
+    return Workflow(
+        exists=True,
+        status=state.status.value if state and state.status else None,
+        search_status=desc.typed_search_attributes.get(ORDER_STATUS),
+        needs_attention=bool(desc.typed_search_attributes.get(NEEDS_ATTENTION)),
+        failing_task=failing,
+        closed_as=closed,
+    )
+
+
+async def read_workflows(client: Client, order_ids: set[str]) -> dict[str, Workflow]:
+    gate = asyncio.Semaphore(16)
+
+    async def one(order_id: str) -> tuple[str, Workflow]:
+        async with gate:
+            return order_id, await read_workflow(client, order_id)
+
+    return dict(await asyncio.gather(*(one(i) for i in sorted(order_ids))))
+
+
+async def bad_endings(client: Client) -> list[str]:
+    query = " OR ".join(f'ExecutionStatus = "{s}"' for s in BAD_ENDINGS)
+    return [w.id async for w in client.list_workflows(query, limit=1000)]
+
+
+def cents(amount: Decimal) -> int:
+    return int((amount * 100).to_integral_value())
+
+
+def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
+    orders, workflows = records.orders, records.workflows
+    in_db = Invariant("every order a 201 named is in PostgreSQL")
+    has_workflow = Invariant("every order has its workflow")
+    agrees = Invariant("database status = workflow status = OrderStatus search attribute")
+    one_per_key = Invariant("one order per Idempotency-Key")
+    kept_one = Invariant("Confirmed or later: exactly the PaymentIntent it names is kept")
+    kept_none = Invariant("not Confirmed or later: no payment kept")
+    refunded_once = Invariant("every charge not kept has exactly one full refund")
+    never_twice = Invariant("no PaymentIntent refunded twice")
+    settled = Invariant("nothing left in PaymentProcessing")
+    attention = Invariant("no order left needing attention")
+    no_bad_end = Invariant("no workflow failed, timed out, terminated or cancelled")
+    no_failing_task = Invariant("no workflow with a failing workflow task")
+    ended_right = Invariant("every journey that ran to its end left its order where it leads")
+    reached_end = Invariant("every journey ran to its end within its budget")
+    no_5xx = Invariant("no server error (5xx other than 503)")
+    customer = Invariant("nothing went wrong that the customer could see")
+
+    emails: dict[str, int] = defaultdict(int)
+    for order in orders.values():
+        emails[order["email"]] += 1
+    for j in journeys:
+        for order_id in j.order_ids:
+            in_db.check(order_id in orders, f"journey {j.number}: order {order_id} not found")
+        one_per_key.check(
+            len(j.order_ids) <= 1 and emails.get(j.email, 0) == len(j.order_ids),
+            f"journey {j.number} ({j.key}): 201s named {sorted(j.order_ids)};"
+            f" {emails.get(j.email, 0)} orders in the database",
+        )
+        reached_end.check(j.finished, f"journey {j.number} ({j.path}) gave up: {j.gave_up}")
+        if j.finished and j.order_id in orders:
+            found = orders[j.order_id]["status"]
+            ended_right.check(
+                found == j.expected,
+                f"journey {j.number} ({j.path}): order {j.order_id} is {found}, not {j.expected}",
+            )
+        no_5xx.check(not j.server_errors, f"journey {j.number}: {j.server_errors}")
+        customer.check(not j.problems, f"journey {j.number} ({j.path}): {j.problems}")
+
+    kept_by_order: dict[str, list[str]] = defaultdict(list)
+    for pi_id, pi in records.intents.items():
+        live = records.refunds.get(pi_id, [])
+        never_twice.check(len(live) <= 1, f"{pi_id} has {len(live)} refunds")
+        if pi.get("status") != "succeeded":
+            continue
+        order_id = str((pi.get("metadata") or {}).get("order_id"))
+        if not live:
+            kept_by_order[order_id].append(pi_id)
+
+    for order_id, order in orders.items():
+        status, wf = order["status"], workflows.get(order_id, Workflow(exists=False))
+        has_workflow.check(wf.exists, f"order {order_id} has no workflow")
+        if wf.exists:
+            agrees.check(
+                status == wf.status == wf.search_status,
+                f"order {order_id}: database {status}, workflow {wf.status},"
+                f" search attribute {wf.search_status}",
+            )
+            attention.check(not wf.needs_attention, f"order {order_id} needs attention")
+            no_failing_task.check(
+                not wf.failing_task, f"order {order_id}: workflow task failing ({wf.failing_task})"
+            )
+        settled.check(status != "PaymentProcessing", f"order {order_id} is PaymentProcessing")
+        kept = kept_by_order.pop(order_id, [])
+        if status in PAID_STATUSES:
+            named = records.intents.get(order["pi"] or "", {})
+            kept_one.check(
+                kept == [order["pi"]] and named.get("amount") == cents(order["total"]),
+                f"order {order_id} ({status}) names {order['pi']}; kept: {kept}",
+            )
+        else:
+            kept_none.check(not kept, f"order {order_id} ({status}) kept {kept}")
+    for order_id, kept in kept_by_order.items():  # money for an order the shop lacks
+        kept_none.check(False, f"{kept} kept for unknown order {order_id}")
+
+    for pi_id, pi in records.intents.items():
+        if pi.get("status") != "succeeded":
+            continue
+        order = orders.get(str((pi.get("metadata") or {}).get("order_id")), {})
+        if order.get("status") in PAID_STATUSES and order.get("pi") == pi_id:
+            continue  # the one payment an order keeps
+        live = records.refunds.get(pi_id, [])
+        refunded_once.check(
+            len(live) == 1 and live[0].get("amount") == pi.get("amount"),
+            f"{pi_id} (order {order.get('id')}, {order.get('status')}) charged"
+            f" {pi.get('amount')}, refunds {[r.get('amount') for r in live]}",
+        )
+
+    for workflow_id in records.bad_endings:
+        no_bad_end.check(False, f"workflow {workflow_id} did not end well")
+    no_bad_end.checked = max(no_bad_end.checked, len(workflows))
+    return [
+        in_db,
+        has_workflow,
+        agrees,
+        one_per_key,
+        kept_one,
+        kept_none,
+        refunded_once,
+        never_twice,
+        settled,
+        attention,
+        no_bad_end,
+        no_failing_task,
+        ended_right,
+        reached_end,
+        no_5xx,
+        customer,
+    ]

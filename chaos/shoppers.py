@@ -1,0 +1,311 @@
+"""Customers and ops staff, as the shop's frontend drives the API: each journey takes one
+order down one path, retrying what failed the way a frontend does (the same Idempotency-Key
+for a create; any API process; backing off while the system is down), within a budget.
+
+A journey records every order id a 201 named, any 5xx other than 503 (a server error is a
+defect even under chaos), and, when it got to its end, the status its path must end in."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+import stripe
+
+GOOD_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000341"  # attaches, then the charge is declined
+# How long one step may keep retrying: longer than the longest outage the suite causes.
+STEP_BUDGET = 240.0
+# How long a journey waits for its order to reach a status (webhooks may be lost: then
+# reconciliation, seconds apart here, finds the payment).
+WAIT_BUDGET = 300.0
+# Unavailable for now: the answer a frontend retries.
+_RETRY_STATUSES = {502, 503, 504}
+
+PATHS = (
+    "pay",
+    "pay-and-deliver",
+    "double-click-pay",
+    "decline-then-retry",
+    "cancel-before-paying",
+    "cancel-after-paying",
+    "cancel-while-paying",
+    "cancel-racing-confirmation",
+)
+# Where each path must end once it has run to its end.
+EXPECTED = {
+    "pay": "Confirmed",
+    "pay-and-deliver": "Delivered",
+    "double-click-pay": "Confirmed",
+    "decline-then-retry": "Confirmed",
+    "cancel-before-paying": "Cancelled",
+    "cancel-after-paying": "Cancelled",
+    "cancel-while-paying": "Cancelled",
+    "cancel-racing-confirmation": "Cancelled",
+}
+
+
+class GaveUp(Exception):
+    """The system did not answer within the budget: the journey stops there."""
+
+
+@dataclass
+class Journey:
+    number: int
+    path: str
+    key: str
+    email: str
+    order_ids: set[str] = field(default_factory=set)  # every order id a 201 named
+    last_status: str | None = None
+    finished: bool = False
+    gave_up: str | None = None
+    server_errors: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # what the customer saw go wrong
+
+    @property
+    def order_id(self) -> str | None:
+        return next(iter(self.order_ids)) if len(self.order_ids) == 1 else None
+
+    @property
+    def expected(self) -> str:
+        return EXPECTED[self.path]
+
+
+@dataclass
+class Shop:
+    """What every journey shares: the API processes, the emulator, the ops token."""
+
+    apis: list[str]
+    stripe_base: str
+    stripe_key: str
+    ops_token: str
+    rng: random.Random
+    http: httpx.AsyncClient
+    stripe: stripe.StripeClient
+
+
+def order_body(email: str, rng: random.Random) -> dict[str, Any]:
+    items = [
+        {"productId": "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001", "quantity": rng.randint(1, 3)},
+        {"productId": "6f1c2a3e-0005-4c1b-9a55-1d2f8e9a0005", "quantity": 1, "size": "L"},
+    ]
+    return {
+        "customerEmail": email,
+        "shippingAddress": {
+            "fullName": "Chaos Customer",
+            "addressLine1": "1 Fault Line",
+            "city": "Springfield",
+            "state": "IL",
+            "postalCode": "62701",
+            "country": "US",
+        },
+        "lineItems": items[: rng.randint(1, 2)],
+    }
+
+
+class Trip:
+    """One journey's calls."""
+
+    def __init__(self, shop: Shop, journey: Journey) -> None:
+        self.shop = shop
+        self.j = journey
+
+    async def call(
+        self, method: str, path: str, *, ops: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        """The answer to the first attempt that was not 'unavailable'."""
+        deadline = time.monotonic() + STEP_BUDGET
+        pause = 0.2
+        headers = kwargs.pop("headers", {})
+        if ops:
+            headers["Authorization"] = f"Bearer {self.shop.ops_token}"
+        while True:
+            api = self.shop.rng.choice(self.shop.apis)
+            try:
+                response = await self.shop.http.request(
+                    method, f"{api}{path}", headers=headers, **kwargs
+                )
+                if response.status_code not in _RETRY_STATUSES and response.status_code < 500:
+                    return response
+                if response.status_code not in _RETRY_STATUSES:
+                    self.j.server_errors.append(
+                        f"{method} {path}: {response.status_code} {response.text[:200]}"
+                    )
+            except httpx.TransportError:
+                pass  # that API process is down, or the connection was cut
+            if time.monotonic() > deadline:
+                raise GaveUp(f"{method} {path} unanswered for {STEP_BUDGET:.0f}s")
+            await asyncio.sleep(pause * (0.5 + self.shop.rng.random()))
+            pause = min(pause * 2, 3.0)
+
+    async def create(self) -> str:
+        body = order_body(self.j.email, self.shop.rng)
+        response = await self.call(
+            "POST", "/api/orders", json=body, headers={"Idempotency-Key": self.j.key}
+        )
+        if response.status_code != 201:
+            raise GaveUp(f"create answered {response.status_code}: {response.text[:200]}")
+        order_id = str(response.json()["orderId"])
+        self.j.order_ids.add(order_id)
+        # A frontend that lost the first answer sends the same request again: same order.
+        if self.shop.rng.random() < 0.2:
+            again = await self.call(
+                "POST", "/api/orders", json=body, headers={"Idempotency-Key": self.j.key}
+            )
+            if again.status_code == 201:
+                self.j.order_ids.add(str(again.json()["orderId"]))
+            else:
+                self.j.problems.append(f"create sent again answered {again.status_code}")
+        return order_id
+
+    async def status(self, order_id: str) -> str:
+        response = await self.call("GET", f"/api/orders/{order_id}")
+        if response.status_code != 200:
+            raise GaveUp(f"GET order answered {response.status_code}")
+        self.j.last_status = str(response.json()["status"])
+        return self.j.last_status
+
+    async def wait_for(self, order_id: str, wanted: set[str]) -> str:
+        """Long-poll the status-change route until the order is in `wanted`."""
+        deadline = time.monotonic() + WAIT_BUDGET
+        current = await self.status(order_id)
+        while current not in wanted:
+            if time.monotonic() > deadline:
+                raise GaveUp(f"order stayed {current}, waiting for {sorted(wanted)}")
+            response = await self.call(
+                "GET",
+                f"/api/orders/{order_id}/status-change",
+                params={"from": current, "timeout": "10"},
+            )
+            if response.status_code == 200:
+                current = self.j.last_status = str(response.json()["status"])
+        return current
+
+    async def payment(self, order_id: str) -> str:
+        response = await self.call("POST", f"/api/orders/{order_id}/payment")
+        if response.status_code != 200:
+            raise GaveUp(f"payment answered {response.status_code}: {response.text[:200]}")
+        return str(response.json()["paymentIntentId"])
+
+    async def cancel(self, order_id: str) -> None:
+        response = await self.call(
+            "POST", f"/api/orders/{order_id}/cancel", timeout=httpx.Timeout(60)
+        )
+        # A retry of a cancel that went through is refused: the order says which it was.
+        if response.status_code != 204 and await self.status(order_id) != "Cancelled":
+            raise GaveUp(f"cancel answered {response.status_code}: {response.text[:200]}")
+
+    async def ops(self, order_id: str, command: str, wanted: str, **kwargs: Any) -> None:
+        response = await self.call(
+            "POST", f"/api/ops/orders/{order_id}/{command}", ops=True, **kwargs
+        )
+        if response.status_code != 204 and await self.status(order_id) != wanted:
+            raise GaveUp(f"{command} answered {response.status_code}: {response.text[:200]}")
+
+    async def card(self, payment_intent_id: str, number: str) -> str:
+        """What Stripe.js does: attach a card and confirm. Returns the PaymentIntent's
+        status, or "declined"; retries while the emulator is down."""
+        deadline = time.monotonic() + STEP_BUDGET
+        client = self.shop.stripe.v1
+        while True:
+            try:
+                method = await client.payment_methods.create_async(
+                    params={
+                        "type": "card",
+                        "card": {"number": number, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+                    }
+                )
+                try:
+                    await client.payment_intents.update_async(
+                        payment_intent_id, params={"payment_method": method.id}
+                    )
+                    return (await client.payment_intents.confirm_async(payment_intent_id)).status
+                except stripe.CardError:
+                    return "declined"
+                except stripe.InvalidRequestError:
+                    # Already paid (a lost answer), or cancelled meanwhile: ask what it is.
+                    found = await client.payment_intents.retrieve_async(payment_intent_id)
+                    return str(found.status)
+            except stripe.APIConnectionError:
+                if time.monotonic() > deadline:
+                    raise GaveUp("the Stripe emulator stayed down") from None
+                await asyncio.sleep(0.5 + self.shop.rng.random())
+
+
+async def _paid(trip: Trip, order_id: str) -> None:
+    """Ask to pay, pay with a good card, wait until the order is Confirmed."""
+    pi = await trip.payment(order_id)
+    paid = await trip.card(pi, GOOD_CARD)
+    if paid != "succeeded":
+        raise GaveUp(f"the good card left the PaymentIntent {paid}")
+    await trip.wait_for(order_id, {"Confirmed"})
+
+
+async def run_path(trip: Trip) -> None:
+    path, rng = trip.j.path, trip.shop.rng
+    order_id = await trip.create()
+    if path == "pay":
+        await _paid(trip, order_id)
+    elif path == "pay-and-deliver":
+        await _paid(trip, order_id)
+        await trip.ops(order_id, "processing", "Processing")
+        ship = {"carrier": "UPS", "trackingNumber": f"1Z{trip.j.number:08d}"}
+        await trip.ops(order_id, "ship", "Shipped", json=ship)
+        await trip.ops(order_id, "deliver", "Delivered")
+    elif path == "double-click-pay":
+        first, second = await asyncio.gather(trip.payment(order_id), trip.payment(order_id))
+        if first != second:
+            trip.j.problems.append(f"two clicks on pay made two PaymentIntents {first} {second}")
+        if await trip.card(first, GOOD_CARD) != "succeeded":
+            raise GaveUp("the good card was not taken")
+        await trip.wait_for(order_id, {"Confirmed"})
+    elif path == "decline-then-retry":
+        pi = await trip.payment(order_id)
+        if await trip.card(pi, DECLINED_CARD) != "declined":
+            trip.j.problems.append("the declining card was taken")
+        await trip.wait_for(order_id, {"Failed", "Confirmed"})
+        await _paid(trip, order_id)
+    elif path == "cancel-before-paying":
+        await trip.cancel(order_id)
+    elif path == "cancel-after-paying":
+        await _paid(trip, order_id)
+        await trip.cancel(order_id)
+    elif path == "cancel-while-paying":
+        pi = await trip.payment(order_id)
+        await trip.cancel(order_id)
+        # The checkout tab was still open: its card must not be taken for good.
+        await trip.card(pi, GOOD_CARD)
+    elif path == "cancel-racing-confirmation":
+        pi = await trip.payment(order_id)
+
+        async def cancel_soon() -> None:
+            await asyncio.sleep(rng.random() * 0.3)
+            await trip.cancel(order_id)
+
+        await asyncio.gather(trip.card(pi, GOOD_CARD), cancel_soon())
+    else:
+        raise ValueError(path)
+    await trip.wait_for(order_id, {trip.j.expected})
+
+
+async def journey(shop: Shop, number: int, run_id: str) -> Journey:
+    path = PATHS[number % len(PATHS)]
+    j = Journey(
+        number=number,
+        path=path,
+        key=f"chaos-{run_id}-{number}-{uuid.UUID(int=shop.rng.getrandbits(128)).hex[:8]}",
+        email=f"chaos-{run_id}-{number}@example.com",
+    )
+    try:
+        await run_path(Trip(shop, j))
+        j.finished = True
+    except GaveUp as exc:
+        j.gave_up = str(exc)
+    except (httpx.HTTPError, stripe.StripeError, KeyError, ValueError) as exc:
+        j.gave_up = f"{type(exc).__name__}: {exc}"
+    return j

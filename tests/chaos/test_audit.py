@@ -1,0 +1,136 @@
+"""The chaos suite's audit finds each kind of violation it names: a record set made by hand
+for each, against one that is sound."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from chaos.audit import Invariant, Records, Workflow, audit
+from chaos.shoppers import Journey
+
+ORDER = "0b4f6d1e-0000-4000-8000-000000000001"
+
+
+def sound() -> tuple[list[Journey], Records]:
+    """One journey, paid and Confirmed; a second charge refunded once, in full."""
+    journey = Journey(number=0, path="pay", key="k0", email="c0@example.com")
+    journey.order_ids.add(ORDER)
+    journey.finished = True
+    records = Records(
+        orders={
+            ORDER: {
+                "id": ORDER,
+                "status": "Confirmed",
+                "email": "c0@example.com",
+                "total": Decimal("12.34"),
+                "pi": "pi_kept",
+            }
+        },
+        workflows={ORDER: Workflow(exists=True, status="Confirmed", search_status="Confirmed")},
+        bad_endings=[],
+        intents={
+            "pi_kept": _intent("pi_kept", 1234),
+            "pi_extra": _intent("pi_extra", 1234),
+        },
+        refunds={"pi_extra": [{"id": "re_1", "amount": 1234, "status": "succeeded"}]},
+    )
+    return [journey], records
+
+
+def _intent(pi: str, amount: int, status: str = "succeeded") -> dict[str, Any]:
+    return {"id": pi, "status": status, "amount": amount, "metadata": {"order_id": ORDER}}
+
+
+def failed(invariants: list[Invariant]) -> dict[str, list[str]]:
+    return {i.name: i.violations for i in invariants if i.violations}
+
+
+def test_a_sound_run_passes_every_invariant() -> None:
+    journeys, records = sound()
+    invariants = audit(journeys, records)
+    assert failed(invariants) == {}
+    # Everything applied to this run was checked (no order here is unpaid).
+    unchecked = [i.name for i in invariants if not i.checked]
+    assert unchecked == ["not Confirmed or later: no payment kept"]
+
+
+def _refunded_twice(j: list[Journey], r: Records) -> None:
+    r.refunds["pi_extra"].append({"id": "re_2", "amount": 1234, "status": "succeeded"})
+
+
+def _second_payment_kept(j: list[Journey], r: Records) -> None:
+    r.refunds.pop("pi_extra")
+
+
+def _cancelled_but_charged(j: list[Journey], r: Records) -> None:
+    r.orders[ORDER]["status"] = "Cancelled"
+    r.workflows[ORDER] = Workflow(exists=True, status="Cancelled", search_status="Cancelled")
+    j[0].finished = False
+    j[0].gave_up = "stopped"
+
+
+def _stuck_paying(j: list[Journey], r: Records) -> None:
+    r.orders[ORDER]["status"] = "PaymentProcessing"
+
+
+def _two_orders_for_one_key(j: list[Journey], r: Records) -> None:
+    j[0].order_ids.add("0b4f6d1e-0000-4000-8000-000000000002")
+
+
+def _lost_order(j: list[Journey], r: Records) -> None:
+    del r.orders[ORDER]
+
+
+def _workflow_disagrees(j: list[Journey], r: Records) -> None:
+    r.workflows[ORDER].search_status = "PaymentProcessing"
+
+
+def _no_workflow(j: list[Journey], r: Records) -> None:
+    r.workflows[ORDER] = Workflow(exists=False)
+
+
+def _failing_task(j: list[Journey], r: Records) -> None:
+    r.workflows[ORDER].failing_task = "5 attempts"
+
+
+def _parked(j: list[Journey], r: Records) -> None:
+    r.workflows[ORDER].needs_attention = True
+
+
+def _failed_workflow(j: list[Journey], r: Records) -> None:
+    r.bad_endings.append("late-payment-pi_x")
+
+
+def _server_error(j: list[Journey], r: Records) -> None:
+    j[0].server_errors.append("POST /api/orders: 500")
+
+
+def _wrong_amount(j: list[Journey], r: Records) -> None:
+    r.intents["pi_kept"]["amount"] = 999
+
+
+@pytest.mark.parametrize(
+    ("spoil", "invariant"),
+    [
+        (_refunded_twice, "no PaymentIntent refunded twice"),
+        (_second_payment_kept, "Confirmed or later: exactly the PaymentIntent it names is kept"),
+        (_cancelled_but_charged, "not Confirmed or later: no payment kept"),
+        (_stuck_paying, "nothing left in PaymentProcessing"),
+        (_two_orders_for_one_key, "one order per Idempotency-Key"),
+        (_lost_order, "every order a 201 named is in PostgreSQL"),
+        (_workflow_disagrees, "database status = workflow status = OrderStatus search attribute"),
+        (_no_workflow, "every order has its workflow"),
+        (_failing_task, "no workflow with a failing workflow task"),
+        (_parked, "no order left needing attention"),
+        (_failed_workflow, "no workflow failed, timed out, terminated or cancelled"),
+        (_server_error, "no server error (5xx other than 503)"),
+        (_wrong_amount, "Confirmed or later: exactly the PaymentIntent it names is kept"),
+    ],
+)
+def test_each_violation_is_found(spoil: Any, invariant: str) -> None:
+    journeys, records = sound()
+    spoil(journeys, records)
+    assert invariant in failed(audit(journeys, records))

@@ -1,0 +1,52 @@
+"""The short chaos run (`python3 tasks.py chaos --short`): one fault of each kind while
+journeys are under way, a PostgreSQL outage of over a minute among them, then the audit.
+It must find no violation. A fixed seed keeps CI's plan the same from run to run (the
+moments between processes still vary); `tasks.py chaos` draws a new seed each time."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from chaos.faults import KINDS
+from devstack.stack import ROOT
+
+SEED = 20261127
+
+
+@pytest.mark.timeout(1500)
+def test_the_short_chaos_run_finds_no_violation(tmp_path: Path) -> None:
+    data = tmp_path / "chaos"
+    output = tmp_path / "chaos.out"
+    with output.open("w") as out:
+        finished = subprocess.run(
+            [sys.executable, "-m", "chaos", "--short", "--seed", str(SEED), "--data-dir", data],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            timeout=1400,
+            check=False,
+        )
+    said = output.read_text(errors="replace")
+    shown = "\n".join(line for line in said.splitlines() if " WARN " not in line)[-6000:]
+    assert finished.returncode == 0, shown
+    report = json.loads((data / "report.json").read_text())
+    faults = report["faults"]
+    assert {f["kind"] for f in faults} == set(KINDS), shown
+    assert all(f["in_flight"] > 0 for f in faults), shown
+    outage = next(f for f in faults if f["kind"] == "PostgreSQL outage")
+    assert outage["down_seconds"] > 60
+    invariants = {i["name"]: i for i in report["invariants"]}
+    assert all(not i["violations"] for i in invariants.values())
+    # The money checks had money to check.
+    for name in (
+        "Confirmed or later: exactly the PaymentIntent it names is kept",
+        "every charge not kept has exactly one full refund",
+        "every event delivered again was acknowledged (2xx)",
+    ):
+        assert invariants[name]["checked"] > 0, name
+    assert len(report["journeys"]) >= 64
