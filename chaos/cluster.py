@@ -200,12 +200,5 @@ def _webhook_to_second_api(stack: Stack, api_url: str) -> None:
         url = f"{api_url}/api/webhooks/stripe"
         register_webhook(base, name="vult-orders-2", url=url, secret=secret)
 
-    first = emulator.ready
-
-    def ready(started: Child) -> None:
-        if first is not None:
-            first(started)
-        register()
-
-    emulator.ready = ready
+    emulator.on_ready(register)
     register()

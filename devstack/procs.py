@@ -72,6 +72,17 @@ class Child:
     ready: Callable[[Child], None] | None = None
     user: str | None = None  # run as this system user (PostgreSQL refuses to run as root)
 
+    def on_ready(self, step: Callable[[], None]) -> None:
+        """Run `step` after its `ready` step at each (re)start from now on."""
+        before = self.ready
+
+        def ready(started: Child) -> None:
+            if before is not None:
+                before(started)
+            step()
+
+        self.ready = ready
+
     def stop(self, timeout: float = 10.0) -> None:
         if self.process.poll() is not None:
             return

@@ -261,14 +261,7 @@ def _start_stripe(
 
     if not environ.get("STRIPE_API_BASE"):
         # The emulator forgets its webhooks when it restarts: a restart registers ours again.
-        wait_ready = emulator.ready
-
-        def ready_again(started: Child) -> None:
-            if wait_ready is not None:
-                wait_ready(started)
-            register()
-
-        emulator.ready = ready_again
+        emulator.on_ready(register)
     register()
     say(f"Stripe: emulator at {stripe_base}, webhooks signed and sent to the API")
     return stripe_base
