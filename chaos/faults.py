@@ -8,9 +8,11 @@ immediate`) and the outages, which hold a program down for a while before it com
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import signal
+import subprocess
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -40,7 +42,7 @@ class Injected:
     kind: str
     target: str
     in_flight: int  # journeys under way at that moment
-    down_seconds: float  # until the program was taking work again
+    down_seconds: float  # how long it lasted: a program's, until it ran again
 
 
 def plan(rng: random.Random, extra: int) -> list[str]:
@@ -50,19 +52,18 @@ def plan(rng: random.Random, extra: int) -> list[str]:
     return kinds
 
 
-def _kill(child: Child) -> None:
-    try:
-        os.killpg(child.process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGKILL to the program's whole process group (PostgreSQL: postmaster and backends)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
 
 
-async def _back(cluster: Cluster, child: Child, budget: float = 180.0) -> None:
-    """Wait until the supervisor has it running again (bounded)."""
-    old = child.process.pid
+async def _back(child: Child, victim: subprocess.Popen[bytes], budget: float = 180.0) -> None:
+    """Wait until the supervisor has replaced `victim` with a running process (bounded).
+    `victim` is taken before the fault: the supervisor may restart the program at once."""
     deadline = time.monotonic() + budget
     while time.monotonic() < deadline:
-        if child.process.pid != old and child.process.poll() is None:
+        if child.process is not victim and child.process.poll() is None:
             return
         await asyncio.sleep(0.2)
     raise RuntimeError(f"{child.name} was not started again within {budget:.0f}s")
@@ -82,35 +83,29 @@ async def inject(
         return await resend(), time.monotonic() - began
     if kind in ("kill -9 a worker", "kill -9 an API process"):
         child = rng.choice(cluster.named("worker" if "worker" in kind else "api"))
-        _kill(child)
-        await _back(cluster, child)
     elif kind == "kill -9 the Temporal dev server":
         child = cluster.program("temporal")
-        _kill(child)
-        await _back(cluster, child)
-    elif kind == "kill -9 PostgreSQL":
+    elif kind in ("kill -9 PostgreSQL", "PostgreSQL immediate stop", "PostgreSQL outage"):
         child = cluster.database
-        await asyncio.to_thread(postgres.kill_hard, child)
-        await _back(cluster, child)
-    elif kind == "PostgreSQL immediate stop":
-        child = cluster.database
-        await asyncio.to_thread(postgres.stop_immediately, child)
-        await _back(cluster, child)
-    elif kind == "PostgreSQL outage":
-        child = cluster.database
-        cluster.hold(child)
-        await asyncio.to_thread(postgres.kill_hard, child)
-        await asyncio.sleep(outage_seconds)
-        await asyncio.to_thread(cluster.release, child)
     elif kind == "Stripe emulator outage":
         # Webhooks it was about to send are lost with it; reconciliation must find them.
         child = cluster.program("localstripe")
-        cluster.hold(child)
-        _kill(child)
-        await asyncio.sleep(emulator_outage_seconds)
-        await asyncio.to_thread(cluster.release, child)
     else:
         raise ValueError(kind)
+    victim = child.process
+    if kind in ("PostgreSQL outage", "Stripe emulator outage"):
+        cluster.hold(child)
+        _kill(victim)
+        await asyncio.sleep(
+            outage_seconds if child is cluster.database else emulator_outage_seconds
+        )
+        await asyncio.to_thread(cluster.release, child)
+    else:
+        if kind == "PostgreSQL immediate stop":
+            postgres.stop_immediately(victim)
+        else:
+            _kill(victim)
+        await _back(child, victim)
     return child.name, time.monotonic() - began
 
 

@@ -5,14 +5,16 @@ restart is ours to time), listening on a loopback port only."""
 from __future__ import annotations
 
 import atexit
-import os
+import contextlib
 import signal
+import subprocess
 import time
 from pathlib import Path
 
 import psycopg
 
 from devstack.procs import Child, Children, wait_for_port
+from vult.db.urls import libpq_url
 
 
 def _initialised(data_dir: Path) -> str | None:
@@ -61,7 +63,7 @@ def _wait_until_ready(child: Child, port: int, timeout: float) -> None:
     wait_for_port(child, port, timeout)
     while True:
         try:
-            with psycopg.connect(url(port, "postgres").replace("+psycopg", ""), connect_timeout=5):
+            with psycopg.connect(libpq_url(url(port, "postgres")), connect_timeout=5):
                 return
         except psycopg.OperationalError:
             if time.monotonic() > deadline or child.process.poll() is not None:
@@ -73,20 +75,8 @@ def url(port: int, database: str = "vult") -> str:
     return f"postgresql+psycopg://postgres@127.0.0.1:{port}/{database}"
 
 
-def kill_hard(child: Child) -> None:
-    """`kill -9` of the postmaster and all its backends: no shutdown checkpoint at all."""
-    try:
-        os.killpg(child.process.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    child.process.wait(30)
-
-
-def stop_immediately(child: Child) -> None:
+def stop_immediately(process: subprocess.Popen[bytes]) -> None:
     """What `pg_ctl stop -m immediate` does: SIGQUIT, every backend quits without
     cleaning up, and the next start runs crash recovery."""
-    try:
-        child.process.send_signal(signal.SIGQUIT)
-    except ProcessLookupError:
-        return
-    child.process.wait(60)
+    with contextlib.suppress(ProcessLookupError):
+        process.send_signal(signal.SIGQUIT)
