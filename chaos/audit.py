@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -16,6 +17,8 @@ from temporalio.client import Client, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from chaos.shoppers import Journey
+from chaos.stripe_lists import every
+from vult.db.urls import libpq_url
 from vult.domain.contracts import OrderState
 from vult.temporal.search_attributes import NEEDS_ATTENTION, ORDER_STATUS
 
@@ -44,7 +47,6 @@ class Workflow:
     search_status: str | None = None
     needs_attention: bool = False
     failing_task: str | None = None  # why its workflow task is failing
-    closed_as: str | None = None
 
 
 @dataclass
@@ -63,22 +65,9 @@ def read_orders(database_url: str) -> dict[str, dict[str, Any]]:
         "SELECT order_id::text AS id, status, customer_email AS email, total,"
         " stripe_payment_intent_id AS pi FROM orders"
     )
-    with psycopg.connect(database_url.replace("+psycopg", ""), connect_timeout=10) as conn:
+    with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
         return {row["id"]: row for row in cursor.execute(sql)}
-
-
-def _all(listing: Any) -> list[dict[str, Any]]:
-    """Every object of a kind, page by page (bounded)."""
-    found: list[dict[str, Any]] = []
-    after: str | None = None
-    for _ in range(10_000):
-        page = listing({"limit": 100, **({"starting_after": after} if after else {})})
-        found += [item.to_dict() for item in page.data]
-        if not page.has_more or not page.data:
-            return found
-        after = page.data[-1].id
-    raise RuntimeError("more pages than the audit reads")
 
 
 def _id(reference: Any) -> str | None:
@@ -89,10 +78,10 @@ def _id(reference: Any) -> str | None:
 
 
 def read_stripe(client: stripe.StripeClient) -> tuple[dict[str, Any], dict[str, list[Any]]]:
-    intents = {pi["id"]: pi for pi in _all(lambda p: client.v1.payment_intents.list(params=p))}
+    intents = {pi["id"]: pi for pi in every(lambda p: client.v1.payment_intents.list(params=p))}
     by_charge = {_id(pi.get("latest_charge")): pi["id"] for pi in intents.values()}
     refunds: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for refund in _all(lambda p: client.v1.refunds.list(params=p)):
+    for refund in every(lambda p: client.v1.refunds.list(params=p)):
         if refund.get("status") not in _LIVE_REFUND:
             continue
         pi = _id(refund.get("payment_intent")) or by_charge.get(_id(refund.get("charge")))
@@ -115,14 +104,12 @@ async def read_workflow(client: Client, order_id: str) -> Workflow:
         failing = f"its state cannot be read: {exc}"
     else:
         failing = f"{pending.attempt} attempts" if pending.attempt > 1 else None
-    closed = desc.status.name if desc.status and desc.status.name != "RUNNING" else None
     return Workflow(
         exists=True,
         status=state.status.value if state and state.status else None,
         search_status=desc.typed_search_attributes.get(ORDER_STATUS),
         needs_attention=bool(desc.typed_search_attributes.get(NEEDS_ATTENTION)),
         failing_task=failing,
-        closed_as=closed,
     )
 
 
@@ -139,6 +126,16 @@ async def read_workflows(client: Client, order_ids: set[str]) -> dict[str, Workf
 async def bad_endings(client: Client) -> list[str]:
     query = " OR ".join(f'ExecutionStatus = "{s}"' for s in BAD_ENDINGS)
     return [w.id async for w in client.list_workflows(query, limit=1000)]
+
+
+def redeliveries_acknowledged(answers: Mapping[str, int]) -> Invariant:
+    """`answers`: how the APIs answered the events delivered again, by status."""
+    acknowledged = Invariant("every event delivered again was acknowledged (2xx)")
+    for answer, count in sorted(answers.items()):
+        acknowledged.checked += count
+        if not answer.startswith("2"):
+            acknowledged.violations.append(f"{count} answered {answer}")
+    return acknowledged
 
 
 def cents(amount: Decimal) -> int:

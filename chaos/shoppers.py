@@ -130,7 +130,7 @@ class Trip:
                 response = await self.shop.http.request(
                     method, f"{api}{path}", headers=headers, **kwargs
                 )
-                if response.status_code not in _RETRY_STATUSES and response.status_code < 500:
+                if response.status_code < 500:
                     return response
                 if response.status_code not in _RETRY_STATUSES:
                     self.j.server_errors.append(

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chaos.audit import Invariant, Records, Workflow, audit
+from chaos.audit import Invariant, Records, Workflow, audit, redeliveries_acknowledged
 from chaos.shoppers import Journey
 
 ORDER = "0b4f6d1e-0000-4000-8000-000000000001"
@@ -134,3 +134,11 @@ def test_each_violation_is_found(spoil: Any, invariant: str) -> None:
     journeys, records = sound()
     spoil(journeys, records)
     assert invariant in failed(audit(journeys, records))
+
+
+def test_an_event_delivered_again_that_was_not_acknowledged_is_found() -> None:
+    fine = redeliveries_acknowledged({"200": 30})
+    assert fine.checked == 30 and not fine.violations
+    refused = redeliveries_acknowledged({"200": 30, "400": 2, "unanswered": 1})
+    assert refused.checked == 33
+    assert refused.violations == ["2 answered 400", "1 answered unanswered"]
