@@ -37,7 +37,8 @@ from bench.floor import one_lifecycle
 from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
 from bench.measure import Latencies, ProcessWatch, rss_mb, speed_check_ms
 from devstack.procs import BIN, Children, free_port, wait_for_port
-from devstack.stack import ROOT, StackConfig, start_stack
+from devstack.stack import ROOT, StackConfig, start_api, start_stack, start_worker
+from vult.db.urls import libpq_url
 from vult.process.event_loop import run
 
 
@@ -118,36 +119,15 @@ def _replicas(
     urls: list[str] = []
     env = {**stack.env}
     for i in range(workers):
+        name = f"worker-{i + 2}"
         env_i = {**env, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
-        child = extra.start(
-            f"worker-{i + 2}",
-            [sys.executable, str(ROOT / "worker.py")],
-            log=data_dir / "logs" / f"worker-{i + 2}.log",
-            env=env_i,
-            cwd=ROOT,
-        )
-        pids[f"worker-{i + 2}"] = child.process.pid
+        child = start_worker(extra, name, env_i, data_dir / "logs" / f"{name}.log")
+        pids[name] = child.process.pid
     for i in range(apis):
-        port = free_port()
+        name, port = f"api-{i + 2}", free_port()
         env_i = {**env, "API_METRICS_ADDRESS": f"127.0.0.1:{free_port()}"}
-        child = extra.start(
-            f"api-{i + 2}",
-            [
-                str(Path(sys.executable).parent / "uvicorn"),
-                "--factory",
-                "api.app:app_factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--no-access-log",
-            ],
-            log=data_dir / "logs" / f"api-{i + 2}.log",
-            env=env_i,
-            cwd=ROOT,
-        )
-        wait_for_port(child, port, timeout=60)
-        pids[f"api-{i + 2}"] = child.process.pid
+        child = start_api(extra, name, port, env_i, data_dir / "logs" / f"{name}.log")
+        pids[name] = child.process.pid
         urls.append(f"http://127.0.0.1:{port}")
     return {"pids": pids, "apis": urls}
 
@@ -313,7 +293,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             )
         result["floor"] = _phase(done, floor_errors, seconds, floor_lat, watch)
 
-        with psycopg.connect(stack.database_url.replace("+psycopg", "")) as conn:
+        with psycopg.connect(libpq_url(stack.database_url)) as conn:
             rows = conn.execute(
                 "SELECT status, count(*) FROM orders WHERE order_id = ANY(%s) GROUP BY status",
                 ([uuid.UUID(i) for i in ids],),

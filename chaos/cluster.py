@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,8 +15,8 @@ from pathlib import Path
 
 from chaos import postgres
 from devstack.database import ensure_database
-from devstack.procs import BIN, Child, Children, free_ports, wait_for_port
-from devstack.stack import ROOT, Stack, StackConfig, start_stack
+from devstack.procs import Child, Children, free_ports
+from devstack.stack import Stack, StackConfig, start_api, start_stack, start_worker
 from devstack.stripe_emulator import register_webhook
 from devstack.supervisor import Supervisor
 
@@ -54,7 +53,6 @@ class Cluster:
     stack: Stack
     database: Child
     api_urls: list[str]
-    said: list[str] = field(default_factory=list)  # the supervisor's lines
     _held: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -93,11 +91,7 @@ class Cluster:
             with self._lock:
                 return [c for c in self.programs() if c.name not in self._held]
 
-        def said(line: str) -> None:
-            self.said.append(line)
-            say(line)
-
-        supervisor = Supervisor(self.stack.children, supervised, say=said)
+        supervisor = Supervisor(self.stack.children, supervised, say=say)
 
         def loop() -> None:
             while not self._stop.wait(0.3):
@@ -169,24 +163,13 @@ def start_cluster(data_dir: Path, say: Callable[[str], None]) -> Cluster:
 
 def _second_worker(stack: Stack, data_dir: Path, metrics_port: int) -> None:
     env = {**stack.env, "WORKER_METRICS_ADDRESS": f"127.0.0.1:{metrics_port}"}
-    stack.children.start(
-        "worker-2",
-        [sys.executable, str(ROOT / "worker.py")],
-        log=data_dir / "logs" / "worker-2.log",
-        env=env,
-        cwd=ROOT,
-    )
+    start_worker(stack.children, "worker-2", env, data_dir / "logs" / "worker-2.log")
 
 
 def _second_api(stack: Stack, data_dir: Path, port: int) -> str:
     # Its metrics go unserved: the first API's address is taken, and nothing scrapes here.
-    env = {k: v for k, v in stack.env.items() if k != "API_METRICS_ADDRESS"}
-    env["API_METRICS_ADDRESS"] = ""
-    cmd = [str(BIN / "uvicorn"), "--factory", "api.app:app_factory"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
-    api = stack.children.start("api-2", cmd, log=data_dir / "logs" / "api-2.log", env=env, cwd=ROOT)
-    api.ready = lambda started: wait_for_port(started, port, timeout=60)
-    api.ready(api)
+    env = {**stack.env, "API_METRICS_ADDRESS": ""}
+    start_api(stack.children, "api-2", port, env, data_dir / "logs" / "api-2.log")
     return f"http://127.0.0.1:{port}"
 
 

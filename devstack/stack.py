@@ -81,6 +81,23 @@ class Stack:
             self.env_file.unlink(missing_ok=True)
 
 
+def start_worker(children: Children, name: str, env: dict[str, str], log: Path) -> Child:
+    """A worker process with these settings."""
+    return children.start(
+        name, [sys.executable, str(ROOT / "worker.py")], log=log, env=env, cwd=ROOT
+    )
+
+
+def start_api(children: Children, name: str, port: int, env: dict[str, str], log: Path) -> Child:
+    """An API process on 127.0.0.1:`port` with these settings, once it takes connections."""
+    cmd = [str(BIN / "uvicorn"), "--factory", "api.app:app_factory", "--host", "127.0.0.1"]
+    cmd += ["--port", str(port), "--no-access-log"]
+    api = children.start(name, cmd, log=log, env=env, cwd=ROOT)
+    api.ready = lambda started: wait_for_port(started, port, timeout=60)
+    api.ready(api)
+    return api
+
+
 def write_env_file(path: Path, env: dict[str, str]) -> None:
     """The stack's settings, for `tasks.py worker` and `tasks.py api` to join it with. It
     holds the payload key: readable by this user only."""
@@ -168,34 +185,11 @@ def start_stack(
         if not environ.get("API_METRICS_ADDRESS"):
             beside = config.metrics_port + 1
             env["API_METRICS_ADDRESS"] = f"127.0.0.1:{free_port() if port_open(beside) else beside}"
-        worker = children.start(
-            "worker",
-            [sys.executable, str(ROOT / "worker.py")],
-            log=logs / "worker.log",
-            env=env,
-            cwd=ROOT,
-        )
+        worker = start_worker(children, "worker", env, logs / "worker.log")
         processes["worker"] = worker.process.pid
         require_free(config.api_port, "the API")
-        api = children.start(
-            "api",
-            [
-                str(BIN / "uvicorn"),
-                "--factory",
-                "api.app:app_factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(config.api_port),
-                "--no-access-log",
-            ],
-            log=logs / "api.log",
-            env=env,
-            cwd=ROOT,
-        )
+        api = start_api(children, "api", config.api_port, env, logs / "api.log")
         processes["api"] = api.process.pid
-        api.ready = lambda started: wait_for_port(started, config.api_port, timeout=60)
-        api.ready(api)
     except BaseException:
         children.stop_all()
         keep.clear()
