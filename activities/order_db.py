@@ -202,7 +202,8 @@ class OrderDbActivities:
 
     @activity.defn(name="change_order_status")
     async def change_order_status(self, change: StatusChange) -> None:
-        """Move the row to `new_status` only from an expected status; a replay is a no-op."""
+        """Move the row to `new_status` only from an expected status; a replay is a no-op,
+        except that it makes the row name the workflow's PaymentIntent."""
         try:
             await self._change(change)
         except DBAPIError as exc:
@@ -262,9 +263,9 @@ class OrderDbActivities:
             )
         status, pi = row
         same_pi = change.payment_intent_id is None or change.payment_intent_id == pi
-        if status == change.new_status.value and same_pi:
-            return  # this change was already applied (a retry after commit)
         if status == change.new_status.value:
+            if same_pi:
+                return  # this change was already applied (a retry after commit)
             # Applied by an attempt whose result the workflow never saw (its task was lost
             # with a crash): that attempt's PaymentIntent was never handed to anyone, and
             # the workflow's own is the one the row must name.

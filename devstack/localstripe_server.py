@@ -21,6 +21,7 @@ import pickle
 import sys
 from pathlib import Path
 
+from devstack.stripe_idempotency import STRIPE_LIFETIME
 from vult.process.event_loop import use_fast_loop
 
 
@@ -29,7 +30,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=8420)
     parser.add_argument("--state-file", type=Path)
     parser.add_argument(
-        "--idempotency-key-seconds", type=float, default=24 * 3600.0, help="Stripe's: 24 h"
+        "--idempotency-key-seconds", type=float, default=STRIPE_LIFETIME, help="Stripe's: 24 h"
     )
     args = parser.parse_args()
 

@@ -3,10 +3,12 @@ the same `Idempotency-Key` gets the first answer back (with `Idempotent-Replayed
 instead of doing the work twice. Stock localstripe ignores the header, so a retried create
 there makes a second PaymentIntent or refund where Stripe would not.
 
-The answers are kept in the emulator's store, so they survive its restarts with its objects.
-Like Stripe, only answers the request got to run to (2xx and 4xx) are kept, for 24 hours
-unless `lifetime` says otherwise (the chaos suite shortens it with its other timers, so
-that a days-late event meets an expired key as it would at Stripe)."""
+The answers are kept in the emulator's store, so they survive its restarts with its objects,
+for 24 hours unless `lifetime` says otherwise (the chaos suite shortens it with its other
+timers, so that a days-late event meets an expired key as it would at Stripe). Only answers
+the handler returned below 500 are kept. Unlike Stripe, an error localstripe raises (a
+refusal such as a declined card) is not: a retry with that key runs again, and is refused
+again."""
 
 from __future__ import annotations
 
