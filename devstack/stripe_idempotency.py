@@ -21,6 +21,9 @@ from aiohttp import web
 
 KIND = "idempotency"  # the store's keys for saved answers start with this
 STRIPE_LIFETIME = 24 * 3600.0
+# Expired answers are dropped after every this many stored, so a long-running emulator's
+# store (rewritten to disk after each write) does not grow without bound.
+FORGET_EVERY = 256
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -30,9 +33,11 @@ def install(
 ) -> None:
     """Add the middleware innermost: it runs after authentication, and the emulator's own
     save-after-each-write keeps what it stored."""
+    stored = 0
 
     @web.middleware
     async def replay(request: web.Request, handler: Handler) -> web.StreamResponse:
+        nonlocal stored
         key = request.headers.get("Idempotency-Key")
         if request.method != "POST" or not key:
             return await handler(request)
@@ -52,6 +57,21 @@ def install(
         response = await handler(request)
         if isinstance(response, web.Response) and response.status < 500:
             store[slot] = (response.status, response.body, time.time())
+            stored += 1
+            if stored % FORGET_EVERY == 0:
+                forget_expired(store, lifetime, time.time())
         return response
 
     app.middlewares.append(replay)
+
+
+def forget_expired(store: MutableMapping[str, Any], lifetime: float, now: float) -> int:
+    """Drop the saved answers older than `lifetime`; returns how many."""
+    expired = [
+        slot
+        for slot, saved in store.items()
+        if slot.startswith(f"{KIND}:") and now - saved[2] > lifetime
+    ]
+    for slot in expired:
+        del store[slot]
+    return len(expired)
