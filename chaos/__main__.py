@@ -126,7 +126,9 @@ async def drive(
         journeys: list[Journey] = []
         flying = 0
         started = time.monotonic()
-        cap = args.orders * 3  # the load stops here even if faults are still coming
+        # Journeys keep coming while faults remain, so that each fault finds orders in
+        # flight; the faults end (each is bounded in time), and this bounds the count too.
+        cap = args.orders * 20
         fault_task = asyncio.create_task(
             faults.run_faults(
                 cluster,
