@@ -23,6 +23,7 @@ from vult.process.logging import configure_logging
 from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
+from vult.temporal.deployments import deployment_config, promote_on_start
 from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
@@ -39,6 +40,9 @@ def build_worker(
         workflows=[OrderWorkflow, LatePaymentWorkflow],
         activities=[*db.all(), *payments.all()],
         workflow_runner=sandbox_runner(),
+        deployment_config=deployment_config(
+            settings.worker_deployment_name, settings.worker_build_id
+        ),
         # Orders wait for days between steps: keep the active ones cached, let idle ones be
         # evicted (they replay from history when their next event comes) to bound memory.
         max_cached_workflows=settings.worker_max_cached_workflows,
@@ -46,6 +50,15 @@ def build_worker(
         max_concurrent_activities=100,
         max_concurrent_local_activities=100,
     )
+
+
+def _report_promotion(task: asyncio.Task[bool]) -> None:
+    """A worker whose build could not be made current keeps polling (an operator can
+    promote it); it says why, since no order runs on it until then."""
+    if not task.cancelled() and task.exception() is not None:
+        logging.getLogger("vult.worker").error(
+            "could not make this build current (WORKER_PROMOTE): %s", task.exception()
+        )
 
 
 async def main() -> None:
@@ -66,13 +79,27 @@ async def main() -> None:
     try:
         stripe_client = make_stripe_client(settings, stripe_http)
         async with build_worker(client, settings, engine, stripe_client):
-            logging.getLogger("vult.worker").info(
-                "worker running on task queue %r at %s; metrics at http://%s/metrics",
+            log = logging.getLogger("vult.worker")
+            log.info(
+                "worker running on task queue %r at %s as build %s of deployment %s; "
+                "metrics at http://%s/metrics",
                 settings.temporal_task_queue,
                 settings.temporal_address,
+                settings.worker_build_id,
+                settings.worker_deployment_name,
                 settings.worker_metrics_address,
             )
+            promoting = asyncio.create_task(
+                promote_on_start(
+                    client,
+                    settings.worker_deployment_name,
+                    settings.worker_build_id,
+                    settings.worker_promote,
+                )
+            )
+            promoting.add_done_callback(_report_promotion)
             await stop.wait()
+            promoting.cancel()
     finally:
         await stripe_http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
         await engine.dispose()

@@ -82,7 +82,9 @@ class Stack:
 
 
 def start_worker(children: Children, name: str, env: dict[str, str], log: Path) -> Child:
-    """A worker process with these settings."""
+    """A worker process with these settings. On a development stack the build just started
+    is the one that runs (WORKER_PROMOTE=always), unless the settings say otherwise."""
+    env = {"WORKER_PROMOTE": os.environ.get("WORKER_PROMOTE", "always"), **env}
     return children.start(
         name, [sys.executable, str(ROOT / "worker.py")], log=log, env=env, cwd=ROOT
     )

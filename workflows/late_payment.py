@@ -15,6 +15,7 @@ import asyncio
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from vult.domain.contracts import LatePayment
@@ -32,7 +33,10 @@ def late_payment_workflow_id(payment_intent_id: str) -> str:
     return f"late-payment-{payment_intent_id}"
 
 
-@workflow.defn(name="LatePaymentWorkflow")
+# PINNED: it lives minutes (a refund or a cancel, a few waits for a settling payment), so
+# it finishes on the build it started on and its edits need no patch; an old build is
+# drained of these quickly (docs/operations.md, "Deploying new code").
+@workflow.defn(name="LatePaymentWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class LatePaymentWorkflow:
     def __init__(self) -> None:
         self._attention: str | None = None

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, FailureError
 
 from vult.domain.contracts import (
@@ -44,7 +45,11 @@ def workflow_id_for(order_id: uuid.UUID) -> str:
     return f"order-{order_id}"
 
 
-@workflow.defn(name="OrderWorkflow")
+# AUTO_UPGRADE: an order lives for days to weeks (a parked one until ops act), too long
+# to keep every old build running for it; it moves to each new current build, so every
+# command-changing edit here is guarded by `workflow.patched` and proven by the replay
+# corpus (docs/architecture.md, "Changing workflow code").
+@workflow.defn(name="OrderWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class OrderWorkflow:
     @workflow.init
     def __init__(self, input: OrderWorkflowInput) -> None:

@@ -30,6 +30,7 @@ from vult.process.settings import Settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
 from vult.temporal.codec import new_key_spec
+from vult.temporal.deployments import set_current
 from worker import build_worker
 
 WEBHOOK_SECRET = f"whsec_test_{uuid.uuid4().hex}"
@@ -108,6 +109,10 @@ class RunningWorker:
     async def start(self) -> None:
         self._worker = build_worker(self.client, self.settings, self.engine, self.stripe_client)
         self._task = asyncio.create_task(self._worker.run())
+        # A versioned worker runs orders once its build is current, as the stack's does.
+        await set_current(
+            self.client, self.settings.worker_deployment_name, self.settings.worker_build_id
+        )
 
     async def stop(self) -> None:
         """Shut the worker down, as a deploy or a crash would take it away."""

@@ -21,12 +21,14 @@ import httpx
 import pytest
 import stripe
 import yaml
+from temporalio.client import Client
 
 from devstack.database import drop_database, ensure_database, with_database
 from devstack.procs import Child, Children, free_port, wait_for_port
 from devstack.stripe_emulator import register_webhook, start_localstripe
 from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
 from vult.db.urls import libpq_url
+from vult.release import default_build_id
 from vult.temporal.codec import new_key_spec
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -146,7 +148,7 @@ def production(
 
 
 async def test_one_order_goes_from_create_to_delivered_through_the_production_processes(
-    production: dict[str, Any],
+    production: dict[str, Any], temporal_client: Client
 ) -> None:
     ops = {"Authorization": f"Bearer {SECRETS['OPS_API_TOKEN']}"}
     client = stripe.StripeClient(
@@ -172,6 +174,12 @@ async def test_one_order_goes_from_create_to_delivered_through_the_production_pr
             assert done.status_code == 204, (step, done.text)
         delivered = (await http.get(f"/api/orders/{order_id}")).json()
         assert delivered["status"] == "Delivered" and delivered["trackingNumber"] == "1Z999"
+        # The compose worker is versioned: the order ran on its build, which it made
+        # current itself as the first install's worker does (WORKER_PROMOTE=first).
+        described = await temporal_client.get_workflow_handle(f"order-{order_id}").describe()
+        ran_on = described.raw_description.workflow_execution_info.versioning_info
+        assert ran_on.deployment_version.deployment_name == "vult-orders"
+        assert ran_on.deployment_version.build_id == default_build_id()
         assert (await http.get("/readyz")).json()["ready"] is True
         # Production serves the document, not the HTML explorers; no metrics on this port.
         assert (await http.get("/openapi.json")).status_code == 200

@@ -21,6 +21,7 @@ from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    OrderPayment,
     OrderRequest,
     OrderState,
     OrderTiming,
@@ -116,6 +117,16 @@ class Backend:
             if getattr(change, name) is not None:
                 row[name] = getattr(change, name)
 
+    @activity.defn(name="read_order_payment")
+    async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:
+        """The row as the late-payment workflow reads it (the latest PaymentIntent made)."""
+        if order_id not in self.rows:
+            return OrderPayment(exists=False)
+        made = [i.id for i in self.intents.values() if i.order_id == str(order_id)]
+        return OrderPayment(
+            exists=True, status=self.rows[order_id], payment_intent_id=made[-1] if made else None
+        )
+
     @activity.defn(name="create_payment_intent")
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
         self.create_calls += 1
@@ -190,6 +201,7 @@ class Backend:
         return [
             self.create_order_row,
             self.change_order_status,
+            self.read_order_payment,
             self.create_payment_intent,
             self.retrieve_payment_intent,
             self.cancel_payment_intent,

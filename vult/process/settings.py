@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from decimal import Decimal
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -13,6 +14,7 @@ from vult.db.urls import async_url
 from vult.domain.contracts import OrderTiming
 from vult.domain.money import currency_exponent
 from vult.domain.pricing import DEFAULT_CURRENCY, DEFAULT_SHIPPING_COST, DEFAULT_TAX_RATE, Pricing
+from vult.release import default_build_id
 from vult.temporal.codec import KeyConfigError, parse_keys
 
 # Values the local stack uses. They only ever talk to the local Stripe emulator.
@@ -98,6 +100,16 @@ class Settings(BaseSettings):
     api_metrics_address: str = ""
     # Workflows kept in the worker's memory between tasks (docs/performance.md).
     worker_max_cached_workflows: int = 64
+    # Worker Versioning (docs/operations.md, "Deploying new code"): every worker polls as
+    # one build of one Worker Deployment. The build id defaults to the release
+    # (`<version>+g<commit>`, vult/release.py); a deploy pipeline may set its own.
+    worker_deployment_name: str = Field(default="vult-orders", min_length=1, max_length=200)
+    worker_build_id: str = Field(default_factory=default_build_id, min_length=1, max_length=200)
+    # Whether a worker makes its own build the deployment's current one when it starts:
+    # "first" only when the deployment has no current build yet (the first install),
+    # "always" (the local stack: the code you just started is the code that runs),
+    # "never" (every promotion by hand: ramp, then set current).
+    worker_promote: Literal["first", "always", "never"] = "first"
 
     @field_validator("currency")
     @classmethod

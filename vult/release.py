@@ -1,0 +1,56 @@
+"""Which release this is: the package version and the code it was built from.
+
+The worker's default build id (Temporal Worker Versioning) and the replay corpus's folder
+names are both made from it, so "the code an order runs on" and "the histories recorded on
+that code" say the same name: `<version>+g<commit>` in a git checkout, `<version>+src.<hash>`
+elsewhere (an image built without .git), where the hash is of the Python sources that ship.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+import tomllib
+from functools import lru_cache
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The code whose change can change what a worker does with an order.
+_SHIPPED = ("workflows", "activities", "vult", "api")
+
+
+@lru_cache(maxsize=1)
+def version() -> str:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return str(tomllib.load(f)["project"]["version"])
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "--short=10", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    commit = out.stdout.strip()
+    return commit or None
+
+
+def _source_hash() -> str:
+    digest = hashlib.sha256()
+    for folder in _SHIPPED:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            digest.update(path.relative_to(ROOT).as_posix().encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:10]
+
+
+@lru_cache(maxsize=1)
+def default_build_id() -> str:
+    commit = _git_commit()
+    return f"{version()}+g{commit}" if commit else f"{version()}+src.{_source_hash()}"

@@ -1,0 +1,141 @@
+"""Worker Versioning: which build of the worker runs which order (docs/operations.md).
+
+Every worker polls as one version (deployment name + build id) of the Worker Deployment.
+Temporal sends a workflow's tasks to the deployment's *current* build (or, for a share of
+them, its *ramping* one); what happens to a running workflow when the current build
+changes is its type's versioning behaviour, declared on the workflow class:
+
+- OrderWorkflow is AUTO_UPGRADE: an order lives for weeks (parked ones until ops act), so
+  it moves to each new current build; every command-changing edit is therefore guarded by
+  `workflow.patched` and proven by the replay corpus (tests/replay/).
+- LatePaymentWorkflow is PINNED: it lives minutes (a refund, a cancel), so it finishes on
+  the build it started on, and an edit to it needs no patch.
+
+The functions here are what a worker does at start (`WORKER_PROMOTE`) and what the tests
+and the deploy procedure do; operators use the same calls through the Temporal CLI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from temporalio.api.workflowservice.v1 import (
+    DescribeWorkerDeploymentRequest,
+    SetWorkerDeploymentCurrentVersionRequest,
+    SetWorkerDeploymentRampingVersionRequest,
+)
+from temporalio.client import Client
+from temporalio.common import WorkerDeploymentVersion
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import WorkerDeploymentConfig
+
+_log = logging.getLogger("vult.deployments")
+# A worker's version exists at the server only once it has polled: ask this long for it.
+_APPEAR_ATTEMPTS = 60
+_APPEAR_PAUSE_S = 0.5
+_IDENTITY = "vult-orders"
+
+
+def deployment_config(deployment: str, build_id: str) -> WorkerDeploymentConfig:
+    """Versioned polling; each workflow type declares its own behaviour (no default), so a
+    new type without one is refused when the worker starts instead of guessing."""
+    return WorkerDeploymentConfig(
+        version=WorkerDeploymentVersion(deployment_name=deployment, build_id=build_id),
+        use_worker_versioning=True,
+    )
+
+
+@dataclass(frozen=True)
+class Routing:
+    current: str | None  # build id; None: unversioned workers get the tasks
+    ramping: str | None
+    ramping_percentage: float
+
+
+async def routing(client: Client, deployment: str) -> Routing | None:
+    """The deployment's current and ramping builds; None when the deployment does not exist."""
+    try:
+        answer = await client.workflow_service.describe_worker_deployment(
+            DescribeWorkerDeploymentRequest(namespace=client.namespace, deployment_name=deployment)
+        )
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    config = answer.worker_deployment_info.routing_config
+    current = config.current_deployment_version.build_id or None
+    ramping = config.ramping_deployment_version.build_id or None
+    return Routing(current, ramping, config.ramping_version_percentage if ramping else 0.0)
+
+
+async def _until_known(call: str, attempt: Callable[[], Awaitable[object]]) -> None:
+    """Run `attempt` (an RPC) until the version it names has been seen polling (bounded)."""
+    for n in range(_APPEAR_ATTEMPTS):
+        try:
+            await attempt()
+            return
+        except RPCError as err:
+            retryable = err.status in (
+                RPCStatusCode.NOT_FOUND,
+                RPCStatusCode.FAILED_PRECONDITION,
+                RPCStatusCode.UNAVAILABLE,
+                # Two workers promoting the same build at once: one wins, the other retries.
+                RPCStatusCode.ABORTED,
+            )
+            if not retryable or n == _APPEAR_ATTEMPTS - 1:
+                raise
+            _log.debug("%s: %s; trying again", call, err.message)
+        await asyncio.sleep(_APPEAR_PAUSE_S)
+
+
+async def set_current(client: Client, deployment: str, build_id: str) -> None:
+    """Make `build_id` current: new workflows and every AUTO_UPGRADE one run on it."""
+    request = SetWorkerDeploymentCurrentVersionRequest(
+        namespace=client.namespace,
+        deployment_name=deployment,
+        build_id=build_id,
+        identity=_IDENTITY,
+    )
+    await _until_known(
+        f"set {build_id} current",
+        lambda: client.workflow_service.set_worker_deployment_current_version(request),
+    )
+
+
+async def set_ramping(client: Client, deployment: str, build_id: str, percentage: float) -> None:
+    """Send `percentage` % of new (and AUTO_UPGRADE) workflow tasks to `build_id`."""
+    request = SetWorkerDeploymentRampingVersionRequest(
+        namespace=client.namespace,
+        deployment_name=deployment,
+        build_id=build_id,
+        percentage=percentage,
+        identity=_IDENTITY,
+    )
+    await _until_known(
+        f"ramp {build_id}",
+        lambda: client.workflow_service.set_worker_deployment_ramping_version(request),
+    )
+
+
+async def promote_on_start(client: Client, deployment: str, build_id: str, when: str) -> bool:
+    """What `WORKER_PROMOTE` asks of a worker that has just started polling; True when it
+    made its build current."""
+    if when == "never":
+        return False
+    if when == "first":
+        now = await routing(client, deployment)
+        if now is not None and now.current is not None:
+            if now.current != build_id:
+                _log.warning(
+                    "build %s is polling; %s stays current until an operator promotes this "
+                    "one (docs/operations.md, 'Deploying new code')",
+                    build_id,
+                    now.current,
+                )
+            return False
+    await set_current(client, deployment, build_id)
+    _log.info("build %s is now current in deployment %s", build_id, deployment)
+    return True
