@@ -7,6 +7,7 @@
     python3 tasks.py api     # an API process (port 8001 beside a running `run`), the same way
     python3 tasks.py bench   # the benchmark (bench/README.md)
     python3 tasks.py chaos   # kill programs mid-flight, then audit every order (--short: CI's)
+    python3 tasks.py record-corpus  # record this release's replay histories (tests/replay/)
     python3 tasks.py lint    # ruff, then mypy (strict on the domain, workflows, activities, api)
 
 Only the standard library is used here, so this works on a machine with nothing but
@@ -97,6 +98,7 @@ def main(argv: list[str]) -> int:
         "test": [PYTHON, "-m", "pytest"],
         "bench": [PYTHON, "-m", "bench"],
         "chaos": [PYTHON, "-m", "chaos"],
+        "record-corpus": [PYTHON, "-m", "devstack.record_corpus"],
         "worker": [PYTHON, "worker.py"],
         "api": [BIN / "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1"],
         "lint": [PYTHON, "-c", _LINT],

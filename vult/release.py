@@ -19,17 +19,16 @@ ROOT = Path(__file__).resolve().parent.parent
 _SHIPPED = ("workflows", "activities", "vult", "api")
 
 
-@lru_cache(maxsize=1)
-def version() -> str:
-    with (ROOT / "pyproject.toml").open("rb") as f:
+def version(root: Path = ROOT) -> str:
+    with (root / "pyproject.toml").open("rb") as f:
         return str(tomllib.load(f)["project"]["version"])
 
 
-def _git_commit() -> str | None:
+def _git_commit(root: Path) -> str | None:
     try:
         out = subprocess.run(
             ["git", "rev-parse", "--short=10", "HEAD"],
-            cwd=ROOT,
+            cwd=root,
             capture_output=True,
             text=True,
             timeout=5,
@@ -41,16 +40,22 @@ def _git_commit() -> str | None:
     return commit or None
 
 
-def _source_hash() -> str:
+def _source_hash(root: Path) -> str:
     digest = hashlib.sha256()
     for folder in _SHIPPED:
-        for path in sorted((ROOT / folder).rglob("*.py")):
-            digest.update(path.relative_to(ROOT).as_posix().encode())
+        for path in sorted((root / folder).rglob("*.py")):
+            digest.update(path.relative_to(root).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:10]
 
 
+def build_id_of(root: Path) -> str:
+    """The release name of the tree at `root` (this one, or an older commit's checkout)."""
+    commit = _git_commit(root)
+    release = version(root)
+    return f"{release}+g{commit}" if commit else f"{release}+src.{_source_hash(root)}"
+
+
 @lru_cache(maxsize=1)
 def default_build_id() -> str:
-    commit = _git_commit()
-    return f"{version()}+g{commit}" if commit else f"{version()}+src.{_source_hash()}"
+    return build_id_of(ROOT)

@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 
 from temporalio import workflow
-from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ApplicationError, FailureError
 
 from vult.domain.contracts import (
@@ -28,7 +27,7 @@ from vult.domain.contracts import (
 )
 from vult.domain.failures import Failure
 from vult.domain.status import CANCELLABLE, OrderStatus
-from workflows import attention, decisions, guards, ops_view, steps
+from workflows import attention, decisions, guards, ops_view, patches, steps
 from workflows.actions import OrderActions
 from workflows.decisions import Timer
 from workflows.steps import OrderRefused, refused
@@ -45,11 +44,13 @@ def workflow_id_for(order_id: uuid.UUID) -> str:
     return f"order-{order_id}"
 
 
-# AUTO_UPGRADE: an order lives for days to weeks (a parked one until ops act), too long
-# to keep every old build running for it; it moves to each new current build, so every
+# Versioning behaviour: AUTO_UPGRADE, the worker deployment's default
+# (vult/temporal/deployments.py; declared there, so that the tests' unversioned workers can
+# run this class too). An order lives for days to weeks (a parked one until ops act), too
+# long to keep every old build running for it; it moves to each new current build, so every
 # command-changing edit here is guarded by `workflow.patched` and proven by the replay
 # corpus (docs/architecture.md, "Changing workflow code").
-@workflow.defn(name="OrderWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="OrderWorkflow")
 class OrderWorkflow:
     @workflow.init
     def __init__(self, input: OrderWorkflowInput) -> None:
@@ -211,7 +212,7 @@ class OrderWorkflow:
             assert status is not None
             if status == S.PaymentProcessing and self._state.payment is not None:
                 return self._state.payment
-            if status == S.Failed and workflow.patched("close-previous-payment-intent"):
+            if status == S.Failed and workflow.patched(patches.CLOSE_PREVIOUS_PAYMENT_INTENT):
                 # The declined PaymentIntent must not stay payable beside the new one.
                 await self._act.close_previous_attempt()
                 if self._state.status != S.Failed:  # it was paid after all

@@ -17,8 +17,8 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 from temporalio import workflow
+from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import VersioningBehavior
 from temporalio.worker import Worker
 
 from tests.workflows.conftest import Backend, FakeStripeIntent, Harness, eventually
@@ -42,11 +42,13 @@ from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
 from workflows.order import OrderWorkflow
 
 S = OrderStatus
+AUTO_UPGRADE = VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE
+PINNED = VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
 A, B = "1.0.0+gaaaaaaa", "1.1.0+gbbbbbbb"
 PATCH = "deploy-test-delivery-memo"
 
 
-@workflow.defn(name="OrderWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
+@workflow.defn(name="OrderWorkflow")  # the deployment's default behaviour, as the real one
 class OrderWorkflowB(OrderWorkflow):
     """Build B's change: delivery also records, in the memo, which code delivered."""
 
@@ -142,6 +144,8 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
         old = [pending, processing, paid, parked]
         for handle in old:
             assert set(await builds_of(client, handle.id)) == {A}
+            info = (await handle.describe()).raw_description.workflow_execution_info
+            assert info.versioning_info.behavior == AUTO_UPGRADE
 
         async with build(client, task_queue, backend, deployment, B):
             # Ramp first: a share of new orders (and of AUTO_UPGRADE tasks) go to B.
@@ -177,7 +181,7 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
             # The late payment (PINNED) stays on A, and finishes there.
             description = await late.describe()
             info = description.raw_description.workflow_execution_info.versioning_info
-            assert info.deployment_version.build_id == A
+            assert info.deployment_version.build_id == A and info.behavior == PINNED
             backend.intents[late_pi].status = "succeeded"
             await late.execute_update(LatePaymentWorkflow.retry)
             assert "refunding" in await late.result()

@@ -1,0 +1,667 @@
+"""The replay corpus's journeys: one order (or late payment) down each path, on the real
+stack, its history saved for the replay test (tests/replay/, docs/architecture.md).
+
+Run by `devstack.record_corpus` in a process of its own whose import path starts with the
+tree being recorded, so the same journeys record today's code or an older commit's. It
+therefore imports only what every release since the restructure has: `worker.build_worker`,
+`api.app.create_app`, the settings, the Temporal client, the database engine and the
+Stripe client. The programs (Temporal dev server, PostgreSQL, the Stripe emulator) are
+started by the parent; this side runs the worker and the API in-process and drives them
+over HTTP as a shop and ops would, with the official Stripe SDK as the customer's browser.
+
+Where a path needs Stripe or the database to refuse a call (a parked order, a cancellation
+that could not be recorded), the refusal is real at the boundary: the Stripe client the
+worker is given refuses that one call as Stripe would, or a PostgreSQL trigger refuses that
+one write. Payloads are recorded unencrypted (no PAYLOAD_ENCRYPTION_KEYS), so the corpus
+replays without a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import socket
+import sys
+import threading
+import time
+import traceback
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import stripe
+import uvicorn
+from sqlalchemy import text
+
+SECRET = "whsec_corpus_recording"
+OPS_TOKEN = "corpus-ops-token"
+OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
+RUNNER = "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001"
+GOOD, DECLINED = "4242424242424242", "4000000000000341"
+EVENTS = [
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+]
+# Short timers, so every path's timers fire within a recording.
+TIMING_ENV = {
+    "PAYMENT_WINDOW": "PT25S",
+    "PAYMENT_RECONCILE_AFTER": "PT3S",
+    "PAYMENT_RECONCILE_MAX_INTERVAL": "PT5S",
+    "CANCELLED_GRACE_PERIOD": "PT4S",
+    "ATTENTION_RETRY": "PT6S",
+}
+_POLL_S, _WAIT_S = 0.1, 60.0
+SLOW_STRIPE_S = 3.0
+
+
+class Refusal:
+    """Stripe's answers for the calls a path makes it refuse: (resource, method) -> the
+    PaymentIntent ids it refuses them for."""
+
+    def __init__(self) -> None:
+        self.refused: dict[tuple[str, str], set[str]] = {}
+        self.succeeded: set[str] = set()  # read back as succeeded (a confirm that raced)
+        self.slow: set[str] = set()  # Stripe answers calls about these after a while
+
+    def check(self, resource: str, method: str, pi: str | None) -> None:
+        if pi is not None and pi in self.refused.get((resource, method), set()):
+            raise stripe.InvalidRequestError(
+                f"The {resource} call was refused (recorded refusal for {pi})",
+                param=None,
+                http_status=400,
+            )
+
+
+class _Resource:
+    def __init__(self, inner: Any, name: str, refusal: Refusal) -> None:
+        self._inner, self._name, self._refusal = inner, name, refusal
+
+    def __getattr__(self, method: str) -> Any:
+        call = getattr(self._inner, method)
+        if not method.endswith("_async"):
+            return call
+
+        async def guarded(*args: Any, **kwargs: Any) -> Any:
+            pi = args[0] if args and isinstance(args[0], str) else None
+            params = kwargs.get("params") or (args[0] if args and isinstance(args[0], dict) else {})
+            pi = pi or (params.get("payment_intent") if isinstance(params, dict) else None)
+            self._refusal.check(self._name, method.removesuffix("_async"), pi)
+            if pi in self._refusal.slow:
+                await asyncio.sleep(SLOW_STRIPE_S)
+            answer = await call(*args, **kwargs)
+            if self._name == "payment_intents" and pi in self._refusal.succeeded:
+                answer["status"] = "succeeded"
+                answer["amount_received"] = answer["amount"]
+            return answer
+
+        return guarded
+
+
+class _V1:
+    def __init__(self, inner: Any, refusal: Refusal) -> None:
+        self._inner, self._refusal = inner, refusal
+
+    def __getattr__(self, name: str) -> Any:
+        return _Resource(getattr(self._inner, name), name, refusal=self._refusal)
+
+
+class RefusingStripe:
+    """The worker's Stripe client: the real one, but for the refusals a path asks for."""
+
+    def __init__(self, inner: stripe.StripeClient, refusal: Refusal) -> None:
+        self.v1 = _V1(inner.v1, refusal)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _without_local_paths(text: str) -> str:
+    """Failure stack traces name files on this machine: the corpus keeps none of them."""
+    here = str(Path(__file__).resolve().parent)
+    for local, shown in sorted(
+        {site: "<site-packages>" for site in sys.path if site.endswith("site-packages")}.items()
+    ) + [(sys.base_prefix, "<python>"), (os.getcwd(), "<tree>"), (here, "<recorder>")]:
+        text = text.replace(local, shown)
+    return text
+
+
+def signed(event: dict[str, Any]) -> tuple[bytes, str]:
+    payload = json.dumps(event).encode()
+    now = int(time.time())
+    mac = hmac.new(SECRET.encode(), b"%d." % now + payload, hashlib.sha256).hexdigest()
+    return payload, f"t={now},v1={mac}"
+
+
+class Recorder:
+    def __init__(
+        self,
+        out: Path,
+        api: httpx.AsyncClient,
+        stripe_client: stripe.StripeClient,
+        temporal: Any,
+        engine: Any,
+        refusal: Refusal,
+        stripe_base: str,
+        api_url: str,
+    ) -> None:
+        self.out, self.api, self.stripe, self.temporal = out, api, stripe_client, temporal
+        self.engine, self.refusal, self.stripe_base, self.api_url = (
+            engine,
+            refusal,
+            stripe_base,
+            api_url,
+        )
+        self.recorded: dict[str, str] = {}
+        # Paths begun and not yet saved: their workflow, saved as it stands if the
+        # journey stops (an older release may not have a step; its history still counts).
+        self.begun: dict[str, tuple[str, str, str]] = {}
+
+    # ---- what a shop, a customer and ops do ------------------------------------------
+
+    async def place(self, path: str, what: str) -> str:
+        """Place an order; with a path, its workflow is the one that path records."""
+        body = {
+            "customerEmail": "corpus@example.com",
+            "shippingAddress": {
+                "fullName": "Corpus Recorder",
+                "addressLine1": "1 Main St",
+                "city": "Springfield",
+                "state": "IL",
+                "postalCode": "62701",
+                "country": "US",
+            },
+            "lineItems": [{"productId": RUNNER, "quantity": 1}],
+        }
+        created = await self.api.post("/api/orders", json=body)
+        assert created.status_code == 201, created.text
+        order_id = str(created.json()["orderId"])
+        if path:
+            self.begin(path, f"order-{order_id}", what)
+        return order_id
+
+    async def pay(self, order_id: str, card: str | None) -> str:
+        """Ask to pay; with a card, confirm it as Stripe.js would. The PaymentIntent id."""
+        answer = await self.api.post(f"/api/orders/{order_id}/payment")
+        assert answer.status_code == 200, answer.text
+        pi = str(answer.json()["paymentIntentId"])
+        if card is not None:
+            method = await self.stripe.v1.payment_methods.create_async(
+                params={
+                    "type": "card",
+                    "card": {"number": card, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+                }
+            )
+            await self.stripe.v1.payment_intents.update_async(
+                pi, params={"payment_method": method.id}
+            )
+            with contextlib.suppress(stripe.CardError):
+                await self.stripe.v1.payment_intents.confirm_async(pi)
+        return pi
+
+    async def status(self, order_id: str, want: str) -> dict[str, Any]:
+        body: dict[str, Any] = {}
+        for _ in range(int(_WAIT_S / _POLL_S)):
+            body = (await self.api.get(f"/api/orders/{order_id}")).json()
+            if body.get("status") == want:
+                return body
+            await asyncio.sleep(_POLL_S)
+        raise AssertionError(f"order {order_id} did not become {want}: {body}")
+
+    async def paid(self, path: str, what: str) -> tuple[str, str]:
+        order_id = await self.place(path, what)
+        pi = await self.pay(order_id, GOOD)
+        await self.status(order_id, "Confirmed")
+        return order_id, pi
+
+    async def ops(self, order_id: str, step: str, body: Any = None) -> httpx.Response:
+        return await self.api.post(f"/api/ops/orders/{order_id}/{step}", json=body, headers=OPS)
+
+    async def fulfil(self, order_id: str) -> None:
+        for step, body in (
+            ("processing", None),
+            ("ship", {"carrier": "UPS", "trackingNumber": "1Z999"}),
+            ("deliver", None),
+        ):
+            done = await self.ops(order_id, step, body)
+            assert done.status_code == 204, (step, done.text)
+
+    async def cancel(self, order_id: str) -> httpx.Response:
+        return await self.api.post(f"/api/orders/{order_id}/cancel")
+
+    async def send_event(self, kind: str, obj: dict[str, Any], event_id: str | None = None) -> None:
+        """A signed event as Stripe sends it (a redelivery, or one the emulator never sends)."""
+        event = {
+            "id": event_id or f"evt_corpus_{uuid.uuid4().hex}",
+            "object": "event",
+            "type": kind,
+            "created": int(time.time()),
+            "data": {"object": obj},
+        }
+        payload, signature = signed(event)
+        answer = await self.api.post(
+            "/api/webhooks/stripe",
+            content=payload,
+            headers={"Content-Type": "application/json", "Stripe-Signature": signature},
+        )
+        assert answer.status_code == 200, answer.text
+
+    async def intent(self, pi: str) -> dict[str, Any]:
+        return dict((await self.stripe.v1.payment_intents.retrieve_async(pi)).to_dict())
+
+    async def closed(self, workflow_id: str) -> None:
+        handle = self.temporal.get_workflow_handle(workflow_id)
+        await asyncio.wait_for(handle.result(), timeout=_WAIT_S)
+
+    @contextlib.asynccontextmanager
+    async def webhooks_lost(self) -> AsyncIterator[None]:
+        await self._register(f"http://127.0.0.1:{_free_port()}/nowhere")
+        try:
+            yield
+        finally:
+            await self._register(f"{self.api_url}/api/webhooks/stripe")
+
+    async def _register(self, url: str) -> None:
+        async with httpx.AsyncClient(timeout=10) as http:
+            answer = await http.post(
+                f"{self.stripe_base}/_config/webhooks/corpus",
+                json={"url": url, "secret": SECRET, "events": EVENTS},
+            )
+            answer.raise_for_status()
+
+    @contextlib.asynccontextmanager
+    async def status_write_refused(self, order_id: str, status: str) -> AsyncIterator[None]:
+        """PostgreSQL refuses (a check violation) the write of `status` for this order."""
+        name = f"corpus_refuse_{order_id.replace('-', '')[:12]}"
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    f"RAISE EXCEPTION 'refused for the corpus' USING ERRCODE = 'check_violation'; "
+                    f"END $$"
+                )
+            )
+            await conn.execute(
+                text(
+                    f"CREATE TRIGGER {name} BEFORE UPDATE ON orders FOR EACH ROW WHEN "
+                    f"(NEW.order_id = '{order_id}' AND NEW.status = '{status}') "
+                    f"EXECUTE FUNCTION {name}()"
+                )
+            )
+        try:
+            yield
+        finally:
+            async with self.engine.begin() as conn:
+                await conn.execute(text(f"DROP TRIGGER {name} ON orders"))
+                await conn.execute(text(f"DROP FUNCTION {name}()"))
+
+    async def state(self, order_id: str) -> dict[str, Any]:
+        """The workflow's `state` query, as plain JSON (no model of any release needed)."""
+        answer = await self.temporal.get_workflow_handle(f"order-{order_id}").query("state")
+        return dict(answer)
+
+    async def attention(self, order_id: str, flagged: bool) -> None:
+        for _ in range(int(_WAIT_S / _POLL_S)):
+            if ((await self.state(order_id)).get("attention") is not None) == flagged:
+                return
+            await asyncio.sleep(_POLL_S)
+        raise AssertionError(f"order {order_id}: attention never became {flagged}")
+
+    # ---- saving ----------------------------------------------------------------------
+
+    def begin(self, path: str, workflow_id: str, what: str) -> None:
+        """`workflow_id` may name a run: `<id>@<run id>`."""
+        task = asyncio.current_task()
+        self.begun[path] = (workflow_id, what, task.get_name() if task else "")
+
+    async def save(self, path: str, stopped: BaseException | None = None) -> None:
+        workflow_id, what, _ = self.begun.pop(path)
+        workflow_id, _, run_id = workflow_id.partition("@")
+        handle = self.temporal.get_workflow_handle(workflow_id, run_id=run_id or None)
+        history = await handle.fetch_history()
+        (self.out / f"{path}.json").write_text(_without_local_paths(history.to_json()))
+        if stopped is not None:
+            what = f"{what} (the journey stopped there: {stopped!r})"[:400]
+        self.recorded[path] = what
+        print(f"  recorded {path}: {len(history.events)} events", flush=True)
+
+
+Journey = Callable[[Recorder], Awaitable[None]]
+
+
+async def paid(r: Recorder) -> None:
+    await r.paid("paid", "paid, Confirmed and waiting for fulfilment")
+
+
+async def paid_delivered(r: Recorder) -> None:
+    order_id, _ = await r.paid("paid_delivered", "paid, processed, shipped, delivered")
+    await r.fulfil(order_id)
+    await r.closed(f"order-{order_id}")
+    await r.save("paid_delivered")
+
+
+async def declined_then_paid(r: Recorder) -> None:
+    order_id = await r.place(
+        "declined_then_paid",
+        "declined, paid with another card (the old PaymentIntent closed), delivered",
+    )
+    await r.pay(order_id, DECLINED)
+    await r.status(order_id, "Failed")
+    await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    await r.fulfil(order_id)
+    await r.closed(f"order-{order_id}")
+    await r.save("declined_then_paid")
+
+
+async def reconciled(r: Recorder) -> None:
+    order_id = await r.place(
+        "reconciled_without_webhook",
+        "paid while the webhook was lost: confirmed by the reconcile timer",
+    )
+    async with r.webhooks_lost():
+        await r.pay(order_id, GOOD)
+        await r.status(order_id, "Confirmed")
+    await r.save("reconciled_without_webhook")
+
+
+async def cancelled_pending(r: Recorder) -> None:
+    order_id = await r.place("cancelled_pending", "cancelled from Pending, grace over")
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.closed(f"order-{order_id}")
+    await r.save("cancelled_pending")
+
+
+async def cancelled_payment_processing(r: Recorder) -> None:
+    order_id = await r.place(
+        "cancelled_payment_processing",
+        "cancelled from PaymentProcessing: the PaymentIntent cancelled, grace over",
+    )
+    await r.pay(order_id, None)
+    await r.status(order_id, "PaymentProcessing")
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.closed(f"order-{order_id}")
+    await r.save("cancelled_payment_processing")
+
+
+async def cancelled_failed(r: Recorder) -> None:
+    order_id = await r.place("cancelled_failed", "declined, then cancelled from Failed")
+    await r.pay(order_id, DECLINED)
+    await r.status(order_id, "Failed")
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.closed(f"order-{order_id}")
+    await r.save("cancelled_failed")
+
+
+async def refunded(r: Recorder) -> None:
+    order_id, pi = await r.paid(
+        "cancelled_confirmed_refunded",
+        "paid, cancelled from Confirmed: refunded, charge.refunded read back, grace over",
+    )
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.status(order_id, "Cancelled")
+    charge = {
+        "object": "charge",
+        "id": f"ch_{pi}",
+        "payment_intent": pi,
+        "metadata": {"order_id": order_id},
+        "refunded": True,
+    }
+    await r.send_event("charge.refunded", charge)
+    await r.closed(f"order-{order_id}")
+    await r.save("cancelled_confirmed_refunded")
+    # The same success delivered again after the workflow closed: the late-payment
+    # workflow finds the refund already made.
+    r.begin(
+        "late_payment_refunded_order",
+        f"late-payment-{pi}",
+        "a success redelivered after the refunded order's workflow closed",
+    )
+    await r.send_event("payment_intent.succeeded", await r.intent(pi))
+    await r.closed(f"late-payment-{pi}")
+    await r.save("late_payment_refunded_order")
+
+
+async def late_for_delivered(r: Recorder) -> None:
+    order_id, pi = await r.paid("", "")
+    await r.fulfil(order_id)
+    await r.closed(f"order-{order_id}")
+    r.begin(
+        "late_payment_delivered_order",
+        f"late-payment-{pi}",
+        "a success redelivered after delivery: the order's own payment, left alone",
+    )
+    await r.send_event("payment_intent.succeeded", await r.intent(pi))
+    await r.closed(f"late-payment-{pi}")
+    await r.save("late_payment_delivered_order")
+
+
+async def superseded_success(r: Recorder) -> None:
+    order_id = await r.place(
+        "superseded_success_refunded",
+        "a success on the superseded PaymentIntent: refunded (parked if Stripe refused the "
+        "refund), the order still paying with the new one",
+    )
+    first = await r.pay(order_id, DECLINED)
+    await r.status(order_id, "Failed")
+    await r.pay(order_id, None)  # the retry: the declined PaymentIntent is closed
+    await r.status(order_id, "PaymentProcessing")
+    # Stripe says the first PaymentIntent succeeded after all (its confirm raced the
+    # cancel): the emulator cannot charge a declined one, so its read-back says so.
+    r.refusal.succeeded.add(first)
+    await r.send_event("payment_intent.succeeded", await r.intent(first))
+    for _ in range(int(_WAIT_S / _POLL_S)):
+        state = await r.state(order_id)
+        if state.get("refunds") or state.get("attention"):
+            break
+        await asyncio.sleep(_POLL_S)
+    r.refusal.succeeded.discard(first)
+    await r.save("superseded_success_refunded")
+
+
+async def parked_then_retried(r: Recorder) -> None:
+    order_id, pi = await r.paid(
+        "parked_then_retried",
+        "cancel of a paid order, refund refused: parked; ops retry refunds and cancels",
+    )
+    r.refusal.refused[("refunds", "create")] = {pi}
+    answer = await r.cancel(order_id)
+    assert answer.status_code == 503, answer.text  # recorded; finished later
+    await r.attention(order_id, True)
+    r.refusal.refused.clear()
+    assert (await r.ops(order_id, "retry")).status_code == 204
+    await r.status(order_id, "Cancelled")
+    await r.closed(f"order-{order_id}")
+    await r.save("parked_then_retried")
+
+
+async def pending_cancel_finished(r: Recorder) -> None:
+    order_id = await r.place(
+        "pending_cancel_finished_by_workflow",
+        "a cancel whose status write was refused: parked, finished by the attention timer",
+    )
+    async with r.status_write_refused(order_id, "Cancelled"):
+        answer = await r.cancel(order_id)
+        assert answer.status_code == 503, answer.text
+        await r.attention(order_id, True)
+    await r.status(order_id, "Cancelled")
+    await r.closed(f"order-{order_id}")
+    await r.save("pending_cancel_finished_by_workflow")
+
+
+async def payment_window_expired(r: Recorder) -> None:
+    order_id = await r.place(
+        "payment_window_expired", "never paid: cancelled when the payment window closed"
+    )
+    await r.status(order_id, "Cancelled")
+    await r.closed(f"order-{order_id}")
+    await r.save("payment_window_expired")
+
+
+async def continued_as_new(r: Recorder) -> None:
+    order_id, pi = await r.paid(
+        "continued_as_new_first_run",
+        "redeliveries past the suggestion, then new events and a cancel: continued as new",
+    )
+    handle = r.temporal.get_workflow_handle(f"order-{order_id}")
+    first_run = (await handle.describe()).run_id
+    intent = await r.intent(pi)
+    # One event redelivered (the same id) grows the history past the server's suggestion:
+    # a redelivery is dropped by the signal handler, before the main loop's check.
+    redelivered = f"evt_corpus_{uuid.uuid4().hex}"
+    for _ in range(40):
+        await r.send_event("payment_intent.succeeded", intent, event_id=redelivered)
+    # Then Stripe slows down: an event holds the lock for a while (its read-back), the
+    # customer's cancel waits for it, and once the run has decided to continue as new it
+    # waits for that cancel (a slow refund), during which three more events arrive:
+    # they are carried into the next run.
+    r.refusal.slow.add(pi)
+    await r.send_event("payment_intent.succeeded", intent)
+    cancel = asyncio.create_task(r.cancel(order_id))
+    await asyncio.sleep(SLOW_STRIPE_S + 1)
+    for _ in range(3):
+        await r.send_event("payment_intent.succeeded", intent)
+    assert (await cancel).status_code == 204
+    r.refusal.slow.discard(pi)
+    for _ in range(int(_WAIT_S / _POLL_S)):
+        if (await r.temporal.get_workflow_handle(handle.id).describe()).run_id != first_run:
+            break
+        await asyncio.sleep(_POLL_S)
+    else:
+        raise AssertionError("the order did not continue as new")
+    await r.status(order_id, "Cancelled")
+    await r.closed(handle.id)
+    _, what, journey = r.begun["continued_as_new_first_run"]
+    r.begun["continued_as_new_first_run"] = (f"{handle.id}@{first_run}", what, journey)
+    await r.save("continued_as_new_first_run")
+    r.begin(
+        "continued_as_new_second_run",
+        handle.id,
+        "the run after continue-as-new: the carried state and events, then delivered",
+    )
+    await r.save("continued_as_new_second_run")
+
+
+JOURNEYS: list[Journey] = [
+    paid,
+    paid_delivered,
+    declined_then_paid,
+    reconciled,
+    cancelled_pending,
+    cancelled_payment_processing,
+    cancelled_failed,
+    refunded,
+    late_for_delivered,
+    superseded_success,
+    parked_then_retried,
+    pending_cancel_finished,
+    payment_window_expired,
+    continued_as_new,
+]
+
+
+async def main(
+    out: Path, database_url: str, temporal_address: str, stripe_base: str, release: str
+) -> int:
+    api_port = _free_port()
+    os.environ.update(
+        {
+            "DATABASE_URL": database_url,
+            "TEMPORAL_ADDRESS": temporal_address,
+            "TEMPORAL_TASK_QUEUE": f"corpus-{uuid.uuid4()}",
+            "STRIPE_API_BASE": stripe_base,
+            "STRIPE_WEBHOOK_SECRET": SECRET,
+            "OPS_API_TOKEN": OPS_TOKEN,
+            "WORKER_BUILD_ID": release,
+            "WORKER_PROMOTE": "always",
+            "WORKER_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}",
+            **TIMING_ENV,
+        }
+    )
+    os.environ.pop("PAYLOAD_ENCRYPTION_KEYS", None)
+    from api.app import create_app  # the tree under test, from here on
+    from vult.db.engine import make_engine
+    from vult.process.settings import Settings
+    from vult.process.stripe_client import make_stripe_client
+    from vult.temporal.client import connect
+    from worker import build_worker
+
+    settings = Settings()
+    temporal = await connect(settings)
+    engine = make_engine(settings.database_url, pool_size=2)
+    http = stripe.AIOHTTPClient()
+    stripe_client = make_stripe_client(settings, http)
+    refusal = Refusal()
+    worker = build_worker(temporal, settings, engine, RefusingStripe(stripe_client, refusal))
+    running = asyncio.create_task(worker.run())
+    with contextlib.suppress(ImportError):  # releases before Worker Versioning have none
+        from vult.temporal.deployments import set_current
+
+        await set_current(temporal, settings.worker_deployment_name, settings.worker_build_id)
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=api_port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(400):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    api_url = f"http://127.0.0.1:{api_port}"
+    failed = 0
+    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
+        r = Recorder(out, api, stripe_client, temporal, engine, refusal, stripe_base, api_url)
+        await r._register(f"{api_url}/api/webhooks/stripe")
+        tasks = [
+            asyncio.create_task(asyncio.wait_for(j(r), timeout=180), name=j.__name__)
+            for j in JOURNEYS
+        ]
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        stops: dict[str, BaseException] = {}
+        for journey, result in zip(JOURNEYS, results, strict=True):
+            if isinstance(result, BaseException):
+                failed += 1
+                stops[journey.__name__] = result
+                print(f"  FAILED {journey.__name__}: {result!r}", flush=True)
+                traceback.print_exception(result, file=sys.stdout)
+        # What a journey that stopped had done is still a history of this release.
+        for path, (_, _, journey) in list(r.begun.items()):
+            await r.save(path, stopped=stops.get(journey))
+    (out / "manifest.json").write_text(
+        json.dumps(
+            {
+                "release": release,
+                "recorded_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "paths": dict(sorted(r.recorded.items())),
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    server.should_exit = True
+    await worker.shutdown()
+    await running
+    await http.close_async()
+    await engine.dispose()
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    out_dir, db, temporal_at, stripe_at, release_name = sys.argv[1:6]
+    code = asyncio.run(main(Path(out_dir), db, temporal_at, stripe_at, release_name))
+    sys.stdout.flush()
+    # Straight out: the SDK's runtime threads can crash an interpreter's finalization.
+    os._exit(code)

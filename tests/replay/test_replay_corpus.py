@@ -1,0 +1,163 @@
+"""The replay gate: every history of every release in tests/replay/ replays on today's
+workflow code, with the worker's own sandbox and both workflow types.
+
+An order's workflow (AUTO_UPGRADE) moves to each new build while it is open, so a change
+that emits other commands for a recorded history would fail that order's next workflow
+task on every attempt. Such a change must be guarded by `workflow.patched`; this test is
+what tells. Each release folder is recorded by `python3 tasks.py record-corpus` on that
+release's code (docs/architecture.md, "Changing workflow code") and never rewritten.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from vult.domain.contracts import OrderState, OrderWorkflowInput
+from vult.temporal.sandbox import sandbox_runner
+from workflows.late_payment import LatePaymentWorkflow
+from workflows.order import OrderWorkflow
+
+CORPUS = Path(__file__).parent
+RELEASES = sorted(p for p in CORPUS.iterdir() if p.is_dir() and not p.name.startswith("_"))
+HISTORIES = sorted(h for r in RELEASES for h in r.glob("*.json") if h.name != "manifest.json")
+# Every path a journey can take, as the recorder names them: the newest recorded release
+# must hold each one.
+PATHS = {
+    "paid",
+    "paid_delivered",
+    "declined_then_paid",
+    "reconciled_without_webhook",
+    "cancelled_pending",
+    "cancelled_payment_processing",
+    "cancelled_failed",
+    "cancelled_confirmed_refunded",
+    "superseded_success_refunded",
+    "parked_then_retried",
+    "pending_cancel_finished_by_workflow",
+    "payment_window_expired",
+    "continued_as_new_first_run",
+    "continued_as_new_second_run",
+    "late_payment_refunded_order",
+    "late_payment_delivered_order",
+}
+
+
+def _history(path: Path) -> WorkflowHistory:
+    return WorkflowHistory.from_json(path.stem, path.read_text())
+
+
+async def _replay(path: Path, *workflows: type) -> Exception | None:
+    replayer = Replayer(
+        workflows=list(workflows) or [OrderWorkflow, LatePaymentWorkflow],
+        data_converter=pydantic_data_converter,
+        workflow_runner=sandbox_runner(),  # the worker's own
+    )
+    result = await replayer.replay_workflow(_history(path), raise_on_replay_failure=False)
+    return result.replay_failure
+
+
+def _known_incompatible(path: Path) -> str | None:
+    """Why this history cannot replay, when its release's manifest says so (a change that
+    shipped without a patch and that no patch can now tell apart: architecture.md)."""
+    manifest = json.loads((path.parent / "manifest.json").read_text())
+    reason = manifest.get("known_incompatible", {}).get(path.stem)
+    return None if reason is None else str(reason)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
+async def test_a_recorded_history_replays_on_todays_code(path: Path) -> None:
+    failure = await _replay(path)
+    if _known_incompatible(path) is None:
+        assert failure is None, f"{path.parent.name}/{path.name}: {failure}"
+    else:
+        # Kept honest both ways: if it starts replaying, take it off the list.
+        assert failure is not None and "nondeterminism" in str(failure).lower(), failure
+
+
+def test_every_release_folder_says_what_it_holds() -> None:
+    assert RELEASES
+    for release in RELEASES:
+        manifest = json.loads((release / "manifest.json").read_text())
+        assert manifest["release"] == release.name
+        held = {h.stem for h in release.glob("*.json")} - {"manifest"}
+        assert held == set(manifest["paths"]), release.name
+
+
+def test_a_recorded_release_holds_every_path_and_both_workflow_types() -> None:
+    """Recorded by tasks.py record-corpus (not the hand-saved early ones), on a release that
+    has every path: the one a new path is added with, and each after it."""
+    complete = []
+    for release in RELEASES:
+        manifest = json.loads((release / "manifest.json").read_text())
+        if "recorded_at" in manifest and PATHS <= set(manifest["paths"]):
+            complete.append(release)
+    assert complete, f"no recorded release holds every path of {sorted(PATHS)}"
+    types = {
+        _history(h).events[0].workflow_execution_started_event_attributes.workflow_type.name
+        for h in complete[-1].glob("*.json")
+        if h.name != "manifest.json"
+    }
+    assert types == {"OrderWorkflow", "LatePaymentWorkflow"}
+
+
+# ---- the gate can fail ----------------------------------------------------------------
+
+
+@workflow.defn(name="OrderWorkflow")
+class UnguardedChange(OrderWorkflow):
+    """A change as it should never ship: delivery writes a memo, with no patch."""
+
+    @workflow.run
+    async def run(self, input: OrderWorkflowInput) -> OrderState:
+        return await OrderWorkflow.run(self, input)
+
+    @workflow.update
+    async def deliver(self) -> None:
+        await OrderWorkflow.deliver(self)
+        workflow.upsert_memo({"deliveredBy": "unguarded"})
+
+    @deliver.validator
+    def _validate_deliver_unguarded(self) -> None:
+        OrderWorkflow._validate_deliver(self)
+
+
+@workflow.defn(name="OrderWorkflow")
+class GuardedChange(UnguardedChange):
+    """The same change behind `workflow.patched`: recorded histories take the old path."""
+
+    @workflow.run
+    async def run(self, input: OrderWorkflowInput) -> OrderState:
+        return await OrderWorkflow.run(self, input)
+
+    @workflow.update
+    async def deliver(self) -> None:
+        await OrderWorkflow.deliver(self)
+        if workflow.patched("replay-gate-example"):
+            workflow.upsert_memo({"deliveredBy": "guarded"})
+
+    @deliver.validator
+    def _validate_deliver_guarded(self) -> None:
+        OrderWorkflow._validate_deliver(self)
+
+
+DELIVERED = [h for h in HISTORIES if h.stem in ("paid_delivered", "declined_then_paid")]
+
+
+@pytest.mark.parametrize("path", DELIVERED, ids=[f"{p.parent.name}/{p.stem}" for p in DELIVERED])
+async def test_an_unpatched_command_change_fails_the_gate_and_a_patched_one_passes(
+    path: Path,
+) -> None:
+    failure = await _replay(path, UnguardedChange)
+    assert failure is not None and "nondeterminism" in str(failure).lower(), failure
+    assert await _replay(path, GuardedChange) is None
+
+
+def test_the_gate_has_delivered_histories_to_try() -> None:
+    assert DELIVERED
