@@ -130,12 +130,13 @@ def _free_port() -> int:
 
 
 def _without_local_paths(text: str) -> str:
-    """Failure stack traces name files on this machine: the corpus keeps none of them."""
+    """Failure stack traces name files on this machine: the corpus keeps none of them. The
+    site-packages folders go first, as they may lie inside the tree."""
     here = str(Path(__file__).resolve().parent)
-    for local, shown in sorted(
-        {site: "<site-packages>" for site in sys.path if site.endswith("site-packages")}.items()
-    ) + [(sys.base_prefix, "<python>"), (os.getcwd(), "<tree>"), (here, "<recorder>")]:
-        text = text.replace(local, shown)
+    local = [(site, "<site-packages>") for site in sys.path if site.endswith("site-packages")]
+    local += [(sys.base_prefix, "<python>"), (os.getcwd(), "<tree>"), (here, "<recorder>")]
+    for path, shown in local:
+        text = text.replace(path, shown)
     return text
 
 
@@ -327,6 +328,12 @@ class Recorder:
         task = asyncio.current_task()
         self.begun[path] = (workflow_id, what, task.get_name() if task else "")
 
+    async def finish(self, path: str) -> None:
+        """Wait for the workflow `path` records to close, then save its history."""
+        workflow_id, _, _ = self.begun[path]
+        await self.closed(workflow_id.partition("@")[0])
+        await self.save(path)
+
     async def save(self, path: str, stopped: BaseException | None = None) -> None:
         workflow_id, what, _ = self.begun.pop(path)
         workflow_id, _, run_id = workflow_id.partition("@")
@@ -349,8 +356,7 @@ async def paid(r: Recorder) -> None:
 async def paid_delivered(r: Recorder) -> None:
     order_id, _ = await r.paid("paid_delivered", "paid, processed, shipped, delivered")
     await r.fulfil(order_id)
-    await r.closed(f"order-{order_id}")
-    await r.save("paid_delivered")
+    await r.finish("paid_delivered")
 
 
 async def declined_then_paid(r: Recorder) -> None:
@@ -363,8 +369,7 @@ async def declined_then_paid(r: Recorder) -> None:
     await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     await r.fulfil(order_id)
-    await r.closed(f"order-{order_id}")
-    await r.save("declined_then_paid")
+    await r.finish("declined_then_paid")
 
 
 async def reconciled(r: Recorder) -> None:
@@ -381,8 +386,7 @@ async def reconciled(r: Recorder) -> None:
 async def cancelled_pending(r: Recorder) -> None:
     order_id = await r.place("cancelled_pending", "cancelled from Pending, grace over")
     assert (await r.cancel(order_id)).status_code == 204
-    await r.closed(f"order-{order_id}")
-    await r.save("cancelled_pending")
+    await r.finish("cancelled_pending")
 
 
 async def cancelled_payment_processing(r: Recorder) -> None:
@@ -393,8 +397,7 @@ async def cancelled_payment_processing(r: Recorder) -> None:
     await r.pay(order_id, None)
     await r.status(order_id, "PaymentProcessing")
     assert (await r.cancel(order_id)).status_code == 204
-    await r.closed(f"order-{order_id}")
-    await r.save("cancelled_payment_processing")
+    await r.finish("cancelled_payment_processing")
 
 
 async def cancelled_failed(r: Recorder) -> None:
@@ -402,8 +405,7 @@ async def cancelled_failed(r: Recorder) -> None:
     await r.pay(order_id, DECLINED)
     await r.status(order_id, "Failed")
     assert (await r.cancel(order_id)).status_code == 204
-    await r.closed(f"order-{order_id}")
-    await r.save("cancelled_failed")
+    await r.finish("cancelled_failed")
 
 
 async def refunded(r: Recorder) -> None:
@@ -421,8 +423,7 @@ async def refunded(r: Recorder) -> None:
         "refunded": True,
     }
     await r.send_event("charge.refunded", charge)
-    await r.closed(f"order-{order_id}")
-    await r.save("cancelled_confirmed_refunded")
+    await r.finish("cancelled_confirmed_refunded")
     # The same success delivered again after the workflow closed: the late-payment
     # workflow finds the refund already made.
     r.begin(
@@ -431,8 +432,7 @@ async def refunded(r: Recorder) -> None:
         "a success redelivered after the refunded order's workflow closed",
     )
     await r.send_event("payment_intent.succeeded", await r.intent(pi))
-    await r.closed(f"late-payment-{pi}")
-    await r.save("late_payment_refunded_order")
+    await r.finish("late_payment_refunded_order")
 
 
 async def late_for_delivered(r: Recorder) -> None:
@@ -445,8 +445,7 @@ async def late_for_delivered(r: Recorder) -> None:
         "a success redelivered after delivery: the order's own payment, left alone",
     )
     await r.send_event("payment_intent.succeeded", await r.intent(pi))
-    await r.closed(f"late-payment-{pi}")
-    await r.save("late_payment_delivered_order")
+    await r.finish("late_payment_delivered_order")
 
 
 async def superseded_success(r: Recorder) -> None:
@@ -484,8 +483,7 @@ async def parked_then_retried(r: Recorder) -> None:
     r.refusal.refused.clear()
     assert (await r.ops(order_id, "retry")).status_code == 204
     await r.status(order_id, "Cancelled")
-    await r.closed(f"order-{order_id}")
-    await r.save("parked_then_retried")
+    await r.finish("parked_then_retried")
 
 
 async def pending_cancel_finished(r: Recorder) -> None:
@@ -498,8 +496,7 @@ async def pending_cancel_finished(r: Recorder) -> None:
         assert answer.status_code == 503, answer.text
         await r.attention(order_id, True)
     await r.status(order_id, "Cancelled")
-    await r.closed(f"order-{order_id}")
-    await r.save("pending_cancel_finished_by_workflow")
+    await r.finish("pending_cancel_finished_by_workflow")
 
 
 async def payment_window_expired(r: Recorder) -> None:
@@ -507,8 +504,7 @@ async def payment_window_expired(r: Recorder) -> None:
         "payment_window_expired", "never paid: cancelled when the payment window closed"
     )
     await r.status(order_id, "Cancelled")
-    await r.closed(f"order-{order_id}")
-    await r.save("payment_window_expired")
+    await r.finish("payment_window_expired")
 
 
 async def continued_as_new(r: Recorder) -> None:

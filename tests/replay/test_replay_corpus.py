@@ -14,12 +14,11 @@ import json
 from pathlib import Path
 
 import pytest
-from temporalio import workflow
 from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from vult.domain.contracts import OrderState, OrderWorkflowInput
+from tests.workflows.variants import GuardedChange, UnguardedChange
 from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
@@ -108,43 +107,6 @@ def test_a_recorded_release_holds_every_path_and_both_workflow_types() -> None:
 
 
 # ---- the gate can fail ----------------------------------------------------------------
-
-
-@workflow.defn(name="OrderWorkflow")
-class UnguardedChange(OrderWorkflow):
-    """A change as it should never ship: delivery writes a memo, with no patch."""
-
-    @workflow.run
-    async def run(self, input: OrderWorkflowInput) -> OrderState:
-        return await OrderWorkflow.run(self, input)
-
-    @workflow.update
-    async def deliver(self) -> None:
-        await OrderWorkflow.deliver(self)
-        workflow.upsert_memo({"deliveredBy": "unguarded"})
-
-    @deliver.validator
-    def _validate_deliver_unguarded(self) -> None:
-        OrderWorkflow._validate_deliver(self)
-
-
-@workflow.defn(name="OrderWorkflow")
-class GuardedChange(UnguardedChange):
-    """The same change behind `workflow.patched`: recorded histories take the old path."""
-
-    @workflow.run
-    async def run(self, input: OrderWorkflowInput) -> OrderState:
-        return await OrderWorkflow.run(self, input)
-
-    @workflow.update
-    async def deliver(self) -> None:
-        await OrderWorkflow.deliver(self)
-        if workflow.patched("replay-gate-example"):
-            workflow.upsert_memo({"deliveredBy": "guarded"})
-
-    @deliver.validator
-    def _validate_deliver_guarded(self) -> None:
-        OrderWorkflow._validate_deliver(self)
 
 
 DELIVERED = [h for h in HISTORIES if h.stem in ("paid_delivered", "declined_then_paid")]

@@ -2,12 +2,12 @@
 
 Orders are started on build A: one waiting for payment, one with a PaymentIntent open, one
 paid and awaiting fulfilment, one parked; a late-payment workflow waits on a payment that is
-mid-charge. Build B, whose OrderWorkflow writes a memo at delivery (a new command, behind
-`workflow.patched`), is added, ramped, then made current. Each old order reaches its end as
-its versioning behaviour says (orders move to B, the late payment stays on A), new orders
-run on B, and rolling back to A works for new orders and for old ones that never took
-B's new path. Which build ran each step is read from the history: every completed
-workflow task names the build that completed it.
+mid-charge. Build B (tests/workflows/variants.py), whose OrderWorkflow writes a memo at
+delivery (a new command, behind `workflow.patched`), is added, ramped, then made current.
+Each old order reaches its end as its versioning behaviour says (orders move to B, the late
+payment stays on A), new orders run on B, and rolling back to A works for new orders and for
+old ones that never took B's new path. Which build ran each step is read from the history:
+every completed workflow task names the build that completed it.
 """
 
 from __future__ import annotations
@@ -16,17 +16,16 @@ import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 
-from temporalio import workflow
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from tests.workflows.conftest import Backend, FakeStripeIntent, Harness, eventually
+from tests.workflows.variants import BuildB
 from vult.domain.contracts import (
     CancelOrder,
     LatePayment,
     OrderState,
-    OrderWorkflowInput,
     ShipOrder,
 )
 from vult.domain.status import OrderStatus
@@ -45,32 +44,12 @@ S = OrderStatus
 AUTO_UPGRADE = VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE
 PINNED = VersioningBehavior.VERSIONING_BEHAVIOR_PINNED
 A, B = "1.0.0+gaaaaaaa", "1.1.0+gbbbbbbb"
-PATCH = "deploy-test-delivery-memo"
-
-
-@workflow.defn(name="OrderWorkflow")  # the deployment's default behaviour, as the real one
-class OrderWorkflowB(OrderWorkflow):
-    """Build B's change: delivery also records, in the memo, which code delivered."""
-
-    @workflow.run
-    async def run(self, input: OrderWorkflowInput) -> OrderState:
-        return await OrderWorkflow.run(self, input)
-
-    @workflow.update
-    async def deliver(self) -> None:
-        await OrderWorkflow.deliver(self)
-        if workflow.patched(PATCH):
-            workflow.upsert_memo({"deliveredBy": "B"})
-
-    @deliver.validator
-    def _validate_deliver_b(self) -> None:
-        OrderWorkflow._validate_deliver(self)
 
 
 def build(
     client: Client, task_queue: str, backend: Backend, deployment: str, build_id: str
 ) -> Worker:
-    order = OrderWorkflowB if build_id == B else OrderWorkflow
+    order = BuildB if build_id == B else OrderWorkflow
     return Worker(
         client,
         task_queue=task_queue,

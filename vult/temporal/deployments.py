@@ -3,13 +3,14 @@
 Every worker polls as one version (deployment name + build id) of the Worker Deployment.
 Temporal sends a workflow's tasks to the deployment's *current* build (or, for a share of
 them, its *ramping* one); what happens to a running workflow when the current build
-changes is its type's versioning behaviour, declared on the workflow class:
+changes is its type's versioning behaviour:
 
-- OrderWorkflow is AUTO_UPGRADE: an order lives for weeks (parked ones until ops act), so
-  it moves to each new current build; every command-changing edit is therefore guarded by
-  `workflow.patched` and proven by the replay corpus (tests/replay/).
-- LatePaymentWorkflow is PINNED: it lives minutes (a refund, a cancel), so it finishes on
-  the build it started on, and an edit to it needs no patch.
+- OrderWorkflow is AUTO_UPGRADE, the deployment's default below: an order lives for weeks
+  (parked ones until ops act), so it moves to each new current build; every
+  command-changing edit is therefore guarded by `workflow.patched` and proven by the replay
+  corpus (tests/replay/).
+- LatePaymentWorkflow is PINNED, declared on its class: it lives minutes (a refund, a
+  cancel), so it finishes on the build it started on, and an edit to it needs no patch.
 
 The functions here are what a worker does at start (`WORKER_PROMOTE`) and what the tests
 and the deploy procedure do; operators use the same calls through the Temporal CLI.
