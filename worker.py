@@ -33,7 +33,7 @@ def build_worker(
     client: Client, settings: Settings, engine: AsyncEngine, stripe_client: stripe.StripeClient
 ) -> Worker:
     db = OrderDbActivities(engine, settings.pricing())
-    payments = StripeActivities(stripe_client)
+    payments = StripeActivities(stripe_client, settings.stripe_owner)
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,

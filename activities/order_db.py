@@ -16,8 +16,14 @@ from temporalio.exceptions import ApplicationError
 
 from vult.db import changes
 from vult.db.errors import described, is_permanent
-from vult.db.models import LINE_ITEMS, ORDERS, PRODUCTS
-from vult.domain.contracts import CreatedOrderRow, CreateOrderRow, OrderPayment, StatusChange
+from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDERS, PRODUCTS
+from vult.domain.contracts import (
+    CreatedOrderRow,
+    CreateOrderRow,
+    OrderPayment,
+    RecordPayment,
+    StatusChange,
+)
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number, is_order_number_of
 from vult.domain.pricing import Pricing, Totals, quote, unchargeable
@@ -54,7 +60,12 @@ class OrderDbActivities:
 
     def all(self) -> list[Callable[..., Awaitable[object]]]:
         """Every activity, for the worker to register."""
-        return [self.create_order_row, self.change_order_status, self.read_order_payment]
+        return [
+            self.create_order_row,
+            self.change_order_status,
+            self.read_order_payment,
+            self.record_payment,
+        ]
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -230,12 +241,26 @@ class OrderDbActivities:
             "stripe_refund_id",
             "shipping_carrier",
             "tracking_number",
+            "amount_refunded",
+            "dispute_status",
         ):
             value = getattr(change, name)
             if value is not None:
                 values[name] = value
 
         async with self._engine.begin() as conn:
+            if change.payment_intent_id is not None:
+                # Recorded with the first write that names it, so the webhook route knows
+                # it for ours (the account is shared) before anyone can pay it.
+                await conn.execute(
+                    insert(ORDER_PAYMENT_INTENTS)
+                    .values(
+                        payment_intent_id=change.payment_intent_id,
+                        order_id=change.order_id,
+                        created_date=change.at,
+                    )
+                    .on_conflict_do_nothing()
+                )
             changed = await conn.scalar(
                 update(_ORDERS)
                 .where(
@@ -283,6 +308,26 @@ class OrderDbActivities:
             type=Failure.STATUS_CONFLICT,
             non_retryable=True,
         )
+
+    @activity.defn(name="record_payment")
+    async def record_payment(self, record: RecordPayment) -> bool:
+        """Stripe's amounts on the row of an order whose workflow has closed, whatever its
+        status. False when there is no such order."""
+        async with self._engine.begin() as conn:
+            changed = await conn.scalar(
+                update(_ORDERS)
+                .where(_ORDERS.c.order_id == record.order_id)
+                .values(
+                    stripe_payment_status=record.stripe_payment_status,
+                    amount_refunded=record.amount_refunded,
+                    dispute_status=record.dispute_status,
+                    updated_date=record.at,
+                )
+                .returning(_ORDERS.c.order_id)
+            )
+            if changed is not None:
+                await changes.announce(conn, record.order_id)
+        return changed is not None
 
     @activity.defn(name="read_order_payment")
     async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:

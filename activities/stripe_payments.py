@@ -4,14 +4,18 @@ changes something carries an idempotency key derived from the order and the step
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
 import stripe
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from vult.domain import payments
 from vult.domain.contracts import (
     CancelPaymentIntent,
+    ChargeFacts,
     CreatePaymentIntent,
+    DisputeInfo,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RefundInfo,
@@ -33,8 +37,12 @@ def _is_refusal(exc: stripe.StripeError) -> bool:
 
 
 class StripeActivities:
-    def __init__(self, client: stripe.StripeClient) -> None:
+    def __init__(self, client: stripe.StripeClient, owner: str) -> None:
         self._client = client
+        # Written into the metadata of every PaymentIntent and refund made here: the
+        # account is shared, and only PaymentIntents with it (or, made before it existed,
+        # of an order we have) are this service's to act on.
+        self._owner = owner
 
     def all(self) -> list[Callable[..., Awaitable[object]]]:
         """Every activity, for the worker to register."""
@@ -44,6 +52,7 @@ class StripeActivities:
             self.cancel_payment_intent,
             self.refund_payment,
             self.retrieve_refund,
+            self.read_charge,
         ]
 
     @activity.defn(name="create_payment_intent")
@@ -59,6 +68,7 @@ class StripeActivities:
                     "metadata": {
                         "order_id": str(req.order_id),
                         "order_number": req.order_number,
+                        payments.OWNER_KEY: self._owner,
                     },
                 },
                 options={"idempotency_key": req.idempotency_key},
@@ -104,17 +114,36 @@ class StripeActivities:
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
-        """A full refund of the PaymentIntent's charge, once: a refund Stripe already holds
-        for it is returned instead of a second one (whoever asked for it and however long
-        ago), and the key makes a retry of this call the same refund."""
-        existing = await self._live_refund(req.payment_intent_id)
+        """Refund what is still held of the PaymentIntent's charge (or `req.amount`, never
+        more than is held), once: the refund this service made under the same key is
+        returned instead of a second one, and the key makes a retry at Stripe the same
+        refund. Refunds others made count against what is held, never as ours. A disputed
+        charge is never refunded (Stripe refuses it for ever): that is refused here."""
+        facts = await self.read_charge(req.payment_intent_id)
+        existing = payments.our_refund(facts, req.idempotency_key)
         if existing is not None:
             return existing
+        if payments.dispute_open(facts):
+            raise ApplicationError(
+                f"The charge of {req.payment_intent_id} is disputed: no refund is asked for "
+                "it while the dispute is open (the dispute decides where the money goes)",
+                type=Failure.DISPUTED,
+                non_retryable=True,
+            )
+        held = payments.held(facts)
+        amount = held if req.amount is None else min(req.amount, held)
+        if amount <= 0:
+            return _nothing_held(facts)
         try:
             refund = await self._client.v1.refunds.create_async(
                 params={
                     "payment_intent": req.payment_intent_id,
-                    "metadata": {"order_id": str(req.order_id)},
+                    "amount": amount,
+                    "metadata": {
+                        "order_id": str(req.order_id),
+                        payments.OWNER_KEY: self._owner,
+                        payments.REFUND_KEY: req.idempotency_key,
+                    },
                 },
                 options={"idempotency_key": req.idempotency_key},
             )
@@ -124,20 +153,38 @@ class StripeActivities:
             raise
         return _refund_info(refund)
 
-    async def _live_refund(self, payment_intent_id: str) -> RefundInfo | None:
+    @activity.defn(name="read_charge")
+    async def read_charge(self, payment_intent_id: str) -> ChargeFacts:
+        """Stripe's amounts for the PaymentIntent: captured, refunded (every refund not
+        failed, whoever made it) and disputed (a read: safe to repeat)."""
         try:
-            found = await self._client.v1.refunds.list_async(
+            intent = (
+                await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+            ).to_dict()
+            charge_ref = intent.get("latest_charge")
+            charge_id = charge_ref.get("id") if isinstance(charge_ref, dict) else charge_ref
+            if not charge_id:
+                return ChargeFacts(payment_intent_id=payment_intent_id, currency=intent["currency"])
+            charge = (await self._client.v1.charges.retrieve_async(charge_id)).to_dict()
+            refunds = await self._client.v1.refunds.list_async(
+                params={"payment_intent": payment_intent_id, "limit": 100}
+            )
+            disputes = await self._client.v1.disputes.list_async(
                 params={"payment_intent": payment_intent_id, "limit": 10}
             )
         except stripe.StripeError as exc:
             if _is_refusal(exc):
-                return None  # nothing charged to refund yet: the create says why
+                raise _refusal(exc) from exc
             raise
-        for refund in found.data:
-            info = _refund_info(refund)
-            if info.status not in ("failed", "canceled"):
-                return info
-        return None
+        listed = [_refund_info(r) for r in refunds.data]
+        return ChargeFacts(
+            payment_intent_id=payment_intent_id,
+            currency=charge["currency"],
+            amount_captured=_captured(charge),
+            amount_refunded=sum(r.amount for r in listed if r.status not in payments.DEAD_REFUND),
+            refunds=listed,
+            dispute=_dispute_info(disputes.data[0].to_dict()) if disputes.data else None,
+        )
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
@@ -146,11 +193,49 @@ class StripeActivities:
 
 def _refund_info(found: stripe.Refund) -> RefundInfo:
     data = found.to_dict()
+    key = (data.get("metadata") or {}).get(payments.REFUND_KEY)
     return RefundInfo(
         refund_id=data["id"],
         status=data.get("status") or "pending",
         amount=data["amount"],
         currency=data["currency"],
+        key=key if isinstance(key, str) else None,
+    )
+
+
+def _nothing_held(facts: ChargeFacts) -> RefundInfo:
+    """Nothing is left to refund: the newest live refund (whoever made it) says how the
+    money went back. With none, nothing was captured: Stripe would refuse the refund."""
+    live = [r for r in facts.refunds if r.status not in payments.DEAD_REFUND]
+    if live:
+        return live[0]
+    raise ApplicationError(
+        f"Nothing of {facts.payment_intent_id} is held to refund",
+        type=Failure.PAYMENT_REFUSED,
+        non_retryable=True,
+    )
+
+
+def _captured(charge: dict[str, object]) -> int:
+    # Stripe reports amount_captured; the emulator only whether the charge was captured.
+    captured = charge.get("amount_captured")
+    if isinstance(captured, int):
+        return captured
+    amount = charge.get("amount")
+    paid = charge.get("captured") and charge.get("status") == "succeeded"
+    return amount if paid and isinstance(amount, int) else 0
+
+
+def _dispute_info(data: dict[str, object]) -> DisputeInfo:
+    details = data.get("evidence_details")
+    due = details.get("due_by") if isinstance(details, dict) else None
+    amount = data.get("amount")
+    return DisputeInfo(
+        dispute_id=str(data["id"]),
+        status=str(data.get("status") or "needs_response"),
+        amount=amount if isinstance(amount, int) else 0,
+        reason=str(data.get("reason") or ""),
+        evidence_due_by=datetime.fromtimestamp(due, UTC) if isinstance(due, int) else None,
     )
 
 
@@ -166,4 +251,5 @@ def _snapshot(found: stripe.PaymentIntent) -> PaymentIntentSnapshot:
         currency=intent["currency"],
         last_error_message=error.get("message"),
         order_id=(intent.get("metadata") or {}).get("order_id"),
+        owner=(intent.get("metadata") or {}).get(payments.OWNER_KEY),
     )

@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
                 settings.order_timing(),
                 settings.pricing(),
                 deadline=settings.temporal_command_timeout_seconds,
+                owner=settings.stripe_owner,
             ),
             order_changes=order_changes,
         )

@@ -13,6 +13,12 @@ WEBHOOK_SIGNATURE_FAILURES = Counter(
     "vult_webhook_signature_failures", "Stripe webhooks refused for a bad or missing signature"
 )
 WEBHOOK_EVENTS = Counter("vult_webhook_events", "Verified Stripe events received", ["type"])
+# Verified events acknowledged (200) and not acted on, by why: the account is shared.
+WEBHOOK_EVENTS_IGNORED = Counter(
+    "vult_webhook_events_ignored",
+    "Verified Stripe events acknowledged without acting on them",
+    ["reason"],
+)
 
 
 @contextmanager

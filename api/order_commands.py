@@ -52,7 +52,7 @@ from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number
 from vult.domain.pricing import Pricing, QuotedLine, quote, unchargeable
 from vult.domain.status import OrderStatus
-from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS
+from vult.domain.stripe_events import HANDLED
 from vult.temporal import search_attributes as sa
 from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
@@ -185,8 +185,10 @@ class OrderCommands:
         timing: OrderTiming,
         pricing: Pricing,
         deadline: float,
+        owner: str = "",
     ) -> None:
         self._deadline = deadline
+        self._owner = owner  # this deployment's owner marker (STRIPE_OWNER)
         self._client = client
         self._task_queue = task_queue
         self._timing = timing
@@ -267,10 +269,10 @@ class OrderCommands:
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
 
     async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
-        """Signal the order's workflow. When it has closed (or never ran), a payment event
-        goes to the PaymentIntent's late-payment workflow instead, which refunds money that
-        pays no order and cancels what could still be paid: nothing is acknowledged and
-        then dropped."""
+        """Signal the order's workflow. When it has closed (or never ran), the event goes to
+        the PaymentIntent's after-close workflow instead, which refunds money that pays no
+        order, cancels what could still be paid, and records refunds and disputes (flagging
+        what needs a person): nothing is acknowledged and then dropped."""
         handle = self._client.get_workflow_handle(workflow_id_for(order_id))
         try:
             async with asyncio.timeout(self._deadline):
@@ -279,7 +281,7 @@ class OrderCommands:
                 except RPCError as err:
                     if err.status != RPCStatusCode.NOT_FOUND:
                         raise
-                    if event.event_type in PAYMENT_INTENT_EVENTS:
+                    if event.event_type in HANDLED:
                         await self._settle_late(order_id, event)
         except (TimeoutError, RPCError) as err:
             # 503: Stripe delivers the event again later.
@@ -289,7 +291,12 @@ class OrderCommands:
         pi = event.payment_intent_id
         await self._client.start_workflow(
             LatePaymentWorkflow.run,
-            LatePayment(payment_intent_id=pi, order_id=order_id, event_type=event.event_type),
+            LatePayment(
+                payment_intent_id=pi,
+                order_id=order_id,
+                event_type=event.event_type,
+                owner=self._owner,
+            ),
             id=late_payment_workflow_id(pi),
             task_queue=self._task_queue,
             # A second event while it runs joins it; one after it closed starts it again

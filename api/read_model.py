@@ -20,7 +20,7 @@ from api.schemas import (
     OrderSummaryDto,
     ProductDto,
 )
-from vult.db.models import LINE_ITEMS, ORDERS, Order, Product
+from vult.db.models import LINE_ITEMS, ORDERS, Order, OrderPaymentIntent, Product
 from vult.domain.pricing import line_subtotal
 
 _ORDERS = ORDERS
@@ -44,13 +44,25 @@ async def get_order(
     return order_dto(order, items.all())
 
 
-async def order_id_paid_by(engine: AsyncEngine, payment_intent_id: str) -> uuid.UUID | None:
-    """The order that recorded this PaymentIntent (one created without our metadata)."""
+async def order_of_payment_intent(engine: AsyncEngine, payment_intent_id: str) -> uuid.UUID | None:
+    """The order this service created the PaymentIntent for (recorded with the order's
+    first write naming it), or that recorded it before that list existed."""
     async with engine.connect() as connection:
         found: uuid.UUID | None = await connection.scalar(
-            select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
+            select(OrderPaymentIntent.order_id)
+            .where(OrderPaymentIntent.payment_intent_id == payment_intent_id)
+            .union_all(
+                select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
+            )
+            .limit(1)
         )
     return found
+
+
+async def order_exists(engine: AsyncEngine, order_id: uuid.UUID) -> bool:
+    async with engine.connect() as connection:
+        found = await connection.scalar(select(Order.order_id).where(Order.order_id == order_id))
+    return found is not None
 
 
 async def catalogue_prices(
@@ -147,6 +159,8 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
         shipping_carrier=o.shipping_carrier,
         tracking_number=o.tracking_number,
         payment_status=o.stripe_payment_status,
+        amount_refunded=o.amount_refunded if o.amount_refunded is not None else Decimal("0.00"),
+        dispute_status=o.dispute_status,
     )
 
 

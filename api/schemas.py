@@ -106,8 +106,13 @@ class OrderDto(WireModel):
     cancellation_reason: str | None = None
     shipping_carrier: str | None = None
     tracking_number: str | None = None
-    # Stripe's side as last recorded: succeeded, failed, canceled, refunded, refund_pending...
+    # Stripe's side as last recorded: succeeded, failed, canceled, refunded, refund_pending,
+    # partially_refunded, disputed (a dispute open), dispute_lost, requires_action...
     payment_status: str | None = None
+    # Stripe's amounts, whoever moved the money: refunded so far (every refund that has not
+    # failed, the Dashboard's included), and a dispute's status (open, or won / lost).
+    amount_refunded: Money = Decimal("0.00")
+    dispute_status: str | None = None
 
 
 class PaymentIntentDto(WireModel):

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import stripe
 
 from vult.domain.contracts import PaymentEvent
-from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REFUND_EVENTS
+from vult.domain.payments import OWNER_KEY
+from vult.domain.stripe_events import DISPUTE_EVENTS, PAYMENT_INTENT_EVENTS, REFUND_EVENTS
 
 
 class SignatureError(Exception):
@@ -49,24 +50,37 @@ def verify(payload: bytes, signature_header: str, secret: str, tolerance: int) -
 
 @dataclass(frozen=True)
 class OrderEvent:
-    order_id: uuid.UUID | None  # from the PaymentIntent's metadata, when it carries one
+    order_id: uuid.UUID | None  # from the object's metadata, when it carries one
+    owner: str | None  # the owner marker in that metadata (None: none written)
     event: PaymentEvent
 
 
-def payment_event(event: stripe.Event) -> OrderEvent | None:
-    """The order-relevant part of an event, or None for events this service does not use."""
+class NotForUs(Exception):
+    """A verified event this service does not act on: acknowledged, counted by `reason`."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def payment_event(event: stripe.Event) -> OrderEvent:
+    """The order-relevant part of an event about a PaymentIntent, its refunds or a
+    dispute of its charge; NotForUs for an event of another kind."""
     data = event.to_dict().get("data")
     obj = data.get("object") if isinstance(data, dict) else None
     if not isinstance(obj, dict):
-        return None
-    if event.type in PAYMENT_INTENT_EVENTS and obj.get("object") == "payment_intent":
+        raise NotForUs("no_object")
+    kind = obj.get("object")
+    if event.type in PAYMENT_INTENT_EVENTS and kind == "payment_intent":
         payment_intent_id = obj.get("id")
-    elif event.type in REFUND_EVENTS and obj.get("object") in ("charge", "refund"):
+    elif event.type in REFUND_EVENTS and kind in ("charge", "refund"):
+        payment_intent_id = obj.get("payment_intent")
+    elif event.type in DISPUTE_EVENTS and kind == "dispute":
         payment_intent_id = obj.get("payment_intent")
     else:
-        return None
+        raise NotForUs("unhandled_type")
     if not isinstance(payment_intent_id, str) or not payment_intent_id:
-        return None
+        raise NotForUs("no_payment_intent")
     metadata = obj.get("metadata")
     if not isinstance(metadata, dict):
         metadata = {}
@@ -75,8 +89,10 @@ def payment_event(event: stripe.Event) -> OrderEvent | None:
         order_id = uuid.UUID(str(metadata.get("order_id")))
     except ValueError:
         order_id = None
+    owner = metadata.get(OWNER_KEY)
     return OrderEvent(
         order_id=order_id,
+        owner=owner if isinstance(owner, str) else None,
         event=PaymentEvent(
             event_id=event.id, event_type=event.type, payment_intent_id=payment_intent_id
         ),

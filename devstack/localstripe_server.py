@@ -9,7 +9,9 @@ without --state-file.
 Stock localstripe also lists objects of a kind (a charge's refunds, each time it renders a
 charge) by scanning its whole store, so it slows as a run grows; here the store keeps its
 keys by kind as well, and listing reads that. It also honours Idempotency-Key as Stripe does
-(devstack/stripe_idempotency.py). Everything else is localstripe as published.
+(devstack/stripe_idempotency.py), and has Stripe's refund and dispute events, disputes, and
+card 4000 0000 0000 0259 (devstack/stripe_money.py). Everything else is localstripe as
+published.
 
     python -m devstack.localstripe_server --port 8420 [--state-file .data/localstripe.pickle]
 """
@@ -85,8 +87,9 @@ def main() -> None:
 
     from localstripe import errors, server
 
-    from devstack import stripe_idempotency, stripe_js
+    from devstack import stripe_idempotency, stripe_js, stripe_money
 
+    stripe_money.install(server.app, resources, errors)
     stripe_js.install(server.app, resources, errors)
     stripe_idempotency.install(server.app, resources.store, args.idempotency_key_seconds)
     use_fast_loop()  # aiohttp's run_app takes its loop from the policy

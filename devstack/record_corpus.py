@@ -17,6 +17,7 @@ release's folder on today's code.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -84,7 +85,7 @@ def record(tree: Path, out: Path, release: str) -> int:
         driver = work / "corpus_journeys.py"
         shutil.copy(JOURNEYS, driver)
         print(f"Recording the corpus of {release} from {tree} into {out}", flush=True)
-        return subprocess.run(
+        code = subprocess.run(
             [
                 sys.executable,
                 str(driver),
@@ -98,6 +99,12 @@ def record(tree: Path, out: Path, release: str) -> int:
             env={**os.environ, "PYTHONPATH": str(tree)},
             timeout=_TIMEOUT_S,
         ).returncode
+        manifest = out / "manifest.json"
+        if tree != ROOT and manifest.exists():
+            # An older commit, recorded later: not the newest code (tests/replay).
+            held = json.loads(manifest.read_text())
+            manifest.write_text(json.dumps({**held, "from_worktree": True}, indent=2) + "\n")
+        return code
     finally:
         children.stop_all()
         drop_database(database)

@@ -7,10 +7,15 @@ createPaymentMethod does nothing. This adds, in the emulator's own process:
 - GET /js.stripe.com/v3/: localstripe's script followed by devstack/stripe_js_standin.js;
 - POST /_vult/payment_methods: a card PaymentMethod, authorised by a publishable key;
 - POST /_vult/confirm_card_payment: the card attached to the PaymentIntent and confirmed,
-  authorised as Stripe.js is, by a publishable key and the PaymentIntent's client secret.
+  authorised as Stripe.js is, by a publishable key and the PaymentIntent's client secret;
+- POST /_vult/payment_intent: the PaymentIntent, read with its client secret;
+- POST /_vult/authenticate: the answer to a 3-D Secure challenge (`success` true or false),
+  authorised the same way. Stripe.js shows the challenge itself when a card needs it; the
+  stand-in shows a dialog like Stripe's test page (Complete / Fail authentication).
 
-What it does not simulate: 3-D Secure challenges, Stripe.js's iframes and styling, wallets,
-and Stripe's fraud checks; a declined card answers as Stripe does (402, card_error).
+What it does not simulate: Stripe.js's iframes and styling, wallets and Stripe's fraud
+checks; a declined card answers as Stripe does (402, card_error), a failed authentication
+as Stripe does (payment_intent_authentication_failure, and payment_intent.payment_failed).
 """
 
 from __future__ import annotations
@@ -73,6 +78,37 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
             return web.json_response(exc.body, status=exc.code)
         return web.json_response(confirmed._export())
 
+    async def authenticate(request: web.Request) -> web.Response:
+        data = await _payload(request)
+        if data is None:
+            return _error(401, "A publishable key is required")
+        match = _CLIENT_SECRET.match(str(data.get("client_secret", "")))
+        if match is None:
+            return _error(400, "A client secret is required")
+        try:
+            intent = resources.PaymentIntent._api_authenticate(
+                match[1], client_secret=data["client_secret"], success=data.get("success") is True
+            )
+        except errors.UserError as exc:
+            return web.json_response(exc.body, status=exc.code)
+        if intent.status == "requires_payment_method":
+            resources.schedule_webhook(resources.Event("payment_intent.payment_failed", intent))
+        return web.json_response(intent._export())
+
+    async def payment_intent(request: web.Request) -> web.Response:
+        """The PaymentIntent, as Stripe.js reads it with its client secret."""
+        data = await _payload(request)
+        match = _CLIENT_SECRET.match(str((data or {}).get("client_secret", "")))
+        if data is None or match is None:
+            return _error(401, "A publishable key and a client secret are required")
+        try:
+            intent = resources.PaymentIntent._api_retrieve(match[1])
+        except errors.UserError as exc:
+            return web.json_response(exc.body, status=exc.code)
+        if intent.client_secret != data["client_secret"]:
+            return _error(401, "The client secret does not match the PaymentIntent")
+        return web.json_response(intent._export())
+
     async def payment_methods(request: web.Request) -> web.Response:
         data = await _payload(request)
         if data is None or not isinstance(data.get("card"), dict):
@@ -90,6 +126,8 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
     routes: dict[tuple[str, str], Handler] = {
         ("GET", "/js.stripe.com/v3/"): stripe_js,
         ("POST", "/_vult/confirm_card_payment"): confirm_card_payment,
+        ("POST", "/_vult/authenticate"): authenticate,
+        ("POST", "/_vult/payment_intent"): payment_intent,
         ("POST", "/_vult/payment_methods"): payment_methods,
     }
 

@@ -5,6 +5,8 @@
 // stripe.confirmCardPayment(clientSecret, {payment_method: {card}}) charges the card (through
 // the emulator's /_vult/confirm_card_payment, which checks the publishable key and the
 // client secret as Stripe does) and answers {paymentIntent} or {error: {type, code, message}}.
+// A card that needs 3-D Secure shows the challenge first, as Stripe.js does;
+// stripe.handleNextAction({clientSecret}) shows it again for a PaymentIntent still waiting.
 (function () {
   const localstripe = window.Stripe;
 
@@ -22,6 +24,43 @@
     return element && element.value ? element.value.card : null;
   }
 
+  // Stripe.js shows a card's 3-D Secure challenge itself, over the page; like Stripe's test
+  // page, this one offers to complete or to fail the authentication.
+  function challenge() {
+    return new Promise((resolve) => {
+      const dialog = document.createElement('dialog');
+      dialog.setAttribute('aria-label', '3D Secure authentication');
+      dialog.innerHTML = '<p>3D Secure test payment: your bank asks you to confirm this ' +
+        'payment.</p><button type="button" value="complete">Complete authentication</button> ' +
+        '<button type="button" value="fail">Fail authentication</button>';
+      dialog.addEventListener('click', (e) => {
+        if (e.target.tagName !== 'BUTTON') return;
+        dialog.close();
+        dialog.remove();
+        resolve(e.target.value === 'complete');
+      });
+      dialog.addEventListener('cancel', () => { dialog.remove(); resolve(null); });
+      document.body.appendChild(dialog);
+      dialog.showModal();
+    });
+  }
+
+  async function authenticate(apiKey, clientSecret, intent) {
+    if (!intent || intent.status !== 'requires_action') return {paymentIntent: intent};
+    const success = await challenge();
+    if (success === null) return {paymentIntent: intent};  // closed: still requires_action
+    const {ok, body} = await post('/_vult/authenticate',
+                                  {key: apiKey, client_secret: clientSecret, success});
+    if (!ok) return {error: body.error || {message: 'The payment failed.'}};
+    if (body.status === 'requires_payment_method') {
+      return {error: {type: 'invalid_request_error', code: 'payment_intent_authentication_failure',
+                      message: 'We are unable to authenticate your payment method. Please ' +
+                               'choose a different payment method and try again.',
+                      payment_intent: body}};
+    }
+    return {paymentIntent: body};
+  }
+
   window.Stripe = (apiKey, options) => {
     const stripe = localstripe(apiKey, options);
     stripe.confirmCardPayment = async (clientSecret, data) => {
@@ -32,7 +71,13 @@
       }
       const {ok, body} = await post('/_vult/confirm_card_payment',
                                     {key: apiKey, client_secret: clientSecret, card});
-      return ok ? {paymentIntent: body} : {error: body.error || {message: 'The payment failed.'}};
+      if (!ok) return {error: body.error || {message: 'The payment failed.'}};
+      return authenticate(apiKey, clientSecret, body);
+    };
+    stripe.handleNextAction = async ({clientSecret}) => {
+      const id = (clientSecret || '').split('_secret_')[0];
+      const {ok, body} = await post('/_vult/payment_intent', {key: apiKey, client_secret: clientSecret, id});
+      return ok ? authenticate(apiKey, clientSecret, body) : {error: body.error};
     };
     stripe.createPaymentMethod = async (data) => {
       const card = data && data.card && data.card.value ? data.card.value.card : null;

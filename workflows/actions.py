@@ -8,11 +8,14 @@ time; the rules are in workflows/decisions.py, the activity calls in workflows/s
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from vult.domain import payments
 from vult.domain.contracts import (
+    ChargeFacts,
     CreatePaymentIntent,
     OrderState,
     OrderTiming,
@@ -23,11 +26,11 @@ from vult.domain.contracts import (
     StatusChange,
 )
 from vult.domain.failures import Failure
-from vult.domain.money import to_minor_units
+from vult.domain.money import from_minor_units, to_minor_units
 from vult.domain.status import CANCELLABLE, UNPAID, OrderStatus, can_transition
-from vult.domain.stripe_events import REFUND_EVENTS
+from vult.domain.stripe_events import MONEY_EVENTS, REFUND_EVENTS
 from vult.temporal import search_attributes as sa
-from workflows import decisions, ops_view, steps
+from workflows import attention, decisions, ops_view, patches, steps
 from workflows.decisions import Act, Timer
 from workflows.steps import refused
 
@@ -47,6 +50,8 @@ class OrderActions:
         pi = event.payment_intent_id
         if pi not in self.state.payment_intent_ids:
             return f"{event.event_type} for {pi} ignored: not one of this order's PaymentIntents"
+        if event.event_type in MONEY_EVENTS and workflow.patched(patches.STRIPE_AMOUNTS):
+            return await self.learn(pi)
         if event.event_type in REFUND_EVENTS:
             return await self._check_refund(pi)
         # Act on what Stripe says now, not on the event alone: events arrive late, twice
@@ -58,6 +63,15 @@ class OrderActions:
             await self._reconcile()
         elif timer == Timer.PAYMENT_WINDOW:
             await self._expire_payment_window()
+        elif timer == Timer.DISPUTE_EVIDENCE:
+            await self.remind_of_evidence()
+        elif timer == Timer.MONEY_IN_FLIGHT:
+            # Cancelled, past its grace period, with a refund pending or a dispute open:
+            # ask Stripe now and then, until the money has settled.
+            if workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT):
+                self.state.money_checked_at = workflow.now()
+                for pi in decisions.money_in_flight(self.state):
+                    await self.learn(pi)
         # GRACE_OVER needs nothing: the main loop sees the order is finished.
 
     async def _reconcile(self) -> None:
@@ -79,7 +93,18 @@ class OrderActions:
         if self.state.payment is not None:
             # Paid in time but not yet told? Then the order is confirmed, not cancelled.
             pi = self.state.payment.payment_intent_id
-            await self._apply(await steps.retrieve_payment_intent(pi))
+            intent = await steps.retrieve_payment_intent(pi)
+            await self._apply(intent)
+            if (
+                intent.status == "processing"
+                and self.state.status in UNPAID
+                and workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT)
+            ):
+                # Mid-charge (a bank debit, a slow card network): Stripe's outcome decides,
+                # not the clock. Ask again later; a success confirms the order.
+                self.state.window_extended_until = workflow.now() + self.timing.reconcile_after
+                self.state.last_payment_note = f"{pi} is processing: the window waits for it"
+                return
         if self.state.status in UNPAID:
             await self.cancel("payment window expired")
 
@@ -116,10 +141,11 @@ class OrderActions:
                 )
             elif decisions.is_current(self.state, pi) and status is not None:
                 await self._annotate(
-                    stripe_payment_status=_refund_status(refund),
-                    stripe_refund_id=refund.refund_id,
+                    stripe_refund_id=refund.refund_id if refund else None,
+                    **self._payment_fields(pi, refund),
                 )
-            workflow.logger.warning("Refunded %s (%s): %s", pi, refund.refund_id, decision.note)
+            refund_id = refund.refund_id if refund else "nothing held"
+            workflow.logger.warning("Refunded %s (%s): %s", pi, refund_id, decision.note)
         return decision.note
 
     async def cancel(self, reason: str) -> None:
@@ -127,7 +153,7 @@ class OrderActions:
         assert status in CANCELLABLE
         payment = self.state.payment
         refund: RefundInfo | None = None
-        stripe_status: str | None = None
+        money: dict[str, str | Decimal | None]
         if payment is not None and status in (S.PaymentProcessing, S.Failed):
             pi = payment.payment_intent_id
             intent = await steps.cancel_payment_intent(
@@ -135,31 +161,168 @@ class OrderActions:
             )
             if intent.status == "succeeded":
                 refund = await self._refund(pi)
-                stripe_status = _refund_status(refund)
+                money = self._payment_fields(pi, refund)
             else:
-                stripe_status = "canceled"
+                money = {"stripe_payment_status": "canceled"}
         elif payment is not None and status == S.Confirmed:
             refund = await self._refund(payment.payment_intent_id)
-            stripe_status = _refund_status(refund)
+            money = self._payment_fields(payment.payment_intent_id, refund)
+        else:
+            money = {}
         await self.change(
             status,
             S.Cancelled,
             cancellation_reason=reason,
             stripe_refund_id=refund.refund_id if refund else None,
-            stripe_payment_status=stripe_status,
+            **money,
         )
+        attention.clear_notice(self.state, self.index_for_search, "unpaid")
         self.state.cancelled_at = workflow.now()
         self.state.cancellation_reason = reason
 
-    async def _refund(self, pi: str) -> RefundInfo:
-        """Refund a PaymentIntent in full, exactly once (state here, the key at Stripe)."""
+    async def _refund(self, pi: str) -> RefundInfo | None:
+        """Refund what is still held of a PaymentIntent, exactly once (state here, the key
+        at Stripe). None: nothing is held any more (refunded by someone else, a dispute
+        lost), so nothing was asked of Stripe."""
         if pi in self.state.refunds:
             return self.state.refunds[pi]
         failed = len(self.state.failed_refunds.get(pi, []))
-        refund = await steps.refund_payment(self.order_id, pi, retry=failed)
+        if not workflow.patched(patches.STRIPE_AMOUNTS):
+            refund = await steps.refund_payment(self.order_id, pi, retry=failed)
+            self.state.refunds[pi] = refund
+            ops_view.count("vult_refunds_total", "Refunds issued")
+            return refund
+        facts = await self._read_charge(pi)
+        if payments.dispute_open(facts):
+            raise ApplicationError(
+                f"The payment {pi} is disputed: nothing is refunded while the dispute is "
+                "open (its outcome decides where the money goes)",
+                type=Failure.DISPUTED,
+                non_retryable=True,
+            )
+        key = steps.refund_key(self.order_id, pi, failed)
+        found = payments.our_refund(facts, key)
+        amount = payments.held(facts)
+        if found is None and amount <= 0:
+            return None
+        refund = found or await steps.refund_payment(self.order_id, pi, retry=failed, amount=amount)
         self.state.refunds[pi] = refund
-        ops_view.count("vult_refunds_total", "Refunds issued")
+        if found is None:
+            ops_view.count("vult_refunds_total", "Refunds issued")
+            self.state.charges[pi] = _with_refund(facts, refund)
         return refund
+
+    async def _read_charge(self, pi: str) -> ChargeFacts:
+        facts = await steps.read_charge(pi)
+        self.state.charges[pi] = facts
+        return facts
+
+    def _payment_fields(
+        self, pi: str, refund: RefundInfo | None
+    ) -> dict[str, str | Decimal | None]:
+        """The row's payment columns after a refund (or none), from Stripe's amounts when
+        they were read."""
+        facts = self.state.charges.get(pi)
+        if facts is None:  # a history from before the amounts were read
+            assert refund is not None
+            return {"stripe_payment_status": _refund_status(refund)}
+        return {
+            "stripe_payment_status": payments.payment_status(facts),
+            "amount_refunded": self._major(facts.amount_refunded),
+        }
+
+    def _major(self, minor: int) -> Decimal:
+        assert self.state.currency is not None
+        return from_minor_units(minor, self.state.currency)
+
+    async def learn(self, pi: str) -> str:
+        """Read the PaymentIntent's amounts back from Stripe (after a refund or dispute
+        event, before fulfilment) and take them as the truth: the state, the row, the
+        notices for ops. Our own refund that failed is still owed: it parks the order."""
+        facts = await self._read_charge(pi)
+        known = self.state.refunds.get(pi)
+        mine = next((r for r in facts.refunds if known and r.refund_id == known.refund_id), None)
+        failed = mine is not None and mine.status in payments.DEAD_REFUND
+        if mine is not None and not failed:
+            self.state.refunds[pi] = mine
+        if known is None and pi in self.state.failed_refunds and payments.held(facts) > 0:
+            refund = await self._refund(pi)  # the retry of a failed refund
+            return f"refunded {pi} again: {refund.refund_id if refund else 'nothing held'}"
+        if decisions.is_current(self.state, pi) and facts.amount_captured > 0:
+            dispute = facts.dispute
+            await self._annotate(
+                stripe_payment_status="refund_failed" if failed else payments.payment_status(facts),
+                amount_refunded=self._major(facts.amount_refunded),
+                dispute_status=dispute.status if dispute else None,
+            )
+            self._notice(facts)
+        if failed:
+            assert mine is not None
+            del self.state.refunds[pi]
+            self.state.failed_refunds.setdefault(pi, []).append(mine.refund_id)
+            raise ApplicationError(
+                f"Refund {mine.refund_id} of {pi} {mine.status} at Stripe: the money is "
+                "still owed. Retry to refund again, or pay the customer back another way",
+                type=Failure.REFUND_FAILED,
+                non_retryable=True,
+            )
+        dispute_note = f", dispute {facts.dispute.status}" if facts.dispute else ""
+        return (
+            f"{pi}: captured {facts.amount_captured}, refunded {facts.amount_refunded}"
+            f"{dispute_note} (minor units)"
+        )
+
+    def _notice(self, facts: ChargeFacts) -> None:
+        """What ops must know of the paying PaymentIntent's amounts: no money held for an
+        order not yet shipped, an open dispute (searchable as `Disputed`)."""
+        state, indexed = self.state, self.index_for_search
+        if payments.held(facts) <= 0 and state.status in (S.Confirmed, S.Processing):
+            attention.notify(
+                state,
+                indexed,
+                "unpaid",
+                f"No money is held for this order any more ({payments.payment_status(facts)} "
+                "at Stripe): it is not fulfilled; cancel it, or settle it with the customer",
+            )
+        else:
+            attention.clear_notice(state, indexed, "unpaid")
+        dispute = facts.dispute
+        if payments.dispute_open(facts):
+            assert dispute is not None
+            due = (
+                f"{dispute.evidence_due_by:%Y-%m-%d %H:%M} UTC" if dispute.evidence_due_by else "?"
+            )
+            if "dispute" not in state.notices:
+                ops_view.index(indexed, sa.DISPUTED.value_set(True))
+                ops_view.count("vult_disputes_opened_total", "Disputes opened on orders' payments")
+            attention.notify(
+                state,
+                indexed,
+                "dispute",
+                f"Dispute {dispute.dispute_id} ({dispute.reason or 'no reason'}) of "
+                f"{dispute.amount} minor units is {dispute.status}: evidence due by {due}",
+            )
+        elif "dispute" in state.notices:
+            ops_view.index(indexed, sa.DISPUTED.value_set(False))
+            attention.clear_notice(state, indexed, "dispute")
+
+    async def remind_of_evidence(self) -> None:
+        """A day or more before a dispute's evidence is due: tell ops again."""
+        pi = self.state.payment.payment_intent_id if self.state.payment else ""
+        facts = self.state.charges.get(pi)
+        dispute = facts.dispute if facts else None
+        if dispute is None:
+            return
+        self.state.dispute_reminded = dispute.dispute_id
+        if payments.dispute_open(facts):
+            ops_view.count("vult_dispute_evidence_reminders_total", "Dispute evidence reminders")
+            attention.notify(
+                self.state,
+                self.index_for_search,
+                "dispute",
+                f"Dispute {dispute.dispute_id}: evidence due by "
+                f"{dispute.evidence_due_by:%Y-%m-%d %H:%M} UTC, soon: submit it in the Dashboard",
+            )
 
     async def _check_refund(self, pi: str) -> str:
         """A refund event: ask Stripe about our refund and record where it stands. A failed
@@ -168,6 +331,7 @@ class OrderActions:
         if known is None:
             if pi in self.state.failed_refunds:
                 refund = await self._refund(pi)  # the retry of a failed refund
+                assert refund is not None  # histories from before STRIPE_AMOUNTS only
                 return f"refunded {pi} again: {refund.refund_id} ({refund.status})"
             return f"refund event for {pi}: no refund of ours to record"
         refund = await steps.retrieve_refund(known.refund_id)
@@ -220,7 +384,9 @@ class OrderActions:
 
     # ---- the one way the order row changes -------------------------------------------------
 
-    async def change(self, current: OrderStatus, new: OrderStatus, **fields: str | None) -> None:
+    async def change(
+        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | None
+    ) -> None:
         if not can_transition(current, new):
             raise refused(f"Cannot change order status from {current} to {new}")
         await self._write(current, new, **fields)
@@ -234,22 +400,30 @@ class OrderActions:
             # Only a paying customer needs the client secret; keep it no longer than that.
             self.state.payment.client_secret = ""
 
-    async def _annotate(self, **fields: str | None) -> None:
+    async def _annotate(self, **fields: str | Decimal | None) -> None:
         """Record Stripe details on the row without a transition."""
         status = self.state.status
         assert status is not None
         await self._write(status, status, **fields)
 
-    async def _write(self, current: OrderStatus, new: OrderStatus, **fields: str | None) -> None:
-        await steps.write_status(
-            StatusChange(
-                order_id=self.order_id,
-                expected=[current],
-                new_status=new,
-                at=workflow.now(),
-                **fields,
-            )
+    async def _write(
+        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | None
+    ) -> None:
+        change = StatusChange(
+            order_id=self.order_id, expected=[current], new_status=new, at=workflow.now()
         )
+        await steps.write_status(change.model_copy(update=fields))
+
+
+def _with_refund(facts: ChargeFacts, refund: RefundInfo) -> ChargeFacts:
+    """The amounts once `refund` (just made) is counted."""
+    live = refund.status not in payments.DEAD_REFUND
+    return facts.model_copy(
+        update={
+            "amount_refunded": facts.amount_refunded + (refund.amount if live else 0),
+            "refunds": [refund, *facts.refunds],
+        }
+    )
 
 
 def _refund_status(refund: RefundInfo) -> str:

@@ -15,12 +15,14 @@ from temporalio import activity
 
 from vult.domain.contracts import (
     CancelPaymentIntent,
+    ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
     OrderPayment,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
+    RecordPayment,
     RefundInfo,
     RefundPayment,
     StatusChange,
@@ -52,6 +54,12 @@ async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
     _stub("read_order_payment")
 
 
+@activity.defn(name="record_payment")
+async def record_payment(record: RecordPayment) -> bool:
+    """Stripe's amounts on the row of an order whose workflow has closed."""
+    _stub("record_payment")
+
+
 # ---- Stripe (activities/stripe_payments.py) -------------------------------------------
 
 
@@ -80,13 +88,21 @@ async def retrieve_refund(refund_id: str) -> RefundInfo:
     _stub("retrieve_refund")
 
 
+@activity.defn(name="read_charge")
+async def read_charge(payment_intent_id: str) -> ChargeFacts:
+    """Stripe's amounts for the PaymentIntent: captured, refunded, disputed."""
+    _stub("read_charge")
+
+
 ALL = (
     create_order_row,
     change_order_status,
     read_order_payment,
+    record_payment,
     create_payment_intent,
     retrieve_payment_intent,
     cancel_payment_intent,
     refund_payment,
     retrieve_refund,
+    read_charge,
 )

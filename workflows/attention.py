@@ -22,6 +22,10 @@ def _reason(what: str, err: BaseException) -> str:
     return f"{what} failed: {text or type(cause).__name__}"[:_REASON_CHARS]
 
 
+def needs_attention(state: OrderState) -> bool:
+    return state.attention is not None or bool(state.notices)
+
+
 def park(
     state: OrderState,
     timing: OrderTiming,
@@ -30,7 +34,7 @@ def park(
     err: BaseException,
     event: PaymentEvent | None,
 ) -> None:
-    first = state.attention is None
+    first = not needs_attention(state)
     state.attention = _reason(what, err)
     state.retry_at = workflow.now() + timing.attention_retry
     if event is not None:
@@ -51,9 +55,27 @@ def unflag(indexed: bool) -> None:
     ops_view.index(indexed, sa.NEEDS_ATTENTION.value_set(False))
 
 
+def notify(state: OrderState, indexed: bool, kind: str, text: str) -> None:
+    """A notice for ops that no retry settles (a payment refunded in full outside the
+    service, an open dispute): flagged like a parked step, kept until its condition clears
+    (`clear_notice`) or ops resolve it. The workflow carries on meanwhile."""
+    if state.notices.get(kind) == text:
+        return
+    first = state.attention is None and not state.notices
+    state.notices[kind] = text[:_REASON_CHARS]
+    flag(indexed, text, first)
+
+
+def clear_notice(state: OrderState, indexed: bool, kind: str) -> None:
+    if state.notices.pop(kind, None) is not None and state.attention is None:
+        if not state.notices:
+            unflag(indexed)
+
+
 def unpark(state: OrderState, indexed: bool) -> list[PaymentEvent]:
-    """Clear the attention and return the parked events, to be handled again."""
-    if state.attention is not None:
+    """Clear the attention and return the parked events, to be handled again. Notices
+    stay: they clear with their condition."""
+    if state.attention is not None and not state.notices:
         unflag(indexed)
     events, state.parked_events = state.parked_events, []
     state.attention, state.retry_at = None, None

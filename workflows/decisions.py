@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from vult.domain import payments
 from vult.domain.contracts import OrderPayment, OrderState, OrderTiming, PaymentIntentSnapshot
 from vult.domain.status import UNPAID, OrderStatus
 
@@ -96,6 +97,31 @@ class Timer(StrEnum):
     RECONCILE = "reconcile"
     GRACE_OVER = "grace period over"
     RETRY = "retry a parked step"
+    DISPUTE_EVIDENCE = "dispute evidence reminder"
+    MONEY_IN_FLIGHT = "money in flight"
+
+
+def money_in_flight(state: OrderState) -> list[str]:
+    """PaymentIntents whose money may still move: a refund of ours pending at Stripe, or a
+    dispute open. The workflow does not close while there is one."""
+    pending = {
+        pi
+        for pi, refund in state.refunds.items()
+        if refund.status in ("pending", "requires_action")
+    }
+    disputed = {pi for pi, facts in state.charges.items() if payments.dispute_open(facts)}
+    return sorted(pending | disputed)
+
+
+def _evidence_reminder(state: OrderState, timing: OrderTiming) -> datetime | None:
+    pi = state.payment.payment_intent_id if state.payment else None
+    facts = state.charges.get(pi) if pi else None
+    dispute = facts.dispute if facts else None
+    if dispute is None or dispute.evidence_due_by is None or not payments.dispute_open(facts):
+        return None
+    if state.dispute_reminded == dispute.dispute_id:
+        return None
+    return dispute.evidence_due_by - timing.dispute_reminder
 
 
 def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Timer]]:
@@ -103,11 +129,23 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     found: list[tuple[datetime, Timer]] = []
     status = state.status
     if status in UNPAID and state.created_at is not None:
-        found.append((state.created_at + timing.payment_window, Timer.PAYMENT_WINDOW))
+        window = state.created_at + timing.payment_window
+        if state.window_extended_until is not None:
+            window = max(window, state.window_extended_until)
+        found.append((window, Timer.PAYMENT_WINDOW))
     if status == S.PaymentProcessing and state.next_reconcile_at is not None:
         found.append((state.next_reconcile_at, Timer.RECONCILE))
     if status == S.Cancelled and state.cancelled_at is not None:
-        found.append((state.cancelled_at + timing.cancelled_grace, Timer.GRACE_OVER))
+        grace_over = state.cancelled_at + timing.cancelled_grace
+        if not money_in_flight(state):
+            found.append((grace_over, Timer.GRACE_OVER))
+        else:
+            checked = state.money_checked_at
+            later = checked + timing.reconcile_max_interval if checked else grace_over
+            found.append((max(grace_over, later), Timer.MONEY_IN_FLIGHT))
+    reminder = _evidence_reminder(state, timing)
+    if reminder is not None:
+        found.append((reminder, Timer.DISPUTE_EVIDENCE))
     if state.retry_at is not None:
         # Parked: the stuck step is tried again at retry_at, not in a loop before it.
         found = [(max(due, state.retry_at), timer) for due, timer in found]

@@ -3,6 +3,7 @@ anything is recorded) and again by its handler. Each raises the refusal the call
 
 from __future__ import annotations
 
+from vult.domain import payments
 from vult.domain.contracts import OrderState
 from vult.domain.status import CANCELLABLE, PAYABLE, OrderStatus
 from workflows.steps import refused
@@ -30,9 +31,30 @@ def in_status(state: OrderState, status: OrderStatus, action: str) -> None:
 
 
 def keeps_payment(state: OrderState) -> None:
-    """An order whose payment went back, or that is being cancelled, is not fulfilled."""
+    """An order whose payment went back (refunded by anyone, a dispute lost), whose payment
+    is disputed, or that is being cancelled, is not fulfilled. Partly refunded, it may be."""
     payment = state.payment
     if payment is not None and payment.payment_intent_id in state.refunds:
         raise refused("The order's payment was refunded: it cannot be fulfilled")
+    facts = state.charges.get(payment.payment_intent_id) if payment is not None else None
+    if payments.dispute_open(facts):
+        raise refused(
+            "The order's payment is disputed: it cannot be fulfilled while the dispute is open"
+        )
+    if facts is not None and facts.amount_captured > 0 and payments.held(facts) <= 0:
+        why = "refunded in full" if payments.fully_refunded(facts) else "taken back by a dispute"
+        raise refused(f"The order's payment was {why} at Stripe: it cannot be fulfilled")
     if state.pending_cancel is not None:
         raise refused("The order is being cancelled: it cannot be fulfilled")
+
+
+def not_disputed(state: OrderState) -> None:
+    """No refund is asked for a disputed charge, so a paid order is not cancelled while its
+    dispute is open."""
+    payment = state.payment
+    facts = state.charges.get(payment.payment_intent_id) if payment is not None else None
+    if payments.dispute_open(facts):
+        raise refused(
+            "The order's payment is disputed: it cannot be cancelled and refunded until the "
+            "dispute is closed"
+        )

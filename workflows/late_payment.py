@@ -1,13 +1,18 @@
-"""LatePaymentWorkflow: Stripe's word on a PaymentIntent whose order's workflow has closed
-(delivered, or cancelled and past its grace period) or never ran.
+"""LatePaymentWorkflow: Stripe's word on a PaymentIntent of ours whose order's workflow has
+closed (delivered, or cancelled and past its grace period) or never ran: the after-close
+workflow.
 
-The API starts it when a webhook finds no running order workflow, with the id
-`late-payment-<PaymentIntent id>`: a second webhook for the same PaymentIntent joins the
-running one. It reads the PaymentIntent and the order row, then refunds a payment that does
-not pay its order, or cancels a PaymentIntent nobody would now confirm. The refund activity
-returns any refund Stripe already holds, and its key is the order workflow's own, so the
-money goes back exactly once whoever asks. Like the order's workflow it never fails: what
-no retry fixes parks it for ops (`NeedsAttention`, the `retry` update)."""
+The API starts it when a webhook about one of our PaymentIntents finds no running order
+workflow, with the id `late-payment-<PaymentIntent id>`: a second webhook for the same
+PaymentIntent joins the running one. For a PaymentIntent event it reads the PaymentIntent
+and the order row, then refunds what is still held of a payment that does not pay its
+order, or cancels a PaymentIntent nobody would now confirm. For a refund or dispute event
+it reads the charge's amounts back, records them on the row, and flags what needs a person
+(a dispute to answer, a refund of ours that failed: the money is owed). The refund key is
+the order workflow's own, so the money goes back exactly once whoever asks. A PaymentIntent
+with another deployment's owner marker, or of no order we have, is left alone. Like the
+order's workflow it never fails: what no retry fixes parks it for ops (`NeedsAttention`,
+the `retry` update)."""
 
 from __future__ import annotations
 
@@ -18,13 +23,18 @@ from temporalio import workflow
 from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
-from vult.domain.contracts import LatePayment
+from vult.domain import payments
+from vult.domain.contracts import ChargeFacts, LatePayment, OrderPayment, RecordPayment
 from vult.domain.failures import Failure
+from vult.domain.money import from_minor_units
+from vult.domain.stripe_events import MONEY_EVENTS
 from workflows import attention, decisions, ops_view, steps
 from workflows.decisions import Act
 
 # A PaymentIntent mid-charge settles in seconds to days (bank debits); ask this often.
 _SETTLE_WAIT = timedelta(minutes=10)
+# A dispute takes weeks: ask about it this often.
+_DISPUTE_WAIT = timedelta(hours=6)
 _RETRY_AFTER = timedelta(minutes=15)
 _ROUNDS_PER_RUN = 100  # then continue as new, so the history stays short
 
@@ -41,6 +51,8 @@ class LatePaymentWorkflow:
     def __init__(self) -> None:
         self._attention: str | None = None
         self._retry = False
+        self._wait_for: timedelta | None = _SETTLE_WAIT  # None: until ops retry
+        self._retry_asked = False
 
     @workflow.run
     async def run(self, late: LatePayment) -> str:
@@ -56,11 +68,14 @@ class LatePaymentWorkflow:
                     attention.unflag(True)
                 workflow.set_current_details(note)
                 return note
-            await self._wait(_SETTLE_WAIT)
+            await self._wait(self._wait_for)
         workflow.continue_as_new(late)
 
     async def _settle(self, late: LatePayment) -> str | None:
         """The note of what was done, or None to ask again later."""
+        self._wait_for = _SETTLE_WAIT
+        if late.event_type in MONEY_EVENTS:
+            return await self._record_money(late)
         pi = late.payment_intent_id
         try:
             intent = await steps.retrieve_payment_intent(pi)
@@ -72,10 +87,17 @@ class LatePaymentWorkflow:
         order_id = late.order_id
         if order_id is None or (intent.order_id is not None and intent.order_id != str(order_id)):
             return f"{pi} names no order of ours: left alone"
+        if late.owner and intent.owner is not None and intent.owner != late.owner:
+            return f"{pi} belongs to {intent.owner!r}, not to this deployment: left alone"
         order = await steps.read_order_payment(order_id)
+        if not order.exists:
+            return f"{pi} names order {order_id}, which we do not have: left alone"
         decision = decisions.on_late_payment(intent, order)
         if decision.act == Act.REFUND:
-            refund = await steps.refund_payment(order_id, pi)
+            facts = await steps.read_charge(pi)
+            if payments.held(facts) <= 0:
+                return f"{decision.note}: nothing of it is held any more"
+            refund = await steps.refund_payment(order_id, pi, amount=payments.held(facts))
             ops_view.count("vult_refunds_total", "Refunds issued")
             workflow.logger.warning("Refunded late payment %s (%s)", pi, refund.refund_id)
             return f"{decision.note}: {refund.refund_id} ({refund.status})"
@@ -89,13 +111,69 @@ class LatePaymentWorkflow:
             return None
         return decision.note
 
+    async def _record_money(self, late: LatePayment) -> str | None:
+        """A refund or dispute event after the order's workflow closed: Stripe's amounts on
+        the row; a person told of what only a person can settle."""
+        pi, order_id = late.payment_intent_id, late.order_id
+        order = await steps.read_order_payment(order_id) if order_id is not None else None
+        if order_id is None or order is None or not order.exists:
+            return f"{late.event_type} for {pi}: no order of ours: left alone"
+        facts = await steps.read_charge(pi)
+        if order.payment_intent_id == pi and facts.amount_captured > 0:
+            dispute = facts.dispute
+            await steps.record_payment(
+                RecordPayment(
+                    order_id=order_id,
+                    at=workflow.now(),
+                    stripe_payment_status=payments.payment_status(facts),
+                    amount_refunded=from_minor_units(facts.amount_refunded, facts.currency.upper()),
+                    dispute_status=dispute.status if dispute else None,
+                )
+            )
+        summary = f"{pi}: captured {facts.amount_captured}, refunded {facts.amount_refunded}"
+        if payments.dispute_open(facts):
+            assert facts.dispute is not None
+            due = facts.dispute.evidence_due_by
+            self._flag(
+                f"dispute {facts.dispute.dispute_id} of {pi} is {facts.dispute.status}; evidence "
+                f"due by {due:%Y-%m-%d %H:%M} UTC"
+                if due
+                else f"dispute of {pi} is open"
+            )
+            self._wait_for = _DISPUTE_WAIT
+            return None
+        owed = _owed(facts, order, order_id)
+        if owed is not None:
+            if self._retry_asked:
+                self._retry_asked = False
+                refund = await steps.refund_payment(
+                    order_id, pi, retry=owed, amount=payments.held(facts)
+                )
+                ops_view.count("vult_refunds_total", "Refunds issued")
+                return f"{summary}; refunded again: {refund.refund_id} ({refund.status})"
+            self._flag(
+                f"a refund of {pi} failed at Stripe and {payments.held(facts)} (minor units) "
+                "is owed to the customer: retry to refund again, or pay them back another way"
+            )
+            self._wait_for = None  # only ops decide: a second refund might pay back twice
+            return None
+        if payments.pending_refunds(facts):
+            return None
+        return summary
+
+    def _flag(self, reason: str) -> None:
+        first = self._attention is None
+        self._attention = reason[:500]
+        attention.flag(True, self._attention, first)
+        workflow.set_current_details(f"NEEDS ATTENTION: {self._attention}")
+
     def _park(self, reason: str) -> None:
         first = self._attention is None
         self._attention = f"late payment: {reason}"[:500]
         attention.flag(True, self._attention, first)
         workflow.set_current_details(f"NEEDS ATTENTION: {self._attention}")
 
-    async def _wait(self, delay: timedelta) -> None:
+    async def _wait(self, delay: timedelta | None) -> None:
         self._retry = False
         try:
             await workflow.wait_condition(lambda: self._retry, timeout=delay)
@@ -106,9 +184,25 @@ class LatePaymentWorkflow:
 
     @workflow.update
     async def retry(self) -> None:
-        """Ops: try again now."""
+        """Ops: try again now (and refund again a refund that failed)."""
         self._retry = True
+        self._retry_asked = True
 
     @workflow.query
     def needs_attention(self) -> str | None:
         return self._attention
+
+
+def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> int | None:
+    """The retry number of the next refund when a refund of ours failed and the money it
+    was to return is still held for an order that must not keep it; None otherwise."""
+    ours = f"order:{order_id}:refund:{facts.payment_intent_id}"
+    failed = [
+        r
+        for r in facts.refunds
+        if (r.key or "").startswith(ours) and r.status in payments.DEAD_REFUND
+    ]
+    keeps = order.status in decisions.PAID and order.payment_intent_id == facts.payment_intent_id
+    if not failed or keeps or payments.held(facts) <= 0 or payments.pending_refunds(facts):
+        return None
+    return len(failed)

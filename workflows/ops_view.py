@@ -47,6 +47,8 @@ def sentence(state: OrderState) -> str:
 
 def describe(state: OrderState) -> None:
     details = sentence(state)
+    for notice in state.notices.values():
+        details = f"NEEDS ATTENTION: {notice}. {details}"
     if state.attention is not None:
         when = f"{state.retry_at:%Y-%m-%d %H:%M} UTC" if state.retry_at else "by ops"
         details = f"NEEDS ATTENTION: {state.attention} (tried again {when}, or by the retry "

@@ -76,7 +76,7 @@ class OrderWorkflow:
             await workflow.wait_condition(workflow.all_handlers_finished)
             return self._state
 
-        while not decisions.finished(self._state, self._timing, workflow.now()):
+        while not self._finished():
             try:
                 await self._wait_for_something()
             except asyncio.CancelledError:
@@ -106,6 +106,15 @@ class OrderWorkflow:
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    def _finished(self) -> bool:
+        if not decisions.finished(self._state, self._timing, workflow.now()):
+            return False
+        # A refund pending at Stripe or a dispute open: money may still move.
+        return not (
+            decisions.money_in_flight(self._state)
+            and workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT)
+        )
 
     async def _attempt(self, what: str, work: PaymentEvent | Timer | CancelOrder) -> None:
         """Handle an event, a timer or a pending cancellation. What no retry could fix
@@ -243,16 +252,28 @@ class OrderWorkflow:
             self._state.pending_cancel = command.reason
             try:
                 await self._finish_cancel(command.reason)
-            except FailureError as err:
-                # Stripe or the database could not complete it now: the workflow will
-                # (every ATTENTION_RETRY, or on the retry update); the caller hears so.
-                self._park("the cancellation", err)
-                raise ApplicationError(
-                    "The cancellation could not be completed now; it will be completed "
-                    "automatically (you can also ask again)",
-                    type=Failure.PAYMENT_UNAVAILABLE,
+            except ApplicationError as err:
+                if err.type != Failure.DISPUTED:
+                    raise self._parked_cancel(err) from err
+                # Nothing is refunded while a dispute is open: refused, nothing recorded.
+                self._state.pending_cancel = None
+                raise refused(
+                    "The order's payment is disputed: it cannot be cancelled and refunded "
+                    "until the dispute is closed"
                 ) from err
+            except FailureError as err:
+                raise self._parked_cancel(err) from err
             self._wake = True
+
+    def _parked_cancel(self, err: FailureError) -> ApplicationError:
+        # Stripe or the database could not complete it now: the workflow will (every
+        # ATTENTION_RETRY, or on the retry update); the caller hears so.
+        self._park("the cancellation", err)
+        return ApplicationError(
+            "The cancellation could not be completed now; it will be completed "
+            "automatically (you can also ask again)",
+            type=Failure.PAYMENT_UNAVAILABLE,
+        )
 
     async def _finish_cancel(self, reason: str) -> None:
         if self._state.status in CANCELLABLE:
@@ -264,6 +285,7 @@ class OrderWorkflow:
         if not command.reason.strip() or len(command.reason) > 500:
             raise refused("A cancellation reason of 1 to 500 characters is required")
         self._check(guards.cancellable)
+        guards.not_disputed(self._state)
 
     @workflow.update
     async def start_processing(self) -> None:
@@ -271,7 +293,16 @@ class OrderWorkflow:
         async with self._lock:
             guards.in_status(self._state, S.Confirmed, "start processing")
             guards.keeps_payment(self._state)
+            await self._read_back_payment()
+            guards.keeps_payment(self._state)
             await self._act.change(S.Confirmed, S.Processing)
+
+    async def _read_back_payment(self) -> None:
+        """Before goods go out: Stripe's amounts now (a refund in the Dashboard, a dispute
+        whose event is still on its way), so what keeps_payment checks is the truth."""
+        payment = self._state.payment
+        if payment is not None and workflow.patched(patches.FULFIL_READS_STRIPE):
+            await self._act.learn(payment.payment_intent_id)
 
     @start_processing.validator
     def _validate_start_processing(self) -> None:
@@ -283,6 +314,9 @@ class OrderWorkflow:
         """Ops: Processing -> Shipped, with the carrier and tracking number."""
         async with self._lock:
             guards.in_status(self._state, S.Processing, "ship")
+            guards.keeps_payment(self._state)
+            await self._read_back_payment()
+            guards.keeps_payment(self._state)
             await self._act.change(
                 S.Processing,
                 S.Shipped,
@@ -297,6 +331,7 @@ class OrderWorkflow:
         if not (0 < len(shipment.tracking_number.strip()) <= 100):
             raise refused("A tracking number of 1 to 100 characters is required")
         guards.in_status(self._state, S.Processing, "ship")
+        guards.keeps_payment(self._state)
 
     @workflow.update
     async def deliver(self) -> None:

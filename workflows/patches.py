@@ -11,3 +11,14 @@ from __future__ import annotations
 # Before a new PaymentIntent of a declined order, the declined one is cancelled, so only
 # one PaymentIntent of an order can be paid (since 0.1.0+g7887ef7118's successors).
 CLOSE_PREVIOUS_PAYMENT_INTENT = "close-previous-payment-intent"
+
+# Stripe's amounts are the truth (since 0.1.0+g920203d): refund and dispute events read the
+# charge back (captured, refunded by anyone, disputed) into the state and the row, and a
+# refund asks for exactly what is still held, under its own key, never of a disputed charge.
+STRIPE_AMOUNTS = "stripe-amounts"
+# Fulfilment reads the charge back first: a payment refunded in full at Stripe, or an open
+# dispute, refuses `start_processing` and `ship` (since 0.1.0+g920203d).
+FULFIL_READS_STRIPE = "fulfil-reads-stripe"
+# The workflow does not close while a refund of its is pending or a dispute is open, and
+# the payment window waits for a PaymentIntent that is `processing` (since 0.1.0+g920203d).
+WAIT_FOR_MONEY_IN_FLIGHT = "wait-for-money-in-flight"

@@ -13,6 +13,7 @@ from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from vult.domain.contracts import (
     CancelPaymentIntent,
+    ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
@@ -20,6 +21,7 @@ from vult.domain.contracts import (
     OrderTiming,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
+    RecordPayment,
     RefundInfo,
     RefundPayment,
     StatusChange,
@@ -152,19 +154,44 @@ async def cancel_payment_intent(
     )
 
 
-async def refund_payment(order_id: uuid.UUID, pi: str, *, retry: int = 0) -> RefundInfo:
-    """A full refund; the key makes a retry, here or at Stripe, the same refund. `retry`
-    counts refunds of this PaymentIntent that failed at Stripe: each try after one needs a
-    key of its own, or Stripe would answer with the failed refund again."""
+def refund_key(order_id: uuid.UUID, pi: str, retry: int = 0) -> str:
+    """`retry` counts refunds of this PaymentIntent that failed at Stripe: each try after
+    one needs a key of its own, or Stripe would answer with the failed refund again."""
     suffix = f":{retry + 1}" if retry else ""
+    return f"order:{order_id}:refund:{pi}{suffix}"
+
+
+async def refund_payment(
+    order_id: uuid.UUID, pi: str, *, retry: int = 0, amount: int | None = None
+) -> RefundInfo:
+    """Refund `amount` (minor units; None: what is still held); the key makes a retry,
+    here or at Stripe, the same refund."""
+    what = "what is still held" if amount is None else f"{amount} (minor units)"
     return await workflow.execute_activity(
         act.refund_payment,
         RefundPayment(
             order_id=order_id,
             payment_intent_id=pi,
-            idempotency_key=f"order:{order_id}:refund:{pi}{suffix}",
+            idempotency_key=refund_key(order_id, pi, retry),
+            amount=amount,
         ),
-        **_summarised(policies.STRIPE_BACKGROUND, f"Refund {pi} in full"),
+        **_summarised(policies.STRIPE_BACKGROUND, f"Refund {pi}: {what}"),
+    )
+
+
+async def read_charge(pi: str) -> ChargeFacts:
+    return await workflow.execute_activity(
+        act.read_charge,
+        pi,
+        **_summarised(policies.STRIPE_BACKGROUND, f"Read {pi}'s amounts at Stripe"),
+    )
+
+
+async def record_payment(record: RecordPayment) -> bool:
+    return await workflow.execute_local_activity(
+        act.record_payment,
+        record,
+        **_summarised(policies.DB_WRITE, f"Record {record.stripe_payment_status}"),
     )
 
 

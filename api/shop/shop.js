@@ -192,6 +192,20 @@ function checkout() {
   return fresh;
 }
 
+function askToAuthenticate() {
+  // One button, announced: the customer chooses to open the bank's check again.
+  return new Promise((resolve) => {
+    paymentError('');
+    const note = el('p', {role: 'alert', id: 'authenticate-note',
+      text: 'Your bank needs you to confirm this payment (3-D Secure). '});
+    const again = el('button', {type: 'button', id: 'authenticate', text: 'Confirm with your bank'});
+    again.onclick = () => { note.remove(); resolve(); };
+    note.append(again);
+    document.getElementById('pay').before(note);
+    again.focus();
+  });
+}
+
 async function pay(event) {
   event.preventDefault();
   const button = document.getElementById('pay');
@@ -217,7 +231,13 @@ async function pay(event) {
     }
     const intent = await api('POST', `/api/orders/${state.orderId}/payment`);
     if (intent.status !== 200) { paymentError(intent.body?.error || 'Payment could not be started; please try again.'); return; }
-    const result = await stripe.confirmCardPayment(intent.body.clientSecret, {payment_method: {card}});
+    let result = await stripe.confirmCardPayment(intent.body.clientSecret, {payment_method: {card}});
+    while (result.paymentIntent && result.paymentIntent.status === 'requires_action') {
+      // The card needs 3-D Secure and the challenge was closed unanswered: the order waits
+      // for it (PaymentProcessing); ask the customer to authenticate.
+      await askToAuthenticate();
+      result = await stripe.handleNextAction({clientSecret: intent.body.clientSecret});
+    }
     const outcome = await api('GET', `/api/orders/${state.orderId}/status-change?from=PaymentProcessing&timeout=25`);
     if (result.error) {
       paymentError(`${result.error.message} Please try another card.`);

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -235,3 +236,33 @@ async def count_rows(engine: AsyncEngine) -> tuple[int, int]:
         orders = (await conn.execute(text("SELECT count(*) FROM orders"))).scalar_one()
         items = (await conn.execute(text("SELECT count(*) FROM line_items"))).scalar_one()
     return orders, items
+
+
+THREE_D_SECURE_CARD = "4000002760003184"
+DISPUTED_CARD = "4000000000000259"
+
+
+async def emulator_control(settings: Settings, path: str, body: dict[str, Any]) -> Any:
+    """The emulator's test controls (devstack/stripe_money.py, stripe_js.py): what Stripe's
+    test mode, a bank or a cardholder would do."""
+    key = settings.stripe_secret_key.get_secret_value()
+    async with httpx.AsyncClient(base_url=settings.stripe_api_base, timeout=10) as client:
+        if path.startswith("/_vult/authenticate"):
+            body = {**body, "key": settings.stripe_publishable_key}
+            response = await client.post(path, content=json.dumps(body))
+        else:
+            response = await client.post(
+                path, json=body, headers={"Authorization": f"Bearer {key}"}
+            )
+    response.raise_for_status()
+    return response.json()
+
+
+async def eventually(check: Any, what: str, timeout: float = 15.0) -> Any:
+    """Poll `check()` (async) until it returns something truthy (bounded in time and count)."""
+    for _ in range(int(timeout / 0.1)):
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"never saw: {what}")

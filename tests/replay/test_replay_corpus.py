@@ -25,7 +25,32 @@ from workflows.order import OrderWorkflow
 
 CORPUS = Path(__file__).parent
 RELEASES = sorted(p for p in CORPUS.iterdir() if p.is_dir() and not p.name.startswith("_"))
-HISTORIES = sorted(h for r in RELEASES for h in r.glob("*.json") if h.name != "manifest.json")
+
+
+def _recorded_at(release: Path) -> str:
+    """When it was recorded from the tree of its day ("" for an older commit recorded
+    later, through a worktree, or a hand-saved one)."""
+    manifest = json.loads((release / "manifest.json").read_text())
+    return "" if manifest.get("from_worktree") else str(manifest.get("recorded_at", ""))
+
+
+def _workflow_type(path: Path) -> str:
+    first = json.loads(path.read_text())["events"][0]
+    return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
+
+
+# The newest release: the one recorded on today's workflow code (or its last change).
+NEWEST = max(RELEASES, key=_recorded_at)
+# OrderWorkflow (AUTO_UPGRADE) moves to every new build: each of its histories, of every
+# release, must replay. LatePaymentWorkflow is PINNED: a run finishes on the build it
+# started on and never replays on another, so only the newest release's runs are held to
+# today's code (a change to it is recorded as a new release: docs/architecture.md).
+HISTORIES = sorted(
+    h
+    for r in RELEASES
+    for h in r.glob("*.json")
+    if h.name != "manifest.json" and (r == NEWEST or _workflow_type(h) == "OrderWorkflow")
+)
 # Every path a journey can take, as the recorder names them: the newest recorded release
 # must hold each one.
 PATHS = {
@@ -89,20 +114,13 @@ def test_every_release_folder_says_what_it_holds() -> None:
         assert held == set(manifest["paths"]), release.name
 
 
-def test_a_recorded_release_holds_every_path_and_both_workflow_types() -> None:
-    """Recorded by tasks.py record-corpus (not the hand-saved early ones), on a release that
-    has every path: the one a new path is added with, and each after it."""
-    complete = []
-    for release in RELEASES:
-        manifest = json.loads((release / "manifest.json").read_text())
-        if "recorded_at" in manifest and PATHS <= set(manifest["paths"]):
-            complete.append(release)
-    assert complete, f"no recorded release holds every path of {sorted(PATHS)}"
-    types = {
-        _history(h).events[0].workflow_execution_started_event_attributes.workflow_type.name
-        for h in complete[-1].glob("*.json")
-        if h.name != "manifest.json"
-    }
+def test_the_newest_release_holds_every_path_and_both_workflow_types() -> None:
+    """Recorded by tasks.py record-corpus from the tree of its day: the release a new
+    path is added with, and each after it, holds every path."""
+    manifest = json.loads((NEWEST / "manifest.json").read_text())
+    assert "recorded_at" in manifest, NEWEST.name
+    assert PATHS <= set(manifest["paths"]), sorted(PATHS - set(manifest["paths"]))
+    types = {_workflow_type(h) for h in NEWEST.glob("*.json") if h.name != "manifest.json"}
     assert types == {"OrderWorkflow", "LatePaymentWorkflow"}
 
 

@@ -76,7 +76,7 @@ def test_the_api_imports_nothing_from_activities() -> None:
 def _registered() -> dict[str, Callable[..., Any]]:
     # The constructors only keep what they are given; nothing is called here.
     db = OrderDbActivities(engine=None, pricing=None)  # type: ignore[arg-type]  # unused
-    payments = StripeActivities(client=None)  # type: ignore[arg-type]  # unused
+    payments = StripeActivities(client=None, owner="test")  # type: ignore[arg-type]  # unused
     found: dict[str, Callable[..., Any]] = {}
     for fn in [*db.all(), *payments.all()]:
         definition = activity._Definition.from_callable(fn)

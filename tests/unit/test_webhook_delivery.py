@@ -8,10 +8,12 @@ import json
 import uuid
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
+from api.routes import webhooks
 from tests.unit.test_webhook_signature import sign
 from vult.process.settings import Settings
 
@@ -43,8 +45,19 @@ class _Client:
         return _Handle(self.status, self.signals)
 
 
+@pytest.fixture(autouse=True)
+def _every_payment_intent_is_ours(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ownership check reads PostgreSQL (tests/integration/test_webhooks.py has it);
+    here every PaymentIntent is ours, of the order its metadata names."""
+
+    async def ours(_engine: object, found: Any, _owner: str) -> uuid.UUID:
+        return found.order_id  # type: ignore[no-any-return]
+
+    monkeypatch.setattr(webhooks, "_our_order", ours)
+
+
 def post_event(client: _Client) -> int:
-    settings = Settings(  # never connected to: the event names its order in metadata
+    settings = Settings(  # never connected to: the ownership check is stood in for
         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
         stripe_webhook_secret=SECRET,  # type: ignore[arg-type]
     )

@@ -6,10 +6,12 @@ import hashlib
 import hmac
 import json
 import time
+import uuid
 
 import pytest
 
-from api.stripe_webhooks import SignatureError, payment_event, verify
+from api.stripe_webhooks import NotForUs, SignatureError, payment_event, verify
+from vult.domain.payments import OWNER_KEY
 
 SECRET = "whsec_test_secret"
 
@@ -83,7 +85,26 @@ def test_a_timestamp_from_the_future_is_refused() -> None:
 
 def test_events_the_service_does_not_use_are_recognised_as_such() -> None:
     payload = event_body(event_type="customer.created")
-    assert payment_event(verify(payload, sign(payload), SECRET, 300)) is None
+    with pytest.raises(NotForUs) as refused:
+        payment_event(verify(payload, sign(payload), SECRET, 300))
+    assert refused.value.reason == "unhandled_type"
+
+
+def test_a_dispute_event_names_the_disputed_payment_intent_and_our_marker_is_read() -> None:
+    body = json.loads(event_body(metadata={"order_id": str(uuid.uuid4()), OWNER_KEY: "prod"}))
+    payload = json.dumps(body).encode()
+    found = payment_event(verify(payload, sign(payload), SECRET, 300))
+    assert found.owner == "prod" and found.order_id is not None
+    dispute = {
+        "id": "evt_dp",
+        "object": "event",
+        "type": "charge.dispute.created",
+        "data": {"object": {"id": "dp_1", "object": "dispute", "payment_intent": "pi_9"}},
+    }
+    payload = json.dumps(dispute).encode()
+    found = payment_event(verify(payload, sign(payload), SECRET, 300))
+    assert found.event.payment_intent_id == "pi_9" and found.owner is None
+    assert found.event.event_type == "charge.dispute.created"
 
 
 def test_an_event_without_order_metadata_still_names_its_payment_intent() -> None:

@@ -18,9 +18,11 @@ from api.order_commands import start_order
 from vult.domain.contracts import (
     Address,
     CancelPaymentIntent,
+    ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    DisputeInfo,
     OrderPayment,
     OrderRequest,
     OrderState,
@@ -29,6 +31,7 @@ from vult.domain.contracts import (
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     PlacedOrder,
+    RecordPayment,
     RefundInfo,
     RefundPayment,
     RequestedLineItem,
@@ -75,6 +78,12 @@ class Backend:
     refund_outcomes: dict[str, str] = field(default_factory=dict)
     # Idempotency key -> the first answer, replayed as Stripe does for 24 hours.
     cancel_answers: dict[str, PaymentIntentSnapshot] = field(default_factory=dict)
+    # Money moved at "Stripe" by others: PaymentIntent -> refunds someone else made, and
+    # the dispute of its charge (set by a test).
+    outside_refunds: dict[str, list[RefundInfo]] = field(default_factory=dict)
+    disputes: dict[str, DisputeInfo] = field(default_factory=dict)
+    refund_amounts: dict[str, int] = field(default_factory=dict)  # key -> amount asked
+    recorded: list[RecordPayment] = field(default_factory=list)
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -113,9 +122,11 @@ class Backend:
             "shipping_carrier",
             "tracking_number",
             "payment_error_message",
+            "amount_refunded",
+            "dispute_status",
         ):
             if getattr(change, name) is not None:
-                row[name] = getattr(change, name)
+                row[name] = str(getattr(change, name))
 
     @activity.defn(name="read_order_payment")
     async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:
@@ -179,14 +190,50 @@ class Backend:
             )
         self.refunds.setdefault(req.idempotency_key, req.payment_intent_id)
         intent = self.intents[req.payment_intent_id]
-        again = req.idempotency_key.rsplit(":", 1)[-1]  # ...:refund:<pi>[:<n>]
-        suffix = f"_{again}" if again.isdigit() else ""
+        amount = intent.amount if req.amount is None else req.amount
+        self.refund_amounts.setdefault(req.idempotency_key, amount)
         return RefundInfo(
-            refund_id=f"re_{req.payment_intent_id}{suffix}",
+            refund_id=self._refund_id(req.idempotency_key),
             status="pending",
-            amount=intent.amount,
+            amount=self.refund_amounts[req.idempotency_key],
             currency=intent.currency,
+            key=req.idempotency_key,
         )
+
+    @staticmethod
+    def _refund_id(key: str) -> str:
+        pi = key.split(":")[3]
+        again = key.rsplit(":", 1)[-1]  # ...:refund:<pi>[:<n>]
+        return f"re_{pi}_{again}" if again.isdigit() else f"re_{pi}"
+
+    @activity.defn(name="read_charge")
+    async def read_charge(self, payment_intent_id: str) -> ChargeFacts:
+        intent = self.intents[payment_intent_id]
+        ours = [
+            RefundInfo(
+                refund_id=self._refund_id(key),
+                status=self.refund_outcomes.get(self._refund_id(key), "succeeded"),
+                amount=self.refund_amounts.get(key, intent.amount),
+                currency=intent.currency,
+                key=key,
+            )
+            for key, pi in self.refunds.items()
+            if pi == payment_intent_id
+        ]
+        listed = [*self.outside_refunds.get(payment_intent_id, []), *ours]
+        return ChargeFacts(
+            payment_intent_id=payment_intent_id,
+            currency=intent.currency,
+            amount_captured=intent.amount if intent.status == "succeeded" else 0,
+            amount_refunded=sum(r.amount for r in listed if r.status not in ("failed", "canceled")),
+            refunds=listed,
+            dispute=self.disputes.get(payment_intent_id),
+        )
+
+    @activity.defn(name="record_payment")
+    async def record_payment(self, record: RecordPayment) -> bool:
+        self.recorded.append(record)
+        return record.order_id in self.rows
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
@@ -207,6 +254,8 @@ class Backend:
             self.cancel_payment_intent,
             self.refund_payment,
             self.retrieve_refund,
+            self.read_charge,
+            self.record_payment,
         ]
 
 

@@ -78,6 +78,10 @@ class Order(Base):
     stripe_payment_status: Mapped[str | None] = mapped_column(String(50))
     payment_error_message: Mapped[str | None] = mapped_column(String(1000))
     stripe_refund_id: Mapped[str | None] = mapped_column(String(255))
+    # Stripe's amounts, whoever moved the money: refunded (every refund not failed) in the
+    # order's currency, and the status of a dispute of its charge (open or how it ended).
+    amount_refunded: Mapped[Decimal | None] = mapped_column(Money)
+    dispute_status: Mapped[str | None] = mapped_column(String(50))
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
@@ -144,6 +148,21 @@ class LineItem(Base):
     order: Mapped[Order] = relationship(back_populates="line_items")
 
 
+class OrderPaymentIntent(Base):
+    """Every PaymentIntent this service created, with its order: the Stripe account is
+    shared, and an event is acted on only when it is about one of these (or carries this
+    deployment's owner marker, or, made before the marker, names an order we have)."""
+
+    __tablename__ = "order_payment_intents"
+    __table_args__ = (Index(None, "order_id"),)
+
+    payment_intent_id: Mapped[str] = mapped_column(String(255), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("orders.order_id", ondelete="CASCADE")
+    )
+    created_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class Product(Base):
     """The catalogue the shop sells from; orders copy what they need at order time."""
 
@@ -167,3 +186,4 @@ def _table(model: type[Base]) -> Table:
 ORDERS = _table(Order)
 LINE_ITEMS = _table(LineItem)
 PRODUCTS = _table(Product)
+ORDER_PAYMENT_INTENTS = _table(OrderPaymentIntent)

@@ -61,6 +61,32 @@ class RefundInfo(BaseModel):
     status: str  # Stripe's: pending, succeeded, failed, canceled, requires_action
     amount: int
     currency: str
+    # The idempotency key this service made it with (its metadata), or None for a refund
+    # someone else made (the Dashboard, another system): reused only when it is the key.
+    key: str | None = None
+
+
+class DisputeInfo(BaseModel):
+    """A dispute (chargeback) of a PaymentIntent's charge, as Stripe reports it."""
+
+    dispute_id: str
+    status: str  # Stripe's: warning_needs_response, needs_response, under_review, won, lost...
+    amount: int
+    reason: str = ""
+    evidence_due_by: datetime | None = None
+
+
+class ChargeFacts(BaseModel):
+    """Stripe's amounts for one PaymentIntent, whoever moved the money: the truth every
+    money decision is computed from (vult/domain/payments.py)."""
+
+    payment_intent_id: str
+    currency: str = ""
+    amount_captured: int = 0
+    # Every refund that has not failed or been canceled, ours or not.
+    amount_refunded: int = 0
+    refunds: list[RefundInfo] = Field(default_factory=list)
+    dispute: DisputeInfo | None = None
 
 
 class OrderTiming(BaseModel):
@@ -75,10 +101,13 @@ class OrderTiming(BaseModel):
     attention_retry: timedelta = timedelta(minutes=15)
     # A PaymentIntent mid-charge cannot be cancelled: ask Stripe again this often.
     in_flight_retry: timedelta = timedelta(seconds=30)
+    # Ops are reminded this long before a dispute's evidence is due (Stripe gives 7-21 days).
+    dispute_reminder: timedelta = timedelta(days=3)
 
 
 class PaymentEvent(BaseModel):
-    """A verified Stripe event about one of the order's PaymentIntents (a signal)."""
+    """A verified Stripe event about one of the order's PaymentIntents (a signal): about
+    the PaymentIntent itself, its refunds or a dispute of its charge."""
 
     event_id: str
     event_type: str
@@ -117,6 +146,18 @@ class OrderState(BaseModel):
     pending_cancel: str | None = None
     # Events received but not yet handled when the workflow continued as new.
     queued_events: list[PaymentEvent] = Field(default_factory=list)
+    # Stripe's amounts for each PaymentIntent that took money, as last read back.
+    charges: dict[str, ChargeFacts] = Field(default_factory=dict)
+    # What ops must look at that no retry settles (a full refund made outside the service,
+    # an open dispute), by kind: kept until the condition clears or ops resolve it.
+    notices: dict[str, str] = Field(default_factory=dict)
+    # The dispute whose evidence deadline ops were last reminded of.
+    dispute_reminded: str | None = None
+    # The payment window closed while the PaymentIntent was mid-charge (`processing`): it
+    # waits for Stripe's outcome, asking again at this time.
+    window_extended_until: datetime | None = None
+    # When a cancelled order past its grace period last asked Stripe about money in flight.
+    money_checked_at: datetime | None = None
 
 
 class OrderWorkflowInput(BaseModel):
@@ -181,6 +222,19 @@ class StatusChange(BaseModel):
     stripe_refund_id: str | None = None
     shipping_carrier: str | None = None
     tracking_number: str | None = None
+    amount_refunded: Decimal | None = None  # major units, as Stripe's amounts say
+    dispute_status: str | None = None
+
+
+class RecordPayment(BaseModel):
+    """Stripe's amounts written to the order row whatever its status (an order whose
+    workflow has closed)."""
+
+    order_id: uuid.UUID
+    at: datetime
+    stripe_payment_status: str
+    amount_refunded: Decimal
+    dispute_status: str | None = None
 
 
 class CreatePaymentIntent(BaseModel):
@@ -201,6 +255,7 @@ class PaymentIntentSnapshot(BaseModel):
     currency: str
     last_error_message: str | None = None
     order_id: str | None = None  # from the PaymentIntent's metadata
+    owner: str | None = None  # the owner marker in its metadata (None: made before it existed)
 
 
 class OrderPayment(BaseModel):
@@ -218,6 +273,7 @@ class LatePayment(BaseModel):
     payment_intent_id: str
     order_id: uuid.UUID | None = None  # from the PaymentIntent's metadata
     event_type: str = ""
+    owner: str = ""  # this deployment's owner marker: a PaymentIntent with another is left alone
 
 
 class CancelPaymentIntent(BaseModel):
@@ -229,3 +285,6 @@ class RefundPayment(BaseModel):
     order_id: uuid.UUID
     payment_intent_id: str
     idempotency_key: str
+    # Minor units. None: whatever is still held (captured, less every live refund and any
+    # disputed amount), read from Stripe by the activity.
+    amount: int | None = None

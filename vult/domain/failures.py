@@ -15,3 +15,4 @@ class Failure(StrEnum):
     INVALID_TRANSITION = "InvalidTransition"
     PAYMENT_UNAVAILABLE = "PaymentUnavailable"  # Stripe could not be reached after retries
     REFUND_FAILED = "RefundFailed"  # Stripe reported a refund failed: the money is still owed
+    DISPUTED = "PaymentDisputed"  # the charge is disputed: no refund may be asked for it

@@ -16,6 +16,29 @@ PAYMENT_INTENT_EVENTS = frozenset(
 # A refund completing, or failing, at Stripe. `charge.refunded` carries the charge;
 # the others carry the refund. Each names its PaymentIntent.
 REFUND_EVENTS = frozenset(
-    {"charge.refunded", "charge.refund.updated", "refund.updated", "refund.failed"}
+    {
+        "charge.refunded",
+        "charge.refund.updated",
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+    }
 )
-HANDLED = PAYMENT_INTENT_EVENTS | REFUND_EVENTS
+# A dispute (chargeback) of a charge: opened, changed, its money withdrawn or reinstated,
+# closed won or lost. Each carries the dispute, which names its PaymentIntent.
+DISPUTE_EVENTS = frozenset(
+    {
+        "charge.dispute.created",
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_withdrawn",
+        "charge.dispute.funds_reinstated",
+    }
+)
+# Refund and dispute events: the workflow reads the charge's amounts back from Stripe.
+MONEY_EVENTS = REFUND_EVENTS | DISPUTE_EVENTS
+HANDLED = PAYMENT_INTENT_EVENTS | MONEY_EVENTS
+# What a webhook endpoint must be subscribed to (the set-up job checks it at Stripe): the
+# refund events Stripe sends on every account version, beside the rest. The newer
+# refund.* events are used when they come, but are not required.
+REQUIRED = PAYMENT_INTENT_EVENTS | DISPUTE_EVENTS | {"charge.refunded", "charge.refund.updated"}

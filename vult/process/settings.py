@@ -58,6 +58,11 @@ class Settings(BaseSettings):
     stripe_api_base: str = ""
     # Stripe's own default tolerance for webhook timestamps.
     stripe_webhook_tolerance_seconds: int = 300
+    # Written into the metadata (`vult_owner`) of every PaymentIntent and refund this
+    # deployment makes: the Stripe account is shared (other systems, a staging deployment,
+    # the Dashboard), and only PaymentIntents with this marker (or made before it, for an
+    # order we have) are acted on. Give staging and production different values.
+    stripe_owner: str = Field(default="vult-orders", min_length=1, max_length=100)
 
     tax_rate: Decimal = DEFAULT_TAX_RATE
     shipping_cost: Decimal = DEFAULT_SHIPPING_COST
@@ -75,6 +80,8 @@ class Settings(BaseSettings):
     cancelled_grace_period: timedelta = _TIMING.cancelled_grace
     # An order parked for attention tries its stuck step again this often by itself.
     attention_retry: timedelta = _TIMING.attention_retry
+    # Ops are reminded (needs attention) this long before a dispute's evidence is due.
+    dispute_reminder: timedelta = _TIMING.dispute_reminder
 
     # Bearer token for the ops endpoints (/api/ops/...).
     # Empty: the ops API is off. The local stack sets the well-known development tokens
@@ -144,6 +151,7 @@ class Settings(BaseSettings):
         "payment_reconcile_max_interval",
         "cancelled_grace_period",
         "attention_retry",
+        "dispute_reminder",
     )
     @classmethod
     def _positive(cls, v: timedelta) -> timedelta:
@@ -158,6 +166,7 @@ class Settings(BaseSettings):
             reconcile_max_interval=self.payment_reconcile_max_interval,
             cancelled_grace=self.cancelled_grace_period,
             attention_retry=self.attention_retry,
+            dispute_reminder=self.dispute_reminder,
         )
 
     def pricing(self) -> Pricing:

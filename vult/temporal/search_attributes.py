@@ -1,6 +1,7 @@
 """Custom search attributes, so ops can find an order in the Web UI:
 `OrderNumber = "VLT-..."`, `CustomerEmail = "..."`, `OrderStatus = "PaymentProcessing"`,
-`OrderTotal > 100`. The dev stack, the tests and the compose stack register these."""
+`OrderTotal > 100`, `NeedsAttention = true`, `Disputed = true`. The dev stack, the tests
+and the compose stack register these."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ ORDER_STATUS = SearchAttributeKey.for_keyword("OrderStatus")
 ORDER_TOTAL = SearchAttributeKey.for_float("OrderTotal")
 # Set while a step failed in a way no retry fixed (`NeedsAttention = true` in the Web UI).
 NEEDS_ATTENTION = SearchAttributeKey.for_bool("NeedsAttention")
+# Set while a dispute (chargeback) of the order's payment is open (`Disputed = true`).
+DISPUTED = SearchAttributeKey.for_bool("Disputed")
 
 ALL = (ORDER_NUMBER, CUSTOMER_EMAIL, ORDER_STATUS, ORDER_TOTAL)
 
@@ -22,4 +25,5 @@ REGISTRATION = {
     ORDER_STATUS.name: "Keyword",
     ORDER_TOTAL.name: "Double",
     NEEDS_ATTENTION.name: "Bool",
+    DISPUTED.name: "Bool",
 }
