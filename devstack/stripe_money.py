@@ -17,6 +17,9 @@ here, in the emulator's own process:
   `{"outcome": "won"|"lost"}` (won: `funds_reinstated`, then `closed`; lost: `closed`), and
   `POST /_vult/refunds/{id}/fail` (the refund fails later, as a bank can make it:
   `charge.refund.updated` and `refund.failed`);
+- `GET /v1/webhook_endpoints`: the webhooks registered through `/_config/webhooks`, as
+  Stripe lists an account's endpoints (their URL and enabled events), for the set-up job's
+  check;
 - `payment_intent.requires_action` when a confirmation needs 3-D Secure (the challenge
   itself is the Stripe.js stand-in's: devstack/stripe_js.py).
 """
@@ -166,6 +169,24 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
         schedule(Event("refund.failed", refund))
         return web.json_response(refund._export())
 
+    async def webhook_endpoints(request: web.Request) -> web.Response:
+        if not secret_key(request):
+            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+        from localstripe.webhooks import _webhooks
+
+        data = [
+            {
+                "id": f"we_{name}",
+                "object": "webhook_endpoint",
+                "url": hook.url,
+                "status": "enabled",
+                "enabled_events": sorted(hook.events) if hook.events is not None else ["*"],
+            }
+            for name, hook in _webhooks.items()
+        ]
+        listed = {"object": "list", "url": "/v1/webhook_endpoints", "has_more": False}
+        return web.json_response({**listed, "data": data})
+
     from localstripe import server
 
     for method, url, route in (
@@ -173,6 +194,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
         ("GET", "/v1/disputes/{id}", server.api_retrieve),
     ):
         app.router.add_route(method, url, route(Dispute, url))
+    app.router.add_route("GET", "/v1/webhook_endpoints", webhook_endpoints)
     app.router.add_route("POST", "/_vult/charges/{id}/dispute", dispute_charge)
     app.router.add_route("POST", "/_vult/disputes/{id}/close", close_dispute)
     app.router.add_route("POST", "/_vult/refunds/{id}/fail", fail_refund)

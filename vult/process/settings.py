@@ -63,6 +63,10 @@ class Settings(BaseSettings):
     # the Dashboard), and only PaymentIntents with this marker (or made before it, for an
     # order we have) are acted on. Give staging and production different values.
     stripe_owner: str = Field(default="vult-orders", min_length=1, max_length=100)
+    # The public URL of this service's webhook endpoint, as registered at Stripe. The
+    # production set-up job checks that endpoint's enabled events; empty: any endpoint
+    # whose URL ends in /api/webhooks/stripe.
+    stripe_webhook_url: str = ""
 
     tax_rate: Decimal = DEFAULT_TAX_RATE
     shipping_cost: Decimal = DEFAULT_SHIPPING_COST

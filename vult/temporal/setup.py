@@ -1,5 +1,7 @@
 """Prepare a Temporal cluster for the service (idempotent): create the namespace if it
-does not exist, then register the custom search attributes on it.
+does not exist, then register the custom search attributes on it. In production it also
+checks the Stripe account: the webhook endpoint must be subscribed to every event the
+service acts on (vult/process/stripe_setup.py); it fails, naming what is missing, if not.
 
     python -m vult.temporal.setup      (the compose stack runs this once before the worker)
 
@@ -14,6 +16,7 @@ import os
 import sys
 from datetime import timedelta
 
+import stripe
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -24,7 +27,9 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from vult.process.settings import get_settings
+from vult.process.settings import Settings, get_settings
+from vult.process.stripe_client import make_stripe_client
+from vult.process.stripe_setup import missing_webhook_events
 from vult.temporal.client import connect
 from vult.temporal.search_attributes import REGISTRATION
 
@@ -75,7 +80,26 @@ async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
     return sorted(missing)
 
 
-async def main() -> None:
+async def check_stripe(settings: Settings, log: logging.Logger) -> bool:
+    http = stripe.AIOHTTPClient()
+    try:
+        client = make_stripe_client(settings, http)
+        missing = await missing_webhook_events(client, settings.stripe_webhook_url)
+    finally:
+        await http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
+    if missing:
+        log.error(
+            "The Stripe webhook endpoint is not subscribed to events the service needs: %s. "
+            "Add them to the endpoint in the Stripe Dashboard (or subscribe it to all events): "
+            "docs/operations.md, 'Stripe webhook'",
+            ", ".join(missing),
+        )
+        return False
+    log.info("Stripe webhook endpoint subscribed to every event the service needs")
+    return True
+
+
+async def main() -> int:
     logging.basicConfig(level=logging.INFO)
     settings = get_settings()
     log = logging.getLogger("vult.setup")
@@ -92,12 +116,15 @@ async def main() -> None:
                 raise
             await asyncio.sleep(1)
     log.info("search attributes added: %s", added or "none needed")
+    if settings.is_production and not await check_stripe(settings, log):
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    code = asyncio.run(main())
     # Straight out once done: the SDK's runtime threads can crash the interpreter's
     # finalization (SIGSEGV after the work succeeded, seen in CI), failing the job.
     sys.stdout.flush()
     sys.stderr.flush()
-    os._exit(0)
+    os._exit(code)

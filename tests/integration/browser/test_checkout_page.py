@@ -16,6 +16,7 @@ from tests.integration.test_lifecycle import refunds_at_stripe
 
 GOOD = "4242424242424242"
 DECLINED = "4000000000000341"
+THREE_D_SECURE = "4000002760003184"
 # The required fields of the tests' usual address, as a customer types them.
 ADDRESS = {k: v for k, v in order_body()["shippingAddress"].items() if k != "phone"}
 
@@ -85,6 +86,44 @@ async def test_a_declined_card_shows_stripes_message_and_another_card_pays(
     assert pi is not None and (
         await stripe_client.v1.payment_intents.retrieve_async(pi)
     ).status == ("succeeded")
+
+
+async def test_a_3d_secure_card_is_authenticated_in_the_page_and_confirms(
+    page: Page, engine: AsyncEngine
+) -> None:
+    await fill_order(page)
+    await fill_card(page, THREE_D_SECURE)
+    await page.get_by_role("button", name="Pay").click()
+    challenge = page.get_by_role("dialog", name="3D Secure authentication")
+    await expect(challenge).to_be_visible()
+    # The order waits for the customer meanwhile, never Failed.
+    order_id = await page.evaluate("JSON.parse(sessionStorage.getItem('vult-checkout')).orderId")
+    assert (await order_in_database(engine, order_id))[0] == "PaymentProcessing"
+    await challenge.get_by_role("button", name="Complete authentication").click()
+    await expect(page.locator("#order-status")).to_have_text("Confirmed")
+    assert (await order_in_database(engine, shown_order_id(page)))[0] == "Confirmed"
+
+
+async def test_a_closed_3d_secure_step_asks_again_and_a_failed_one_lets_another_card_pay(
+    page: Page, engine: AsyncEngine
+) -> None:
+    await fill_order(page)
+    await fill_card(page, THREE_D_SECURE)
+    await page.get_by_role("button", name="Pay").click()
+    challenge = page.get_by_role("dialog", name="3D Secure authentication")
+    await expect(challenge).to_be_visible()
+    await page.keyboard.press("Escape")  # closed unanswered: the payment still needs it
+    again = page.get_by_role("button", name="Confirm with your bank")
+    await expect(page.get_by_role("alert")).to_contain_text("Your bank needs you to confirm")
+    await again.click()
+    await challenge.get_by_role("button", name="Fail authentication").click()
+    await expect(page.locator("#payment-error")).to_contain_text("unable to authenticate")
+    retry = page.get_by_role("button", name="Pay with another card")
+    await fill_card(page, GOOD)
+    await retry.click()
+    await expect(page.locator("#order-status")).to_have_text("Confirmed")
+    status, pi = await order_in_database(engine, shown_order_id(page))
+    assert status == "Confirmed" and pi is not None
 
 
 async def test_an_invalid_form_shows_the_servers_errors_and_writes_nothing(
