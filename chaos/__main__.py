@@ -213,13 +213,15 @@ async def gather_records(settings: Settings, client: Client, journeys: list[Jour
         settings.stripe_secret_key.get_secret_value(),
         base_addresses={"api": settings.stripe_api_base},
     )
-    intents, refunds = read_stripe(stripe_client)
+    found = read_stripe(stripe_client)
     return Records(
         orders=orders,
         workflows=await read_workflows(client, ids),
         bad_endings=await bad_endings(client),
-        intents=intents,
-        refunds=refunds,
+        intents=found["intents"],
+        refunds=found["refunds"],
+        disputes=found["disputes"],
+        any_refunds=found["any_refunds"],
     )
 
 

@@ -20,9 +20,11 @@ from chaos.shoppers import Journey
 from chaos.stripe_lists import every
 from vult.db.urls import libpq_url
 from vult.domain.contracts import OrderState
+from vult.domain.payments import OPEN_DISPUTE, OWNER_KEY, REFUND_KEY
 from vult.temporal.search_attributes import NEEDS_ATTENTION, ORDER_STATUS
 
 PAID_STATUSES = {"Confirmed", "Processing", "Shipped", "Delivered"}
+OWNER = "vult-orders"  # the cluster's STRIPE_OWNER (the default)
 # A refund that has not failed: it returns (or will return) the money.
 _LIVE_REFUND = {"succeeded", "pending", "requires_action"}
 BAD_ENDINGS = ("Failed", "TimedOut", "Terminated", "Canceled")
@@ -58,12 +60,15 @@ class Records:
     bad_endings: list[str]  # workflow ids that failed, timed out, were terminated/cancelled
     intents: dict[str, dict[str, Any]]  # PaymentIntent id -> the emulator's object
     refunds: dict[str, list[dict[str, Any]]]  # PaymentIntent id -> its live refunds
+    disputes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by PaymentIntent id
+    # Refunds of any status (failed ones included), by PaymentIntent id: for foreign ones.
+    any_refunds: dict[str, int] = field(default_factory=dict)
 
 
 def read_orders(database_url: str) -> dict[str, dict[str, Any]]:
     sql = (
         "SELECT order_id::text AS id, status, customer_email AS email, total,"
-        " stripe_payment_intent_id AS pi FROM orders"
+        " stripe_payment_intent_id AS pi, amount_refunded, dispute_status FROM orders"
     )
     with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
@@ -77,16 +82,29 @@ def _id(reference: Any) -> str | None:
     return str(reference) if reference else None
 
 
-def read_stripe(client: stripe.StripeClient) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+def read_stripe(client: stripe.StripeClient) -> dict[str, Any]:
+    """The emulator's PaymentIntents, live refunds, refunds of any status (counted) and
+    latest dispute, each by PaymentIntent id."""
     intents = {pi["id"]: pi for pi in every(lambda p: client.v1.payment_intents.list(params=p))}
     by_charge = {_id(pi.get("latest_charge")): pi["id"] for pi in intents.values()}
     refunds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    any_refunds: dict[str, int] = defaultdict(int)
     for refund in every(lambda p: client.v1.refunds.list(params=p)):
-        if refund.get("status") not in _LIVE_REFUND:
-            continue
         pi = _id(refund.get("payment_intent")) or by_charge.get(_id(refund.get("charge")))
-        refunds[str(pi)].append(refund)
-    return intents, refunds
+        any_refunds[str(pi)] += 1
+        if refund.get("status") in _LIVE_REFUND:
+            refunds[str(pi)].append(refund)
+    disputes: dict[str, dict[str, Any]] = {}
+    for dispute in sorted(
+        every(lambda p: client.v1.disputes.list(params=p)), key=lambda d: d.get("created", 0)
+    ):
+        disputes[str(_id(dispute.get("payment_intent")))] = dispute
+    return {
+        "intents": intents,
+        "refunds": refunds,
+        "any_refunds": any_refunds,
+        "disputes": disputes,
+    }
 
 
 async def read_workflow(client: Client, order_id: str) -> Workflow:
@@ -150,8 +168,14 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
     one_per_key = Invariant("one order per Idempotency-Key")
     kept_one = Invariant("Confirmed or later: exactly the PaymentIntent it names is kept")
     kept_none = Invariant("not Confirmed or later: no payment kept")
-    refunded_once = Invariant("every charge not kept has exactly one full refund")
-    never_twice = Invariant("no PaymentIntent refunded twice")
+    refunded_once = Invariant(
+        "every charge not kept went back in full: refunds (anyone's) + a lost dispute"
+    )
+    never_twice = Invariant("no PaymentIntent refunded twice by the service")
+    within = Invariant("refunds never exceed a charge")
+    no_disputed_refund = Invariant("no refund asked for a disputed charge")
+    amounts = Invariant("the order's refunded amount and dispute = Stripe's")
+    untouched = Invariant("no PaymentIntent of another system touched")
     settled = Invariant("nothing left in PaymentProcessing")
     attention = Invariant("no order left needing attention")
     no_bad_end = Invariant("no workflow failed, timed out, terminated or cancelled")
@@ -182,15 +206,47 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         no_5xx.check(not j.server_errors, f"journey {j.number}: {j.server_errors}")
         customer.check(not j.problems, f"journey {j.number} ({j.path}): {j.problems}")
 
+    def captured(pi: dict[str, Any]) -> int:
+        return int(pi.get("amount") or 0) if pi.get("status") == "succeeded" else 0
+
+    def refunded(pi_id: str) -> int:
+        return sum(int(r.get("amount") or 0) for r in records.refunds.get(pi_id, []))
+
+    def disputed(pi_id: str) -> int:
+        """Money a dispute took or holds: its amount while open or when lost."""
+        dispute = records.disputes.get(pi_id)
+        if dispute is None or (
+            dispute["status"] not in OPEN_DISPUTE and dispute["status"] != "lost"
+        ):
+            return 0
+        return int(dispute.get("amount") or 0)
+
+    def net(pi_id: str) -> int:
+        return captured(records.intents[pi_id]) - refunded(pi_id) - disputed(pi_id)
+
+    foreign = {pi: status for j in journeys for pi, status in j.foreign.items()}
+    ours = {
+        pi_id: pi
+        for pi_id, pi in records.intents.items()
+        if (pi.get("metadata") or {}).get(OWNER_KEY) == OWNER and pi_id not in foreign
+    }
     kept_by_order: dict[str, list[str]] = defaultdict(list)
-    for pi_id, pi in records.intents.items():
-        live = records.refunds.get(pi_id, [])
-        never_twice.check(len(live) <= 1, f"{pi_id} has {len(live)} refunds")
-        if pi.get("status") != "succeeded":
-            continue
-        order_id = str((pi.get("metadata") or {}).get("order_id"))
-        if not live:
-            kept_by_order[order_id].append(pi_id)
+    for pi_id, pi in ours.items():
+        mine = [
+            r for r in records.refunds.get(pi_id, []) if (r.get("metadata") or {}).get(REFUND_KEY)
+        ]
+        never_twice.check(len(mine) <= 1, f"{pi_id} has {len(mine)} refunds by the service")
+        within.check(
+            refunded(pi_id) <= captured(pi),
+            f"{pi_id}: refunds {refunded(pi_id)} exceed the {captured(pi)} charged",
+        )
+        if disputed(pi_id):
+            status = records.disputes[pi_id]["status"]
+            no_disputed_refund.check(
+                not mine, f"{pi_id}: refunded by the service while its dispute is {status}"
+            )
+        if net(pi_id) > 0:
+            kept_by_order[str((pi.get("metadata") or {}).get("order_id"))].append(pi_id)
 
     for order_id, order in orders.items():
         status, wf = order["status"], workflows.get(order_id, Workflow(exists=False))
@@ -208,27 +264,45 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         settled.check(status != "PaymentProcessing", f"order {order_id} is PaymentProcessing")
         kept = kept_by_order.pop(order_id, [])
         if status in PAID_STATUSES:
-            named = records.intents.get(order["pi"] or "", {})
             kept_one.check(
-                kept == [order["pi"]] and named.get("amount") == cents(order["total"]),
+                kept == [order["pi"]] and net(order["pi"]) == cents(order["total"]),
                 f"order {order_id} ({status}) names {order['pi']}; kept: {kept}",
             )
         else:
             kept_none.check(not kept, f"order {order_id} ({status}) kept {kept}")
+        named_pi = order["pi"] or ""
+        if named_pi in ours and captured(ours[named_pi]):
+            dispute = records.disputes.get(named_pi)
+            row = cents(order["amount_refunded"] or Decimal(0)), order["dispute_status"]
+            stripe_says = refunded(named_pi), dispute["status"] if dispute else None
+            amounts.check(
+                row == stripe_says,
+                f"order {order_id}: the row says refunded {row[0]}, dispute {row[1]};"
+                f" Stripe says {stripe_says[0]}, {stripe_says[1]}",
+            )
     for order_id, kept in kept_by_order.items():  # money for an order the shop lacks
         kept_none.check(False, f"{kept} kept for unknown order {order_id}")
 
-    for pi_id, pi in records.intents.items():
-        if pi.get("status") != "succeeded":
-            continue
+    for pi_id, pi in ours.items():
         order = orders.get(str((pi.get("metadata") or {}).get("order_id")), {})
         if order.get("status") in PAID_STATUSES and order.get("pi") == pi_id:
             continue  # the one payment an order keeps
-        live = records.refunds.get(pi_id, [])
+        if not captured(pi):
+            continue
+        back = refunded(pi_id) + disputed(pi_id)
         refunded_once.check(
-            len(live) == 1 and live[0].get("amount") == pi.get("amount"),
+            back == captured(pi) and net(pi_id) == 0,
             f"{pi_id} (order {order.get('id')}, {order.get('status')}) charged"
-            f" {pi.get('amount')}, refunds {[r.get('amount') for r in live]}",
+            f" {captured(pi)}, refunds {[r.get('amount') for r in records.refunds.get(pi_id, [])]},"
+            f" disputed {disputed(pi_id)}",
+        )
+
+    for pi_id, was in foreign.items():
+        found = records.intents.get(pi_id, {})
+        untouched.check(
+            found.get("status") == was and not records.any_refunds.get(pi_id),
+            f"{pi_id} of another system: {was} when made, now {found.get('status')},"
+            f" {records.any_refunds.get(pi_id, 0)} refunds",
         )
 
     for workflow_id in records.bad_endings:
@@ -243,6 +317,10 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         kept_none,
         refunded_once,
         never_twice,
+        within,
+        no_disputed_refund,
+        amounts,
+        untouched,
         settled,
         attention,
         no_bad_end,

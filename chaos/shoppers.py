@@ -8,6 +8,7 @@ defect even under chaos), and, when it got to its end, the status its path must 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
@@ -19,6 +20,9 @@ import stripe
 
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000341"  # attaches, then the charge is declined
+THREE_D_SECURE_CARD = "4000002760003184"  # needs authentication (the emulator's 3-D Secure)
+DISPUTED_CARD = "4000000000000259"  # succeeds, then a dispute opens (Stripe's test mode)
+PUBLISHABLE_KEY = "pk_test_chaos"  # the emulator takes any publishable key
 # How long one step may keep retrying: longer than the longest outage the suite causes.
 STEP_BUDGET = 240.0
 # How long a journey waits for its order to reach a status (webhooks may be lost: then
@@ -36,6 +40,12 @@ PATHS = (
     "cancel-after-paying",
     "cancel-while-paying",
     "cancel-racing-confirmation",
+    # The account is shared, and money moves outside the service:
+    "dashboard-partial-refund-then-cancel",
+    "dashboard-full-refund",
+    "disputed",
+    "three-d-secure",
+    "other-systems-payments",
 )
 # Where each path must end once it has run to its end.
 EXPECTED = {
@@ -47,6 +57,12 @@ EXPECTED = {
     "cancel-after-paying": "Cancelled",
     "cancel-while-paying": "Cancelled",
     "cancel-racing-confirmation": "Cancelled",
+    "dashboard-partial-refund-then-cancel": "Cancelled",
+    "dashboard-full-refund": "Cancelled",
+    "disputed": "Cancelled",
+    "three-d-secure": "Confirmed",
+    # Its own order is cancelled; their PaymentIntents must be left alone (the audit).
+    "other-systems-payments": "Cancelled",
 }
 
 
@@ -66,6 +82,8 @@ class Journey:
     gave_up: str | None = None
     server_errors: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)  # what the customer saw go wrong
+    # Other systems' PaymentIntents on the account -> the status each was left in.
+    foreign: dict[str, str] = field(default_factory=dict)
 
     @property
     def order_id(self) -> str | None:
@@ -207,6 +225,51 @@ class Trip:
         if response.status_code != 204 and await self.status(order_id) != wanted:
             raise GaveUp(f"{command} answered {response.status_code}: {response.text[:200]}")
 
+    async def stripe_call(self, what: str, call: Any) -> Any:
+        """A call to the emulator as the Dashboard or another system makes it: retried
+        while the emulator is down."""
+        deadline = time.monotonic() + STEP_BUDGET
+        while True:
+            try:
+                return await call()
+            except (stripe.APIConnectionError, httpx.TransportError):
+                if time.monotonic() > deadline:
+                    raise GaveUp(f"the Stripe emulator stayed down ({what})") from None
+                await asyncio.sleep(0.5 + self.shop.rng.random())
+
+    async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The emulator's test controls: a bank, a cardholder (devstack/stripe_money.py)."""
+
+        async def post() -> dict[str, Any]:
+            if path == "/_vult/authenticate":
+                body_with_key = {**body, "key": PUBLISHABLE_KEY}
+                response = await self.shop.http.post(
+                    f"{self.shop.stripe_base}{path}", content=json.dumps(body_with_key)
+                )
+            else:
+                response = await self.shop.http.post(
+                    f"{self.shop.stripe_base}{path}",
+                    json=body,
+                    headers={"Authorization": f"Bearer {self.shop.stripe_key}"},
+                )
+            if response.status_code >= 500:
+                raise httpx.TransportError(f"{path}: {response.status_code}")
+            return dict(response.json())
+
+        return dict(await self.stripe_call(path, post))
+
+    async def payment_status(self, order_id: str, wanted: set[str]) -> str:
+        """Poll the order until its paymentStatus is one of `wanted` (webhooks may be lost:
+        fulfilment and cancel read Stripe back anyway, so this gives up quietly)."""
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            response = await self.call("GET", f"/api/orders/{order_id}")
+            found = str(response.json().get("paymentStatus"))
+            if found in wanted:
+                return found
+            await asyncio.sleep(0.5)
+        return ""
+
     async def card(self, payment_intent_id: str, number: str) -> str:
         """What Stripe.js does: attach a card and confirm. Returns the PaymentIntent's
         status, or "declined"; retries while the emulator is down."""
@@ -248,6 +311,9 @@ async def _paid(trip: Trip, order_id: str) -> None:
 
 async def run_path(trip: Trip) -> None:
     path, rng = trip.j.path, trip.shop.rng
+    if path == "other-systems-payments":
+        await other_systems(trip)
+        return
     order_id = await trip.create()
     if path == "pay":
         await _paid(trip, order_id)
@@ -288,9 +354,123 @@ async def run_path(trip: Trip) -> None:
             await trip.cancel(order_id)
 
         await asyncio.gather(trip.card(pi, GOOD_CARD), cancel_soon())
+    elif path == "dashboard-partial-refund-then-cancel":
+        pi = await _paid_with(trip, order_id)
+        amount = await _amount(trip, pi)
+        part = rng.randint(1, amount - 1)
+        await trip.stripe_call(
+            "refund",
+            lambda: trip.shop.stripe.v1.refunds.create_async(
+                params={"payment_intent": pi, "amount": part}
+            ),
+        )
+        await trip.payment_status(order_id, {"partially_refunded"})
+        await trip.cancel(order_id)
+    elif path == "dashboard-full-refund":
+        pi = await _paid_with(trip, order_id)
+        await trip.stripe_call(
+            "refund",
+            lambda: trip.shop.stripe.v1.refunds.create_async(params={"payment_intent": pi}),
+        )
+        await _refused_fulfilment(trip, order_id)
+        await trip.cancel(order_id)
+    elif path == "disputed":
+        pi = await _paid_with(trip, order_id, DISPUTED_CARD)
+        dispute = await _dispute_of(trip, pi)
+        await trip.payment_status(order_id, {"disputed"})
+        await _refused_fulfilment(trip, order_id)
+        outcome = rng.choice(("won", "lost"))
+        await trip.control(f"/_vult/disputes/{dispute}/close", {"outcome": outcome})
+        await trip.payment_status(order_id, {"succeeded" if outcome == "won" else "dispute_lost"})
+        await trip.cancel(order_id)
+    elif path == "three-d-secure":
+        pi = await trip.payment(order_id)
+        if await trip.card(pi, THREE_D_SECURE_CARD) != "requires_action":
+            trip.j.problems.append("the 3-D Secure card asked for no authentication")
+        intent = await trip.stripe_call(
+            "read", lambda: trip.shop.stripe.v1.payment_intents.retrieve_async(pi)
+        )
+        success = rng.random() < 0.7
+        await trip.control(
+            "/_vult/authenticate", {"client_secret": intent.client_secret, "success": success}
+        )
+        if not success:  # the customer pays with another card
+            await trip.wait_for(order_id, {"Failed"})
+            await _paid(trip, order_id)
     else:
         raise ValueError(path)
     await trip.wait_for(order_id, {trip.j.expected})
+
+
+async def _paid_with(trip: Trip, order_id: str, number: str = GOOD_CARD) -> str:
+    pi = await trip.payment(order_id)
+    paid = await trip.card(pi, number)
+    if paid != "succeeded":
+        raise GaveUp(f"the card left the PaymentIntent {paid}")
+    await trip.wait_for(order_id, {"Confirmed"})
+    return pi
+
+
+async def _amount(trip: Trip, pi: str) -> int:
+    found = await trip.stripe_call(
+        "read", lambda: trip.shop.stripe.v1.payment_intents.retrieve_async(pi)
+    )
+    return int(found.amount)
+
+
+async def _dispute_of(trip: Trip, pi: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        listed = await trip.stripe_call(
+            "disputes",
+            lambda: trip.shop.stripe.v1.disputes.list_async(params={"payment_intent": pi}),
+        )
+        if listed.data:
+            return str(listed.data[0].id)
+        await asyncio.sleep(0.5)
+    raise GaveUp(f"no dispute opened for {pi}")
+
+
+async def _refused_fulfilment(trip: Trip, order_id: str) -> None:
+    """Ops try to fulfil an order whose money went back or is disputed: refused, always
+    (fulfilment reads Stripe back first, whatever webhooks were lost)."""
+    response = await trip.call("POST", f"/api/ops/orders/{order_id}/processing", ops=True)
+    if response.status_code != 400:
+        trip.j.problems.append(
+            f"fulfilment of an unpaid or disputed order answered {response.status_code}"
+        )
+
+
+async def other_systems(trip: Trip) -> None:
+    """Another system's payments on the shared account: the old Vult (an `order_id` that
+    is not ours), a payment link (no metadata), staging (our marker, another owner, naming
+    a real order), one paid and one left payable each."""
+    client = trip.shop.stripe.v1
+    real_order = await trip.create()
+    kinds = [
+        {"order_id": str(uuid.UUID(int=trip.shop.rng.getrandbits(128))), "order_number": "OLD-1"},
+        {},
+        {"order_id": real_order, "vult_owner": "vult-staging"},
+    ]
+    for metadata in kinds:
+        for pay in (True, False):
+            intent = await trip.stripe_call(
+                "create",
+                lambda m=metadata: client.payment_intents.create_async(
+                    params={
+                        "amount": 1000 + trip.shop.rng.randint(0, 9000),
+                        "currency": "usd",
+                        "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
+                        "metadata": m,
+                    }
+                ),
+            )
+            status = await trip.card(intent.id, GOOD_CARD if pay else DECLINED_CARD)
+            trip.j.foreign[intent.id] = (
+                "succeeded" if status == "succeeded" else ("requires_payment_method")
+            )
+    await trip.cancel(real_order)
+    await trip.wait_for(real_order, {"Cancelled"})
 
 
 async def journey(shop: Shop, number: int, run_id: str) -> Journey:

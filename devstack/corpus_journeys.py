@@ -45,13 +45,18 @@ OPS_TOKEN = "corpus-ops-token"
 OPS = {"Authorization": f"Bearer {OPS_TOKEN}"}
 RUNNER = "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001"
 GOOD, DECLINED = "4242424242424242", "4000000000000341"
+THREE_D_SECURE, DISPUTED = "4000002760003184", "4000000000000259"
 EVENTS = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.canceled",
+    "payment_intent.requires_action",
     "charge.refunded",
     "refund.created",
     "refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.closed",
+    "charge.dispute.funds_reinstated",
 ]
 # Short timers, so every path's timers fire within a recording.
 TIMING_ENV = {
@@ -72,6 +77,7 @@ class Refusal:
     def __init__(self) -> None:
         self.refused: dict[tuple[str, str], set[str]] = {}
         self.succeeded: set[str] = set()  # read back as succeeded (a confirm that raced)
+        self.processing: set[str] = set()  # read back as processing (a slow bank debit)
         self.slow: set[str] = set()  # Stripe answers calls about these after a while
 
     def check(self, resource: str, method: str, pi: str | None) -> None:
@@ -103,6 +109,8 @@ class _Resource:
             if self._name == "payment_intents" and pi in self._refusal.succeeded:
                 answer["status"] = "succeeded"
                 answer["amount_received"] = answer["amount"]
+            if self._name == "payment_intents" and pi in self._refusal.processing:
+                answer["status"] = "processing"
             return answer
 
         return guarded
@@ -260,11 +268,36 @@ class Recorder:
         )
         assert answer.status_code == 200, answer.text
 
+    async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The emulator's test controls (what a bank or a cardholder does)."""
+        async with httpx.AsyncClient(base_url=self.stripe_base, timeout=10) as http:
+            if path == "/_vult/authenticate":
+                answer = await http.post(path, content=json.dumps({**body, "key": "pk_test_x"}))
+            else:
+                headers = {"Authorization": "Bearer sk_test_corpus"}
+                answer = await http.post(path, json=body, headers=headers)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    async def payment_status(self, order_id: str, want: str) -> None:
+        for _ in range(int(_WAIT_S / _POLL_S)):
+            if (await self.api.get(f"/api/orders/{order_id}")).json().get("paymentStatus") == want:
+                return
+            await asyncio.sleep(_POLL_S)
+        raise AssertionError(f"order {order_id}: paymentStatus never became {want}")
+
     async def intent(self, pi: str) -> dict[str, Any]:
         return dict((await self.stripe.v1.payment_intents.retrieve_async(pi)).to_dict())
 
     async def closed(self, workflow_id: str) -> None:
+        """Wait for the workflow to close (one a webhook is about to start: to exist first)."""
         handle = self.temporal.get_workflow_handle(workflow_id)
+        for _ in range(int(_WAIT_S / _POLL_S)):
+            try:
+                await handle.describe()
+                break
+            except Exception:  # not started yet (the RPC error class differs by release)
+                await asyncio.sleep(_POLL_S)
         await asyncio.wait_for(handle.result(), timeout=_WAIT_S)
 
     @contextlib.asynccontextmanager
@@ -551,6 +584,99 @@ async def continued_as_new(r: Recorder) -> None:
     await r.save("continued_as_new_second_run")
 
 
+async def dashboard_partial_refund(r: Recorder) -> None:
+    order_id, pi = await r.paid(
+        "dashboard_partial_refund_then_cancelled",
+        "paid; 10% refunded in the Dashboard (read back: partially_refunded); cancelled: "
+        "the rest refunded; grace over",
+    )
+    amount = int((await r.intent(pi))["amount"])
+    await r.stripe.v1.refunds.create_async(params={"payment_intent": pi, "amount": amount // 10})
+    await r.payment_status(order_id, "partially_refunded")
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.finish("dashboard_partial_refund_then_cancelled")
+
+
+async def dashboard_full_refund(r: Recorder) -> None:
+    order_id, pi = await r.paid(
+        "dashboard_full_refund_not_fulfilled",
+        "paid; refunded in full in the Dashboard: fulfilment refused, flagged; cancelled with "
+        "nothing more refunded; grace over",
+    )
+    await r.stripe.v1.refunds.create_async(params={"payment_intent": pi})
+    assert (await r.ops(order_id, "processing")).status_code == 400
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.finish("dashboard_full_refund_not_fulfilled")
+
+
+async def disputed_then_won(r: Recorder) -> None:
+    order_id = await r.place(
+        "disputed_won_delivered",
+        "paid with card 0259: disputed (flagged, fulfilment and cancel refused); the dispute "
+        "won: processed, shipped, delivered",
+    )
+    pi = await r.pay(order_id, DISPUTED)
+    await r.payment_status(order_id, "disputed")
+    assert (await r.ops(order_id, "processing")).status_code == 400
+    assert (await r.cancel(order_id)).status_code == 400
+    disputes = await r.stripe.v1.disputes.list_async(params={"payment_intent": pi})
+    await r.control(f"/_vult/disputes/{disputes.data[0].id}/close", {"outcome": "won"})
+    await r.payment_status(order_id, "succeeded")
+    await r.fulfil(order_id)
+    await r.finish("disputed_won_delivered")
+
+
+async def three_d_secure(r: Recorder) -> None:
+    order_id = await r.place(
+        "three_d_secure_confirmed",
+        "paid with a 3-D Secure card: requires_action recorded, authenticated, Confirmed",
+    )
+    pi = await r.pay(order_id, THREE_D_SECURE)
+    await r.payment_status(order_id, "requires_action")
+    secret = (await r.intent(pi))["client_secret"]
+    await r.control("/_vult/authenticate", {"client_secret": secret, "success": True})
+    await r.status(order_id, "Confirmed")
+    await r.save("three_d_secure_confirmed")
+
+
+async def window_waits(r: Recorder) -> None:
+    order_id = await r.place(
+        "payment_window_waits_for_processing",
+        "the payment window closed while the PaymentIntent was processing: waited for, then "
+        "paid and Confirmed",
+    )
+    pi = await r.pay(order_id, None)
+    r.refusal.processing.add(pi)
+    for _ in range(int(_WAIT_S / _POLL_S)):
+        if (await r.state(order_id)).get("window_extended_until"):
+            break
+        await asyncio.sleep(_POLL_S)
+    r.refusal.processing.discard(pi)
+    method = await r.stripe.v1.payment_methods.create_async(
+        params={
+            "type": "card",
+            "card": {"number": GOOD, "exp_month": 12, "exp_year": 2034, "cvc": "123"},
+        }
+    )
+    await r.stripe.v1.payment_intents.update_async(pi, params={"payment_method": method.id})
+    await r.stripe.v1.payment_intents.confirm_async(pi)
+    await r.status(order_id, "Confirmed")
+    await r.save("payment_window_waits_for_processing")
+
+
+async def refund_after_close(r: Recorder) -> None:
+    order_id, pi = await r.paid("", "")
+    await r.fulfil(order_id)
+    await r.closed(f"order-{order_id}")
+    r.begin(
+        "after_close_refund_recorded",
+        f"late-payment-{pi}",
+        "a refund made in the Dashboard after delivery: recorded on the row after close",
+    )
+    await r.stripe.v1.refunds.create_async(params={"payment_intent": pi, "amount": 100})
+    await r.finish("after_close_refund_recorded")
+
+
 JOURNEYS: list[Journey] = [
     paid,
     paid_delivered,
@@ -566,6 +692,12 @@ JOURNEYS: list[Journey] = [
     pending_cancel_finished,
     payment_window_expired,
     continued_as_new,
+    dashboard_partial_refund,
+    dashboard_full_refund,
+    disputed_then_won,
+    three_d_secure,
+    window_waits,
+    refund_after_close,
 ]
 
 

@@ -46,15 +46,3 @@ def keeps_payment(state: OrderState) -> None:
         raise refused(f"The order's payment was {why} at Stripe: it cannot be fulfilled")
     if state.pending_cancel is not None:
         raise refused("The order is being cancelled: it cannot be fulfilled")
-
-
-def not_disputed(state: OrderState) -> None:
-    """No refund is asked for a disputed charge, so a paid order is not cancelled while its
-    dispute is open."""
-    payment = state.payment
-    facts = state.charges.get(payment.payment_intent_id) if payment is not None else None
-    if payments.dispute_open(facts):
-        raise refused(
-            "The order's payment is disputed: it cannot be cancelled and refunded until the "
-            "dispute is closed"
-        )

@@ -285,7 +285,8 @@ class OrderWorkflow:
         if not command.reason.strip() or len(command.reason) > 500:
             raise refused("A cancellation reason of 1 to 500 characters is required")
         self._check(guards.cancellable)
-        guards.not_disputed(self._state)
+        # Not refused here for a dispute the state knows of: its closing event may be late or
+        # lost. The handler reads the charge back and refuses (400) only if it is still open.
 
     @workflow.update
     async def start_processing(self) -> None:

@@ -8,14 +8,16 @@ from typing import Any
 
 import pytest
 
-from chaos.audit import Invariant, Records, Workflow, audit, redeliveries_acknowledged
+from chaos.audit import OWNER, Invariant, Records, Workflow, audit, redeliveries_acknowledged
 from chaos.shoppers import Journey
+from vult.domain.payments import OWNER_KEY, REFUND_KEY
 
 ORDER = "0b4f6d1e-0000-4000-8000-000000000001"
 
 
 def sound() -> tuple[list[Journey], Records]:
-    """One journey, paid and Confirmed; a second charge refunded once, in full."""
+    """One journey, paid and Confirmed; a second charge refunded once, in full; another
+    system's payment left alone."""
     journey = Journey(number=0, path="pay", key="k0", email="c0@example.com")
     journey.order_ids.add(ORDER)
     journey.finished = True
@@ -27,6 +29,8 @@ def sound() -> tuple[list[Journey], Records]:
                 "email": "c0@example.com",
                 "total": Decimal("12.34"),
                 "pi": "pi_kept",
+                "amount_refunded": None,
+                "dispute_status": None,
             }
         },
         workflows={ORDER: Workflow(exists=True, status="Confirmed", search_status="Confirmed")},
@@ -34,14 +38,24 @@ def sound() -> tuple[list[Journey], Records]:
         intents={
             "pi_kept": _intent("pi_kept", 1234),
             "pi_extra": _intent("pi_extra", 1234),
+            "pi_theirs": {"id": "pi_theirs", "status": "succeeded", "amount": 500, "metadata": {}},
         },
-        refunds={"pi_extra": [{"id": "re_1", "amount": 1234, "status": "succeeded"}]},
+        refunds={"pi_extra": [_refund("re_1", 1234)]},
     )
-    return [journey], records
+    other = Journey(number=1, path="other-systems-payments", key="k1", email="c1@example.com")
+    other.finished = True
+    other.foreign["pi_theirs"] = "succeeded"
+    return [journey, other], records
+
+
+def _refund(refund_id: str, amount: int, ours: bool = True) -> dict[str, Any]:
+    metadata = {REFUND_KEY: f"order:{ORDER}:refund:x"} if ours else {}
+    return {"id": refund_id, "amount": amount, "status": "succeeded", "metadata": metadata}
 
 
 def _intent(pi: str, amount: int, status: str = "succeeded") -> dict[str, Any]:
-    return {"id": pi, "status": status, "amount": amount, "metadata": {"order_id": ORDER}}
+    metadata = {"order_id": ORDER, OWNER_KEY: OWNER}
+    return {"id": pi, "status": status, "amount": amount, "metadata": metadata}
 
 
 def failed(invariants: list[Invariant]) -> dict[str, list[str]]:
@@ -52,13 +66,40 @@ def test_a_sound_run_passes_every_invariant() -> None:
     journeys, records = sound()
     invariants = audit(journeys, records)
     assert failed(invariants) == {}
-    # Everything applied to this run was checked (no order here is unpaid).
+    # Everything applied to this run was checked (no order here is unpaid or disputed).
     unchecked = [i.name for i in invariants if not i.checked]
-    assert unchecked == ["not Confirmed or later: no payment kept"]
+    assert unchecked == [
+        "not Confirmed or later: no payment kept",
+        "no refund asked for a disputed charge",
+    ]
 
 
 def _refunded_twice(j: list[Journey], r: Records) -> None:
-    r.refunds["pi_extra"].append({"id": "re_2", "amount": 1234, "status": "succeeded"})
+    r.refunds["pi_extra"].append(_refund("re_2", 1234))
+
+
+def _refunded_beyond_the_charge(j: list[Journey], r: Records) -> None:
+    r.refunds["pi_extra"].append(_refund("re_2", 10, ours=False))  # a Dashboard one besides
+
+
+def _partly_refunded_only(j: list[Journey], r: Records) -> None:
+    r.refunds["pi_extra"] = [_refund("re_d", 234, ours=False), _refund("re_1", 900)]
+
+
+def _theirs_refunded(j: list[Journey], r: Records) -> None:
+    r.any_refunds["pi_theirs"] = 1
+
+
+def _theirs_cancelled(j: list[Journey], r: Records) -> None:
+    r.intents["pi_theirs"]["status"] = "canceled"
+
+
+def _disputed_and_refunded(j: list[Journey], r: Records) -> None:
+    r.disputes["pi_extra"] = {"id": "dp_1", "status": "needs_response", "amount": 1234}
+
+
+def _row_misses_a_dashboard_refund(j: list[Journey], r: Records) -> None:
+    r.refunds["pi_kept"] = [_refund("re_d", 100, ours=False)]
 
 
 def _second_payment_kept(j: list[Journey], r: Records) -> None:
@@ -115,7 +156,16 @@ def _wrong_amount(j: list[Journey], r: Records) -> None:
 @pytest.mark.parametrize(
     ("spoil", "invariant"),
     [
-        (_refunded_twice, "no PaymentIntent refunded twice"),
+        (_refunded_twice, "no PaymentIntent refunded twice by the service"),
+        (_refunded_beyond_the_charge, "refunds never exceed a charge"),
+        (
+            _partly_refunded_only,
+            "every charge not kept went back in full: refunds (anyone's) + a lost dispute",
+        ),
+        (_theirs_refunded, "no PaymentIntent of another system touched"),
+        (_theirs_cancelled, "no PaymentIntent of another system touched"),
+        (_disputed_and_refunded, "no refund asked for a disputed charge"),
+        (_row_misses_a_dashboard_refund, "the order's refunded amount and dispute = Stripe's"),
         (_second_payment_kept, "Confirmed or later: exactly the PaymentIntent it names is kept"),
         (_cancelled_but_charged, "not Confirmed or later: no payment kept"),
         (_stuck_paying, "nothing left in PaymentProcessing"),

@@ -70,6 +70,12 @@ PATHS = {
     "continued_as_new_second_run",
     "late_payment_refunded_order",
     "late_payment_delivered_order",
+    "dashboard_partial_refund_then_cancelled",
+    "dashboard_full_refund_not_fulfilled",
+    "disputed_won_delivered",
+    "three_d_secure_confirmed",
+    "payment_window_waits_for_processing",
+    "after_close_refund_recorded",
 }
 
 
