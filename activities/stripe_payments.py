@@ -125,8 +125,7 @@ class StripeActivities:
             return existing
         if payments.dispute_open(facts):
             raise ApplicationError(
-                f"The charge of {req.payment_intent_id} is disputed: no refund is asked for "
-                "it while the dispute is open (the dispute decides where the money goes)",
+                payments.refused_while_disputed(req.payment_intent_id),
                 type=Failure.DISPUTED,
                 non_retryable=True,
             )

@@ -34,7 +34,7 @@ from aiohttp import web
 
 DISPUTED_CARD = "4000000000000259"
 _EVIDENCE_DAYS = 7
-_DISPUTE_AFTER_SECONDS = 1.5  # after the success event, as Stripe opens it a moment later
+_DISPUTE_AFTER_SECONDS = 1.5  # its events after the success event's, as at Stripe
 
 
 def install(app: web.Application, resources: Any, errors: Any) -> type:
@@ -87,11 +87,15 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
     globals()["Dispute"] = Dispute
     resources.Dispute = Dispute
 
-    def open_dispute(charge: Any) -> None:
+    def open_dispute(charge: Any, delay: float = 0.0) -> Any:
+        """The dispute exists at once (and is saved with the store); its events are sent
+        `delay` seconds later, after the charge's own."""
         charge.disputed = True
         dispute = Dispute(charge)
-        schedule(Event("charge.dispute.created", dispute))
-        schedule(Event("charge.dispute.funds_withdrawn", dispute))
+        for kind in ("charge.dispute.created", "charge.dispute.funds_withdrawn"):
+            event = Event(kind, dispute)
+            asyncio.get_event_loop().call_later(delay, schedule, event)
+        return dispute
 
     original_success = resources.PaymentIntent._on_success
 
@@ -100,7 +104,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
         charge = intent.latest_charge
         method = resources.PaymentMethod._api_retrieve(charge.payment_method)
         if getattr(method, "_card_number", None) == DISPUTED_CARD:
-            asyncio.get_event_loop().call_later(_DISPUTE_AFTER_SECONDS, open_dispute, charge)
+            open_dispute(charge, _DISPUTE_AFTER_SECONDS)
 
     resources.PaymentIntent._on_success = on_success
 
@@ -137,8 +141,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
             return web.json_response({"error": {"message": "No such charge"}}, status=404)
         if not (charge.status == "succeeded" and charge.captured):
             return web.json_response({"error": {"message": "Not a paid charge"}}, status=400)
-        open_dispute(charge)
-        return web.json_response(Dispute._api_list_all("", charge=charge.id)._list[0]._export())
+        return web.json_response(open_dispute(charge)._export())
 
     async def close_dispute(request: web.Request) -> web.Response:
         if not secret_key(request):

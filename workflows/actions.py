@@ -195,8 +195,7 @@ class OrderActions:
         facts = await self._read_charge(pi)
         if payments.dispute_open(facts):
             raise ApplicationError(
-                f"The payment {pi} is disputed: nothing is refunded while the dispute is "
-                "open (its outcome decides where the money goes)",
+                payments.refused_while_disputed(pi),
                 type=Failure.DISPUTED,
                 non_retryable=True,
             )

@@ -22,6 +22,14 @@ OWNER_KEY = "vult_owner"
 REFUND_KEY = "vult_refund_key"
 
 
+def refused_while_disputed(pi: str) -> str:
+    """Why no refund is asked for a disputed charge (Stripe refuses it for ever)."""
+    return (
+        f"The payment {pi} is disputed: nothing is refunded while the dispute is open "
+        "(its outcome decides where the money goes)"
+    )
+
+
 def dispute_open(facts: ChargeFacts | None) -> bool:
     return facts is not None and facts.dispute is not None and facts.dispute.status in OPEN_DISPUTE
 
