@@ -31,11 +31,21 @@ def in_status(state: OrderState, status: OrderStatus, action: str) -> None:
 
 
 def keeps_payment(state: OrderState) -> None:
-    """An order whose payment went back (refunded by anyone, a dispute lost), whose payment
-    is disputed, or that is being cancelled, is not fulfilled. Partly refunded, it may be."""
+    """An order whose payment this service refunded, or that is being cancelled, is not
+    fulfilled (the validators check this: it is the workflow's own knowledge)."""
     payment = state.payment
     if payment is not None and payment.payment_intent_id in state.refunds:
         raise refused("The order's payment was refunded: it cannot be fulfilled")
+    if state.pending_cancel is not None:
+        raise refused("The order is being cancelled: it cannot be fulfilled")
+
+
+def stripe_keeps_payment(state: OrderState) -> None:
+    """Checked once the charge has been read back from Stripe (its events may be late or
+    lost): a payment refunded in full by anyone, taken back by a lost dispute, or disputed
+    is not fulfilled. Partly refunded, it may be."""
+    keeps_payment(state)
+    payment = state.payment
     facts = state.charges.get(payment.payment_intent_id) if payment is not None else None
     if payments.dispute_open(facts):
         raise refused(
@@ -44,5 +54,3 @@ def keeps_payment(state: OrderState) -> None:
     if facts is not None and facts.amount_captured > 0 and payments.held(facts) <= 0:
         why = "refunded in full" if payments.fully_refunded(facts) else "taken back by a dispute"
         raise refused(f"The order's payment was {why} at Stripe: it cannot be fulfilled")
-    if state.pending_cancel is not None:
-        raise refused("The order is being cancelled: it cannot be fulfilled")

@@ -293,14 +293,14 @@ class OrderWorkflow:
         """Ops: Confirmed -> Processing (fulfilment has begun)."""
         async with self._lock:
             guards.in_status(self._state, S.Confirmed, "start processing")
-            guards.keeps_payment(self._state)
             await self._read_back_payment()
-            guards.keeps_payment(self._state)
+            guards.stripe_keeps_payment(self._state)
             await self._act.change(S.Confirmed, S.Processing)
 
     async def _read_back_payment(self) -> None:
         """Before goods go out: Stripe's amounts now (a refund in the Dashboard, a dispute
-        whose event is still on its way), so what keeps_payment checks is the truth."""
+        opened or closed whose event is still on its way or lost), so what
+        stripe_keeps_payment checks is the truth, not the last event's word."""
         payment = self._state.payment
         if payment is not None and workflow.patched(patches.FULFIL_READS_STRIPE):
             await self._act.learn(payment.payment_intent_id)
@@ -315,9 +315,8 @@ class OrderWorkflow:
         """Ops: Processing -> Shipped, with the carrier and tracking number."""
         async with self._lock:
             guards.in_status(self._state, S.Processing, "ship")
-            guards.keeps_payment(self._state)
             await self._read_back_payment()
-            guards.keeps_payment(self._state)
+            guards.stripe_keeps_payment(self._state)
             await self._act.change(
                 S.Processing,
                 S.Shipped,
@@ -332,7 +331,6 @@ class OrderWorkflow:
         if not (0 < len(shipment.tracking_number.strip()) <= 100):
             raise refused("A tracking number of 1 to 100 characters is required")
         guards.in_status(self._state, S.Processing, "ship")
-        guards.keeps_payment(self._state)
 
     @workflow.update
     async def deliver(self) -> None:

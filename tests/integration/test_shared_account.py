@@ -18,6 +18,7 @@ from tests.integration.conftest import (
     GOOD_CARD,
     OPS,
     THREE_D_SECURE_CARD,
+    Webhooks,
     emulator_control,
     eventually,
     pay_with_card,
@@ -278,3 +279,21 @@ async def test_money_moved_after_the_workflow_closed_is_recorded_and_flagged(
     await eventually(flagged, "the after-close workflow flagged the dispute")
     assert (await order_of(http, order))["paymentStatus"] == "disputed"
     assert len(await refunds_at_stripe(stripe_client, pi)) == 1 and total > 500
+
+
+async def test_a_dispute_closed_while_its_events_are_lost_is_read_back_at_fulfilment(
+    http: httpx.AsyncClient,
+    stripe_client: stripe.StripeClient,
+    settings: Settings,
+    webhooks: Webhooks,
+) -> None:
+    order, pi = await disputed_order(http, stripe_client)
+    (dispute,) = (await stripe_client.v1.disputes.list_async(params={"payment_intent": pi})).data
+    with webhooks.lost():
+        await emulator_control(settings, f"/_vult/disputes/{dispute.id}/close", {"outcome": "won"})
+        await asyncio.sleep(1.5)  # its events went nowhere
+    assert (await order_of(http, order))["paymentStatus"] == "disputed"  # the last word heard
+    response = await http.post(f"/api/ops/orders/{order['orderId']}/processing", headers=OPS)
+    assert response.status_code == 204, response.text
+    body = await order_of(http, order)
+    assert body["status"] == "Processing" and body["disputeStatus"] == "won"
