@@ -243,6 +243,7 @@ class OrderDbActivities:
             "tracking_number",
             "amount_refunded",
             "dispute_status",
+            "resolution_note",
         ):
             value = getattr(change, name)
             if value is not None:

@@ -25,7 +25,16 @@ from vult.domain.failures import Failure
 
 
 def _refusal(exc: stripe.StripeError) -> ApplicationError:
-    """Stripe answered and said no: retrying the same request cannot help."""
+    """Stripe answered and said no: retrying the same request cannot help. Refusing our
+    own key (401, 403) is a configuration error for ops, never the customer's refusal."""
+    if exc.http_status in (401, 403):
+        return ApplicationError(
+            f"Stripe refused this service's API key (HTTP {exc.http_status}): a configuration "
+            "error. Check STRIPE_SECRET_KEY (rotated or revoked?) and, for a restricted key, "
+            "its permissions; then retry",
+            type=Failure.STRIPE_KEY_REFUSED,
+            non_retryable=True,
+        )
     message = exc.user_message or "Stripe refused the request"
     return ApplicationError(message, type=Failure.PAYMENT_REFUSED, non_retryable=True)
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api import read_model
 from api.errors import BadRequest, NotFound
 from api.order_commands import WorkflowClosed
+from vult.domain.status import OrderStatus
 
 T = TypeVar("T")
 
@@ -24,8 +25,24 @@ async def run_command(
     try:
         return await command
     except WorkflowClosed as exc:
+        raise await _refusal(engine, order_id, action) from exc
+
+
+async def run_cancel(engine: AsyncEngine, order_id: uuid.UUID, command: Awaitable[None]) -> None:
+    """A cancel, safe to send again (the README's promise): an order whose workflow has
+    closed Cancelled answers as the cancel did, doing nothing."""
+    try:
+        await command
+    except WorkflowClosed as exc:
         async with engine.connect() as connection:
             found = await read_model.order_status(connection, order_id)
-        if found is None:
-            raise NotFound("Order not found") from exc
-        raise BadRequest(f"{action} with status: {found}") from exc
+        if found != OrderStatus.Cancelled.value:
+            raise await _refusal(engine, order_id, "Cannot cancel order") from exc
+
+
+async def _refusal(engine: AsyncEngine, order_id: uuid.UUID, action: str) -> BadRequest | NotFound:
+    async with engine.connect() as connection:
+        found = await read_model.order_status(connection, order_id)
+    if found is None:
+        return NotFound("Order not found")
+    return BadRequest(f"{action} with status: {found}")

@@ -46,6 +46,7 @@ from vult.domain.contracts import (
     PaymentEvent,
     PlacedOrder,
     RequestedLineItem,
+    ResolveOrder,
     ShipOrder,
 )
 from vult.domain.failures import Failure
@@ -247,6 +248,24 @@ class OrderCommands:
 
     async def retry(self, order_id: uuid.UUID) -> None:
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.retry))
+
+    async def resolve(self, order_id: uuid.UUID, note: str) -> None:
+        command = ResolveOrder(note=note)
+        await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.resolve, command))
+
+    async def started_at(self, order_id: uuid.UUID) -> datetime | None:
+        """When the order's workflow started, or None if it never did: the point at which
+        an order exists, before its row is committed."""
+        handle = self._client.get_workflow_handle(workflow_id_for(order_id))
+        try:
+            async with asyncio.timeout(self._deadline):
+                return (await handle.describe()).start_time
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise OutcomeUnknown(PLACE_UNKNOWN) from err
+        except TimeoutError as err:
+            raise OutcomeUnknown(PLACE_UNKNOWN) from err
 
     async def deliver(self, order_id: uuid.UUID) -> None:
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.deliver))

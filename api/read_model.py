@@ -161,6 +161,7 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
         payment_status=o.stripe_payment_status,
         amount_refunded=o.amount_refunded if o.amount_refunded is not None else Decimal("0.00"),
         dispute_status=o.dispute_status,
+        resolution_note=o.resolution_note,
     )
 
 

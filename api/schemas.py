@@ -113,6 +113,8 @@ class OrderDto(WireModel):
     # failed, the Dashboard's included), and a dispute's status (open, or won / lost).
     amount_refunded: Money = Decimal("0.00")
     dispute_status: str | None = None
+    # What ops noted when they resolved a problem by hand (POST /api/ops/orders/{id}/resolve).
+    resolution_note: str | None = None
 
 
 class PaymentIntentDto(WireModel):
@@ -128,6 +130,10 @@ class ProductDto(WireModel):
     size: str | None
     estimated_msrp: Annotated[Money, Field(alias="estimatedMSRP")]
     image_urls: list[str]
+
+
+class ResolveOrderDto(WireModel):
+    note: Annotated[str, _text(1000)]
 
 
 class CancelOrderDto(WireModel):

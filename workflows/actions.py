@@ -23,6 +23,7 @@ from vult.domain.contracts import (
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RefundInfo,
+    Resolution,
     StatusChange,
 )
 from vult.domain.failures import Failure
@@ -244,13 +245,21 @@ class OrderActions:
         failed = mine is not None and mine.status in payments.DEAD_REFUND
         if mine is not None and not failed:
             self.state.refunds[pi] = mine
-        if known is None and pi in self.state.failed_refunds and payments.held(facts) > 0:
-            refund = await self._refund(pi)  # the retry of a failed refund
+        again = self.state.refund_retry_asked and pi in self.state.failed_refunds
+        if known is None and again and payments.held(facts) > 0:
+            # Only ops' `retry` refunds again after a refund failed: they may have paid the
+            # customer back another way (then they `resolve` instead).
+            self.state.refund_retry_asked = False
+            refund = await self._refund(pi)
             return f"refunded {pi} again: {refund.refund_id if refund else 'nothing held'}"
         if decisions.is_current(self.state, pi) and facts.amount_captured > 0:
             dispute = facts.dispute
+            # Our refund failed and the money is still owed: the row says so until a
+            # refund goes through (or ops resolve it), whatever later events say.
+            owed = pi in self.state.failed_refunds and pi not in self.state.refunds
+            owed = failed or (owed and payments.held(facts) > 0)
             await self._annotate(
-                stripe_payment_status="refund_failed" if failed else payments.payment_status(facts),
+                stripe_payment_status="refund_failed" if owed else payments.payment_status(facts),
                 amount_refunded=self._major(facts.amount_refunded),
                 dispute_status=dispute.status if dispute else None,
             )
@@ -304,6 +313,26 @@ class OrderActions:
         elif "dispute" in state.notices:
             ops_view.index(indexed, sa.DISPUTED.value_set(False))
             attention.clear_notice(state, indexed, "dispute")
+
+    async def resolve(self, note: str) -> None:
+        """Ops handled the problem outside the service: the flag and the stuck step go, the
+        note stays (state, row, history); a pending cancellation is recorded as done."""
+        state = self.state
+        problem = "; ".join(p for p in (state.attention, *state.notices.values()) if p)
+        state.resolutions.append(Resolution(at=workflow.now(), note=note, problem=problem))
+        state.attention, state.retry_at, state.parked_events = None, None, []
+        state.notices.clear()
+        state.refund_retry_asked = False
+        attention.unflag(self.index_for_search)
+        ops_view.count("vult_orders_resolved_total", "Orders ops resolved by hand")
+        status = state.status
+        reason = state.pending_cancel
+        if reason is not None and status in CANCELLABLE:
+            await self.change(status, S.Cancelled, cancellation_reason=reason, resolution_note=note)
+            state.cancelled_at, state.cancellation_reason = workflow.now(), reason
+        elif status is not None:
+            await self._annotate(resolution_note=note[:1000])
+        state.pending_cancel = None
 
     async def remind_of_evidence(self) -> None:
         """A day or more before a dispute's evidence is due: tell ops again."""

@@ -7,17 +7,22 @@ the step again at `retry_at` or when ops send the `retry` update."""
 from __future__ import annotations
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from vult.domain.contracts import OrderState, OrderTiming, PaymentEvent
+from vult.domain.failures import Failure
 from vult.temporal import search_attributes as sa
-from workflows import ops_view
+from workflows import ops_view, patches
 
 _REASON_CHARS = 500
 
 
+def _cause(err: BaseException) -> BaseException:
+    return err.cause if isinstance(err, ActivityError) and err.cause else err
+
+
 def _reason(what: str, err: BaseException) -> str:
-    cause = err.cause if isinstance(err, ActivityError) and err.cause else err
+    cause = _cause(err)
     text = str(cause) if isinstance(cause, FailureError) else type(cause).__name__
     return f"{what} failed: {text or type(cause).__name__}"[:_REASON_CHARS]
 
@@ -36,7 +41,15 @@ def park(
 ) -> None:
     first = not needs_attention(state)
     state.attention = _reason(what, err)
-    state.retry_at = workflow.now() + timing.attention_retry
+    cause = _cause(err)
+    kind = cause.type if isinstance(cause, ApplicationError) else None
+    if kind == Failure.STRIPE_KEY_REFUSED:
+        ops_view.count("vult_stripe_key_refused_total", "Stripe refused the service's API key")
+    if kind == Failure.REFUND_FAILED and workflow.patched(patches.FAILED_REFUND_WAITS_FOR_OPS):
+        # A second refund only when ops ask: they may pay the customer back another way.
+        state.retry_at = None
+    else:
+        state.retry_at = workflow.now() + timing.attention_retry
     if event is not None:
         state.parked_events.append(event)
     flag(indexed, state.attention, first)

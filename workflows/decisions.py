@@ -146,6 +146,8 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     reminder = _evidence_reminder(state, timing)
     if reminder is not None:
         found.append((reminder, Timer.DISPUTE_EVIDENCE))
+    if state.attention is not None and state.retry_at is None:
+        return []  # parked until ops act (a failed refund): nothing runs by itself
     if state.retry_at is not None:
         # Parked: the stuck step is tried again at retry_at, not in a loop before it.
         found = [(max(due, state.retry_at), timer) for due, timer in found]

@@ -24,7 +24,13 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from vult.domain import payments
-from vult.domain.contracts import ChargeFacts, LatePayment, OrderPayment, RecordPayment
+from vult.domain.contracts import (
+    ChargeFacts,
+    LatePayment,
+    OrderPayment,
+    RecordPayment,
+    ResolveOrder,
+)
 from vult.domain.failures import Failure
 from vult.domain.money import from_minor_units
 from vult.domain.stripe_events import MONEY_EVENTS
@@ -53,10 +59,18 @@ class LatePaymentWorkflow:
         self._retry = False
         self._wait_for: timedelta | None = _SETTLE_WAIT  # None: until ops retry
         self._retry_asked = False
+        self._resolved: str | None = None
 
     @workflow.run
     async def run(self, late: LatePayment) -> str:
+        self._attention = late.attention  # a flag raised before continue-as-new stays up
         for _ in range(_ROUNDS_PER_RUN):
+            if self._resolved is not None:
+                if self._attention is not None:
+                    attention.unflag(True)
+                resolved = f"resolved by ops: {self._resolved}"
+                workflow.set_current_details(resolved)
+                return resolved
             try:
                 note = await self._settle(late)
             except (FailureError, asyncio.CancelledError) as err:
@@ -69,7 +83,7 @@ class LatePaymentWorkflow:
                 workflow.set_current_details(note)
                 return note
             await self._wait(self._wait_for)
-        workflow.continue_as_new(late)
+        workflow.continue_as_new(late.model_copy(update={"attention": self._attention}))
 
     async def _settle(self, late: LatePayment) -> str | None:
         """The note of what was done, or None to ask again later."""
@@ -187,6 +201,20 @@ class LatePaymentWorkflow:
         """Ops: try again now (and refund again a refund that failed)."""
         self._retry = True
         self._retry_asked = True
+
+    @workflow.update
+    async def resolve(self, command: ResolveOrder) -> None:
+        """Ops: handled outside the service (the customer paid back another way, the
+        dispute answered in the Dashboard): nothing more is done, the flag clears."""
+        self._resolved = command.note.strip()
+        self._retry = True
+
+    @resolve.validator
+    def _validate_resolve(self, command: ResolveOrder) -> None:
+        if not (0 < len(command.note.strip()) <= 1000):
+            raise ApplicationError(
+                "A note of 1 to 1000 characters is required", type=Failure.INVALID_TRANSITION
+            )
 
     @workflow.query
     def needs_attention(self) -> str | None:

@@ -23,6 +23,7 @@ from vult.domain.contracts import (
     PaymentEvent,
     PaymentIntentInfo,
     PlacedOrder,
+    ResolveOrder,
     ShipOrder,
 )
 from vult.domain.failures import Failure
@@ -72,9 +73,23 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, input: OrderWorkflowInput) -> OrderState:
-        if self._state.status is None and not await self._create_order():
-            await workflow.wait_condition(workflow.all_handlers_finished)
-            return self._state
+        # A Temporal cancellation request (the Web UI's button, `temporal workflow cancel`)
+        # would end the order behind its back while money may still move: refused at
+        # whichever await it reaches (a wait for the lock, for handlers to finish, a step),
+        # and the loop carries on from the state, which holds everything.
+        while True:
+            try:
+                return await self._run(input)
+            except asyncio.CancelledError:
+                attention.refuse_cancellation()
+
+    async def _run(self, input: OrderWorkflowInput) -> OrderState:
+        if self._state.status is None:
+            if self._rejection is None:
+                await self._create_order()
+            if self._state.status is None:  # refused at placement
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                return self._state
 
         while not self._finished():
             try:
@@ -86,14 +101,16 @@ class OrderWorkflow:
             if retry_at is not None and retry_at <= workflow.now():
                 self._unpark()
             while self._events:
-                event = self._events.pop(0)
                 async with self._lock:
+                    # Taken off the queue only once the lock is held: nothing that stops
+                    # the wait for it (a cancellation request) can lose the event.
+                    event = self._events.pop(0)
                     await self._attempt(f"{event.event_type} {event.event_id}", event)
             for due_at, timer in decisions.deadlines(self._state, self._timing):
-                if due_at <= workflow.now() and self._state.retry_at is None:
+                if due_at <= workflow.now() and self._state.attention is None:
                     async with self._lock:
                         await self._attempt(f"the {timer} timer", timer)
-            if self._state.pending_cancel is not None and self._state.retry_at is None:
+            if self._state.pending_cancel is not None and self._state.attention is None:
                 async with self._lock:
                     await self._attempt(
                         "the cancellation", CancelOrder(reason=self._state.pending_cancel)
@@ -151,31 +168,47 @@ class OrderWorkflow:
         self._timer.set(due)
         await workflow.wait_condition(lambda: bool(self._events) or self._wake or self._timer.fired)
 
-    async def _create_order(self) -> bool:
-        created_at = workflow.now()
+    async def _create_order(self) -> None:
+        """Write the order's row. A refusal (an unknown product) is the customer's to fix;
+        any other failure past the step's retries (a database failover) parks the order:
+        it is tried again every ATTENTION_RETRY or on ops' `retry`, never failing the
+        workflow, so the Idempotency-Key stays usable and a retry returns this order."""
         request = CreateOrderRow(
             order_id=self._input.order_id,
-            created_at=created_at,
+            created_at=workflow.now(),
             request=self._input.request,
             order_number=self._input.order_number,
         )
-        try:
-            created = await steps.create_order_row(request)
-        except OrderRefused as refusal:
-            self._rejection = refusal.problems
-            ops_view.unindex_refused(self._input.index_for_search)
-            return False
+        while True:
+            try:
+                created = await steps.create_order_row(request)
+                break
+            except OrderRefused as refusal:
+                self._rejection = refusal.problems
+                ops_view.unindex_refused(self._input.index_for_search)
+                return
+            except FailureError as err:
+                self._park("placing the order", err)
+                ops_view.describe(self._state)
+                try:
+                    await workflow.wait_condition(
+                        lambda: self._state.attention is None,
+                        timeout=self._timing.attention_retry,
+                    )
+                except TimeoutError:
+                    self._unpark()
+        if self._state.attention is not None:  # a retry by ops raced the success
+            self._unpark()
         self._state.status = created.status
         self._state.order_number = created.order_number
         self._state.total = created.total
         self._state.currency = created.currency
-        self._state.created_at = created_at
+        self._state.created_at = request.created_at
         ops_view.index_placed(
             self._input.index_for_search, self._state, self._input.request.customer_email
         )
         ops_view.count("vult_orders_created_total", "Orders placed")
         ops_view.describe(self._state)
-        return True
 
     async def _until_created(self) -> None:
         await workflow.wait_condition(
@@ -248,6 +281,8 @@ class OrderWorkflow:
         """Cancel: release or refund any payment first, then record Cancelled."""
         await self._until_created()
         async with self._lock:
+            if self._state.status == S.Cancelled:
+                return  # cancel is safe to send again: nothing more is done
             self._check(guards.cancellable)
             self._state.pending_cancel = command.reason
             try:
@@ -284,6 +319,8 @@ class OrderWorkflow:
     def _validate_cancel(self, command: CancelOrder) -> None:
         if not command.reason.strip() or len(command.reason) > 500:
             raise refused("A cancellation reason of 1 to 500 characters is required")
+        if self._state.status == S.Cancelled:
+            return  # asked again: it is cancelled; the handler does nothing
         self._check(guards.cancellable)
         # Not refused here for a dispute the state knows of: its closing event may be late or
         # lost. The handler reads the charge back and refuses (400) only if it is still open.
@@ -346,13 +383,37 @@ class OrderWorkflow:
 
     @workflow.update
     async def retry(self) -> None:
-        """Ops: try the order's stuck step again now (it needs attention)."""
+        """Ops: try the order's stuck step again now (it needs attention); a refund that
+        failed at Stripe is made again."""
+        self._state.refund_retry_asked = bool(self._state.failed_refunds)
         self._unpark()
 
     @retry.validator
     def _validate_retry(self) -> None:
         if self._state.attention is None:
             raise refused("Nothing to retry: the order needs no attention")
+
+    @workflow.update
+    async def resolve(self, command: ResolveOrder) -> None:
+        """Ops: the problem was handled outside the service (the customer paid back by
+        bank transfer, a dispute answered in the Dashboard). Stops the stuck step's
+        retries, clears the flag, and keeps the note in the history, the state and the
+        row. A pending cancellation is then recorded without moving money."""
+        async with self._lock:
+            self._require_resolvable()
+            await self._act.resolve(command.note.strip())
+            self._wake = True
+
+    @resolve.validator
+    def _validate_resolve(self, command: ResolveOrder) -> None:
+        if not (0 < len(command.note.strip()) <= 1000):
+            raise refused("A note of 1 to 1000 characters is required: what was done, by whom")
+        self._require_resolvable()
+
+    def _require_resolvable(self) -> None:
+        self._require_placed()
+        if not attention.needs_attention(self._state):
+            raise refused("Nothing to resolve: the order needs no attention")
 
     # ---- signals and timers ----------------------------------------------------------------
 
@@ -361,6 +422,10 @@ class OrderWorkflow:
         """Stripe's word, verified by the API."""
         seen = self._state.seen_event_ids
         if event.event_id in seen:
+            # A redelivery still grows the history: the main loop looks at the
+            # continue-as-new suggestion for it too, or a storm of them never would.
+            if workflow.patched(patches.REDELIVERIES_COUNT):
+                self._wake = True
             return
         seen.append(event.event_id)
         del seen[:-_SEEN_EVENTS_KEPT]

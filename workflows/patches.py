@@ -22,3 +22,9 @@ FULFIL_READS_STRIPE = "fulfil-reads-stripe"
 # The workflow does not close while a refund of its is pending or a dispute is open, and
 # the payment window waits for a PaymentIntent that is `processing` (since 0.1.0+g920203d).
 WAIT_FOR_MONEY_IN_FLIGHT = "wait-for-money-in-flight"
+# A redelivered event (already seen) wakes the main loop, so its continue-as-new check
+# runs for a redelivery storm too (since 0.1.0+g1984ced5cd).
+REDELIVERIES_COUNT = "redeliveries-count"
+# A refund Stripe reports failed parks the order until ops `retry` (or `resolve`): no
+# timer refunds again (since 0.1.0+g1984ced5cd).
+FAILED_REFUND_WAITS_FOR_OPS = "failed-refund-waits-for-ops"

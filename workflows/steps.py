@@ -108,6 +108,11 @@ async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> Payme
         cause = application_cause(err)
         if cause is not None and cause.type == Failure.PAYMENT_REFUSED:
             raise ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED) from err
+        if cause is not None and cause.type == Failure.STRIPE_KEY_REFUSED:
+            workflow.logger.error("Cannot take payments: %s", cause.message)
+            workflow.metric_meter().create_counter(
+                "vult_stripe_key_refused_total", "Stripe refused the service's API key"
+            ).add(1)
         raise ApplicationError(
             "The payment service is unavailable; please try again",
             type=Failure.PAYMENT_UNAVAILABLE,

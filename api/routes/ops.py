@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, status
 
 from api import read_model
-from api.commands import run_command
+from api.commands import run_cancel, run_command
 from api.deps import CommandsDep, EngineDep, SessionDep, SettingsDep
 from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from api.schemas import (
@@ -18,6 +18,7 @@ from api.schemas import (
     ErrorResponse,
     OrderDto,
     OrderPageDto,
+    ResolveOrderDto,
     ShipOrderDto,
 )
 from vult.domain.status import OrderStatus
@@ -125,9 +126,7 @@ async def cancel(
     order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, engine: EngineDep
 ) -> None:
     """Cancel with a reason; refunds a taken payment."""
-    await run_command(
-        engine, order_id, "Cannot cancel order", commands.cancel(order_id, body.reason)
-    )
+    await run_cancel(engine, order_id, commands.cancel(order_id, body.reason))
 
 
 @router.post(
@@ -136,3 +135,16 @@ async def cancel(
 async def retry(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Try an order's stuck step again now (an order that needs attention)."""
     await run_command(engine, order_id, "Cannot retry an order", commands.retry(order_id))
+
+
+@router.post(
+    "/{order_id}/resolve", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+)
+async def resolve(
+    order_id: uuid.UUID, body: ResolveOrderDto, commands: CommandsDep, engine: EngineDep
+) -> None:
+    """Record that an order's problem was handled outside the service (with a note: what
+    was done, by whom): its stuck step is not retried any more and its flag clears."""
+    await run_command(
+        engine, order_id, "Cannot resolve an order", commands.resolve(order_id, body.note)
+    )

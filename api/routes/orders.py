@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api import read_model
-from api.commands import run_command
+from api.commands import run_cancel, run_command
 from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
@@ -69,6 +69,11 @@ async def create_order(
         async with engine.connect() as connection:
             previous = key_order_ids(idempotency_key, now)[1]
             previous_created = await read_model.order_created(connection, previous)
+        if previous_created is None:
+            # The first request may have started its order just before the period turned,
+            # with its row not yet committed (or its placement parked): its workflow is
+            # the order from the moment it started.
+            previous_created = await commands.started_at(previous)
         order_id = order_id_for_key(idempotency_key, now, previous_created)
     try:
         order_id = (await commands.place(order_id, dto, prices)).order_id
@@ -147,6 +152,4 @@ async def create_payment(
 )
 async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded."""
-    await run_command(
-        engine, order_id, "Cannot cancel order", commands.cancel(order_id, "Cancelled by customer")
-    )
+    await run_cancel(engine, order_id, commands.cancel(order_id, "Cancelled by customer"))

@@ -1,7 +1,8 @@
-"""Stripe's amounts on the order, and the PaymentIntents the service created
+"""Stripe's amounts on the order, ops' resolution note, and the PaymentIntents the
+service created
 
 `amount_refunded` and `dispute_status` on orders (null until Stripe reports a refund or a
-dispute); `order_payment_intents` lists every PaymentIntent created for an order, so an
+dispute), `resolution_note` (what ops noted resolving a problem by hand); `order_payment_intents` lists every PaymentIntent created for an order, so an
 event about a PaymentIntent of another system on the same Stripe account is told apart.
 It starts with the PaymentIntent each existing order recorded.
 
@@ -24,6 +25,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.add_column("orders", sa.Column("amount_refunded", sa.Numeric(18, 2), nullable=True))
     op.add_column("orders", sa.Column("dispute_status", sa.String(50), nullable=True))
+    op.add_column("orders", sa.Column("resolution_note", sa.String(1000), nullable=True))
     op.create_table(
         "order_payment_intents",
         sa.Column("payment_intent_id", sa.String(255), nullable=False),
@@ -50,5 +52,6 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_order_payment_intents_order_id", table_name="order_payment_intents")
     op.drop_table("order_payment_intents")
+    op.drop_column("orders", "resolution_note")
     op.drop_column("orders", "dispute_status")
     op.drop_column("orders", "amount_refunded")

@@ -72,6 +72,11 @@ class Backend:
     retrieve_calls: int = 0
     refuse_payment: str | None = None
     refuse_refund: str | None = None
+    refuse_refund_as: str = Failure.PAYMENT_REFUSED  # the refusal's type
+    refund_calls: int = 0
+    # The next this many row inserts fail past their retries (a database failover).
+    failing_creates: int = 0
+    create_row_calls: int = 0
     # Refuse (as PostgreSQL would refuse bad data) a status write to this status.
     refuse_status: OrderStatus | None = None
     # Refund id -> the status Stripe reports for it later (default: succeeded).
@@ -87,6 +92,10 @@ class Backend:
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
+        self.create_row_calls += 1
+        if self.failing_creates > 0:
+            self.failing_creates -= 1
+            raise ApplicationError("the database is failing over", non_retryable=True)
         bad = [li.product_id for li in req.request.line_items if li.product_id != KNOWN_PRODUCT]
         if bad:
             raise ApplicationError(
@@ -124,6 +133,7 @@ class Backend:
             "payment_error_message",
             "amount_refunded",
             "dispute_status",
+            "resolution_note",
         ):
             if getattr(change, name) is not None:
                 row[name] = str(getattr(change, name))
@@ -184,9 +194,10 @@ class Backend:
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
+        self.refund_calls += 1
         if self.refuse_refund:
             raise ApplicationError(
-                self.refuse_refund, type=Failure.PAYMENT_REFUSED, non_retryable=True
+                self.refuse_refund, type=self.refuse_refund_as, non_retryable=True
             )
         self.refunds.setdefault(req.idempotency_key, req.payment_intent_id)
         intent = self.intents[req.payment_intent_id]

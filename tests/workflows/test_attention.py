@@ -10,7 +10,7 @@ from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from tests.workflows.conftest import Harness, event, eventually
-from vult.domain.contracts import CancelOrder, OrderTiming
+from vult.domain.contracts import CancelOrder, OrderTiming, ResolveOrder
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
 from vult.temporal import search_attributes as sa
@@ -140,3 +140,100 @@ async def test_cancelling_mid_charge_asks_stripe_again_under_a_new_key(
     assert harness.backend.intents[pi].status == "canceled"
     assert harness.backend.rows[placed.order_id] == S.Cancelled
     assert harness.backend.fields[placed.order_id]["stripe_payment_status"] == "canceled"
+
+
+async def test_a_temporal_cancellation_while_an_update_holds_the_lock_loses_nothing(
+    harness: Harness,
+) -> None:
+    """The main loop waits for the lock behind a cancel that waits on a PaymentIntent
+    mid-charge; a cancellation request reaches it there: the workflow keeps running, and
+    the event it was about to handle is handled."""
+    harness.timing = OrderTiming(in_flight_retry=timedelta(milliseconds=300))
+    _, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    pi = intent.payment_intent_id
+    harness.backend.intents[pi].status = "processing"
+    cancelling = asyncio.create_task(handle.execute_update(OrderWorkflow.cancel, CancelOrder()))
+    for _ in range(100):
+        if harness.backend.cancel_calls:
+            break
+        await asyncio.sleep(0.05)
+    await handle.signal(OrderWorkflow.payment_event, event("pi_elsewhere", eid="evt_queued"))
+    await asyncio.sleep(0.3)  # the main loop took it and waits for the lock
+    await handle.cancel()  # the Web UI's "Request Cancellation", right then
+    await asyncio.sleep(0.3)
+    harness.backend.intents[pi].status = "requires_payment_method"
+    await asyncio.wait_for(cancelling, timeout=10)
+    state = await eventually(handle, lambda s: "pi_elsewhere" in (s.last_payment_note or ""))
+    assert state.status == S.Cancelled
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+
+
+async def test_a_placement_the_database_cannot_take_parks_and_places_the_order_later(
+    harness: Harness,
+) -> None:
+    harness.timing = OrderTiming(attention_retry=timedelta(milliseconds=500))
+    harness.backend.failing_creates = 2
+    placed, handle = await asyncio.wait_for(harness.place(), timeout=20)
+    assert placed.status == S.Pending and harness.backend.create_row_calls == 3
+    state = await handle.query(OrderWorkflow.state)
+    assert state.attention is None and state.status == S.Pending
+    described = await handle.describe()
+    assert described.status == WorkflowExecutionStatus.RUNNING
+    assert described.typed_search_attributes.get(sa.NEEDS_ATTENTION) is False
+
+
+async def test_a_failed_refund_is_refunded_again_only_when_ops_ask(harness: Harness) -> None:
+    harness.timing = OrderTiming(attention_retry=timedelta(milliseconds=300))
+    placed, handle, intent = await harness.paid()
+    pi = intent.payment_intent_id
+    await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="out of stock"))
+    harness.backend.refund_outcomes[f"re_{pi}"] = "failed"
+    await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.refund.updated"))
+    state = await eventually(handle, lambda s: s.attention is not None)
+    assert state.retry_at is None  # waits for ops, not for a timer
+    # More events about it, and time passing: still no second refund.
+    await handle.signal(OrderWorkflow.payment_event, event(pi, "refund.failed"))
+    await asyncio.sleep(1.5)
+    assert list(harness.backend.refunds) == [f"order:{placed.order_id}:refund:{pi}"]
+    await handle.execute_update(OrderWorkflow.retry)
+    state = await eventually(handle, lambda s: pi in s.refunds)
+    assert len(harness.backend.refunds) == 2 and state.attention is None
+
+
+async def test_ops_resolve_a_parked_cancellation_and_its_retries_stop(harness: Harness) -> None:
+    harness.timing = OrderTiming(attention_retry=timedelta(milliseconds=300))
+    placed, handle, intent = await harness.paid()
+    harness.backend.refuse_refund = "No such charge"
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="out of stock"))
+    await eventually(handle, lambda s: s.attention is not None)
+    note = "Refunded by bank transfer on 2026-12-01 (ticket 4411), ann@ops"
+    await handle.execute_update(OrderWorkflow.resolve, ResolveOrder(note=note))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.attention is None and state.status == S.Cancelled
+    assert state.resolutions[0].note == note and "No such charge" in state.resolutions[0].problem
+    assert harness.backend.fields[placed.order_id]["resolution_note"] == note
+    calls = harness.backend.refund_calls
+    await asyncio.sleep(1.2)  # several ATTENTION_RETRY periods
+    assert harness.backend.refund_calls == calls  # no more tries
+    described = await handle.describe()
+    assert described.typed_search_attributes.get(sa.NEEDS_ATTENTION) is False
+    with pytest.raises(WorkflowUpdateFailedError) as nothing:
+        await handle.execute_update(OrderWorkflow.resolve, ResolveOrder(note=note))
+    assert "Nothing to resolve" in str(nothing.value.cause)
+
+
+async def test_stripe_refusing_the_key_parks_with_a_configuration_reason(
+    harness: Harness,
+) -> None:
+    _, handle, _ = await harness.paid()
+    harness.backend.refuse_refund = (
+        "Stripe refused this service's API key (HTTP 401): a configuration error"
+    )
+    harness.backend.refuse_refund_as = Failure.STRIPE_KEY_REFUSED
+    with pytest.raises(WorkflowUpdateFailedError):
+        await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
+    state = await eventually(handle, lambda s: s.attention is not None)
+    assert "configuration error" in state.attention
+    assert state.retry_at is not None  # tried again once the key is put right

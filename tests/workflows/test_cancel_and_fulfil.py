@@ -126,11 +126,19 @@ async def test_an_order_in_fulfilment_cannot_be_cancelled(
     assert harness.backend.refunds == {}
 
 
-async def test_a_cancelled_order_cannot_be_cancelled_again_or_fulfilled(harness: Harness) -> None:
-    _, handle = await harness.place()
+async def test_a_cancel_sent_again_does_nothing_and_a_cancelled_order_is_not_fulfilled(
+    harness: Harness,
+) -> None:
+    placed, handle = await harness.place()
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
-    assert await refused(handle, OrderWorkflow.cancel, CancelOrder()) == (
-        "Cannot cancel order with status: Cancelled"
+    changes = list(harness.backend.changes)
+    # Safe to send again (the README): answered as the first was, nothing more done.
+    await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="again"))
+    state = await handle.query(OrderWorkflow.state)
+    assert state.cancellation_reason == "Cancelled by customer"
+    assert harness.backend.changes == changes
+    assert harness.backend.fields[placed.order_id]["cancellation_reason"] == (
+        "Cancelled by customer"
     )
     assert await refused(handle, OrderWorkflow.start_processing) == (
         "Cannot start processing an order with status: Cancelled"

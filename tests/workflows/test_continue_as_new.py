@@ -4,6 +4,7 @@ history events, so an order gets there in a test."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
@@ -100,3 +101,24 @@ async def test_events_the_previous_run_had_not_handled_are_handled_by_the_next(
     assert state.queued_events == []
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
     assert harness.backend.rows[order_id] == OrderStatus.Cancelled
+
+
+async def test_a_redelivery_storm_alone_continues_a_confirmed_order_as_new(
+    short_harness: Harness,
+) -> None:
+    """A Confirmed order has no timer: only the redeliveries themselves can bring the
+    main loop to its continue-as-new check."""
+    harness = short_harness
+    placed, handle, intent = await harness.paid()
+    first_run = (await handle.describe()).run_id
+    same = event(intent.payment_intent_id, eid="evt_redelivered")
+    for _ in range(80):  # the same event, again and again: each grows the history
+        await handle.signal(OrderWorkflow.payment_event, same)
+    for _ in range(100):
+        if (await handle.describe()).run_id != first_run:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("a redelivery storm never continued the order as new")
+    state = await handle.query(OrderWorkflow.state)
+    assert state.status == OrderStatus.Confirmed and "evt_redelivered" in state.seen_event_ids

@@ -82,6 +82,8 @@ class Order(Base):
     # order's currency, and the status of a dispute of its charge (open or how it ended).
     amount_refunded: Mapped[Decimal | None] = mapped_column(Money)
     dispute_status: Mapped[str | None] = mapped_column(String(50))
+    # What ops noted when they resolved a problem by hand (the `resolve` command).
+    resolution_note: Mapped[str | None] = mapped_column(String(1000))
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))

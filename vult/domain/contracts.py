@@ -158,6 +158,10 @@ class OrderState(BaseModel):
     window_extended_until: datetime | None = None
     # When a cancelled order past its grace period last asked Stripe about money in flight.
     money_checked_at: datetime | None = None
+    # Problems ops resolved by hand (the `resolve` update), oldest first.
+    resolutions: list[Resolution] = Field(default_factory=list)
+    # A refund of ours failed at Stripe: the next one is made only when ops ask (`retry`).
+    refund_retry_asked: bool = False
 
 
 class OrderWorkflowInput(BaseModel):
@@ -175,6 +179,18 @@ class OrderWorkflowInput(BaseModel):
 
 class CancelOrder(BaseModel):
     reason: str = "Cancelled by customer"
+
+
+class ResolveOrder(BaseModel):
+    """Ops: what was done outside the service about the order's problem."""
+
+    note: str
+
+
+class Resolution(BaseModel):
+    at: datetime
+    note: str
+    problem: str  # what was flagged when ops resolved it
 
 
 class ShipOrder(BaseModel):
@@ -224,6 +240,7 @@ class StatusChange(BaseModel):
     tracking_number: str | None = None
     amount_refunded: Decimal | None = None  # major units, as Stripe's amounts say
     dispute_status: str | None = None
+    resolution_note: str | None = None
 
 
 class RecordPayment(BaseModel):
@@ -274,6 +291,7 @@ class LatePayment(BaseModel):
     order_id: uuid.UUID | None = None  # from the PaymentIntent's metadata
     event_type: str = ""
     owner: str = ""  # this deployment's owner marker: a PaymentIntent with another is left alone
+    attention: str | None = None  # carried over continue-as-new: the flag stays up
 
 
 class CancelPaymentIntent(BaseModel):

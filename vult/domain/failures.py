@@ -15,4 +15,7 @@ class Failure(StrEnum):
     INVALID_TRANSITION = "InvalidTransition"
     PAYMENT_UNAVAILABLE = "PaymentUnavailable"  # Stripe could not be reached after retries
     REFUND_FAILED = "RefundFailed"  # Stripe reported a refund failed: the money is still owed
-    DISPUTED = "PaymentDisputed"  # the charge is disputed: no refund may be asked for it
+    DISPUTED = "PaymentDisputed"
+    # Stripe refused the service's own API key (401/403: rotated, revoked, or a restricted
+    # key without the permission): a configuration error, for ops, never the customer's.
+    STRIPE_KEY_REFUSED = "StripeKeyRefused"  # the charge is disputed: no refund may be asked for it
