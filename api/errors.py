@@ -46,6 +46,15 @@ class NotFound(ApiError):
     status_code = 404
 
 
+class Accepted(ApiError):
+    """202: recorded, not yet done; the order's workflow completes it."""
+
+    status_code = 202
+
+    def body(self) -> dict[str, object]:
+        return {"message": str(self)}
+
+
 class Unauthorized(ApiError):
     status_code = 401
 

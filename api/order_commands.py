@@ -27,6 +27,7 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from api.errors import (
+    Accepted,
     ApiError,
     BadRequest,
     InvalidOrder,
@@ -115,6 +116,8 @@ def _translate(err: WorkflowUpdateFailedError) -> ApiError:
             return BadRequest(cause.message)
         if cause.type == Failure.PAYMENT_UNAVAILABLE:
             return ServiceUnavailable(cause.message)
+        if cause.type == Failure.CANCEL_RECORDED:
+            return Accepted(cause.message)
     return ServiceUnavailable("The order service could not complete the request")
 
 

@@ -169,3 +169,10 @@ class ErrorsResponse(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: str
+
+
+class AcceptedResponse(BaseModel):
+    """202: the command is recorded, and the workflow completes it (read the order, or
+    wait for its status-change, for the outcome)."""
+
+    message: str

@@ -149,7 +149,7 @@ class OrderActions:
             workflow.logger.warning("Refunded %s (%s): %s", pi, refund_id, decision.note)
         return decision.note
 
-    async def cancel(self, reason: str) -> None:
+    async def cancel(self, reason: str, *, interactive: bool = False) -> None:
         status = self.state.status
         assert status in CANCELLABLE
         payment = self.state.payment
@@ -157,9 +157,32 @@ class OrderActions:
         money: dict[str, str | Decimal | None]
         if payment is not None and status in (S.PaymentProcessing, S.Failed):
             pi = payment.payment_intent_id
-            intent = await steps.cancel_payment_intent(
-                self.order_id, pi, in_flight_retry=self.timing.in_flight_retry
-            )
+            if workflow.patched(patches.CANCEL_WAITS_OUTSIDE_LOCK):
+                intent = await steps.ask_to_cancel(
+                    self.order_id, pi, self.state.cancel_asks, interactive=interactive
+                )
+                self.state.cancel_asks += 1
+                if intent.status == "processing":
+                    # Mid-charge: Stripe cannot cancel it yet. Recorded; the workflow asks
+                    # again from its timer, and a success meanwhile confirms, then refunds.
+                    delay = decisions.reconcile_delay(
+                        self.timing.model_copy(
+                            update={"reconcile_after": self.timing.in_flight_retry}
+                        ),
+                        self.state.cancel_asks - 1,
+                    )
+                    self.state.next_cancel_ask_at = workflow.now() + delay
+                    raise ApplicationError(
+                        "The cancellation is recorded: the payment is being processed, and "
+                        "the order is cancelled (any payment refunded) once it settles",
+                        type=Failure.CANCEL_RECORDED,
+                        non_retryable=True,
+                    )
+                self.state.next_cancel_ask_at = None
+            else:
+                intent = await steps.cancel_payment_intent(
+                    self.order_id, pi, in_flight_retry=self.timing.in_flight_retry
+                )
             if intent.status == "succeeded":
                 refund = await self._refund(pi)
                 money = self._payment_fields(pi, refund)

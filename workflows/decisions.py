@@ -99,6 +99,7 @@ class Timer(StrEnum):
     RETRY = "retry a parked step"
     DISPUTE_EVIDENCE = "dispute evidence reminder"
     MONEY_IN_FLIGHT = "money in flight"
+    CANCEL_ASK = "ask Stripe again to cancel"
 
 
 def money_in_flight(state: OrderState) -> list[str]:
@@ -143,6 +144,8 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
             checked = state.money_checked_at
             later = checked + timing.reconcile_max_interval if checked else grace_over
             found.append((max(grace_over, later), Timer.MONEY_IN_FLIGHT))
+    if state.pending_cancel is not None and state.next_cancel_ask_at is not None:
+        found.append((state.next_cancel_ask_at, Timer.CANCEL_ASK))
     reminder = _evidence_reminder(state, timing)
     if reminder is not None:
         found.append((reminder, Timer.DISPUTE_EVIDENCE))

@@ -110,7 +110,7 @@ class OrderWorkflow:
                 if due_at <= workflow.now() and self._state.attention is None:
                     async with self._lock:
                         await self._attempt(f"the {timer} timer", timer)
-            if self._state.pending_cancel is not None and self._state.attention is None:
+            if self._cancel_due():
                 async with self._lock:
                     await self._attempt(
                         "the cancellation", CancelOrder(reason=self._state.pending_cancel)
@@ -123,6 +123,16 @@ class OrderWorkflow:
 
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
+
+    def _cancel_due(self) -> bool:
+        """A cancellation to finish, not parked, and not waiting for its next ask."""
+        state = self._state
+        ask_at = state.next_cancel_ask_at
+        return (
+            state.pending_cancel is not None
+            and state.attention is None
+            and (ask_at is None or ask_at <= workflow.now())
+        )
 
     def _finished(self) -> bool:
         if not decisions.finished(self._state, self._timing, workflow.now()):
@@ -144,6 +154,11 @@ class OrderWorkflow:
                 await self._finish_cancel(work.reason)
             else:
                 self._state.last_payment_note = await self._act.on_event(work)
+        except ApplicationError as err:
+            if err.type == Failure.CANCEL_RECORDED:
+                self._state.last_payment_note = err.message  # asked again later
+                return
+            self._park(what, err, work if isinstance(work, PaymentEvent) else None)
         except (FailureError, asyncio.CancelledError) as err:
             if isinstance(err, asyncio.CancelledError):
                 attention.refuse_cancellation()
@@ -286,8 +301,11 @@ class OrderWorkflow:
             self._check(guards.cancellable)
             self._state.pending_cancel = command.reason
             try:
-                await self._finish_cancel(command.reason)
+                await self._finish_cancel(command.reason, interactive=True)
             except ApplicationError as err:
+                if err.type == Failure.CANCEL_RECORDED:
+                    self._wake = True  # the timer for the next ask
+                    raise
                 if err.type != Failure.DISPUTED:
                     raise self._parked_cancel(err) from err
                 # Nothing is refunded while a dispute is open: refused, nothing recorded.
@@ -310,9 +328,9 @@ class OrderWorkflow:
             type=Failure.PAYMENT_UNAVAILABLE,
         )
 
-    async def _finish_cancel(self, reason: str) -> None:
+    async def _finish_cancel(self, reason: str, *, interactive: bool = False) -> None:
         if self._state.status in CANCELLABLE:
-            await self._act.cancel(reason)
+            await self._act.cancel(reason, interactive=interactive)
         self._state.pending_cancel = None
 
     @cancel.validator

@@ -28,3 +28,6 @@ REDELIVERIES_COUNT = "redeliveries-count"
 # A refund Stripe reports failed parks the order until ops `retry` (or `resolve`): no
 # timer refunds again (since 0.1.0+g1984ced5cd).
 FAILED_REFUND_WAITS_FOR_OPS = "failed-refund-waits-for-ops"
+# A cancellation that meets a PaymentIntent mid-charge is recorded and asked again from a
+# timer, not from a loop of sleeps under the handlers' lock (since 0.1.0+g1984ced5cd).
+CANCEL_WAITS_OUTSIDE_LOCK = "cancel-waits-outside-lock"

@@ -14,6 +14,7 @@ from api.commands import run_cancel, run_command
 from api.deps import CommandsDep, EngineDep, SessionDep, SettingsDep
 from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from api.schemas import (
+    AcceptedResponse,
     CancelOrderDto,
     ErrorResponse,
     OrderDto,
@@ -120,7 +121,9 @@ async def deliver(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep)
 
 
 @router.post(
-    "/{order_id}/cancel", status_code=status.HTTP_204_NO_CONTENT, responses=_COMMAND_RESPONSES
+    "/{order_id}/cancel",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={**_COMMAND_RESPONSES, 202: {"model": AcceptedResponse}},
 )
 async def cancel(
     order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, engine: EngineDep

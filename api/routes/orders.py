@@ -15,7 +15,13 @@ from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
 from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key, order_request
-from api.schemas import ErrorResponse, ErrorsResponse, OrderDto, PaymentIntentDto
+from api.schemas import (
+    AcceptedResponse,
+    ErrorResponse,
+    ErrorsResponse,
+    OrderDto,
+    PaymentIntentDto,
+)
 from api.validation import check_create_order, parse_json, requested_product_ids
 from vult.domain.status import OrderStatus
 
@@ -148,8 +154,13 @@ async def create_payment(
 @router.post(
     "/{order_id}/cancel",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses={
+        202: {"model": AcceptedResponse},
+        400: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+    },
 )
 async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
-    """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded."""
+    """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded.
+    202 when the payment is mid-charge: recorded, and completed once it settles."""
     await run_cancel(engine, order_id, commands.cancel(order_id, "Cancelled by customer"))

@@ -291,7 +291,8 @@ function showOrder(order, message = '') {
       cancel.disabled = true;
       const response = await api('POST', `/api/orders/${order.orderId}/cancel`);
       const fresh = await api('GET', `/api/orders/${order.orderId}`);
-      showOrder(fresh.body, response.status === 204 ? 'Your order was cancelled.' : (response.body?.error || 'The order could not be cancelled.'));
+      const said = {204: 'Your order was cancelled.', 202: response.body?.message}[response.status];
+      showOrder(fresh.body, said || response.body?.error || 'The order could not be cancelled.');
     };
     actions.push(cancel);
   }

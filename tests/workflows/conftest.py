@@ -74,6 +74,8 @@ class Backend:
     refuse_refund: str | None = None
     refuse_refund_as: str = Failure.PAYMENT_REFUSED  # the refusal's type
     refund_calls: int = 0
+    # Set: refunds wait for it (a slow Stripe), so a handler holds the lock meanwhile.
+    refunds_held: asyncio.Event | None = None
     # The next this many row inserts fail past their retries (a database failover).
     failing_creates: int = 0
     create_row_calls: int = 0
@@ -195,6 +197,8 @@ class Backend:
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
         self.refund_calls += 1
+        if self.refunds_held is not None:
+            await self.refunds_held.wait()
         if self.refuse_refund:
             raise ApplicationError(
                 self.refuse_refund, type=self.refuse_refund_as, non_retryable=True

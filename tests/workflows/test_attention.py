@@ -122,51 +122,55 @@ async def test_a_refund_that_fails_at_stripe_parks_the_order_and_a_retry_refunds
     ]
 
 
-async def test_cancelling_mid_charge_asks_stripe_again_under_a_new_key(
+async def test_cancelling_mid_charge_is_recorded_and_finished_without_holding_the_lock(
     harness: Harness,
 ) -> None:
-    harness.timing = OrderTiming(in_flight_retry=timedelta(milliseconds=200))
+    harness.timing = OrderTiming(in_flight_retry=timedelta(milliseconds=300))
     placed, handle = await harness.place()
     intent = await handle.execute_update(OrderWorkflow.request_payment)
     pi = intent.payment_intent_id
     harness.backend.intents[pi].status = "processing"
-    cancelling = asyncio.create_task(handle.execute_update(OrderWorkflow.cancel, CancelOrder()))
-    for _ in range(100):  # the first ask has been answered "processing"
-        if harness.backend.cancel_calls:
-            break
-        await asyncio.sleep(0.05)
+    with pytest.raises(WorkflowUpdateFailedError) as recorded:
+        await asyncio.wait_for(handle.execute_update(OrderWorkflow.cancel, CancelOrder()), 10)
+    cause = recorded.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == Failure.CANCEL_RECORDED
+    # Meanwhile the order takes events: nothing waits behind the cancellation.
+    await handle.signal(OrderWorkflow.payment_event, event("pi_elsewhere"))
+    state = await eventually(handle, lambda s: "pi_elsewhere" in (s.last_payment_note or ""))
+    assert state.pending_cancel == "Cancelled by customer" and state.status == S.PaymentProcessing
     harness.backend.intents[pi].status = "requires_payment_method"  # the charge fell through
-    await asyncio.wait_for(cancelling, timeout=10)
-    assert harness.backend.intents[pi].status == "canceled"
+    state = await eventually(handle, lambda s: s.status == S.Cancelled, timeout=10)
+    assert harness.backend.intents[pi].status == "canceled" and state.pending_cancel is None
     assert harness.backend.rows[placed.order_id] == S.Cancelled
     assert harness.backend.fields[placed.order_id]["stripe_payment_status"] == "canceled"
+    # Each ask had its own key: Stripe replays a key's first answer ("processing").
+    asked = sorted(k for k in harness.backend.cancel_answers if ":cancel:" in k)
+    assert asked[0] == f"order:{placed.order_id}:cancel:{pi}" and len(asked) >= 2
 
 
 async def test_a_temporal_cancellation_while_an_update_holds_the_lock_loses_nothing(
     harness: Harness,
 ) -> None:
-    """The main loop waits for the lock behind a cancel that waits on a PaymentIntent
-    mid-charge; a cancellation request reaches it there: the workflow keeps running, and
-    the event it was about to handle is handled."""
-    harness.timing = OrderTiming(in_flight_retry=timedelta(milliseconds=300))
-    _, handle = await harness.place()
-    intent = await handle.execute_update(OrderWorkflow.request_payment)
-    pi = intent.payment_intent_id
-    harness.backend.intents[pi].status = "processing"
+    """The main loop waits for the lock behind a cancel whose refund Stripe is slow to
+    make; a cancellation request reaches it there: the workflow keeps running, and the
+    event it was about to handle is handled."""
+    placed, handle, intent = await harness.paid()
+    harness.backend.refunds_held = asyncio.Event()
     cancelling = asyncio.create_task(handle.execute_update(OrderWorkflow.cancel, CancelOrder()))
     for _ in range(100):
-        if harness.backend.cancel_calls:
+        if harness.backend.refund_calls:
             break
         await asyncio.sleep(0.05)
     await handle.signal(OrderWorkflow.payment_event, event("pi_elsewhere", eid="evt_queued"))
     await asyncio.sleep(0.3)  # the main loop took it and waits for the lock
     await handle.cancel()  # the Web UI's "Request Cancellation", right then
     await asyncio.sleep(0.3)
-    harness.backend.intents[pi].status = "requires_payment_method"
+    harness.backend.refunds_held.set()
     await asyncio.wait_for(cancelling, timeout=10)
     state = await eventually(handle, lambda s: "pi_elsewhere" in (s.last_payment_note or ""))
-    assert state.status == S.Cancelled
+    assert state.status == S.Cancelled and intent.payment_intent_id in state.refunds
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
+    assert harness.backend.rows[placed.order_id] == S.Cancelled
 
 
 async def test_a_placement_the_database_cannot_take_parks_and_places_the_order_later(

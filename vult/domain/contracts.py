@@ -158,6 +158,9 @@ class OrderState(BaseModel):
     window_extended_until: datetime | None = None
     # When a cancelled order past its grace period last asked Stripe about money in flight.
     money_checked_at: datetime | None = None
+    # A cancellation waiting for a PaymentIntent mid-charge: asks so far, and the next one.
+    cancel_asks: int = 0
+    next_cancel_ask_at: datetime | None = None
     # Problems ops resolved by hand (the `resolve` update), oldest first.
     resolutions: list[Resolution] = Field(default_factory=list)
     # A refund of ours failed at Stripe: the next one is made only when ops ask (`retry`).

@@ -16,6 +16,9 @@ class Failure(StrEnum):
     PAYMENT_UNAVAILABLE = "PaymentUnavailable"  # Stripe could not be reached after retries
     REFUND_FAILED = "RefundFailed"  # Stripe reported a refund failed: the money is still owed
     DISPUTED = "PaymentDisputed"
+    # The cancellation is recorded, and waits for the payment being processed to settle:
+    # the workflow completes it (202 at the API).
+    CANCEL_RECORDED = "CancelRecorded"
     # Stripe refused the service's own API key (401/403: rotated, revoked, or a restricted
     # key without the permission): a configuration error, for ops, never the customer's.
     STRIPE_KEY_REFUSED = "StripeKeyRefused"  # the charge is disputed: no refund may be asked for it
