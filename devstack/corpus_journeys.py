@@ -701,6 +701,44 @@ async def refund_after_close(r: Recorder) -> None:
     await r.finish("after_close_refund_recorded")
 
 
+async def cancel_mid_charge(r: Recorder) -> None:
+    order_id = await r.place(
+        "cancel_recorded_mid_charge",
+        "cancelled while the PaymentIntent was processing: recorded (202), asked again from "
+        "a timer, cancelled once it could be; grace over",
+    )
+    pi = await r.pay(order_id, None)
+    await r.status(order_id, "PaymentProcessing")
+    r.refusal.processing.add(pi)
+    answer = await r.cancel(order_id)
+    assert answer.status_code == 202, answer.text
+    r.refusal.processing.discard(pi)
+    await r.status(order_id, "Cancelled")
+    await r.finish("cancel_recorded_mid_charge")
+
+
+async def failed_refund_resolved(r: Recorder) -> None:
+    order_id, pi = await r.paid(
+        "failed_refund_retried_then_resolved",
+        "cancelled and refunded; the refund failed at the bank: parked for ops (no timer); "
+        "retried, failed again; resolved by ops with a note; grace over",
+    )
+    assert (await r.cancel(order_id)).status_code == 204
+    for _ in range(2):
+        refunds = await r.stripe.v1.refunds.list_async(params={"payment_intent": pi})
+        live = [x for x in refunds.data if x.status != "failed"]
+        await r.control(f"/_vult/refunds/{live[0].id}/fail", {})
+        refund = dict(live[0].to_dict(), status="failed")
+        await r.send_event("charge.refund.updated", refund)
+        await r.attention(order_id, True)
+        if _ == 0:
+            assert (await r.ops(order_id, "retry")).status_code == 204
+            await r.attention(order_id, False)
+    note = {"note": "Paid back by bank transfer (corpus)"}
+    assert (await r.ops(order_id, "resolve", note)).status_code == 204
+    await r.finish("failed_refund_retried_then_resolved")
+
+
 JOURNEYS: list[Journey] = [
     paid,
     paid_delivered,
@@ -722,6 +760,8 @@ JOURNEYS: list[Journey] = [
     three_d_secure,
     window_waits,
     refund_after_close,
+    cancel_mid_charge,
+    failed_refund_resolved,
 ]
 
 

@@ -76,6 +76,8 @@ PATHS = {
     "three_d_secure_confirmed",
     "payment_window_waits_for_processing",
     "after_close_refund_recorded",
+    "cancel_recorded_mid_charge",
+    "failed_refund_retried_then_resolved",
 }
 
 
