@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -51,7 +52,11 @@ from vult.process.settings import Settings
 from vult.temporal.client import connect
 from vult.temporal.search_attributes import NEEDS_ATTENTION
 
-SETTLE_BUDGET = 240.0  # after the last fault, for reconciliation and parked orders
+SETTLE_BUDGET = 240.0
+# The customers' browsers (Stripe.js) and the Dashboard use a key of their own: only the
+# service's is refused by the "Stripe refuses the service's key" fault.
+SHOPPERS_KEY = "sk_test_chaos_shoppers_and_dashboard"
+KEY_REFUSED_SECONDS = 20.0  # after the last fault, for reconciliation and parked orders
 # After the last journey, before the late redelivery: past the cancelled orders' grace and
 # the emulator's idempotency keys (chaos/cluster.py).
 LATE_AFTER = 35.0
@@ -102,14 +107,47 @@ async def drive(
         shop = Shop(
             apis=cluster.api_urls,
             stripe_base=base,
-            stripe_key=env["STRIPE_SECRET_KEY"],
+            stripe_key=SHOPPERS_KEY,
             ops_token=env["OPS_API_TOKEN"],
             rng=rng,
             http=http,
             stripe=stripe.StripeClient(
-                env["STRIPE_SECRET_KEY"], base_addresses={"api": base}, max_network_retries=0
+                SHOPPERS_KEY, base_addresses={"api": base}, max_network_retries=0
             ),
         )
+        temporal = await connect(
+            Settings(
+                temporal_address=env["TEMPORAL_ADDRESS"],
+                payload_encryption_keys=env["PAYLOAD_ENCRYPTION_KEYS"],
+            )
+        )
+
+        async def cancellation_requests() -> str:
+            """The Web UI's "Request Cancellation" on every running order workflow: some
+            hold the lock, wait for it or for their handlers right then."""
+            asked = 0
+            query = 'WorkflowType = "OrderWorkflow" AND ExecutionStatus = "Running"'
+            with contextlib.suppress(RPCError):
+                async for found in temporal.list_workflows(query, limit=60):
+                    with contextlib.suppress(RPCError):
+                        await temporal.get_workflow_handle(found.id).cancel()
+                        asked += 1
+            return f"{asked} order workflows"
+
+        async def refuse_key() -> str:
+            """The service's Stripe key refused (401) for a while: rotated, then put right."""
+            try:
+                answer = await http.post(
+                    f"{base}/_vult/refuse_key",
+                    json={"key": env["STRIPE_SECRET_KEY"], "seconds": KEY_REFUSED_SECONDS},
+                    headers={"Authorization": f"Bearer {SHOPPERS_KEY}"},
+                )
+            except httpx.TransportError:
+                return "none (the emulator is down)"
+            answer.raise_for_status()
+            await asyncio.sleep(KEY_REFUSED_SECONDS)
+            return f"the service's key, for {KEY_REFUSED_SECONDS:.0f}s"
+
         run_id = f"{args.seed:x}"
         secret = env["STRIPE_WEBHOOK_SECRET"]
 
@@ -141,6 +179,10 @@ async def drive(
                 emulator_outage_seconds=args.emulator_outage_seconds,
                 resend=resend,
                 say=say,
+                others={
+                    "Temporal cancellation requests": cancellation_requests,
+                    "Stripe refuses the service's key": refuse_key,
+                },
             )
         )
         numbers = iter(range(cap))

@@ -30,10 +30,16 @@ KINDS = (
     "PostgreSQL immediate stop",
     "PostgreSQL outage",
     "Stripe emulator outage",
+    "Stripe refuses the service's key",
+    "Temporal cancellation requests",
     "Stripe redelivers old events",
 )
 # Kinds a longer run repeats (the outages stay once each: they take the longest).
-REPEATABLE = (*KINDS[:5], KINDS[-1])
+REPEATABLE = (
+    *KINDS[:5],
+    "Temporal cancellation requests",
+    "Stripe redelivers old events",
+)
 
 
 @dataclass
@@ -76,11 +82,15 @@ async def inject(
     outage_seconds: float,
     emulator_outage_seconds: float,
     resend: Callable[[], Awaitable[str]],
+    others: dict[str, Callable[[], Awaitable[str]]] | None = None,
 ) -> tuple[str, float]:
-    """Inject one fault; returns its target and how long the target was down."""
+    """Inject one fault; returns its target and how long the target was down. `others`:
+    the faults the driver injects itself (through Temporal's or the emulator's API)."""
     began = time.monotonic()
     if kind == "Stripe redelivers old events":
         return await resend(), time.monotonic() - began
+    if others and kind in others:
+        return await others[kind](), time.monotonic() - began
     if kind in ("kill -9 a worker", "kill -9 an API process"):
         child = rng.choice(cluster.named("worker" if "worker" in kind else "api"))
     elif kind == "kill -9 the Temporal dev server":
@@ -121,6 +131,7 @@ async def run_faults(
     emulator_outage_seconds: float,
     resend: Callable[[], Awaitable[str]],
     say: Callable[[str], None],
+    others: dict[str, Callable[[], Awaitable[str]]] | None = None,
 ) -> list[Injected]:
     """One fault after another, a random pause (within `gap`) before each."""
     done: list[Injected] = []
@@ -129,7 +140,7 @@ async def run_faults(
         at, flying = time.monotonic() - started_at, in_flight()
         say(f"  {at:6.1f}s  {kind} ({flying} journeys in flight)")
         target, down = await inject(
-            cluster, kind, rng, outage_seconds, emulator_outage_seconds, resend
+            cluster, kind, rng, outage_seconds, emulator_outage_seconds, resend, others
         )
         done.append(Injected(at, kind, target, flying, down))
         say(f"  {time.monotonic() - started_at:6.1f}s  {target}: done, {down:.1f}s after it began")

@@ -17,6 +17,8 @@ here, in the emulator's own process:
   `{"outcome": "won"|"lost"}` (won: `funds_reinstated`, then `closed`; lost: `closed`), and
   `POST /_vult/refunds/{id}/fail` (the refund fails later, as a bank can make it:
   `charge.refund.updated` and `refund.failed`);
+- `POST /_vult/refuse_key` `{"key", "seconds"}`: that secret key is answered 401 (as a
+  rotated or revoked key is) for so many seconds (the chaos suite's fault);
 - `GET /v1/webhook_endpoints`: the webhooks registered through `/_config/webhooks`, as
   Stripe lists an account's endpoints (their URL and enabled events), for the set-up job's
   check;
@@ -190,6 +192,25 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
         listed = {"object": "list", "url": "/v1/webhook_endpoints", "has_more": False}
         return web.json_response({**listed, "data": data})
 
+    refused_keys: dict[str, float] = {}  # secret key -> refused until (monotonic)
+
+    async def refuse_key(request: web.Request) -> web.Response:
+        if not secret_key(request):
+            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+        body = await request.json()
+        refused_keys[str(body["key"])] = time.monotonic() + float(body["seconds"])
+        return web.json_response({"refused": body["key"][:12] + "..."})
+
+    @web.middleware
+    async def refusing(request: web.Request, handler: Any) -> web.StreamResponse:
+        key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if request.path.startswith("/v1/") and refused_keys.get(key, 0) > time.monotonic():
+            error = {"type": "invalid_request_error", "message": "Invalid API Key provided"}
+            return web.json_response({"error": error}, status=401)
+        return await handler(request)  # type: ignore[no-any-return]
+
+    app.middlewares.insert(0, refusing)
+
     from localstripe import server
 
     for method, url, route in (
@@ -198,6 +219,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
     ):
         app.router.add_route(method, url, route(Dispute, url))
     app.router.add_route("GET", "/v1/webhook_endpoints", webhook_endpoints)
+    app.router.add_route("POST", "/_vult/refuse_key", refuse_key)
     app.router.add_route("POST", "/_vult/charges/{id}/dispute", dispute_charge)
     app.router.add_route("POST", "/_vult/disputes/{id}/close", close_dispute)
     app.router.add_route("POST", "/_vult/refunds/{id}/fail", fail_refund)

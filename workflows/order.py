@@ -112,9 +112,10 @@ class OrderWorkflow:
                         await self._attempt(f"the {timer} timer", timer)
             if self._cancel_due():
                 async with self._lock:
-                    await self._attempt(
-                        "the cancellation", CancelOrder(reason=self._state.pending_cancel)
-                    )
+                    # The customer's cancel may have finished it while this waited.
+                    reason = self._state.pending_cancel
+                    if reason is not None and self._cancel_due():
+                        await self._attempt("the cancellation", CancelOrder(reason=reason))
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Signals that came while handlers finished go along, not lost.
