@@ -5,16 +5,20 @@ again is answered as the first was."""
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import stripe
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
 from tests.integration.conftest import OPS, emulator_control, eventually
 from tests.integration.test_lifecycle import confirmed_order, refunds_at_stripe
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
+from vult.temporal.orphans import orders_without_workflow
 from workflows.order import OrderWorkflow, workflow_id_for
 
 
@@ -94,3 +98,32 @@ async def test_resolve_is_refused_for_an_order_that_needs_nothing(
         f"/api/ops/orders/{order['orderId']}/resolve", json={"note": "all fine"}, headers=OPS
     )
     assert response.status_code == 400 and "Nothing to resolve" in response.json()["error"]
+
+
+async def test_the_check_finds_an_order_row_that_has_no_workflow(
+    http: httpx.AsyncClient,
+    stripe_client: stripe.StripeClient,
+    temporal_client: Client,
+    engine: AsyncEngine,
+) -> None:
+    order, _ = await confirmed_order(http, stripe_client)
+    orphan = uuid.uuid4()  # a row whose workflow failed after the insert, before this fix
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO orders (order_id, order_number, customer_email, status, sub_total,"
+                " tax, shipping_cost, total, currency, shipping_full_name,"
+                " shipping_address_line1, shipping_city, shipping_state, shipping_postal_code,"
+                " shipping_country, created_date, updated_date) VALUES (:id, :number,"
+                " 'orphan@example.com', 'Pending', 10, 0, 0, 10, 'USD', 'O', '1 St', 'C', 'S',"
+                " '1', 'US', now(), now())"
+            ),
+            {"id": orphan, "number": f"VLT-20200101-{uuid.uuid4().int % 1000000:06d}"},
+        )
+    try:
+        since = datetime.now(UTC) - timedelta(minutes=10)  # the shared database holds more
+        lost = await orders_without_workflow(engine, temporal_client, since)
+        assert orphan in lost and uuid.UUID(order["orderId"]) not in lost
+    finally:
+        async with engine.begin() as conn:
+            await conn.execute(text("DELETE FROM orders WHERE order_id = :id"), {"id": orphan})
