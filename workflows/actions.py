@@ -217,6 +217,8 @@ class OrderActions:
             ops_view.count("vult_refunds_total", "Refunds issued")
             return refund
         facts = await self._read_charge(pi)
+        if decisions.is_current(self.state, pi):
+            self._notice(facts)  # a dispute closed while its events were lost, say
         if payments.dispute_open(facts):
             raise ApplicationError(
                 payments.refused_while_disputed(pi),
@@ -252,6 +254,7 @@ class OrderActions:
         return {
             "stripe_payment_status": payments.payment_status(facts),
             "amount_refunded": self._major(facts.amount_refunded),
+            "dispute_status": facts.dispute.status if facts.dispute else None,
         }
 
     def _major(self, minor: int) -> Decimal:

@@ -297,3 +297,23 @@ async def test_a_dispute_closed_while_its_events_are_lost_is_read_back_at_fulfil
     assert response.status_code == 204, response.text
     body = await order_of(http, order)
     assert body["status"] == "Processing" and body["disputeStatus"] == "won"
+
+
+async def test_a_dispute_lost_while_its_events_are_lost_is_read_back_at_cancel(
+    http: httpx.AsyncClient,
+    stripe_client: stripe.StripeClient,
+    temporal_client: Client,
+    settings: Settings,
+    webhooks: Webhooks,
+) -> None:
+    order, pi = await disputed_order(http, stripe_client)
+    (dispute,) = (await stripe_client.v1.disputes.list_async(params={"payment_intent": pi})).data
+    with webhooks.lost():
+        await emulator_control(settings, f"/_vult/disputes/{dispute.id}/close", {"outcome": "lost"})
+        await asyncio.sleep(1.5)
+    assert (await http.post(f"/api/orders/{order['orderId']}/cancel")).status_code == 204
+    body = await order_of(http, order)
+    assert body["status"] == "Cancelled" and body["disputeStatus"] == "lost"
+    assert body["paymentStatus"] == "dispute_lost"
+    assert not await needs_attention(temporal_client, order)
+    assert await refunds_at_stripe(stripe_client, pi) == []
