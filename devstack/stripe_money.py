@@ -39,6 +39,10 @@ _EVIDENCE_DAYS = 7
 _DISPUTE_AFTER_SECONDS = 1.5  # its events after the success event's, as at Stripe
 
 
+def _error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": {"message": message}}, status=status)
+
+
 def install(app: web.Application, resources: Any, errors: Any) -> type:
     """Patch the emulator's resources and put the routes in front of localstripe's own.
     Returns the Dispute class (its objects live in the emulator's store)."""
@@ -136,25 +140,25 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
 
     async def dispute_charge(request: web.Request) -> web.Response:
         if not secret_key(request):
-            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+            return _error(401, "A secret key is required")
         try:
             charge = resources.Charge._api_retrieve(request.match_info["id"])
         except errors.UserError:
-            return web.json_response({"error": {"message": "No such charge"}}, status=404)
+            return _error(404, "No such charge")
         if not (charge.status == "succeeded" and charge.captured):
-            return web.json_response({"error": {"message": "Not a paid charge"}}, status=400)
+            return _error(400, "Not a paid charge")
         return web.json_response(open_dispute(charge)._export())
 
     async def close_dispute(request: web.Request) -> web.Response:
         if not secret_key(request):
-            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+            return _error(401, "A secret key is required")
         try:
             outcome = (await request.json()).get("outcome")
             dispute = Dispute._api_retrieve(request.match_info["id"])
         except (ValueError, AttributeError, errors.UserError):
-            return web.json_response({"error": {"message": "No such dispute"}}, status=404)
+            return _error(404, "No such dispute")
         if outcome not in ("won", "lost") or dispute.status in ("won", "lost"):
-            return web.json_response({"error": {"message": "Bad request"}}, status=400)
+            return _error(400, "Bad request")
         dispute.status = outcome
         if outcome == "won":
             schedule(Event("charge.dispute.funds_reinstated", dispute))
@@ -163,11 +167,11 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
 
     async def fail_refund(request: web.Request) -> web.Response:
         if not secret_key(request):
-            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+            return _error(401, "A secret key is required")
         try:
             refund = resources.Refund._api_retrieve(request.match_info["id"])
         except errors.UserError:
-            return web.json_response({"error": {"message": "No such refund"}}, status=404)
+            return _error(404, "No such refund")
         refund.status = "failed"
         refund.failure_reason = "lost_or_stolen_card"
         schedule(Event("charge.refund.updated", refund))
@@ -176,7 +180,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
 
     async def webhook_endpoints(request: web.Request) -> web.Response:
         if not secret_key(request):
-            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+            return _error(401, "A secret key is required")
         from localstripe.webhooks import _webhooks
 
         data = [
@@ -196,7 +200,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
 
     async def refuse_key(request: web.Request) -> web.Response:
         if not secret_key(request):
-            return web.json_response({"error": {"message": "A secret key is required"}}, status=401)
+            return _error(401, "A secret key is required")
         body = await request.json()
         refused_keys[str(body["key"])] = time.monotonic() + float(body["seconds"])
         return web.json_response({"refused": body["key"][:12] + "..."})
