@@ -50,6 +50,8 @@ class _Temporal:
 
 
 def create(settings: Settings, temporal: _Temporal, key: str) -> int:
+    # An app of its own beside the session's: no metrics port (the session's API has it).
+    settings = settings.model_copy(update={"api_metrics_address": ""})
     with TestClient(create_app(settings, temporal=temporal)) as http:  # type: ignore[arg-type]
         response = http.post("/api/orders", json=order_body(), headers={"Idempotency-Key": key})
     return response.status_code
