@@ -165,10 +165,9 @@ class OrderActions:
                 if intent.status == "processing":
                     # Mid-charge: Stripe cannot cancel it yet. Recorded; the workflow asks
                     # again from its timer, and a success meanwhile confirms, then refunds.
-                    delay = decisions.reconcile_delay(
-                        self.timing.model_copy(
-                            update={"reconcile_after": self.timing.in_flight_retry}
-                        ),
+                    delay = decisions.backoff(
+                        self.timing.in_flight_retry,
+                        self.timing.reconcile_max_interval,
                         self.state.cancel_asks - 1,
                     )
                     self.state.next_cancel_ask_at = workflow.now() + delay

@@ -158,10 +158,14 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     return sorted(found)
 
 
+def backoff(first: timedelta, cap: timedelta, attempts: int) -> timedelta:
+    """`first`, doubled per attempt, never past `cap` (nor below `first`)."""
+    return min(first * (1 << min(attempts, 16)), max(cap, first))
+
+
 def reconcile_delay(timing: OrderTiming, attempts: int) -> timedelta:
     """15 min, 30 min, 1 h, ... capped: how long to wait before asking Stripe again."""
-    delay = timing.reconcile_after * (1 << min(attempts, 16))
-    return min(delay, max(timing.reconcile_max_interval, timing.reconcile_after))
+    return backoff(timing.reconcile_after, timing.reconcile_max_interval, attempts)
 
 
 def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:

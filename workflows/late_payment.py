@@ -182,10 +182,7 @@ class LatePaymentWorkflow:
         workflow.set_current_details(f"NEEDS ATTENTION: {self._attention}")
 
     def _park(self, reason: str) -> None:
-        first = self._attention is None
-        self._attention = f"late payment: {reason}"[:500]
-        attention.flag(True, self._attention, first)
-        workflow.set_current_details(f"NEEDS ATTENTION: {self._attention}")
+        self._flag(f"late payment: {reason}")
 
     async def _wait(self, delay: timedelta | None) -> None:
         self._retry = False

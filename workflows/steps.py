@@ -28,7 +28,7 @@ from vult.domain.contracts import (
 )
 from vult.domain.failures import Failure
 from workflows import activity_stubs as act
-from workflows import policies
+from workflows import ops_view, policies
 
 # A PaymentIntent mid-charge cannot be cancelled; ask again this often, this many times.
 _IN_FLIGHT_RETRY = OrderTiming().in_flight_retry
@@ -110,9 +110,7 @@ async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> Payme
             raise ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED) from err
         if cause is not None and cause.type == Failure.STRIPE_KEY_REFUSED:
             workflow.logger.error("Cannot take payments: %s", cause.message)
-            workflow.metric_meter().create_counter(
-                "vult_stripe_key_refused_total", "Stripe refused the service's API key"
-            ).add(1)
+            ops_view.count("vult_stripe_key_refused_total", "Stripe refused the service's API key")
         raise ApplicationError(
             "The payment service is unavailable; please try again",
             type=Failure.PAYMENT_UNAVAILABLE,
