@@ -16,6 +16,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
 from activities.order_db import OrderDbActivities
+from activities.order_resume import OrderResumeActivities
 from activities.stripe_payments import StripeActivities
 from vult.db.engine import make_engine
 from vult.process.event_loop import run
@@ -27,6 +28,7 @@ from vult.temporal.deployments import deployment_config, promote_on_start
 from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
+from workflows.order_sweep import OrderSweepWorkflow, ResumeOrderWorkflow
 
 
 def build_worker(
@@ -34,11 +36,14 @@ def build_worker(
 ) -> Worker:
     db = OrderDbActivities(engine, settings.pricing())
     payments = StripeActivities(stripe_client, settings.stripe_owner)
+    resume = OrderResumeActivities(
+        engine, client, stripe_client, settings.temporal_task_queue, settings.order_timing()
+    )
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[OrderWorkflow, LatePaymentWorkflow],
-        activities=[*db.all(), *payments.all()],
+        workflows=[OrderWorkflow, LatePaymentWorkflow, OrderSweepWorkflow, ResumeOrderWorkflow],
+        activities=[*db.all(), *payments.all(), *resume.all()],
         workflow_runner=sandbox_runner(),
         deployment_config=deployment_config(
             settings.worker_deployment_name, settings.worker_build_id

@@ -244,6 +244,7 @@ class OrderDbActivities:
             "amount_refunded",
             "dispute_status",
             "resolution_note",
+            "resumed_at",
         ):
             value = getattr(change, name)
             if value is not None:

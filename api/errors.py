@@ -13,6 +13,7 @@ from api.validation import describe_errors
 
 class ApiError(Exception):
     status_code = 400
+    headers: dict[str, str] | None = None
 
     def body(self) -> dict[str, object]:
         return {"error": str(self)}
@@ -70,10 +71,20 @@ class OutcomeUnknown(ServiceUnavailable):
         return {"error": str(self), "outcomeKnown": False}
 
 
+class BeingResumed(ServiceUnavailable):
+    """503: the order's workflow ended while the order could still change; it is being
+    resumed now, and the same request will work in a few seconds."""
+
+    headers = {"Retry-After": "5"}
+
+    def body(self) -> dict[str, object]:
+        return {"error": str(self), "resuming": True}
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status_code)
+        return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(DBAPIError)
     async def _database(_: Request, exc: DBAPIError) -> JSONResponse:

@@ -55,9 +55,11 @@ from vult.domain.order_numbers import draw_order_number
 from vult.domain.pricing import Pricing, QuotedLine, quote, unchargeable
 from vult.domain.status import OrderStatus
 from vult.domain.stripe_events import HANDLED
+from vult.temporal import orphans
 from vult.temporal import search_attributes as sa
 from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
+from workflows.order_sweep import ResumeOrderWorkflow, resume_workflow_id
 
 # Namespace for order ids derived from a client's Idempotency-Key header.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6a3c1e-5d7b-4f0e-9a8e-6b5f2f1c9d40")
@@ -131,8 +133,9 @@ class AlreadyPlaced(Exception):
 
 
 class WorkflowClosed(Exception):
-    """The order's workflow has finished (delivered, or cancelled and past its grace
-    period): it takes no more commands, and the database row tells the order's status."""
+    """The order's workflow is not running: it finished (delivered, or cancelled and past
+    its grace period), and the database row tells the order's status; or it ended while the
+    order could still change (terminated, say), and the order is resumed (api/commands.py)."""
 
 
 def start_order(
@@ -291,38 +294,69 @@ class OrderCommands:
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
 
     async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
-        """Signal the order's workflow. When it has closed (or never ran), the event goes to
-        the PaymentIntent's after-close workflow instead, which refunds money that pays no
-        order, cancels what could still be paid, and records refunds and disputes (flagging
-        what needs a person): nothing is acknowledged and then dropped."""
+        """Signal the order's workflow; WorkflowClosed when it has closed or never ran (the
+        route then resumes the order, or hands the event to the after-close workflow)."""
         handle = self._client.get_workflow_handle(workflow_id_for(order_id))
         try:
             async with asyncio.timeout(self._deadline):
-                try:
-                    await handle.signal(OrderWorkflow.payment_event, event)
-                except RPCError as err:
-                    if err.status != RPCStatusCode.NOT_FOUND:
-                        raise
-                    if event.event_type in HANDLED:
-                        await self._settle_late(order_id, event)
-        except (TimeoutError, RPCError) as err:
+                await handle.signal(OrderWorkflow.payment_event, event)
+        except RPCError as err:
+            if err.status == RPCStatusCode.NOT_FOUND:
+                raise WorkflowClosed(str(order_id)) from err
+            raise ServiceUnavailable("The order service is unavailable") from err
+        except TimeoutError as err:
             # 503: Stripe delivers the event again later.
             raise ServiceUnavailable("The order service is unavailable") from err
 
-    async def _settle_late(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
+    async def settle_late(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
+        """The event of an order whose workflow has closed goes to the PaymentIntent's
+        after-close workflow, which refunds money that pays no order, cancels what could
+        still be paid, and records refunds and disputes (flagging what needs a person):
+        nothing is acknowledged and then dropped."""
+        if event.event_type not in HANDLED:
+            return
         pi = event.payment_intent_id
-        await self._client.start_workflow(
-            LatePaymentWorkflow.run,
-            LatePayment(
-                payment_intent_id=pi,
-                order_id=order_id,
-                event_type=event.event_type,
-                owner=self._owner,
-            ),
-            id=late_payment_workflow_id(pi),
-            task_queue=self._task_queue,
-            # A second event while it runs joins it; one after it closed starts it again
-            # (it acts on what Stripe says then, and refunds at most once).
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-        )
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._client.start_workflow(
+                    LatePaymentWorkflow.run,
+                    LatePayment(
+                        payment_intent_id=pi,
+                        order_id=order_id,
+                        event_type=event.event_type,
+                        owner=self._owner,
+                    ),
+                    id=late_payment_workflow_id(pi),
+                    task_queue=self._task_queue,
+                    # A second event while it runs joins it; one after it closed starts it
+                    # again (it acts on what Stripe says then, and refunds at most once).
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                )
+        except (TimeoutError, RPCError) as err:
+            raise ServiceUnavailable("The order service is unavailable") from err
+
+    async def how_it_ended(self, order_id: uuid.UUID) -> str | None:
+        """How the order's workflow ended if not normally (TERMINATED, FAILED, ...,
+        NOT_STARTED); None while it runs or once it completed."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                return await orphans.how_it_ended(self._client, order_id)
+        except (TimeoutError, RPCError) as err:
+            raise ServiceUnavailable("The order service is unavailable") from err
+
+    async def resume(self, order_id: uuid.UUID) -> None:
+        """Resume the order's workflow now, rather than at the next sweep: the worker's
+        ResumeOrderWorkflow does it (a second ask while it runs joins it)."""
+        try:
+            async with asyncio.timeout(self._deadline):
+                await self._client.start_workflow(
+                    ResumeOrderWorkflow.run,
+                    order_id,
+                    id=resume_workflow_id(order_id),
+                    task_queue=self._task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                )
+        except (TimeoutError, RPCError) as err:
+            raise ServiceUnavailable("The order service is unavailable") from err

@@ -162,6 +162,7 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
         amount_refunded=o.amount_refunded if o.amount_refunded is not None else Decimal("0.00"),
         dispute_status=o.dispute_status,
         resolution_note=o.resolution_note,
+        resumed_at=o.resumed_at,
     )
 
 
@@ -181,6 +182,21 @@ async def request_fingerprint(connection: AsyncConnection, order_id: uuid.UUID) 
 
 async def order_status(session: AsyncSession | AsyncConnection, order_id: uuid.UUID) -> str | None:
     return await session.scalar(select(Order.status).where(Order.order_id == order_id))
+
+
+async def order_progress(
+    connection: AsyncConnection, order_id: uuid.UUID
+) -> tuple[str, str | None, str | None] | None:
+    """Status, payment status and resolution note: what says whether the order can still
+    change (vult.domain.status.may_still_change)."""
+    row = (
+        await connection.execute(
+            select(Order.status, Order.stripe_payment_status, Order.resolution_note).where(
+                Order.order_id == order_id
+            )
+        )
+    ).one_or_none()
+    return None if row is None else (row[0], row[1], row[2])
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,9 @@ class OrderDto(WireModel):
     dispute_status: str | None = None
     # What ops noted when they resolved a problem by hand (POST /api/ops/orders/{id}/resolve).
     resolution_note: str | None = None
+    # When the order's workflow was last resumed after its previous run ended while the
+    # order could still change (terminated from the Web UI, say); null if never.
+    resumed_at: datetime | None = None
 
 
 class PaymentIntentDto(WireModel):

@@ -29,6 +29,8 @@ from pathlib import Path
 import httpx
 import psycopg
 import stripe
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.service import RPCError
 
@@ -46,16 +48,19 @@ from chaos.audit import (
 from chaos.cluster import Cluster, start_cluster
 from chaos.shoppers import Journey, Shop, journey
 from devstack.stack import ROOT
+from vult.db.engine import make_engine
 from vult.db.urls import libpq_url
 from vult.process.event_loop import run
 from vult.process.settings import Settings
 from vult.temporal.client import connect
+from vult.temporal.orphans import orders_without_workflow
 from vult.temporal.search_attributes import NEEDS_ATTENTION
 
 SETTLE_BUDGET = 240.0
 # The customers' browsers (Stripe.js) and the Dashboard use a key of their own: only the
 # service's is refused by the "Stripe refuses the service's key" fault.
 SHOPPERS_KEY = "sk_test_chaos_shoppers_and_dashboard"
+TERMINATED_AT_ONCE = 6
 KEY_REFUSED_SECONDS = 20.0  # after the last fault, for reconciliation and parked orders
 # After the last journey, before the late redelivery: past the cancelled orders' grace and
 # the emulator's idempotency keys (chaos/cluster.py).
@@ -95,11 +100,15 @@ def say(line: str) -> None:
 
 
 async def drive(
-    args: argparse.Namespace, cluster: Cluster, rng: random.Random, answers: Counter[str]
+    args: argparse.Namespace,
+    cluster: Cluster,
+    rng: random.Random,
+    answers: Counter[str],
+    terminated: set[tuple[str, str]],
 ) -> tuple[list[Journey], list[faults.Injected], float]:
     """Journeys, `concurrency` at a time, until `orders` have run and every fault is in;
     then every event delivered again, late. `answers` counts how the APIs answered the
-    events delivered again, by status."""
+    events delivered again, by status; `terminated` gets the runs the fault terminated."""
     env = cluster.stack.env
     base = cluster.stack.stripe_api_base or ""
     limits = httpx.Limits(max_connections=args.concurrency * 4)
@@ -133,6 +142,21 @@ async def drive(
                         await temporal.get_workflow_handle(found.id).cancel()
                         asked += 1
             return f"{asked} order workflows"
+
+        async def terminations() -> str:
+            """Terminate (the Web UI's "More Actions", the CLI) a few running order
+            workflows at random: paid, unpaid, mid-cancellation, whatever they are doing.
+            No workflow can refuse it; the sweep (or the next command) resumes each."""
+            query = 'WorkflowType = "OrderWorkflow" AND ExecutionStatus = "Running"'
+            with contextlib.suppress(RPCError):
+                running = [w async for w in temporal.list_workflows(query, limit=200)]
+                for found in rng.sample(running, min(len(running), TERMINATED_AT_ONCE)):
+                    with contextlib.suppress(RPCError):
+                        await temporal.get_workflow_handle(found.id, run_id=found.run_id).terminate(
+                            reason="chaos: terminated at random"
+                        )
+                        terminated.add((found.id, found.run_id))
+            return f"{len(terminated)} order workflows so far"
 
         async def refuse_key() -> str:
             """The service's Stripe key refused (401) for a while: rotated, then put right."""
@@ -181,6 +205,7 @@ async def drive(
                 say=say,
                 others={
                     "Temporal cancellation requests": cancellation_requests,
+                    "Temporal terminates order workflows": terminations,
                     "Stripe refuses the service's key": refuse_key,
                 },
             )
@@ -226,29 +251,45 @@ async def drive(
 
 
 async def settle(cluster: Cluster, settings: Settings, client: Client) -> float:
-    """Wait until every program runs, nothing is PaymentProcessing and nothing is parked."""
+    """Wait until every program runs, nothing is PaymentProcessing, nothing is parked, and
+    every order that can still change has a running workflow (the sweep resumed those a
+    fault terminated)."""
     began = time.monotonic()
     deadline = began + SETTLE_BUDGET
-    while time.monotonic() < deadline:
-        if cluster.all_running():
-            try:
-                with psycopg.connect(libpq_url(settings.database_url), connect_timeout=5) as conn:
-                    row = conn.execute(
-                        "SELECT count(*) FROM orders WHERE status = 'PaymentProcessing'"
-                    ).fetchone()
-                parked = await client.count_workflows(f"{NEEDS_ATTENTION.name} = true")
-                late = await client.count_workflows(
-                    'WorkflowType = "LatePaymentWorkflow" AND ExecutionStatus = "Running"'
-                )
-                if row is not None and row[0] == 0 and parked.count == 0 and late.count == 0:
-                    break
-            except (psycopg.OperationalError, RPCError):
-                pass
-        await asyncio.sleep(2)
+    engine = make_engine(settings.database_url, pool_size=2)
+    try:
+        while time.monotonic() < deadline:
+            if await _settled(cluster, settings, client, engine):
+                break
+            await asyncio.sleep(2)
+    finally:
+        await engine.dispose()
     return time.monotonic() - began
 
 
-async def gather_records(settings: Settings, client: Client, journeys: list[Journey]) -> Records:
+async def _settled(
+    cluster: Cluster, settings: Settings, client: Client, engine: AsyncEngine
+) -> bool:
+    if cluster.all_running():
+        try:
+            with psycopg.connect(libpq_url(settings.database_url), connect_timeout=5) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM orders WHERE status = 'PaymentProcessing'"
+                ).fetchone()
+            parked = await client.count_workflows(f"{NEEDS_ATTENTION.name} = true")
+            late = await client.count_workflows(
+                'WorkflowType = "LatePaymentWorkflow" AND ExecutionStatus = "Running"'
+            )
+            if row is not None and row[0] == 0 and parked.count == 0 and late.count == 0:
+                return not await orders_without_workflow(engine, client)
+        except (psycopg.OperationalError, RPCError, DBAPIError):
+            pass
+    return False
+
+
+async def gather_records(
+    settings: Settings, client: Client, journeys: list[Journey], terminated: set[tuple[str, str]]
+) -> Records:
     orders = read_orders(settings.database_url)
     ids = set(orders) | {i for j in journeys for i in j.order_ids}
     stripe_client = stripe.StripeClient(
@@ -260,6 +301,7 @@ async def gather_records(settings: Settings, client: Client, journeys: list[Jour
         orders=orders,
         workflows=await read_workflows(client, ids),
         bad_endings=await bad_endings(client),
+        terminated=terminated,
         intents=found["intents"],
         refunds=found["refunds"],
         disputes=found["disputes"],
@@ -312,12 +354,13 @@ async def main(args: argparse.Namespace) -> int:
         )
         say(f"Driving at least {args.orders} journeys, {args.concurrency} at a time; faults:")
         answers: Counter[str] = Counter()
-        journeys, injected, seconds = await drive(args, cluster, rng, answers)
+        terminated: set[tuple[str, str]] = set()
+        journeys, injected, seconds = await drive(args, cluster, rng, answers, terminated)
         say(f"Load and faults done in {seconds:.0f}s; settling ...")
         client = await connect(settings)
         settled = await settle(cluster, settings, client)
         say(f"Settled in {settled:.0f}s; auditing ...")
-        records = await gather_records(settings, client, journeys)
+        records = await gather_records(settings, client, journeys, terminated)
         invariants = [*audit(journeys, records), redeliveries_acknowledged(answers)]
     finally:
         await asyncio.to_thread(cluster.stop)

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 import stripe
-from temporalio.client import Client, WorkflowQueryFailedError
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
 from chaos.shoppers import Journey
@@ -21,6 +21,7 @@ from chaos.stripe_lists import every
 from vult.db.urls import libpq_url
 from vult.domain.contracts import OrderState
 from vult.domain.payments import OPEN_DISPUTE, OWNER_KEY, REFUND_KEY
+from vult.domain.status import may_still_change
 from vult.temporal.search_attributes import NEEDS_ATTENTION, ORDER_STATUS
 
 PAID_STATUSES = {"Confirmed", "Processing", "Shipped", "Delivered"}
@@ -49,6 +50,7 @@ class Workflow:
     search_status: str | None = None
     needs_attention: bool = False
     failing_task: str | None = None  # why its workflow task is failing
+    running: bool = False  # its latest run
 
 
 @dataclass
@@ -57,18 +59,22 @@ class Records:
 
     orders: dict[str, dict[str, Any]]  # order id -> its row
     workflows: dict[str, Workflow]
-    bad_endings: list[str]  # workflow ids that failed, timed out, were terminated/cancelled
+    # Runs (workflow id, run id) that failed, timed out, were terminated or cancelled.
+    bad_endings: list[tuple[str, str]]
     intents: dict[str, dict[str, Any]]  # PaymentIntent id -> the emulator's object
     refunds: dict[str, list[dict[str, Any]]]  # PaymentIntent id -> its live refunds
     disputes: dict[str, dict[str, Any]] = field(default_factory=dict)  # by PaymentIntent id
     # Refunds of any status (failed ones included), by PaymentIntent id: for foreign ones.
     any_refunds: dict[str, int] = field(default_factory=dict)
+    # Runs the fault "Temporal terminates order workflows" ended (the sweep resumes them).
+    terminated: set[tuple[str, str]] = field(default_factory=set)
 
 
 def read_orders(database_url: str) -> dict[str, dict[str, Any]]:
     sql = (
         "SELECT order_id::text AS id, status, customer_email AS email, total,"
-        " stripe_payment_intent_id AS pi, amount_refunded, dispute_status FROM orders"
+        " stripe_payment_intent_id AS pi, amount_refunded, dispute_status,"
+        " stripe_payment_status, resolution_note FROM orders"
     )
     with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
@@ -128,6 +134,7 @@ async def read_workflow(client: Client, order_id: str) -> Workflow:
         search_status=desc.typed_search_attributes.get(ORDER_STATUS),
         needs_attention=bool(desc.typed_search_attributes.get(NEEDS_ATTENTION)),
         failing_task=failing,
+        running=desc.status == WorkflowExecutionStatus.RUNNING,
     )
 
 
@@ -141,9 +148,9 @@ async def read_workflows(client: Client, order_ids: set[str]) -> dict[str, Workf
     return dict(await asyncio.gather(*(one(i) for i in sorted(order_ids))))
 
 
-async def bad_endings(client: Client) -> list[str]:
+async def bad_endings(client: Client) -> list[tuple[str, str]]:
     query = " OR ".join(f'ExecutionStatus = "{s}"' for s in BAD_ENDINGS)
-    return [w.id async for w in client.list_workflows(query, limit=1000)]
+    return [(w.id, w.run_id) async for w in client.list_workflows(query, limit=1000)]
 
 
 def redeliveries_acknowledged(answers: Mapping[str, int]) -> Invariant:
@@ -178,7 +185,10 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
     untouched = Invariant("no PaymentIntent of another system touched")
     settled = Invariant("nothing left in PaymentProcessing")
     attention = Invariant("no order left needing attention")
-    no_bad_end = Invariant("no workflow failed, timed out, terminated or cancelled")
+    no_bad_end = Invariant(
+        "no workflow failed, timed out, terminated or cancelled (but by the terminate fault)"
+    )
+    resumed = Invariant("every order that can still change has a running workflow")
     no_failing_task = Invariant("no workflow with a failing workflow task")
     ended_right = Invariant("every journey that ran to its end left its order where it leads")
     reached_end = Invariant("every journey ran to its end within its budget")
@@ -261,6 +271,8 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
             no_failing_task.check(
                 not wf.failing_task, f"order {order_id}: workflow task failing ({wf.failing_task})"
             )
+        if may_still_change(status, order["stripe_payment_status"], order["resolution_note"]):
+            resumed.check(wf.running, f"order {order_id} ({status}): no running workflow")
         settled.check(status != "PaymentProcessing", f"order {order_id} is PaymentProcessing")
         kept = kept_by_order.pop(order_id, [])
         if status in PAID_STATUSES:
@@ -305,12 +317,14 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
             f" {records.any_refunds.get(pi_id, 0)} refunds",
         )
 
-    for workflow_id in records.bad_endings:
-        no_bad_end.check(False, f"workflow {workflow_id} did not end well")
+    for workflow_id, run_id in records.bad_endings:
+        deliberate = (workflow_id, run_id) in records.terminated
+        no_bad_end.check(deliberate, f"workflow {workflow_id} ({run_id}) did not end well")
     no_bad_end.checked = max(no_bad_end.checked, len(workflows))
     return [
         in_db,
         has_workflow,
+        resumed,
         agrees,
         one_per_key,
         kept_one,

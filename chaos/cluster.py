@@ -30,6 +30,8 @@ TIMERS = {
     "CANCELLED_GRACE_PERIOD": "PT20S",
     # A frontend retries sooner than the production default lets an API wait.
     "TEMPORAL_COMMAND_TIMEOUT_SECONDS": "15",
+    # Orders whose workflow a fault terminated are found and resumed within the run.
+    "ORDER_SWEEP_INTERVAL": "PT15S",
 }
 # Stripe keeps an idempotency key 24 hours, and a webhook may come days late: compressed
 # like the timers, a late event here meets an expired key, as it would at Stripe.

@@ -32,12 +32,14 @@ KINDS = (
     "Stripe emulator outage",
     "Stripe refuses the service's key",
     "Temporal cancellation requests",
+    "Temporal terminates order workflows",
     "Stripe redelivers old events",
 )
 # Kinds a longer run repeats (the outages stay once each: they take the longest).
 REPEATABLE = (
     *KINDS[:5],
     "Temporal cancellation requests",
+    "Temporal terminates order workflows",
     "Stripe redelivers old events",
 )
 

@@ -744,6 +744,67 @@ async def failed_refund_resolved(r: Recorder) -> None:
     await r.finish("failed_refund_retried_then_resolved")
 
 
+async def _terminated_then_resumed(r: Recorder, order_id: str, command: str) -> str:
+    """Terminate the order's workflow (the Web UI's Terminate); a command then answers 503
+    and resumes it: the new run's id, once it has caught up with Stripe."""
+    handle = r.temporal.get_workflow_handle(f"order-{order_id}")
+    await handle.terminate(reason="terminated for the corpus")
+    if command in ("cancel", "payment"):
+        answer = await r.api.post(f"/api/orders/{order_id}/{command}")
+    else:
+        answer = await r.ops(order_id, command)
+    assert answer.status_code == 503, answer.text
+    for _ in range(int(_WAIT_S / _POLL_S)):
+        found = await handle.describe()
+        if found.status is not None and found.status.name == "RUNNING":
+            state = await handle.query("state")
+            if state.get("resumes") and not state.get("catching_up"):
+                return str(found.run_id)
+        await asyncio.sleep(_POLL_S)
+    raise AssertionError(f"order {order_id} was not resumed")
+
+
+async def resumed_then_delivered(r: Recorder) -> None:
+    order_id, _ = await r.paid("", "")
+    run = await _terminated_then_resumed(r, order_id, "processing")
+    r.begin(
+        "resumed_paid_then_delivered",
+        f"order-{order_id}@{run}",
+        "paid, its workflow terminated; resumed by ops' processing (503), then fulfilled",
+    )
+    await r.fulfil(order_id)
+    await r.finish("resumed_paid_then_delivered")
+
+
+async def resumed_then_cancelled(r: Recorder) -> None:
+    order_id, pi = await r.paid("", "")
+    run = await _terminated_then_resumed(r, order_id, "cancel")
+    r.begin(
+        "resumed_paid_then_cancelled",
+        f"order-{order_id}@{run}",
+        "paid, its workflow terminated; resumed by the customer's cancel (503), which then "
+        "refunds once; grace over",
+    )
+    answer = await r.cancel(order_id)
+    assert answer.status_code == 204, answer.text
+    await r.status(order_id, "Cancelled")
+    await r.finish("resumed_paid_then_cancelled")
+
+
+async def resumed_unpaid_expired(r: Recorder) -> None:
+    order_id = await r.place("", "")
+    await r.pay(order_id, None)
+    run = await _terminated_then_resumed(r, order_id, "payment")
+    r.begin(
+        "resumed_unpaid_then_expired",
+        f"order-{order_id}@{run}",
+        "PaymentProcessing, its workflow terminated; resumed by a payment request (503); "
+        "the payment window then closes: cancelled",
+    )
+    await r.status(order_id, "Cancelled")
+    await r.finish("resumed_unpaid_then_expired")
+
+
 JOURNEYS: list[Journey] = [
     paid,
     paid_delivered,
@@ -767,6 +828,9 @@ JOURNEYS: list[Journey] = [
     refund_after_close,
     cancel_mid_charge,
     failed_refund_resolved,
+    resumed_then_delivered,
+    resumed_then_cancelled,
+    resumed_unpaid_expired,
 ]
 
 

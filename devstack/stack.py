@@ -9,6 +9,7 @@ real Stripe keys are configured.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from devstack.procs import (
     Child,
     Children,
     free_port,
+    open_private_log,
     port_open,
     require_free,
     wait_for_port,
@@ -88,6 +90,26 @@ def start_worker(children: Children, name: str, env: dict[str, str], log: Path) 
     return children.start(
         name, [sys.executable, str(ROOT / "worker.py")], log=log, env=env, cwd=ROOT
     )
+
+
+# How often the local stack's order sweep runs (production's default is five minutes).
+LOCAL_SWEEP_INTERVAL = "PT30S"
+
+
+def run_setup(env: dict[str, str], log: Path) -> None:
+    """The set-up job, as production runs it before the worker: here it creates the order
+    sweep's schedule (the dev server registered the search attributes at its start)."""
+    with open_private_log(log) as out:
+        subprocess.run(
+            [sys.executable, "-m", "vult.temporal.setup"],
+            env={**os.environ, **env},
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+            check=True,
+        )
 
 
 def start_api(children: Children, name: str, port: int, env: dict[str, str], log: Path) -> Child:
@@ -187,6 +209,11 @@ def start_stack(
         if not environ.get("API_METRICS_ADDRESS"):
             beside = config.metrics_port + 1
             env["API_METRICS_ADDRESS"] = f"127.0.0.1:{free_port() if port_open(beside) else beside}"
+        env.setdefault(
+            "ORDER_SWEEP_INTERVAL", environ.get("ORDER_SWEEP_INTERVAL") or LOCAL_SWEEP_INTERVAL
+        )
+        run_setup(env, logs / "setup.log")
+        say(f"Temporal: schedule order-sweep every {env['ORDER_SWEEP_INTERVAL']}")
         worker = start_worker(children, "worker", env, logs / "worker.log")
         processes["worker"] = worker.process.pid
         require_free(config.api_port, "the API")

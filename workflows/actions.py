@@ -8,6 +8,7 @@ time; the rules are in workflows/decisions.py, the activity calls in workflows/s
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from decimal import Decimal
 
 from temporalio import workflow
@@ -66,6 +67,8 @@ class OrderActions:
             await self._expire_payment_window()
         elif timer == Timer.DISPUTE_EVIDENCE:
             await self.remind_of_evidence()
+        elif timer == Timer.CATCH_UP:
+            await self.catch_up()
         elif timer == Timer.MONEY_IN_FLIGHT:
             # Cancelled, past its grace period, with a refund pending or a dispute open:
             # ask Stripe now and then, until the money has settled.
@@ -74,6 +77,44 @@ class OrderActions:
                 for pi in decisions.money_in_flight(self.state):
                     await self.learn(pi)
         # GRACE_OVER needs nothing: the main loop sees the order is finished.
+
+    async def catch_up(self) -> None:
+        """The first work of a resumed run, whose state came from the order's row: Stripe's
+        word now on every PaymentIntent of the order, applied as a webhook's would be, with
+        the amounts of each that took money. What was mid-way when the previous run ended
+        carries on from there: a payment that went through meanwhile confirms; money that
+        pays no order is refunded, once (the refunds' keys are the previous run's); a
+        cancellation whose refund Stripe holds is recorded; a refund of ours that failed
+        waits for ops, as it did. Safe to run again (after a park): it only reads and
+        applies."""
+        state = self.state
+        resumed = state.resumes[-1]
+        assert state.status is not None
+        await self._annotate(resumed_at=resumed.at)
+        for pi in list(state.payment_intent_ids):
+            intent = await steps.retrieve_payment_intent(pi)
+            if intent.status == "succeeded" or intent.amount_received > 0:
+                facts = await self._read_charge(pi)
+                decisions.adopt_our_refunds(state, pi, facts, steps.refund_key(self.order_id, pi))
+                if decisions.refund_owed(state, pi, facts):
+                    await self._annotate(stripe_payment_status="refund_failed")
+                    raise ApplicationError(
+                        f"A refund of {pi} failed at Stripe before the order was resumed: the "
+                        "money is still owed. Retry to refund again, or pay the customer back "
+                        "another way",
+                        type=Failure.REFUND_FAILED,
+                        non_retryable=True,
+                    )
+            state.last_payment_note = f"resumed: {await self._apply(intent)}"
+        payment = state.payment
+        if payment is not None and payment.payment_intent_id in state.charges:
+            await self.learn(payment.payment_intent_id)  # the row's amounts, ops' notices
+            if state.status == S.Confirmed and payment.payment_intent_id in state.refunds:
+                # The previous run was cancelling: Stripe holds its refund, the row was not
+                # written yet.
+                await self.cancel("Cancelled by customer (completed when the order was resumed)")
+        state.refund_retry_asked = False
+        state.catching_up = False
 
     async def _reconcile(self) -> None:
         """No webhook for a while: ask Stripe, and apply its answer as the webhook would."""
@@ -438,7 +479,7 @@ class OrderActions:
     # ---- the one way the order row changes -------------------------------------------------
 
     async def change(
-        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | None
+        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | datetime | None
     ) -> None:
         if not can_transition(current, new):
             raise refused(f"Cannot change order status from {current} to {new}")
@@ -453,14 +494,14 @@ class OrderActions:
             # Only a paying customer needs the client secret; keep it no longer than that.
             self.state.payment.client_secret = ""
 
-    async def _annotate(self, **fields: str | Decimal | None) -> None:
+    async def _annotate(self, **fields: str | Decimal | datetime | None) -> None:
         """Record Stripe details on the row without a transition."""
         status = self.state.status
         assert status is not None
         await self._write(status, status, **fields)
 
     async def _write(
-        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | None
+        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | datetime | None
     ) -> None:
         change = StatusChange(
             order_id=self.order_id, expected=[current], new_status=new, at=workflow.now()

@@ -25,6 +25,7 @@ from vult.domain.contracts import (
     RecordPayment,
     RefundInfo,
     RefundPayment,
+    ResumeOutcome,
     StatusChange,
 )
 
@@ -94,6 +95,22 @@ async def read_charge(payment_intent_id: str) -> ChargeFacts:
     _stub("read_charge")
 
 
+# ---- Resuming orders whose workflow is gone (activities/order_resume.py) ----------------
+
+
+@activity.defn(name="find_orders_to_resume")
+async def find_orders_to_resume(limit: int) -> list[uuid.UUID]:
+    """Orders that can still change whose workflow is not running (at most `limit`)."""
+    _stub("find_orders_to_resume")
+
+
+@activity.defn(name="resume_order")
+async def resume_order(order_id: uuid.UUID) -> ResumeOutcome:
+    """Start a new run of the order's workflow from its row, unless one runs or ran to
+    its end."""
+    _stub("resume_order")
+
+
 ALL = (
     create_order_row,
     change_order_status,
@@ -105,4 +122,6 @@ ALL = (
     refund_payment,
     retrieve_refund,
     read_charge,
+    find_orders_to_resume,
+    resume_order,
 )

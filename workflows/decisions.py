@@ -11,7 +11,13 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from vult.domain import payments
-from vult.domain.contracts import OrderPayment, OrderState, OrderTiming, PaymentIntentSnapshot
+from vult.domain.contracts import (
+    ChargeFacts,
+    OrderPayment,
+    OrderState,
+    OrderTiming,
+    PaymentIntentSnapshot,
+)
 from vult.domain.status import UNPAID, OrderStatus
 
 S = OrderStatus
@@ -100,6 +106,34 @@ class Timer(StrEnum):
     DISPUTE_EVIDENCE = "dispute evidence reminder"
     MONEY_IN_FLIGHT = "money in flight"
     CANCEL_ASK = "ask Stripe again to cancel"
+    # Not a clock: the first work of a resumed run, done before anything else.
+    CATCH_UP = "catch up with Stripe after the resume"
+
+
+def adopt_our_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: str) -> None:
+    """A resumed run knows no refunds: take those this service made of `pi` from Stripe's
+    list (their metadata carries the refund's key, which starts with `ours`). A live one is
+    the refund (so nothing is refunded twice); a failed one is money still owed."""
+    for refund in reversed(facts.refunds):  # oldest first
+        if refund.key is None or not refund.key.startswith(ours):
+            continue
+        if refund.status in payments.DEAD_REFUND:
+            failed = state.failed_refunds.setdefault(pi, [])
+            if refund.refund_id not in failed:
+                failed.append(refund.refund_id)
+        else:
+            state.refunds[pi] = refund
+
+
+def refund_owed(state: OrderState, pi: str, facts: ChargeFacts) -> bool:
+    """A refund of ours failed, none went through since, and the money is still held: it
+    is owed, and only ops' `retry` asks Stripe again."""
+    return (
+        bool(state.failed_refunds.get(pi))
+        and pi not in state.refunds
+        and payments.held(facts) > 0
+        and not state.refund_retry_asked
+    )
 
 
 def money_in_flight(state: OrderState) -> list[str]:

@@ -47,6 +47,12 @@ def sentence(state: OrderState) -> str:
 
 def describe(state: OrderState) -> None:
     details = sentence(state)
+    if state.resumes:
+        resumed = state.resumes[-1]
+        details = (
+            f"RESUMED {resumed.at:%Y-%m-%d %H:%M} UTC from the order's row and Stripe (the "
+            f"previous run: {resumed.previous}). {details}"
+        )
     for notice in state.notices.values():
         details = f"NEEDS ATTENTION: {notice}. {details}"
     if state.attention is not None:

@@ -100,6 +100,10 @@ class OrderWorkflow:
             retry_at = self._state.retry_at
             if retry_at is not None and retry_at <= workflow.now():
                 self._unpark()
+            if self._catch_up_due():
+                async with self._lock:
+                    if self._catch_up_due():
+                        await self._attempt("catching up after the resume", Timer.CATCH_UP)
             while self._events:
                 async with self._lock:
                     # Taken off the queue only once the lock is held: nothing that stops
@@ -125,6 +129,9 @@ class OrderWorkflow:
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._state
 
+    def _catch_up_due(self) -> bool:
+        return self._state.catching_up and self._state.attention is None
+
     def _cancel_due(self) -> bool:
         """A cancellation to finish, not parked, and not waiting for its next ask."""
         state = self._state
@@ -136,6 +143,8 @@ class OrderWorkflow:
         )
 
     def _finished(self) -> bool:
+        if self._state.catching_up:
+            return False  # resumed: nothing is known of Stripe's side yet
         if not decisions.finished(self._state, self._timing, workflow.now()):
             return False
         # A refund pending at Stripe or a dispute open: money may still move.
@@ -177,6 +186,8 @@ class OrderWorkflow:
         """Sleep until an event, a handler's change, or the earliest deadline."""
         ops_view.describe(self._state)
         self._wake = False
+        if self._catch_up_due():
+            return
         upcoming = decisions.deadlines(self._state, self._timing)
         due = upcoming[0][0] if upcoming else None
         if due is not None and due <= workflow.now():
@@ -189,6 +200,7 @@ class OrderWorkflow:
         any other failure past the step's retries (a database failover) parks the order:
         it is tried again every ATTENTION_RETRY or on ops' `retry`, never failing the
         workflow, so the Idempotency-Key stays usable and a retry returns this order."""
+        assert self._input.request is not None  # only a resumed run has none, and a state
         request = CreateOrderRow(
             order_id=self._input.order_id,
             created_at=workflow.now(),
@@ -221,7 +233,7 @@ class OrderWorkflow:
         self._state.currency = created.currency
         self._state.created_at = request.created_at
         ops_view.index_placed(
-            self._input.index_for_search, self._state, self._input.request.customer_email
+            self._input.index_for_search, self._state, request.request.customer_email
         )
         ops_view.count("vult_orders_created_total", "Orders placed")
         ops_view.describe(self._state)

@@ -55,3 +55,16 @@ STRIPE_READ = LocalActivityConfig(
     schedule_to_close_timeout=_BACKGROUND_SCHEDULE_TO_CLOSE,
     retry_policy=_BACKGROUND_RETRY,
 )
+# Resuming an order whose workflow is gone (a database read, a Stripe read, a start at
+# Temporal): retried for a few minutes; past that the next sweep tries again.
+RESUME = ActivityConfig(
+    start_to_close_timeout=timedelta(seconds=30),
+    schedule_to_close_timeout=timedelta(minutes=5),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)
+# Finding them: one read of the open orders, one listing of the running workflows.
+FIND_ORPHANS = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=2),
+    schedule_to_close_timeout=timedelta(minutes=5),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)

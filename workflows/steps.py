@@ -24,6 +24,7 @@ from vult.domain.contracts import (
     RecordPayment,
     RefundInfo,
     RefundPayment,
+    ResumeOutcome,
     StatusChange,
 )
 from vult.domain.failures import Failure
@@ -229,4 +230,20 @@ async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
         act.read_order_payment,
         order_id,
         **_summarised(policies.DB_WRITE, "Read the order's payment from the database"),
+    )
+
+
+async def find_orders_to_resume(limit: int) -> list[uuid.UUID]:
+    return await workflow.execute_activity(
+        act.find_orders_to_resume,
+        limit,
+        **_summarised(policies.FIND_ORPHANS, "Find orders that can still change with no workflow"),
+    )
+
+
+async def resume_order(order_id: uuid.UUID) -> ResumeOutcome:
+    return await workflow.execute_activity(
+        act.resume_order,
+        order_id,
+        **_summarised(policies.RESUME, f"Resume the workflow of order {order_id}"),
     )

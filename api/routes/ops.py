@@ -93,7 +93,11 @@ async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
 async def start_processing(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Confirmed -> Processing."""
     await run_command(
-        engine, order_id, "Cannot start processing an order", commands.start_processing(order_id)
+        engine,
+        commands,
+        order_id,
+        "Cannot start processing an order",
+        commands.start_processing(order_id),
     )
 
 
@@ -106,6 +110,7 @@ async def ship(
     """Processing -> Shipped, with the carrier and tracking number."""
     await run_command(
         engine,
+        commands,
         order_id,
         "Cannot ship an order",
         commands.ship(order_id, body.carrier, body.tracking_number),
@@ -117,7 +122,9 @@ async def ship(
 )
 async def deliver(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Shipped -> Delivered; the order's workflow then completes."""
-    await run_command(engine, order_id, "Cannot deliver an order", commands.deliver(order_id))
+    await run_command(
+        engine, commands, order_id, "Cannot deliver an order", commands.deliver(order_id)
+    )
 
 
 @router.post(
@@ -129,7 +136,7 @@ async def cancel(
     order_id: uuid.UUID, body: CancelOrderDto, commands: CommandsDep, engine: EngineDep
 ) -> None:
     """Cancel with a reason; refunds a taken payment."""
-    await run_cancel(engine, order_id, commands.cancel(order_id, body.reason))
+    await run_cancel(engine, commands, order_id, commands.cancel(order_id, body.reason))
 
 
 @router.post(
@@ -137,7 +144,7 @@ async def cancel(
 )
 async def retry(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Try an order's stuck step again now (an order that needs attention)."""
-    await run_command(engine, order_id, "Cannot retry an order", commands.retry(order_id))
+    await run_command(engine, commands, order_id, "Cannot retry an order", commands.retry(order_id))
 
 
 @router.post(
@@ -149,5 +156,5 @@ async def resolve(
     """Record that an order's problem was handled outside the service (with a note: what
     was done, by whom): its stuck step is not retried any more and its flag clears."""
     await run_command(
-        engine, order_id, "Cannot resolve an order", commands.resolve(order_id, body.note)
+        engine, commands, order_id, "Cannot resolve an order", commands.resolve(order_id, body.note)
     )

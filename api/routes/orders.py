@@ -147,7 +147,11 @@ async def create_payment(
 ) -> PaymentIntentDto:
     """Create (or return the open) Stripe PaymentIntent for a Pending or Failed order."""
     return await run_command(
-        engine, order_id, "Cannot process payment for order", commands.request_payment(order_id)
+        engine,
+        commands,
+        order_id,
+        "Cannot process payment for order",
+        commands.request_payment(order_id),
     )
 
 
@@ -163,4 +167,4 @@ async def create_payment(
 async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded.
     202 when the payment is mid-charge: recorded, and completed once it settles."""
-    await run_cancel(engine, order_id, commands.cancel(order_id, "Cancelled by customer"))
+    await run_cancel(engine, commands, order_id, commands.cancel(order_id, "Cancelled by customer"))

@@ -8,8 +8,11 @@ from fastapi import APIRouter
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import read_model, stripe_webhooks
+from api.commands import resume_if_gone
 from api.deps import CommandsDep, EngineDep, SettingsDep, VerifiedEventDep
+from api.errors import BeingResumed
 from api.metrics import WEBHOOK_EVENTS_IGNORED
+from api.order_commands import WorkflowClosed
 from api.schemas import ErrorResponse
 from api.stripe_webhooks import NotForUs, OrderEvent
 
@@ -29,8 +32,15 @@ async def stripe_webhook(
     except NotForUs as skipped:
         WEBHOOK_EVENTS_IGNORED.labels(reason=skipped.reason).inc()
         return {"received": True}
-    # An order whose workflow has closed gets the after-close workflow instead.
-    await commands.deliver_payment_event(order_id, found.event)
+    try:
+        await commands.deliver_payment_event(order_id, found.event)
+    except WorkflowClosed as closed:
+        if await resume_if_gone(engine, commands, order_id):
+            # Not acknowledged: Stripe sends it again, to the resumed run (which reads
+            # Stripe's word on every PaymentIntent of the order first anyway).
+            raise BeingResumed("The order's workflow is being resumed; send again") from closed
+        # Finished (delivered, or cancelled and settled): the after-close workflow.
+        await commands.settle_late(order_id, found.event)
     return {"received": True}
 
 

@@ -13,6 +13,7 @@ from chaos.shoppers import Journey
 from vult.domain.payments import OWNER_KEY, REFUND_KEY
 
 ORDER = "0b4f6d1e-0000-4000-8000-000000000001"
+BAD_END = "no workflow failed, timed out, terminated or cancelled (but by the terminate fault)"
 
 
 def sound() -> tuple[list[Journey], Records]:
@@ -31,9 +32,15 @@ def sound() -> tuple[list[Journey], Records]:
                 "pi": "pi_kept",
                 "amount_refunded": None,
                 "dispute_status": None,
+                "stripe_payment_status": "succeeded",
+                "resolution_note": None,
             }
         },
-        workflows={ORDER: Workflow(exists=True, status="Confirmed", search_status="Confirmed")},
+        workflows={
+            ORDER: Workflow(
+                exists=True, status="Confirmed", search_status="Confirmed", running=True
+            )
+        },
         bad_endings=[],
         intents={
             "pi_kept": _intent("pi_kept", 1234),
@@ -142,7 +149,16 @@ def _parked(j: list[Journey], r: Records) -> None:
 
 
 def _failed_workflow(j: list[Journey], r: Records) -> None:
-    r.bad_endings.append("late-payment-pi_x")
+    r.bad_endings.append(("late-payment-pi_x", "run-1"))
+
+
+def _terminated_not_by_the_fault(j: list[Journey], r: Records) -> None:
+    r.terminated.add((f"order-{ORDER}", "run-0"))  # the fault's: not a violation
+    r.bad_endings += [(f"order-{ORDER}", "run-0"), (f"order-{ORDER}", "run-1")]
+
+
+def _terminated_and_not_resumed(j: list[Journey], r: Records) -> None:
+    r.workflows[ORDER].running = False
 
 
 def _server_error(j: list[Journey], r: Records) -> None:
@@ -175,7 +191,9 @@ def _wrong_amount(j: list[Journey], r: Records) -> None:
         (_no_workflow, "every order has its workflow"),
         (_failing_task, "no workflow with a failing workflow task"),
         (_parked, "no order left needing attention"),
-        (_failed_workflow, "no workflow failed, timed out, terminated or cancelled"),
+        (_failed_workflow, BAD_END),
+        (_terminated_not_by_the_fault, BAD_END),
+        (_terminated_and_not_resumed, "every order that can still change has a running workflow"),
         (_server_error, "no server error (5xx other than 503)"),
         (_wrong_amount, "Confirmed or later: exactly the PaymentIntent it names is kept"),
     ],
@@ -184,6 +202,13 @@ def test_each_violation_is_found(spoil: Any, invariant: str) -> None:
     journeys, records = sound()
     spoil(journeys, records)
     assert invariant in failed(audit(journeys, records))
+
+
+def test_a_run_the_terminate_fault_ended_is_no_violation_once_resumed() -> None:
+    journeys, records = sound()
+    records.terminated.add((f"order-{ORDER}", "run-0"))
+    records.bad_endings.append((f"order-{ORDER}", "run-0"))
+    assert not failed(audit(journeys, records))
 
 
 def test_an_event_delivered_again_that_was_not_acknowledged_is_found() -> None:

@@ -78,6 +78,9 @@ PATHS = {
     "after_close_refund_recorded",
     "cancel_recorded_mid_charge",
     "failed_refund_retried_then_resolved",
+    "resumed_paid_then_delivered",
+    "resumed_paid_then_cancelled",
+    "resumed_unpaid_then_expired",
 }
 
 

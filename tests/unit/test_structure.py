@@ -18,6 +18,7 @@ import pytest
 from temporalio import activity
 
 from activities.order_db import OrderDbActivities
+from activities.order_resume import OrderResumeActivities
 from activities.stripe_payments import StripeActivities
 from workflows import activity_stubs
 
@@ -77,8 +78,9 @@ def _registered() -> dict[str, Callable[..., Any]]:
     # The constructors only keep what they are given; nothing is called here.
     db = OrderDbActivities(engine=None, pricing=None)  # type: ignore[arg-type]  # unused
     payments = StripeActivities(client=None, owner="test")  # type: ignore[arg-type]  # unused
+    resume = OrderResumeActivities(None, None, None, "q", None)  # type: ignore[arg-type]
     found: dict[str, Callable[..., Any]] = {}
-    for fn in [*db.all(), *payments.all()]:
+    for fn in [*db.all(), *payments.all(), *resume.all()]:
         definition = activity._Definition.from_callable(fn)
         assert definition is not None and definition.name, fn
         assert definition.name not in found, f"{definition.name} registered twice"

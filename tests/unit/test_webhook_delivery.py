@@ -1,6 +1,7 @@
 """A verified Stripe event that cannot reach its workflow is answered 503, so Stripe retries
-it (for days) instead of it being lost; one for an order whose workflow has closed (or never
-ran) is 200 once its late-payment workflow has it."""
+it (for days) instead of it being lost; one for an order whose workflow has finished is 200
+once its late-payment workflow has it; one for an order whose workflow is gone while the
+order can still change is 503 while the order is resumed (the resumed run gets it again)."""
 
 from __future__ import annotations
 
@@ -56,6 +57,20 @@ def _every_payment_intent_is_ours(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(webhooks, "_our_order", ours)
 
 
+def order_finished(monkeypatch: pytest.MonkeyPatch, finished: bool) -> list[uuid.UUID]:
+    """Whether the order's row says it is done (tests/integration/test_orders_resumed.py
+    reads the real row); returns the orders a resume was asked for."""
+    resumed: list[uuid.UUID] = []
+
+    async def resume_if_gone(_engine: object, _commands: object, order_id: uuid.UUID) -> bool:
+        if not finished:
+            resumed.append(order_id)
+        return not finished
+
+    monkeypatch.setattr(webhooks, "resume_if_gone", resume_if_gone)
+    return resumed
+
+
 def post_event(client: _Client) -> int:
     settings = Settings(  # never connected to: the ownership check is stood in for
         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
@@ -90,8 +105,20 @@ def test_an_event_temporal_cannot_take_now_is_503_so_stripe_retries() -> None:
     assert [e.payment_intent_id for e in client.signals] == ["pi_1"]
 
 
-def test_an_event_for_an_order_with_no_workflow_is_acknowledged() -> None:
+def test_an_event_for_an_order_whose_workflow_finished_is_acknowledged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     client = _Client(RPCStatusCode.NOT_FOUND)
+    order_finished(monkeypatch, True)
     assert post_event(client) == 200
     # ... and handed to the PaymentIntent's late-payment workflow, not dropped.
     assert client.started == ["late-payment-pi_1"]
+
+
+def test_an_event_for_an_order_whose_workflow_is_gone_waits_for_its_resume(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    client = _Client(RPCStatusCode.NOT_FOUND)
+    resumed = order_finished(monkeypatch, False)
+    assert post_event(client) == 503  # Stripe sends it again, to the resumed run
+    assert len(resumed) == 1 and client.started == []  # no after-close workflow

@@ -136,6 +136,7 @@ class Backend:
             "amount_refunded",
             "dispute_status",
             "resolution_note",
+            "resumed_at",
         ):
             if getattr(change, name) is not None:
                 row[name] = str(getattr(change, name))

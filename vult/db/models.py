@@ -84,6 +84,9 @@ class Order(Base):
     dispute_status: Mapped[str | None] = mapped_column(String(50))
     # What ops noted when they resolved a problem by hand (the `resolve` command).
     resolution_note: Mapped[str | None] = mapped_column(String(1000))
+    # When a new run of the order's workflow last started from this row, its previous run
+    # having ended while the order could still change (vult/temporal/orphans.py).
+    resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))

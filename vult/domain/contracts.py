@@ -165,11 +165,24 @@ class OrderState(BaseModel):
     resolutions: list[Resolution] = Field(default_factory=list)
     # A refund of ours failed at Stripe: the next one is made only when ops ask (`retry`).
     refund_retry_asked: bool = False
+    # Each time a run of this order's workflow started from the row after the previous run
+    # ended while the order could still change (terminated in the Web UI, say), oldest first.
+    resumes: list[ResumedRun] = Field(default_factory=list)
+    # A resumed run has yet to read Stripe's word on every PaymentIntent of the order.
+    catching_up: bool = False
+
+
+class ResumedRun(BaseModel):
+    at: datetime
+    # How the previous run ended: TERMINATED, FAILED, TIMED_OUT, CANCELED, or NOT_STARTED
+    # (a row without any workflow).
+    previous: str
 
 
 class OrderWorkflowInput(BaseModel):
     order_id: uuid.UUID
-    request: OrderRequest
+    # The customer's request; None for a run resumed from the order's row (`state` set).
+    request: OrderRequest | None = None
     timing: OrderTiming = Field(default_factory=OrderTiming)
     # Index the order for ops' searches (vult/search_attributes.py). Off only on a server
     # that cannot register custom attributes (Temporal's time-skipping test server).
@@ -177,7 +190,7 @@ class OrderWorkflowInput(BaseModel):
     # Drawn by the API, which indexes the order under it when it starts the workflow; the
     # activity tries it first and draws another only if it is taken.
     order_number: str | None = None
-    state: OrderState | None = None  # set only when continuing as new
+    state: OrderState | None = None  # set when continuing as new, or resuming
 
 
 class CancelOrder(BaseModel):
@@ -244,6 +257,7 @@ class StatusChange(BaseModel):
     amount_refunded: Decimal | None = None  # major units, as Stripe's amounts say
     dispute_status: str | None = None
     resolution_note: str | None = None
+    resumed_at: datetime | None = None
 
 
 class RecordPayment(BaseModel):
@@ -309,3 +323,19 @@ class RefundPayment(BaseModel):
     # Minor units. None: whatever is still held (captured, less every live refund and any
     # disputed amount), read from Stripe by the activity.
     amount: int | None = None
+
+
+class ResumeOutcome(BaseModel):
+    """What resuming one order did: `resumed`, or why not (`running`, `completed`: a run
+    that ended normally is never resumed, `settled`: nothing can change any more,
+    `not_found`)."""
+
+    order_id: uuid.UUID
+    outcome: str
+    previous: str | None = None  # how the previous run ended, when resumed
+
+
+class SweepReport(BaseModel):
+    found: int = 0
+    resumed: list[uuid.UUID] = Field(default_factory=list)
+    failed: list[uuid.UUID] = Field(default_factory=list)

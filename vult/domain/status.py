@@ -54,3 +54,28 @@ UNPAID = frozenset({S.Pending, S.PaymentProcessing, S.Failed})
 
 def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
     return (current, new) in ALLOWED_TRANSITIONS
+
+
+# A Cancelled order's paymentStatus once none of its money can move any more: nothing was
+# taken (no status, the PaymentIntent canceled or failed), all of it went back, or a lost
+# dispute took it. Any other (a refund pending or failed, a dispute open, money held) may
+# still move.
+SETTLED_AFTER_CANCEL = frozenset({"canceled", "failed", "refunded", "dispute_lost"})
+# Where the order's story ends: nothing more happens to it.
+ENDED = frozenset({S.Delivered})
+
+
+def may_still_change(
+    status: str, payment_status: str | None, resolution_note: str | None = None
+) -> bool:
+    """Something can still happen to an order in this state of its row: it can be paid,
+    fulfilled, cancelled, or money of it can still move. Such an order needs a running
+    workflow; one whose workflow is gone is resumed (vult/temporal/orphans.py). A Cancelled
+    order ops resolved by hand is settled whatever its payment says."""
+    if status in ENDED:
+        return False
+    if status != S.Cancelled:
+        return True
+    if resolution_note is not None:
+        return False
+    return payment_status is not None and payment_status not in SETTLED_AFTER_CANCEL

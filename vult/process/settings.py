@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     attention_retry: timedelta = _TIMING.attention_retry
     # Ops are reminded (needs attention) this long before a dispute's evidence is due.
     dispute_reminder: timedelta = _TIMING.dispute_reminder
+    # How often the order sweep (a Temporal Schedule the set-up job creates) looks for
+    # orders that can still change whose workflow is gone (terminated from the Web UI, say)
+    # and resumes them. A command or a webhook for such an order resumes it at once; the
+    # sweep finds the ones nobody asks about. The local stack runs it every 30 s.
+    order_sweep_interval: timedelta = Field(
+        default=timedelta(minutes=5), ge=timedelta(seconds=10), le=timedelta(days=1)
+    )
 
     # Bearer token for the ops endpoints (/api/ops/...).
     # Empty: the ops API is off. The local stack sets the well-known development tokens

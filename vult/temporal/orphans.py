@@ -1,14 +1,13 @@
-"""Order rows without a workflow: the check that finds any.
+"""Orders whose workflow is gone: the check that finds them.
 
-Since placement parks instead of failing, every order row is written by its running
-workflow. A row without one predates that (a workflow that failed after the insert), or was
-written by hand. This lists them, read-only:
+An order whose row says it can still change (`vult.domain.status.may_still_change`: not
+Delivered; a Cancelled one only while money of it may still move) needs a running
+`order-<orderId>` workflow. Terminate (the Web UI, the CLI, a batch) ends one that no
+workflow can refuse; a bug can fail one; a row can be written by hand. The orders found
+here are resumed by the sweep (workflows/order_sweep.py); a run that completed normally is
+never resumed. Read-only from the command line:
 
-    python -m vult.temporal.orphans      (exit 1 when it finds any)
-
-Each order's workflow id is `order-<orderId>`; a workflow that exists in any state (running
-or closed) counts: a closed one is the order's history, and resuming it is ops' call
-(docs/operations.md).
+    python -m vult.temporal.orphans      (lists them; exit 1 when it finds any)
 """
 
 from __future__ import annotations
@@ -18,49 +17,107 @@ import sys
 import uuid
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from vult.db.models import ORDERS
+from vult.domain.status import ENDED, SETTLED_AFTER_CANCEL, OrderStatus
 
 _BATCH = 500
 _AT_ONCE = 16
+NOT_STARTED = "NOT_STARTED"
+# Runs that ended as the order's workflow means them to: never resumed.
+_ENDED_NORMALLY = frozenset(
+    {WorkflowExecutionStatus.COMPLETED, WorkflowExecutionStatus.CONTINUED_AS_NEW}
+)
+_RUNNING_ORDERS = "WorkflowType = 'OrderWorkflow' AND ExecutionStatus = 'Running'"
+
+
+def workflow_id(order_id: uuid.UUID) -> str:
+    return f"order-{order_id}"
+
+
+async def how_it_ended(client: Client, order_id: uuid.UUID) -> str | None:
+    """How the order's workflow ended when it did not end normally: TERMINATED, FAILED,
+    TIMED_OUT or CANCELED (its latest run), NOT_STARTED (none ever ran); None while it runs
+    or once it completed."""
+    try:
+        found = await client.get_workflow_handle(workflow_id(order_id)).describe()
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return NOT_STARTED
+        raise
+    status = found.status
+    if status is None or status == WorkflowExecutionStatus.RUNNING or status in _ENDED_NORMALLY:
+        return None
+    return status.name
+
+
+def _can_still_change() -> object:
+    """The rows `may_still_change` holds for, in SQL."""
+    c = ORDERS.c
+    return or_(
+        c.status.not_in([*(s.value for s in ENDED), OrderStatus.Cancelled.value]),
+        and_(
+            c.status == OrderStatus.Cancelled.value,
+            c.resolution_note.is_(None),
+            c.stripe_payment_status.is_not(None),
+            c.stripe_payment_status.not_in(sorted(SETTLED_AFTER_CANCEL)),
+        ),
+    )
+
+
+async def _running(client: Client) -> set[str]:
+    """Ids of the running order workflows, from visibility (which may lag a start by a
+    moment: every order not listed is asked about on its own)."""
+    return {wf.id async for wf in client.list_workflows(_RUNNING_ORDERS, page_size=1000)}
 
 
 async def orders_without_workflow(
-    engine: AsyncEngine, client: Client, since: datetime | None = None
+    engine: AsyncEngine,
+    client: Client,
+    since: datetime | None = None,
+    limit: int | None = None,
 ) -> list[uuid.UUID]:
-    """Every order (created at or after `since`, if given) whose row exists and whose
-    workflow Temporal has never heard of."""
+    """Orders (created at or after `since`, if given) that can still change and whose
+    workflow is not running and did not end normally, oldest first, at most `limit`."""
+    running = await _running(client)
     found: list[uuid.UUID] = []
     gate = asyncio.Semaphore(_AT_ONCE)
 
-    async def missing(order_id: uuid.UUID) -> bool:
+    async def gone(order_id: uuid.UUID) -> bool:
         async with gate:
-            try:
-                await client.get_workflow_handle(f"order-{order_id}").describe()
-            except RPCError as err:
-                if err.status == RPCStatusCode.NOT_FOUND:
-                    return True
-                raise
-            return False
+            return await how_it_ended(client, order_id) is not None
 
-    after: uuid.UUID | None = None
-    while True:  # bounded by the table: each batch moves `after` forward
-        query = select(ORDERS.c.order_id).order_by(ORDERS.c.order_id).limit(_BATCH)
+    after: tuple[datetime, uuid.UUID] | None = None
+    c = ORDERS.c
+    while limit is None or len(found) < limit:  # bounded by the table: `after` moves on
+        query = (
+            select(c.created_date, c.order_id)
+            .where(_can_still_change())  # type: ignore[arg-type]
+            .order_by(c.created_date, c.order_id)
+            .limit(_BATCH)
+        )
         if after is not None:
-            query = query.where(ORDERS.c.order_id > after)
+            query = query.where(
+                or_(
+                    c.created_date > after[0],
+                    and_(c.created_date == after[0], c.order_id > after[1]),
+                )
+            )
         if since is not None:
-            query = query.where(ORDERS.c.created_date >= since)
+            query = query.where(c.created_date >= since)
         async with engine.connect() as conn:
-            ids = list((await conn.scalars(query)).all())
-        if not ids:
-            return found
-        flags = await asyncio.gather(*(missing(i) for i in ids))
-        found += [i for i, lost in zip(ids, flags, strict=True) if lost]
-        after = ids[-1]
+            rows = [(r.created_date, r.order_id) for r in await conn.execute(query)]
+        if not rows:
+            break
+        candidates = [i for _, i in rows if workflow_id(i) not in running]
+        flags = await asyncio.gather(*(gone(i) for i in candidates))
+        found += [i for i, lost in zip(candidates, flags, strict=True) if lost]
+        after = rows[-1]
+    return found if limit is None else found[:limit]
 
 
 async def main() -> int:
@@ -71,12 +128,14 @@ async def main() -> int:
     settings = get_settings()
     engine = make_engine(settings.database_url, pool_size=2)
     try:
-        lost = await orders_without_workflow(engine, await connect(settings))
+        client = await connect(settings)
+        lost = await orders_without_workflow(engine, client)
+        for order_id in lost:
+            ended = await how_it_ended(client, order_id)
+            print(f"order {order_id} can still change and has no workflow ({ended})")
     finally:
         await engine.dispose()
-    for order_id in lost:
-        print(f"order {order_id} has no workflow (order-{order_id})")
-    print(f"{len(lost)} order row(s) without a workflow")
+    print(f"{len(lost)} order(s) to resume (the order sweep resumes them)")
     return 1 if lost else 0
 
 

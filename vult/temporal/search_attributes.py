@@ -1,7 +1,7 @@
 """Custom search attributes, so ops can find an order in the Web UI:
 `OrderNumber = "VLT-..."`, `CustomerEmail = "..."`, `OrderStatus = "PaymentProcessing"`,
-`OrderTotal > 100`, `NeedsAttention = true`, `Disputed = true`. The dev stack, the tests
-and the compose stack register these."""
+`OrderTotal > 100`, `NeedsAttention = true`, `Disputed = true`, `Resumed = true`. The
+dev stack, the tests and the compose stack register these."""
 
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ ORDER_TOTAL = SearchAttributeKey.for_float("OrderTotal")
 NEEDS_ATTENTION = SearchAttributeKey.for_bool("NeedsAttention")
 # Set while a dispute (chargeback) of the order's payment is open (`Disputed = true`).
 DISPUTED = SearchAttributeKey.for_bool("Disputed")
+# Set on a run of an order's workflow that was resumed from the order's row, its previous
+# run having ended while the order could still change (`Resumed = true`).
+RESUMED = SearchAttributeKey.for_bool("Resumed")
 
 ALL = (ORDER_NUMBER, CUSTOMER_EMAIL, ORDER_STATUS, ORDER_TOTAL)
 
@@ -26,4 +29,5 @@ REGISTRATION = {
     ORDER_TOTAL.name: "Double",
     NEEDS_ATTENTION.name: "Bool",
     DISPUTED.name: "Bool",
+    RESUMED.name: "Bool",
 }

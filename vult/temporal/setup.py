@@ -1,5 +1,7 @@
 """Prepare a Temporal cluster for the service (idempotent): create the namespace if it
-does not exist, then register the custom search attributes on it. In production it also
+does not exist, register the custom search attributes on it, and create (or bring to the
+configured interval) the Schedule that sweeps for orders whose workflow is gone
+(vult/temporal/schedules.py, ORDER_SWEEP_INTERVAL). In production it also
 checks the Stripe account: the webhook endpoint must be subscribed to every event the
 service acts on (vult/process/stripe_setup.py); it fails, naming what is missing, if not.
 
@@ -31,6 +33,7 @@ from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.process.stripe_setup import missing_webhook_events
 from vult.temporal.client import connect
+from vult.temporal.schedules import SWEEP_SCHEDULE_ID, ensure_sweep_schedule
 from vult.temporal.search_attributes import REGISTRATION
 
 _TYPES = {
@@ -116,6 +119,15 @@ async def main() -> int:
                 raise
             await asyncio.sleep(1)
     log.info("search attributes added: %s", added or "none needed")
+    created = await ensure_sweep_schedule(
+        client, settings.temporal_task_queue, settings.order_sweep_interval
+    )
+    log.info(
+        "schedule %s %s: every %s",
+        SWEEP_SCHEDULE_ID,
+        "created" if created else "up to date",
+        settings.order_sweep_interval,
+    )
     if settings.is_production and not await check_stripe(settings, log):
         return 1
     return 0
