@@ -90,14 +90,16 @@ def test_alert_rules_watch_payment_failures_and_webhook_signatures() -> None:
     # Counters (the API's) with `_total` added.
     workflow_code = "".join(p.read_text() for p in sorted((ROOT / "workflows").glob("*.py")))
     activity_code = "".join(p.read_text() for p in sorted((ROOT / "activities").glob("*.py")))
-    exported = set(re.findall(r'count\(\s*"(vult_[a-z_]+)"', workflow_code)) | {
-        *re.findall(r'create_counter\(\s*"(vult_[a-z_]+)"', activity_code)
-    } | {
-        f"{name}_total"
-        for name in re.findall(
-            r'Counter\(\s*"(vult_[a-z_]+)"', (ROOT / "api/metrics.py").read_text()
-        )
-    }
+    exported = (
+        set(re.findall(r'count\(\s*"(vult_[a-z_]+)"', workflow_code))
+        | {*re.findall(r'create_counter\(\s*"(vult_[a-z_]+)"', activity_code)}
+        | {
+            f"{name}_total"
+            for name in re.findall(
+                r'Counter\(\s*"(vult_[a-z_]+)"', (ROOT / "api/metrics.py").read_text()
+            )
+        }
+    )
     assert "vult_orders_created_total" in exported  # the scan finds the counters
     for rule in by_name.values():
         for metric in set(re.findall(r"vult_[a-z_]+", rule["expr"])):
