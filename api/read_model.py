@@ -205,6 +205,7 @@ class OrderFilter:
     customer_email: str | None = None
     created_from: datetime | None = None
     created_to: datetime | None = None
+    resumed: bool | None = None  # only orders whose workflow was (or was never) resumed
 
 
 async def list_orders(
@@ -220,6 +221,9 @@ async def list_orders(
         conditions.append(Order.created_date >= where.created_from)
     if where.created_to:
         conditions.append(Order.created_date < where.created_to)
+    if where.resumed is not None:
+        resumed = Order.resumed_at.is_not(None)
+        conditions.append(resumed if where.resumed else ~resumed)
     total = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
     rows = await session.execute(
         select(
@@ -231,6 +235,7 @@ async def list_orders(
             Order.currency,
             Order.created_date,
             Order.updated_date,
+            Order.resumed_at,
         )
         .where(*conditions)
         .order_by(Order.created_date.desc(), Order.order_id)

@@ -157,6 +157,8 @@ class OrderSummaryDto(WireModel):
     currency: str
     created_date: datetime
     updated_date: datetime
+    # When the order's workflow was last resumed after ending early (null if never).
+    resumed_at: datetime | None = None
 
 
 class OrderPageDto(WireModel):

@@ -63,10 +63,12 @@ async def list_orders(
     customer_email: Annotated[str | None, Query(alias="customerEmail", max_length=256)] = None,
     created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
     created_to: Annotated[datetime | None, Query(alias="createdTo")] = None,
+    resumed: Annotated[bool | None, Query()] = None,
     page: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1,
     page_size: Annotated[int, Query(alias="pageSize", ge=1, le=100)] = 20,
 ) -> OrderPageDto:
-    """List orders, newest first, filtered by status, customer email and created date."""
+    """List orders, newest first, filtered by status, customer email, created date, and
+    whether their workflow was resumed after ending early (`resumed=true`)."""
     if customer_email is not None and not is_storable_line(customer_email):
         raise BadRequest(f"customerEmail {UNSTORABLE}")
     where = read_model.OrderFilter(
@@ -74,6 +76,7 @@ async def list_orders(
         customer_email=customer_email,
         created_from=created_from,
         created_to=created_to,
+        resumed=resumed,
     )
     return await read_model.list_orders(session, where, page, page_size)
 

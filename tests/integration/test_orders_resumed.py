@@ -80,6 +80,10 @@ async def test_a_command_for_a_terminated_paid_order_says_so_and_resumes_it(
     assert state.payment is not None and state.payment.payment_intent_id == pi
     shown = (await http.get(f"/api/orders/{order_id}")).json()
     assert shown["resumedAt"] is not None and shown["status"] == "Confirmed"
+    listed = await http.get("/api/ops/orders?resumed=true&pageSize=100", headers=OPS)
+    assert order_id in {o["orderId"] for o in listed.json()["items"]}
+    listed = await http.get("/api/ops/orders?resumed=false&pageSize=100", headers=OPS)
+    assert order_id not in {o["orderId"] for o in listed.json()["items"]}
     assert await how_it_ended(temporal_client, uuid.UUID(order_id)) is None
 
     # The order carries on where it stood: ops take it to Processing, then ship it.
