@@ -37,7 +37,12 @@ def build_worker(
     db = OrderDbActivities(engine, settings.pricing())
     payments = StripeActivities(stripe_client, settings.stripe_owner)
     resume = OrderResumeActivities(
-        engine, client, stripe_client, settings.temporal_task_queue, settings.order_timing()
+        engine,
+        client,
+        stripe_client,
+        settings.temporal_task_queue,
+        settings.order_timing(),
+        settings.payment_capture,
     )
     return Worker(
         client,

@@ -16,12 +16,15 @@ from temporalio.exceptions import ApplicationError
 
 from vult.db import changes
 from vult.db.errors import described, is_permanent
-from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDERS, PRODUCTS
+from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS, PRODUCTS
 from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
+    OrderLineInfo,
+    OrderLines,
     OrderPayment,
     RecordPayment,
+    RecordReturn,
     StatusChange,
 )
 from vult.domain.failures import Failure
@@ -65,6 +68,8 @@ class OrderDbActivities:
             self.change_order_status,
             self.read_order_payment,
             self.record_payment,
+            self.read_order_lines,
+            self.record_return,
         ]
 
     @activity.defn(name="create_order_row")
@@ -245,11 +250,14 @@ class OrderDbActivities:
             "dispute_status",
             "resolution_note",
             "resumed_at",
+            "amount_captured",
         ):
             value = getattr(change, name)
             if value is not None:
                 values[name] = value
 
+        if change.new_status == OrderStatus.Delivered:
+            values["delivered_date"] = change.at
         async with self._engine.begin() as conn:
             if change.payment_intent_id is not None:
                 # Recorded with the first write that names it, so the webhook route knows
@@ -273,6 +281,8 @@ class OrderDbActivities:
                 .returning(_ORDERS.c.order_id)
             )
             if changed is not None:
+                if change.new_status == OrderStatus.Shipped:
+                    await _record_shipment(conn, change)
                 await changes.announce(conn, change.order_id)
                 return
             row = (
@@ -331,6 +341,94 @@ class OrderDbActivities:
                 await changes.announce(conn, record.order_id)
         return changed is not None
 
+    @activity.defn(name="read_order_lines")
+    async def read_order_lines(self, order_id: uuid.UUID) -> OrderLines:
+        """The order's amounts and lines, with what shipped and was returned (a read)."""
+        async with self._engine.connect() as conn:
+            order = (
+                await conn.execute(
+                    select(
+                        _ORDERS.c.sub_total,
+                        _ORDERS.c.tax,
+                        _ORDERS.c.shipping_cost,
+                        _ORDERS.c.total,
+                    ).where(_ORDERS.c.order_id == order_id)
+                )
+            ).one()
+            lines = await conn.execute(
+                select(
+                    LINE_ITEMS.c.line_item_id,
+                    LINE_ITEMS.c.unit_price,
+                    LINE_ITEMS.c.quantity,
+                    LINE_ITEMS.c.quantity_shipped,
+                    LINE_ITEMS.c.quantity_returned,
+                )
+                .where(LINE_ITEMS.c.order_id == order_id)
+                .order_by(LINE_ITEMS.c.position)
+            )
+            return OrderLines(
+                sub_total=order.sub_total,
+                tax=order.tax,
+                shipping_cost=order.shipping_cost,
+                total=order.total,
+                lines=[
+                    OrderLineInfo(
+                        line_item_id=str(li.line_item_id),
+                        unit_price=li.unit_price,
+                        quantity=li.quantity,
+                        shipped=li.quantity_shipped or 0,
+                        returned=li.quantity_returned,
+                    )
+                    for li in lines
+                ],
+            )
+
+    @activity.defn(name="record_return")
+    async def record_return(self, req: RecordReturn) -> None:
+        """The return on the order (its row in order_returns, the lines' returned
+        quantities, Stripe's amounts), once: a retry finds its row and does nothing."""
+        record = req.record
+        async with self._engine.begin() as conn:
+            inserted = await conn.scalar(
+                insert(ORDER_RETURNS)
+                .values(
+                    order_id=req.order_id,
+                    return_key=record.key,
+                    reason=record.reason,
+                    amount=record.amount,
+                    refund_id=record.refund_id or None,
+                    refund_status=record.refund_status or None,
+                    line_items=[
+                        {"lineItemId": li.line_item_id, "quantity": li.quantity}
+                        for li in record.line_items
+                    ],
+                    created_date=record.at,
+                )
+                .on_conflict_do_nothing()
+                .returning(ORDER_RETURNS.c.return_key)
+            )
+            if inserted is None:
+                return
+            for li in record.line_items:
+                await conn.execute(
+                    update(LINE_ITEMS)
+                    .where(
+                        LINE_ITEMS.c.order_id == req.order_id,
+                        LINE_ITEMS.c.line_item_id == uuid.UUID(li.line_item_id),
+                    )
+                    .values(quantity_returned=LINE_ITEMS.c.quantity_returned + li.quantity)
+                )
+            await conn.execute(
+                update(_ORDERS)
+                .where(_ORDERS.c.order_id == req.order_id)
+                .values(
+                    stripe_payment_status=req.stripe_payment_status,
+                    amount_refunded=req.amount_refunded,
+                    updated_date=req.at,
+                )
+            )
+            await changes.announce(conn, req.order_id)
+
     @activity.defn(name="read_order_payment")
     async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:
         """The order's status and the PaymentIntent it recorded (a read: safe to repeat)."""
@@ -349,3 +447,29 @@ class OrderDbActivities:
             status=OrderStatus(row.status),
             payment_intent_id=row.stripe_payment_intent_id,
         )
+
+
+async def _record_shipment(conn: AsyncConnection, change: StatusChange) -> None:
+    """What shipped, on the lines: every line in full, or the quantities named (the rest
+    of each line: none)."""
+    if change.ship_all:
+        await conn.execute(
+            update(LINE_ITEMS)
+            .where(LINE_ITEMS.c.order_id == change.order_id)
+            .values(quantity_shipped=LINE_ITEMS.c.quantity)
+        )
+    elif change.shipped_lines is not None:
+        await conn.execute(
+            update(LINE_ITEMS)
+            .where(LINE_ITEMS.c.order_id == change.order_id)
+            .values(quantity_shipped=0)
+        )
+        for line_id, quantity in change.shipped_lines.items():
+            await conn.execute(
+                update(LINE_ITEMS)
+                .where(
+                    LINE_ITEMS.c.order_id == change.order_id,
+                    LINE_ITEMS.c.line_item_id == uuid.UUID(line_id),
+                )
+                .values(quantity_shipped=quantity)
+            )

@@ -54,7 +54,9 @@ class OrderResumeActivities:
         stripe_client: stripe.StripeClient,
         task_queue: str,
         timing: OrderTiming,
+        capture: str = "automatic",
     ) -> None:
+        self._capture = capture  # PAYMENT_CAPTURE, for a payment the resumed order takes
         self._engine = engine
         self._client = client
         self._stripe = stripe_client
@@ -67,7 +69,9 @@ class OrderResumeActivities:
     @activity.defn(name="find_orders_to_resume")
     async def find_orders_to_resume(self, limit: int) -> list[uuid.UUID]:
         """Orders that can still change whose workflow is not running, oldest first."""
-        return await orders_without_workflow(self._engine, self._client, limit=limit)
+        return await orders_without_workflow(
+            self._engine, self._client, limit=limit, return_window=self._timing.return_window
+        )
 
     @activity.defn(name="resume_order")
     async def resume_order(self, order_id: uuid.UUID) -> ResumeOutcome:
@@ -86,7 +90,13 @@ class OrderResumeActivities:
             )
         if row is None:
             return ResumeOutcome(order_id=order_id, outcome="not_found")
-        if not may_still_change(row.status, row.stripe_payment_status, row.resolution_note):
+        delivered = row.delivered_date
+        returns_open = delivered is not None and delivered + self._timing.return_window > (
+            datetime.now(UTC)
+        )
+        if not may_still_change(
+            row.status, row.stripe_payment_status, row.resolution_note, returns_open
+        ):
             return ResumeOutcome(order_id=order_id, outcome="settled")
         ended = await how_it_ended(self._client, order_id)
         if ended is None:
@@ -112,11 +122,17 @@ class OrderResumeActivities:
             cancellation_reason=row.cancellation_reason,
             resumes=[ResumedRun(at=now, previous=ended)],
             catching_up=True,
+            captured=to_minor_units(row.amount_captured, row.currency)
+            if row.amount_captured is not None
+            else None,
+            delivered_at=delivered,
         )
         try:
             await self._client.start_workflow(
                 "OrderWorkflow",
-                OrderWorkflowInput(order_id=order_id, timing=self._timing, state=state),
+                OrderWorkflowInput(
+                    order_id=order_id, timing=self._timing, state=state, capture=self._capture
+                ),
                 id=workflow_id(order_id),
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from vult.domain import payments
 from vult.domain.contracts import (
     CancelPaymentIntent,
+    CapturePayment,
     ChargeFacts,
     CreatePaymentIntent,
     DisputeInfo,
@@ -62,26 +63,43 @@ class StripeActivities:
             self.refund_payment,
             self.retrieve_refund,
             self.read_charge,
+            self.capture_payment,
         ]
 
     @activity.defn(name="create_payment_intent")
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
+        """A PaymentIntent for the customer to pay; with `payment_method`, one confirmed at
+        once off-session with that card (a re-authorization: capture at shipment)."""
+        params: dict[str, object] = {
+            "amount": req.amount,
+            "currency": req.currency.lower(),
+            "payment_method_types": ["card"],
+            "metadata": {
+                "order_id": str(req.order_id),
+                "order_number": req.order_number,
+                payments.OWNER_KEY: self._owner,
+            },
+        }
+        if req.capture_method != "automatic":
+            params["capture_method"] = req.capture_method
+        if req.payment_method is not None:
+            params["payment_method"] = req.payment_method
         try:
             intent = await self._client.v1.payment_intents.create_async(
-                params={
-                    "amount": req.amount,
-                    "currency": req.currency.lower(),
-                    # stripe 16's PaymentIntentCreateParams lacks this key, which the API
-                    # (and the emulator) take: a gap in the library's types.
-                    "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
-                    "metadata": {
-                        "order_id": str(req.order_id),
-                        "order_number": req.order_number,
-                        payments.OWNER_KEY: self._owner,
-                    },
-                },
+                # stripe 16's PaymentIntentCreateParams lacks payment_method_types, which
+                # the API (and the emulator) take: a gap in the library's types.
+                params=params,  # type: ignore[arg-type]
                 options={"idempotency_key": req.idempotency_key},
             )
+            if req.payment_method is not None and intent.status == "requires_confirmation":
+                intent = await self._client.v1.payment_intents.confirm_async(
+                    intent.id, options={"idempotency_key": f"{req.idempotency_key}:confirm"}
+                )
+        except stripe.CardError as exc:
+            # The card refused the re-authorization: the workflow decides what follows.
+            raise ApplicationError(
+                exc.user_message or str(exc), type=Failure.PAYMENT_REFUSED, non_retryable=True
+            ) from exc
         except stripe.StripeError as exc:
             if _is_refusal(exc):
                 raise _refusal(exc) from exc
@@ -188,11 +206,36 @@ class StripeActivities:
         return ChargeFacts(
             payment_intent_id=payment_intent_id,
             currency=charge["currency"],
+            amount_capturable=_capturable(intent, charge),
             amount_captured=_captured(charge),
             amount_refunded=sum(r.amount for r in listed if r.status not in payments.DEAD_REFUND),
             refunds=listed,
             dispute=_dispute_info(disputes.data[0].to_dict()) if disputes.data else None,
         )
+
+    @activity.defn(name="capture_payment")
+    async def capture_payment(self, req: CapturePayment) -> PaymentIntentSnapshot:
+        """Capture `req.amount` of an authorized PaymentIntent (capture at shipment); the
+        rest of the authorization is released. Captured already (a retry): where it stands.
+        Refused (the authorization lapsed, the card declined): PaymentRefused."""
+        try:
+            captured = await self._client.v1.payment_intents.capture_async(
+                req.payment_intent_id,
+                params={"amount_to_capture": req.amount},
+                options={"idempotency_key": req.idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            if not _is_refusal(exc):
+                raise
+            found = await self.retrieve_payment_intent(req.payment_intent_id)
+            if found.status == "succeeded":
+                return found  # captured by an earlier try whose answer was lost
+            raise ApplicationError(
+                f"Stripe refused to capture {req.payment_intent_id} ({found.status}): {exc}",
+                type=Failure.PAYMENT_REFUSED,
+                non_retryable=True,
+            ) from exc
+        return _snapshot(captured)
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
@@ -234,6 +277,18 @@ def _captured(charge: dict[str, object]) -> int:
     return amount if paid and isinstance(amount, int) else 0
 
 
+def _capturable(intent: dict[str, object], charge: dict[str, object]) -> int:
+    """An authorization not captured yet: Stripe's amount_capturable (the emulator says
+    only that the charge succeeded uncaptured)."""
+    if intent.get("status") != "requires_capture":
+        return 0
+    capturable = intent.get("amount_capturable")
+    if isinstance(capturable, int) and capturable > 0:
+        return capturable
+    amount = charge.get("amount")
+    return amount if isinstance(amount, int) else 0
+
+
 def _dispute_info(data: dict[str, object]) -> DisputeInfo:
     details = data.get("evidence_details")
     due = details.get("due_by") if isinstance(details, dict) else None
@@ -260,4 +315,15 @@ def _snapshot(found: stripe.PaymentIntent) -> PaymentIntentSnapshot:
         last_error_message=error.get("message"),
         order_id=(intent.get("metadata") or {}).get("order_id"),
         owner=(intent.get("metadata") or {}).get(payments.OWNER_KEY),
+        payment_method=_id_of(intent.get("payment_method")),
+        amount_capturable=(intent.get("amount_capturable") or 0)
+        if intent["status"] == "requires_capture"
+        else 0,
     )
+
+
+def _id_of(reference: object) -> str | None:
+    if isinstance(reference, dict):
+        found = reference.get("id")
+        return found if isinstance(found, str) else None
+    return reference if isinstance(reference, str) else None

@@ -46,6 +46,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
                 settings.pricing(),
                 deadline=settings.temporal_command_timeout_seconds,
                 owner=settings.stripe_owner,
+                capture=settings.payment_capture,
             ),
             order_changes=order_changes,
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -53,17 +54,13 @@ async def resume_if_gone(engine: AsyncEngine, commands: OrderCommands, order_id:
     (terminated, failed, never started): ask for the resume now, and True."""
     async with engine.connect() as connection:
         row = await read_model.order_progress(connection, order_id)
-    return row is not None and await _resumed(commands, order_id, *row)
+    return row is not None and await _resumed(commands, order_id, row)
 
 
-async def _resumed(
-    commands: OrderCommands,
-    order_id: uuid.UUID,
-    status: str,
-    payment_status: str | None,
-    resolution_note: str | None,
-) -> bool:
-    if not may_still_change(status, payment_status, resolution_note):
+async def _resumed(commands: OrderCommands, order_id: uuid.UUID, row: read_model.Progress) -> bool:
+    delivered = row.delivered_date
+    returns_open = delivered is not None and delivered + commands.return_window > datetime.now(UTC)
+    if not may_still_change(row.status, row.payment_status, row.resolution_note, returns_open):
         return False
     ended = await commands.how_it_ended(order_id)
     if ended is None:
@@ -87,8 +84,8 @@ async def _refusal(
         row = await read_model.order_progress(connection, order_id)
     if row is None:
         return NotFound("Order not found")
-    status = row[0]
-    if await _resumed(commands, order_id, *row):
+    status = row.status
+    if await _resumed(commands, order_id, row):
         return BeingResumed(
             f"This order ({status}) has no running workflow: its last run ended before the "
             "order did. It is being resumed from the order's record and Stripe now; send the "

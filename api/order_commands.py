@@ -40,6 +40,7 @@ from vult.domain.contracts import (
     Address,
     CancelOrder,
     LatePayment,
+    LineQuantity,
     OrderRequest,
     OrderState,
     OrderTiming,
@@ -48,6 +49,8 @@ from vult.domain.contracts import (
     PlacedOrder,
     RequestedLineItem,
     ResolveOrder,
+    ReturnRecord,
+    ReturnRequest,
     ShipOrder,
 )
 from vult.domain.failures import Failure
@@ -144,6 +147,7 @@ def start_order(
     task_queue: str,
     timing: OrderTiming,
     quoted_total: Decimal,
+    capture: str = "automatic",
 ) -> WithStartWorkflowOperation[OrderWorkflow, OrderState]:
     """The order's workflow, started already indexed for ops' searches under the number
     drawn here and the total quoted from the catalogue: the workflow upserts only what the
@@ -151,7 +155,13 @@ def start_order(
     number = draw_order_number(datetime.now(UTC))
     return WithStartWorkflowOperation(
         OrderWorkflow.run,
-        OrderWorkflowInput(order_id=order_id, request=request, timing=timing, order_number=number),
+        OrderWorkflowInput(
+            order_id=order_id,
+            request=request,
+            timing=timing,
+            order_number=number,
+            capture=capture,
+        ),
         id=workflow_id_for(order_id),
         task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -193,7 +203,9 @@ class OrderCommands:
         pricing: Pricing,
         deadline: float,
         owner: str = "",
+        capture: str = "automatic",
     ) -> None:
+        self._capture = capture  # PAYMENT_CAPTURE, given to each order placed
         self._deadline = deadline
         self._owner = owner  # this deployment's owner marker (STRIPE_OWNER)
         self._client = client
@@ -212,7 +224,12 @@ class OrderCommands:
         if (problem := unchargeable(quoted, self._pricing)) is not None:
             raise InvalidOrder([problem])
         start = start_order(
-            order_id, order_request(dto), self._task_queue, self._timing, quoted.total
+            order_id,
+            order_request(dto),
+            self._task_queue,
+            self._timing,
+            quoted.total,
+            capture=self._capture,
         )
         try:
             async with asyncio.timeout(self._deadline):
@@ -248,9 +265,24 @@ class OrderCommands:
     async def start_processing(self, order_id: uuid.UUID) -> None:
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.start_processing))
 
-    async def ship(self, order_id: uuid.UUID, carrier: str, tracking_number: str) -> None:
-        shipment = ShipOrder(carrier=carrier, tracking_number=tracking_number)
+    async def ship(
+        self,
+        order_id: uuid.UUID,
+        carrier: str,
+        tracking_number: str,
+        lines: list[LineQuantity] | None = None,
+    ) -> None:
+        shipment = ShipOrder(carrier=carrier, tracking_number=tracking_number, line_items=lines)
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.ship, shipment))
+
+    async def take_return(self, order_id: uuid.UUID, request: ReturnRequest) -> ReturnRecord:
+        return await self._update(
+            order_id, lambda h: h.execute_update(OrderWorkflow.take_return, request)
+        )
+
+    @property
+    def return_window(self) -> timedelta:
+        return self._timing.return_window
 
     async def retry(self, order_id: uuid.UUID) -> None:
         await self._update(order_id, lambda h: h.execute_update(OrderWorkflow.retry))

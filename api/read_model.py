@@ -15,13 +15,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from api.schemas import (
     AddressDto,
     LineItemDto,
+    LineQuantityDto,
     OrderDto,
     OrderPageDto,
     OrderSummaryDto,
     ProductDto,
+    ReturnDto,
 )
-from vult.db.models import LINE_ITEMS, ORDERS, Order, OrderPaymentIntent, Product
+from vult.db.models import LINE_ITEMS, ORDER_RETURNS, ORDERS, Order, OrderPaymentIntent, Product
 from vult.domain.pricing import line_subtotal
+from vult.domain.status import OrderStatus
 
 _ORDERS = ORDERS
 _ITEMS = LINE_ITEMS
@@ -29,6 +32,13 @@ _ITEMS = LINE_ITEMS
 _ORDER_BY_ID = select(_ORDERS).where(_ORDERS.c.order_id == bindparam("order_id"))
 _ITEMS_OF_ORDER = (
     select(_ITEMS).where(_ITEMS.c.order_id == bindparam("order_id")).order_by(_ITEMS.c.position)
+)
+
+
+_RETURNS_OF_ORDER = (
+    select(ORDER_RETURNS)
+    .where(ORDER_RETURNS.c.order_id == bindparam("order_id"))
+    .order_by(ORDER_RETURNS.c.created_date)
 )
 
 
@@ -41,7 +51,10 @@ async def get_order(
     if order is None:
         return None
     items = await session.execute(_ITEMS_OF_ORDER, key)
-    return order_dto(order, items.all())
+    returns: Sequence[Row[Any]] = []
+    if order.status in (OrderStatus.Shipped.value, OrderStatus.Delivered.value):
+        returns = (await session.execute(_RETURNS_OF_ORDER, key)).all()  # only once shipped
+    return order_dto(order, items.all(), returns)
 
 
 async def order_of_payment_intent(engine: AsyncEngine, payment_intent_id: str) -> uuid.UUID | None:
@@ -102,8 +115,9 @@ async def list_products(session: AsyncSession) -> list[ProductDto]:
     ]
 
 
-def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
-    """From an orders row and its line_items rows (Core rows: columns by name)."""
+def order_dto(o: Row[Any], items: Sequence[Row[Any]], returns: Sequence[Row[Any]] = ()) -> OrderDto:
+    """From an orders row, its line_items rows and its returns (Core rows: columns by
+    name)."""
     billing = (
         AddressDto.model_construct(
             full_name=o.billing_full_name,
@@ -149,6 +163,8 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
                 unit_price=li.unit_price,
                 quantity=li.quantity,
                 sub_total=line_subtotal(li.unit_price, li.quantity),
+                quantity_shipped=li.quantity_shipped,
+                quantity_returned=li.quantity_returned,
             )
             for li in items
         ],
@@ -163,6 +179,24 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]]) -> OrderDto:
         dispute_status=o.dispute_status,
         resolution_note=o.resolution_note,
         resumed_at=o.resumed_at,
+        amount_captured=o.amount_captured,
+        returns=[
+            ReturnDto.model_construct(
+                return_key=r.return_key,
+                reason=r.reason,
+                amount=r.amount,
+                line_items=[
+                    LineQuantityDto.model_construct(
+                        line_item_id=uuid.UUID(str(li["lineItemId"])), quantity=li["quantity"]
+                    )
+                    for li in r.line_items
+                ],
+                refund_id=r.refund_id,
+                refund_status=r.refund_status,
+                created_date=r.created_date,
+            )
+            for r in returns
+        ],
     )
 
 
@@ -184,19 +218,28 @@ async def order_status(session: AsyncSession | AsyncConnection, order_id: uuid.U
     return await session.scalar(select(Order.status).where(Order.order_id == order_id))
 
 
-async def order_progress(
-    connection: AsyncConnection, order_id: uuid.UUID
-) -> tuple[str, str | None, str | None] | None:
-    """Status, payment status and resolution note: what says whether the order can still
-    change (vult.domain.status.may_still_change)."""
+@dataclass(frozen=True)
+class Progress:
+    """What says whether the order can still change (vult.domain.status.may_still_change)."""
+
+    status: str
+    payment_status: str | None
+    resolution_note: str | None
+    delivered_date: datetime | None
+
+
+async def order_progress(connection: AsyncConnection, order_id: uuid.UUID) -> Progress | None:
     row = (
         await connection.execute(
-            select(Order.status, Order.stripe_payment_status, Order.resolution_note).where(
-                Order.order_id == order_id
-            )
+            select(
+                Order.status,
+                Order.stripe_payment_status,
+                Order.resolution_note,
+                Order.delivered_date,
+            ).where(Order.order_id == order_id)
         )
     ).one_or_none()
-    return None if row is None else (row[0], row[1], row[2])
+    return None if row is None else Progress(*row)
 
 
 @dataclass(frozen=True)

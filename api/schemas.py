@@ -83,6 +83,27 @@ class LineItemDto(WireModel):
     unit_price: Money
     quantity: int
     sub_total: Money
+    # Beyond the seed's (additive): how many shipped (null until the order ships) and,
+    # of those, were returned.
+    quantity_shipped: int | None = None
+    quantity_returned: int = 0
+
+
+class LineQuantityDto(WireModel):
+    line_item_id: uuid.UUID
+    quantity: Annotated[int, Field(ge=1, le=1000)]
+
+
+class ReturnDto(WireModel):
+    """A return ops took: its Idempotency-Key, what was refunded, the refund at Stripe."""
+
+    return_key: str
+    reason: str
+    amount: Money
+    line_items: list[LineQuantityDto] = []
+    refund_id: str | None = None
+    refund_status: str | None = None
+    created_date: datetime
 
 
 class OrderDto(WireModel):
@@ -118,6 +139,10 @@ class OrderDto(WireModel):
     # When the order's workflow was last resumed after its previous run ended while the
     # order could still change (terminated from the Web UI, say); null if never.
     resumed_at: datetime | None = None
+    # Capture at shipment: what was captured when it shipped (null before, or with
+    # automatic capture); returns taken, oldest first.
+    amount_captured: Money | None = None
+    returns: list[ReturnDto] = []
 
 
 class PaymentIntentDto(WireModel):
@@ -146,6 +171,17 @@ class CancelOrderDto(WireModel):
 class ShipOrderDto(WireModel):
     carrier: Annotated[str, _text(100)]
     tracking_number: Annotated[str, _text(100)]
+    # The lines shipped; omitted: everything (the rest of a partial shipment never ships:
+    # released, or refunded with automatic capture).
+    line_items: Annotated[list[LineQuantityDto] | None, Field(min_length=1, max_length=100)] = None
+
+
+class CreateReturnDto(WireModel):
+    """Lines back (their share of the total, no shipping) or an amount, with a reason."""
+
+    reason: Annotated[str, _text(500)]
+    line_items: Annotated[list[LineQuantityDto] | None, Field(min_length=1, max_length=100)] = None
+    amount: Annotated[Money | None, Field(gt=0, le=Decimal("999999.99"), decimal_places=2)] = None
 
 
 class OrderSummaryDto(WireModel):

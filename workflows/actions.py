@@ -7,6 +7,7 @@ time; the rules are in workflows/decisions.py, the activity calls in workflows/s
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime
 from decimal import Decimal
@@ -14,7 +15,7 @@ from decimal import Decimal
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
-from vult.domain import payments
+from vult.domain import fulfilment, payments
 from vult.domain.contracts import (
     ChargeFacts,
     CreatePaymentIntent,
@@ -23,8 +24,12 @@ from vult.domain.contracts import (
     PaymentEvent,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
+    RecordReturn,
     RefundInfo,
     Resolution,
+    ReturnRecord,
+    ReturnRequest,
+    ShipOrder,
     StatusChange,
 )
 from vult.domain.failures import Failure
@@ -41,12 +46,18 @@ S = OrderStatus
 
 class OrderActions:
     def __init__(
-        self, order_id: uuid.UUID, state: OrderState, timing: OrderTiming, index_for_search: bool
+        self,
+        order_id: uuid.UUID,
+        state: OrderState,
+        timing: OrderTiming,
+        index_for_search: bool,
+        capture: str = "automatic",
     ) -> None:
         self.order_id = order_id
         self.state = state
         self.timing = timing
         self.index_for_search = index_for_search
+        self.capture = capture  # PAYMENT_CAPTURE when the order was placed
 
     async def on_event(self, event: PaymentEvent) -> str:
         pi = event.payment_intent_id
@@ -69,6 +80,10 @@ class OrderActions:
             await self.remind_of_evidence()
         elif timer == Timer.CATCH_UP:
             await self.catch_up()
+        elif timer == Timer.AUTHORIZATION_REMINDER:
+            self._remind_of_authorization()
+        elif timer == Timer.AUTHORIZATION_EXPIRED:
+            await self._authorization_lapsed()
         elif timer == Timer.MONEY_IN_FLIGHT:
             # Cancelled, past its grace period, with a refund pending or a dispute open:
             # ask Stripe now and then, until the money has settled.
@@ -106,6 +121,11 @@ class OrderActions:
                         non_retryable=True,
                     )
             state.last_payment_note = f"resumed: {await self._apply(intent)}"
+            current = decisions.is_current(state, pi)
+            if intent.status == "requires_capture" and current and state.authorized_at is None:
+                # Authorized before the resume (its time is not on the row): the lapse is
+                # counted from now; Stripe refuses a capture after the real one anyway.
+                state.authorized_at = workflow.now()
         payment = state.payment
         if payment is not None and payment.payment_intent_id in state.charges:
             await self.learn(payment.payment_intent_id)  # the row's amounts, ops' notices
@@ -163,6 +183,19 @@ class OrderActions:
             await self.change(
                 S.PaymentProcessing, S.Confirmed, stripe_payment_status=decision.stripe_status
             )
+            if decision.stripe_status == "authorized":
+                self.state.authorized_at = workflow.now()
+        elif decision.act == Act.CANCEL:
+            # An authorization that pays nothing (superseded, after a cancel, the wrong
+            # amount): released at Stripe.
+            await steps.ask_to_cancel(self.order_id, pi, 0)
+            if decision.also_fail:
+                await self.change(
+                    S.PaymentProcessing,
+                    S.Failed,
+                    stripe_payment_status="canceled",
+                    payment_error_message=decision.error_message,
+                )
         elif decision.act == Act.FAIL:
             await self.change(
                 S.PaymentProcessing,
@@ -226,6 +259,17 @@ class OrderActions:
             if intent.status == "succeeded":
                 refund = await self._refund(pi)
                 money = self._payment_fields(pi, refund)
+            else:
+                money = {"stripe_payment_status": "canceled"}
+        elif payment is not None and status == S.Confirmed and self.authorized():
+            # Capture at shipment, not captured yet: the authorization is released, nothing
+            # was taken, nothing is refunded.
+            intent = await steps.ask_to_cancel(
+                self.order_id, payment.payment_intent_id, 0, interactive=interactive
+            )
+            if intent.status == "succeeded":  # captured meanwhile (by hand, in the Dashboard)
+                refund = await self._refund(payment.payment_intent_id)
+                money = self._payment_fields(payment.payment_intent_id, refund)
             else:
                 money = {"stripe_payment_status": "canceled"}
         elif payment is not None and status == S.Confirmed:
@@ -350,7 +394,7 @@ class OrderActions:
         """What ops must know of the paying PaymentIntent's amounts: no money held for an
         order not yet shipped, an open dispute (searchable as `Disputed`)."""
         state, indexed = self.state, self.index_for_search
-        if payments.held(facts) <= 0 and state.status in (S.Confirmed, S.Processing):
+        if not payments.still_paid(facts) and state.status in (S.Confirmed, S.Processing):
             attention.notify(
                 state,
                 indexed,
@@ -389,6 +433,7 @@ class OrderActions:
         state.attention, state.retry_at, state.parked_events = None, None, []
         state.notices.clear()
         state.refund_retry_asked = False
+        state.pending_shipment = None  # a refused capture settled outside the service
         attention.unflag(self.index_for_search)
         ops_view.count("vult_orders_resolved_total", "Orders ops resolved by hand")
         status = state.status
@@ -444,6 +489,212 @@ class OrderActions:
             await self._annotate(stripe_payment_status=_refund_status(refund))
         return f"refund {refund.refund_id} for {pi} is {refund.status}"
 
+    def authorized(self) -> bool:
+        """Capture at shipment: the card is authorized and nothing captured yet."""
+        return self.state.authorized_at is not None and self.state.captured is None
+
+    # ---- shipping and returns ---------------------------------------------------------------
+
+    async def ship(self, shipment: ShipOrder) -> None:
+        """Processing -> Shipped. An authorized payment is captured first: the shipped
+        lines' share (vult/domain/fulfilment.py), the rest of the authorization released;
+        a capture Stripe refuses raises PaymentRefused and nothing is recorded. With
+        automatic capture, a shipment of part of the lines refunds the rest's share."""
+        state, order_id = self.state, self.order_id
+        payment = state.payment
+        wanted = {li.line_item_id: li.quantity for li in shipment.line_items or []} or None
+        fields: dict[str, str | Decimal | datetime | None] = {}
+        if payment is not None and (wanted is not None or self.authorized()):
+            order = await steps.read_order_lines(order_id)
+            lines = [
+                fulfilment.OrderLine(li.line_item_id, li.unit_price, li.quantity)
+                for li in order.lines
+            ]
+            if wanted is not None and (
+                problems := fulfilment.problems_with(lines, wanted, returning=False)
+            ):
+                raise refused("; ".join(problems))
+            amounts = fulfilment.OrderAmounts(
+                order.sub_total, order.tax, order.shipping_cost, order.total
+            )
+            share = (
+                order.total if wanted is None else fulfilment.shipped_share(amounts, lines, wanted)
+            )
+            assert state.currency is not None
+            amount = to_minor_units(share, state.currency)
+            pi = payment.payment_intent_id
+            if self.authorized():
+                await steps.capture_payment(order_id, pi, amount)
+                state.captured = amount
+                fields["amount_captured"] = share
+                await self._read_charge(pi)
+                fields.update(self._payment_fields(pi, None))
+            elif amount < to_minor_units(order.total, state.currency):
+                rest = to_minor_units(order.total, state.currency) - amount
+                refund = await steps.refund_payment(
+                    order_id, pi, amount=rest, key=f"order:{order_id}:unshipped:{pi}"
+                )
+                ops_view.count("vult_refunds_total", "Refunds issued")
+                await self._read_charge(pi)
+                fields.update(self._payment_fields(pi, refund))
+            state.shipped = wanted or {li.line_item_id: li.quantity for li in lines}
+        await self.change(
+            S.Processing,
+            S.Shipped,
+            shipping_carrier=shipment.carrier.strip(),
+            tracking_number=shipment.tracking_number.strip(),
+            **fields,
+            **({"shipped_lines": wanted} if wanted is not None else {"ship_all": True}),
+        )
+        state.pending_shipment = None
+
+    async def take_return(self, request: ReturnRequest) -> ReturnRecord:
+        """Refund some shipped lines (their share, no shipping) or an amount, once per key,
+        never more than Stripe says is still held."""
+        state, order_id = self.state, self.order_id
+        found = state.returns.get(request.key)
+        if found is not None:
+            if found.request is not None and found.request != request:
+                raise refused("Idempotency-Key was used with a different return")
+            return found
+        payment = state.payment
+        if payment is None:
+            raise refused("The order has no payment to refund")
+        pi = payment.payment_intent_id
+        order = await steps.read_order_lines(order_id)
+        lines = [
+            fulfilment.OrderLine(
+                li.line_item_id, li.unit_price, li.quantity, li.shipped, li.returned
+            )
+            for li in order.lines
+        ]
+        if request.line_items:
+            wanted = {li.line_item_id: li.quantity for li in request.line_items}
+            if problems := fulfilment.problems_with(lines, wanted, returning=True):
+                raise refused("; ".join(problems))
+            amounts = fulfilment.OrderAmounts(
+                order.sub_total, order.tax, order.shipping_cost, order.total
+            )
+            amount = fulfilment.returned_share(amounts, lines, wanted)
+        else:
+            assert request.amount is not None
+            amount = request.amount
+        assert state.currency is not None
+        minor = to_minor_units(amount, state.currency)
+        facts = await self._read_charge(pi)
+        if payments.dispute_open(facts):
+            raise refused(payments.refused_while_disputed(pi))
+        if minor > payments.held(facts):
+            held = from_minor_units(payments.held(facts), state.currency)
+            raise refused(
+                f"The return of {amount} {state.currency} is more than is still held of the "
+                f"payment ({held} {state.currency}): nothing was refunded"
+            )
+        digest = hashlib.sha256(request.key.encode()).hexdigest()[:32]
+        refund = await steps.refund_payment(
+            order_id, pi, amount=minor, key=f"order:{order_id}:return:{digest}"
+        )
+        ops_view.count("vult_returns_total", "Returns refunded")
+        facts = _with_refund(facts, refund)
+        state.charges[pi] = facts
+        record = ReturnRecord(
+            key=request.key,
+            reason=request.reason.strip(),
+            amount=from_minor_units(refund.amount, state.currency),
+            line_items=request.line_items or [],
+            refund_id=refund.refund_id,
+            refund_status=refund.status,
+            at=workflow.now(),
+            request=request,
+        )
+        await steps.record_return(
+            RecordReturn(
+                order_id=order_id,
+                record=record,
+                at=workflow.now(),
+                stripe_payment_status=payments.payment_status(facts),
+                amount_refunded=self._major(facts.amount_refunded),
+            )
+        )
+        state.returns[request.key] = record
+        return record
+
+    # ---- the authorization's clock (capture at shipment) -----------------------------------
+
+    def _remind_of_authorization(self) -> None:
+        self.state.authorization_reminded = True
+        lapses = decisions.authorization_lapses(self.state, self.timing)
+        if lapses is None:
+            return
+        then = "cancelled" if self.timing.on_authorization_expiry == "cancel" else "re-authorized"
+        attention.notify(
+            self.state,
+            self.index_for_search,
+            "authorization",
+            f"The card authorization lapses at {lapses:%Y-%m-%d %H:%M} UTC: ship the order "
+            f"before then, or it is {then}",
+        )
+
+    async def _authorization_lapsed(self) -> None:
+        """Not shipped before the authorization lapsed: cancelled with the authorization
+        released, or re-authorized with the same card, as ON_AUTHORIZATION_EXPIRY says. A
+        re-authorization the card refuses cancels (an order in Processing, which cannot
+        be cancelled, is parked for ops instead)."""
+        state = self.state
+        if decisions.authorization_lapses(state, self.timing) is None:
+            return
+        assert state.payment is not None
+        attention.clear_notice(state, self.index_for_search, "authorization")
+        if self.timing.on_authorization_expiry == "reauthorize":
+            try:
+                await self._reauthorize()
+                return
+            except ApplicationError as err:
+                if err.type != Failure.PAYMENT_REFUSED:
+                    raise
+                reason = f"authorization expired; re-authorization refused: {err.message}"
+        else:
+            reason = "authorization expired before shipment"
+        if state.status == S.Confirmed:
+            await self.cancel(reason)
+            return
+        await steps.ask_to_cancel(self.order_id, state.payment.payment_intent_id, 0)
+        raise ApplicationError(
+            f"The order was not shipped before its card authorization lapsed ({reason}): "
+            "nothing can be captured. Settle it with the customer, then resolve it",
+            type=Failure.PAYMENT_REFUSED,
+            non_retryable=True,
+        )
+
+    async def _reauthorize(self) -> None:
+        """A new authorization off-session with the lapsed one's card; it becomes the
+        order's PaymentIntent, the old one is released."""
+        state = self.state
+        assert state.payment is not None and state.status is not None
+        old = state.payment.payment_intent_id
+        method = (await steps.retrieve_payment_intent(old)).payment_method
+        if method is None:
+            raise ApplicationError(
+                "The lapsed authorization has no card to use again", type=Failure.PAYMENT_REFUSED
+            )
+        attempt = state.payment_attempt + 1
+        intent = await self.create_payment_intent(attempt, payment_method=method)
+        state.payment_attempt = attempt
+        state.payment_intent_ids.append(intent.payment_intent_id)
+        found = await steps.retrieve_payment_intent(intent.payment_intent_id)
+        if found.status != "requires_capture":
+            raise ApplicationError(
+                f"The card did not authorize again ({found.status})", type=Failure.PAYMENT_REFUSED
+            )
+        await steps.ask_to_cancel(self.order_id, old, 0)
+        intent.client_secret = ""
+        state.payment = intent
+        state.authorized_at = workflow.now()
+        state.authorization_reminded = False
+        await self._annotate(
+            payment_intent_id=intent.payment_intent_id, stripe_payment_status="authorized"
+        )
+
     async def close_previous_attempt(self) -> None:
         """Cancel the last PaymentIntent at Stripe before a new attempt; if it was paid
         meanwhile, the order is confirmed by it instead."""
@@ -460,7 +711,9 @@ class OrderActions:
         if intent.status == "succeeded":
             self.state.last_payment_note = await self._apply(intent)
 
-    async def create_payment_intent(self, attempt: int) -> PaymentIntentInfo:
+    async def create_payment_intent(
+        self, attempt: int, payment_method: str | None = None
+    ) -> PaymentIntentInfo:
         state, order_id = self.state, self.order_id
         assert state.total is not None and state.currency is not None
         assert state.order_number is not None
@@ -472,6 +725,10 @@ class OrderActions:
             # The same attempt always sends the same key, so a retry after a lost
             # response cannot create a second PaymentIntent at Stripe.
             idempotency_key=f"order:{order_id}:payment-intent:{attempt}",
+            capture_method="manual"
+            if self.capture == "at_shipment" or payment_method
+            else "automatic",
+            payment_method=payment_method,
         )
         summary = f"Create a PaymentIntent for {ops_view.money(state)} (attempt {attempt})"
         return await steps.create_payment_intent(request, summary)

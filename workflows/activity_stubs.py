@@ -15,14 +15,17 @@ from temporalio import activity
 
 from vult.domain.contracts import (
     CancelPaymentIntent,
+    CapturePayment,
     ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    OrderLines,
     OrderPayment,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RecordPayment,
+    RecordReturn,
     RefundInfo,
     RefundPayment,
     ResumeOutcome,
@@ -61,6 +64,18 @@ async def record_payment(record: RecordPayment) -> bool:
     _stub("record_payment")
 
 
+@activity.defn(name="read_order_lines")
+async def read_order_lines(order_id: uuid.UUID) -> OrderLines:
+    """The order's amounts and lines, with what shipped and was returned."""
+    _stub("read_order_lines")
+
+
+@activity.defn(name="record_return")
+async def record_return(req: RecordReturn) -> None:
+    """A return on the order's row, once."""
+    _stub("record_return")
+
+
 # ---- Stripe (activities/stripe_payments.py) -------------------------------------------
 
 
@@ -95,6 +110,12 @@ async def read_charge(payment_intent_id: str) -> ChargeFacts:
     _stub("read_charge")
 
 
+@activity.defn(name="capture_payment")
+async def capture_payment(req: CapturePayment) -> PaymentIntentSnapshot:
+    """Capture part or all of an authorized PaymentIntent; the rest is released."""
+    _stub("capture_payment")
+
+
 # ---- Resuming orders whose workflow is gone (activities/order_resume.py) ----------------
 
 
@@ -122,6 +143,9 @@ ALL = (
     refund_payment,
     retrieve_refund,
     read_charge,
+    capture_payment,
+    read_order_lines,
+    record_return,
     find_orders_to_resume,
     resume_order,
 )

@@ -55,6 +55,25 @@ def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSna
     current = is_current(state, pi)
     status = state.status
 
+    if intent.status == "requires_capture":
+        # Capture at shipment: the card is authorized, nothing is taken yet.
+        if not current or status == S.Cancelled:
+            return Decision(Act.CANCEL, f"{pi} is authorized but pays nothing: releasing it")
+        if status not in (S.PaymentProcessing, S.Failed):
+            return Decision(Act.NOTHING, f"{pi} is authorized; order already {status}")
+        assert state.payment is not None
+        if (intent.amount, intent.currency) != (state.payment.amount, state.payment.currency):
+            return Decision(
+                Act.CANCEL,
+                f"{pi} authorized {intent.amount} {intent.currency}, but the order expects "
+                f"{state.payment.amount} {state.payment.currency}: releasing, not confirming",
+                error_message="The payment did not match the order total",
+                also_fail=status == S.PaymentProcessing,
+            )
+        return Decision(
+            Act.CONFIRM, f"{pi} is authorized: order confirmed", stripe_status="authorized"
+        )
+
     if intent.status == "succeeded":
         if pi in state.refunds:
             return Decision(Act.NOTHING, f"{pi} succeeded and was already refunded")
@@ -108,6 +127,9 @@ class Timer(StrEnum):
     CANCEL_ASK = "ask Stripe again to cancel"
     # Not a clock: the first work of a resumed run, done before anything else.
     CATCH_UP = "catch up with Stripe after the resume"
+    AUTHORIZATION_REMINDER = "authorization lapses soon"
+    AUTHORIZATION_EXPIRED = "authorization lapsed"
+    RETURN_WINDOW_OVER = "return window over"
 
 
 def adopt_our_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: str) -> None:
@@ -183,6 +205,13 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     reminder = _evidence_reminder(state, timing)
     if reminder is not None:
         found.append((reminder, Timer.DISPUTE_EVIDENCE))
+    lapses = authorization_lapses(state, timing)
+    if lapses is not None:
+        if not state.authorization_reminded:
+            found.append((lapses - timing.authorization_reminder, Timer.AUTHORIZATION_REMINDER))
+        found.append((lapses, Timer.AUTHORIZATION_EXPIRED))
+    if status == S.Delivered and state.delivered_at is not None:
+        found.append((state.delivered_at + timing.return_window, Timer.RETURN_WINDOW_OVER))
     if state.attention is not None and state.retry_at is None:
         return []  # parked until ops act (a failed refund): nothing runs by itself
     if state.retry_at is not None:
@@ -190,6 +219,16 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
         found = [(max(due, state.retry_at), timer) for due, timer in found]
         found.append((state.retry_at, Timer.RETRY))
     return sorted(found)
+
+
+def authorization_lapses(state: OrderState, timing: OrderTiming) -> datetime | None:
+    """When the card authorization of an order not yet captured lapses (capture at
+    shipment), or None."""
+    if state.authorized_at is None or state.captured is not None:
+        return None
+    if state.status not in (S.Confirmed, S.Processing):
+        return None
+    return state.authorized_at + timing.authorization_validity
 
 
 def backoff(first: timedelta, cap: timedelta, attempts: int) -> timedelta:
@@ -206,7 +245,9 @@ def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:
     if state.attention is not None:
         return False  # never end while a step is stuck: money may still have to move
     if state.status == S.Delivered:
-        return True
+        # Open for returns until the window closes (delivered_at: since RETURN_WINDOW).
+        at = state.delivered_at
+        return at is None or now >= at + timing.return_window
     return (
         state.status == S.Cancelled
         and state.cancelled_at is not None
@@ -216,7 +257,9 @@ def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:
 
 # A PaymentIntent someone could still pay: with its order's workflow closed, nobody would
 # confirm or refund that payment, so it is cancelled instead.
-PAYABLE_INTENT = frozenset({"requires_payment_method", "requires_confirmation", "requires_action"})
+PAYABLE_INTENT = frozenset(
+    {"requires_payment_method", "requires_confirmation", "requires_action", "requires_capture"}
+)
 PAID = frozenset({S.Confirmed, S.Processing, S.Shipped, S.Delivered})
 
 

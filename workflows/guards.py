@@ -4,7 +4,7 @@ anything is recorded) and again by its handler. Each raises the refusal the call
 from __future__ import annotations
 
 from vult.domain import payments
-from vult.domain.contracts import OrderState
+from vult.domain.contracts import LineQuantity, OrderState, ReturnRequest
 from vult.domain.status import CANCELLABLE, PAYABLE, OrderStatus
 from workflows.steps import refused
 
@@ -54,3 +54,42 @@ def stripe_keeps_payment(state: OrderState) -> None:
     if facts is not None and facts.amount_captured > 0 and payments.held(facts) <= 0:
         why = "refunded in full" if payments.fully_refunded(facts) else "taken back by a dispute"
         raise refused(f"The order's payment was {why} at Stripe: it cannot be fulfilled")
+
+
+_MOST_LINES = 100
+
+
+def valid_lines(lines: list[LineQuantity] | None) -> None:
+    """Named lines: each once, each a quantity of at least 1 (the order decides the most)."""
+    if lines is None:
+        return
+    if not 0 < len(lines) <= _MOST_LINES:
+        raise refused(f"lineItems needs 1 to {_MOST_LINES} lines when given")
+    ids = [li.line_item_id for li in lines]
+    if len(set(ids)) != len(ids):
+        raise refused("lineItems names a line item more than once")
+    if any(li.quantity < 1 for li in lines):
+        raise refused("Each line item's quantity must be at least 1")
+
+
+def no_shipment_waiting(state: OrderState) -> None:
+    if state.pending_shipment is not None:
+        raise refused(
+            "A shipment is waiting for its payment to be captured: retry or resolve the order"
+        )
+
+
+def returnable(state: OrderState, request: ReturnRequest) -> None:
+    if state.status not in (S.Shipped, S.Delivered):
+        raise refused(f"Cannot take a return of an order with status: {state.status}")
+    if not 0 < len(request.reason.strip()) <= 500:
+        raise refused("A reason of 1 to 500 characters is required")
+    if not 0 < len(request.key) <= 255:
+        raise refused("An Idempotency-Key of 1 to 255 characters is required")
+    if (request.line_items is None) == (request.amount is None):
+        raise refused("A return names either lineItems or an amount")
+    valid_lines(request.line_items)
+    if request.amount is not None and not (
+        request.amount > 0 and request.amount == round(request.amount, 2)
+    ):
+        raise refused("The amount must be positive, in cents")

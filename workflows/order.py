@@ -24,6 +24,8 @@ from vult.domain.contracts import (
     PaymentIntentInfo,
     PlacedOrder,
     ResolveOrder,
+    ReturnRecord,
+    ReturnRequest,
     ShipOrder,
 )
 from vult.domain.failures import Failure
@@ -64,7 +66,9 @@ class OrderWorkflow:
         self._state.queued_events = []
         self._wake = False  # set by handlers whose change moves a timer
         self._timer = UpdatableTimer()
-        self._act = OrderActions(input.order_id, self._state, self._timing, input.index_for_search)
+        self._act = OrderActions(
+            input.order_id, self._state, self._timing, input.index_for_search, input.capture
+        )
         # Updates, events and timers interleave at every await; one lock keeps each
         # decision-and-write atomic with respect to the others.
         self._lock = asyncio.Lock()
@@ -114,6 +118,11 @@ class OrderWorkflow:
                 if due_at <= workflow.now() and self._state.attention is None:
                     async with self._lock:
                         await self._attempt(f"the {timer} timer", timer)
+            if self._state.pending_shipment is not None and self._state.attention is None:
+                async with self._lock:
+                    shipment = self._state.pending_shipment
+                    if shipment is not None and self._state.status == S.Processing:
+                        await self._attempt("the shipment", shipment)
             if self._cancel_due():
                 async with self._lock:
                     # The customer's cancel may have finished it while this waited.
@@ -153,7 +162,9 @@ class OrderWorkflow:
             and workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT)
         )
 
-    async def _attempt(self, what: str, work: PaymentEvent | Timer | CancelOrder) -> None:
+    async def _attempt(
+        self, what: str, work: PaymentEvent | Timer | CancelOrder | ShipOrder
+    ) -> None:
         """Handle an event, a timer or a pending cancellation. What no retry could fix
         parks the order for ops instead of failing the workflow: money may still have to
         move for it."""
@@ -162,6 +173,8 @@ class OrderWorkflow:
                 await self._act.on_timer(work)
             elif isinstance(work, CancelOrder):
                 await self._finish_cancel(work.reason)
+            elif isinstance(work, ShipOrder):
+                await self._act.ship(work)
             else:
                 self._state.last_payment_note = await self._act.on_event(work)
         except ApplicationError as err:
@@ -380,17 +393,27 @@ class OrderWorkflow:
 
     @workflow.update
     async def ship(self, shipment: ShipOrder) -> None:
-        """Ops: Processing -> Shipped, with the carrier and tracking number."""
+        """Ops: Processing -> Shipped, with the carrier and tracking number, and the lines
+        shipped (all, when none are named). Capture at shipment captures the shipped share
+        first; a capture Stripe refuses leaves the order Processing, parked for ops (their
+        `retry` captures again and ships)."""
         async with self._lock:
             guards.in_status(self._state, S.Processing, "ship")
+            guards.no_shipment_waiting(self._state)
             await self._read_back_payment()
             guards.stripe_keeps_payment(self._state)
-            await self._act.change(
-                S.Processing,
-                S.Shipped,
-                shipping_carrier=shipment.carrier.strip(),
-                tracking_number=shipment.tracking_number.strip(),
-            )
+            try:
+                await self._act.ship(shipment)
+            except ApplicationError as err:
+                if err.type != Failure.PAYMENT_REFUSED:
+                    raise
+                self._state.pending_shipment = shipment
+                self._park("capturing the payment at shipment", err)
+                self._state.retry_at = None  # a refused capture is ops' to retry or resolve
+                raise refused(
+                    f"The payment could not be captured: {err.message}. The order is not "
+                    "shipped; it stays Processing and needs attention"
+                ) from err
 
     @ship.validator
     def _validate_ship(self, shipment: ShipOrder) -> None:
@@ -398,7 +421,21 @@ class OrderWorkflow:
             raise refused("A carrier of 1 to 100 characters is required")
         if not (0 < len(shipment.tracking_number.strip()) <= 100):
             raise refused("A tracking number of 1 to 100 characters is required")
+        guards.valid_lines(shipment.line_items)
         guards.in_status(self._state, S.Processing, "ship")
+        guards.no_shipment_waiting(self._state)
+
+    @workflow.update
+    async def take_return(self, request: ReturnRequest) -> ReturnRecord:
+        """Ops: refund some shipped lines, or an amount, of a shipped or delivered order
+        (with a reason); once per Idempotency-Key, never more than is still held."""
+        async with self._lock:
+            guards.returnable(self._state, request)
+            return await self._act.take_return(request)
+
+    @take_return.validator
+    def _validate_take_return(self, request: ReturnRequest) -> None:
+        guards.returnable(self._state, request)
 
     @workflow.update
     async def deliver(self) -> None:
@@ -406,6 +443,8 @@ class OrderWorkflow:
         async with self._lock:
             guards.in_status(self._state, S.Shipped, "deliver")
             await self._act.change(S.Shipped, S.Delivered)
+            if workflow.patched(patches.RETURN_WINDOW):
+                self._state.delivered_at = workflow.now()  # open for returns until then
             self._wake = True
 
     @deliver.validator

@@ -13,15 +13,18 @@ from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from vult.domain.contracts import (
     CancelPaymentIntent,
+    CapturePayment,
     ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    OrderLines,
     OrderPayment,
     OrderTiming,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     RecordPayment,
+    RecordReturn,
     RefundInfo,
     RefundPayment,
     ResumeOutcome,
@@ -184,17 +187,23 @@ def refund_key(order_id: uuid.UUID, pi: str, retry: int = 0) -> str:
 
 
 async def refund_payment(
-    order_id: uuid.UUID, pi: str, *, retry: int = 0, amount: int | None = None
+    order_id: uuid.UUID,
+    pi: str,
+    *,
+    retry: int = 0,
+    amount: int | None = None,
+    key: str | None = None,
 ) -> RefundInfo:
-    """Refund `amount` (minor units; None: what is still held); the key makes a retry,
-    here or at Stripe, the same refund."""
+    """Refund `amount` (minor units; None: what is still held); the key (the order's
+    refund key, or `key`: a return's, the unshipped lines') makes a retry, here or at
+    Stripe, the same refund."""
     what = "what is still held" if amount is None else f"{amount} (minor units)"
     return await workflow.execute_activity(
         act.refund_payment,
         RefundPayment(
             order_id=order_id,
             payment_intent_id=pi,
-            idempotency_key=refund_key(order_id, pi, retry),
+            idempotency_key=key or refund_key(order_id, pi, retry),
             amount=amount,
         ),
         **_summarised(policies.STRIPE_BACKGROUND, f"Refund {pi}: {what}"),
@@ -247,3 +256,39 @@ async def resume_order(order_id: uuid.UUID) -> ResumeOutcome:
         order_id,
         **_summarised(policies.RESUME, f"Resume the workflow of order {order_id}"),
     )
+
+
+async def read_order_lines(order_id: uuid.UUID) -> OrderLines:
+    return await workflow.execute_local_activity(
+        act.read_order_lines,
+        order_id,
+        **_summarised(policies.DB_WRITE, "Read the order's lines"),
+    )
+
+
+async def record_return(req: RecordReturn) -> None:
+    await workflow.execute_local_activity(
+        act.record_return,
+        req,
+        **_summarised(policies.DB_WRITE, f"Record the return of {req.record.amount}"),
+    )
+
+
+async def capture_payment(order_id: uuid.UUID, pi: str, amount: int) -> PaymentIntentSnapshot:
+    """Capture at shipment; the key is the order's and the PaymentIntent's, so a retried
+    capture is the same capture at Stripe."""
+    try:
+        return await workflow.execute_activity(
+            act.capture_payment,
+            CapturePayment(
+                payment_intent_id=pi,
+                amount=amount,
+                idempotency_key=f"order:{order_id}:capture:{pi}",
+            ),
+            **_summarised(policies.STRIPE_INTERACTIVE_CALL, f"Capture {amount} of {pi}"),
+        )
+    except ActivityError as err:
+        cause = application_cause(err)
+        if cause is not None and cause.type == Failure.PAYMENT_REFUSED:
+            raise ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED) from err
+        raise

@@ -16,12 +16,16 @@ from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from api.schemas import (
     AcceptedResponse,
     CancelOrderDto,
+    CreateReturnDto,
     ErrorResponse,
+    LineQuantityDto,
     OrderDto,
     OrderPageDto,
     ResolveOrderDto,
+    ReturnDto,
     ShipOrderDto,
 )
+from vult.domain.contracts import LineQuantity, ReturnRequest
 from vult.domain.status import OrderStatus
 from vult.domain.text import UNSTORABLE, is_storable_line
 
@@ -110,13 +114,70 @@ async def start_processing(order_id: uuid.UUID, commands: CommandsDep, engine: E
 async def ship(
     order_id: uuid.UUID, body: ShipOrderDto, commands: CommandsDep, engine: EngineDep
 ) -> None:
-    """Processing -> Shipped, with the carrier and tracking number."""
+    """Processing -> Shipped, with the carrier and tracking number, and optionally the
+    lines shipped (`lineItems`; without it, everything). Capture at shipment captures the
+    shipped lines' share first (the rest of the authorization is released); with automatic
+    capture the share of the lines not shipped is refunded. A capture Stripe refuses: 400,
+    the order stays Processing and needs attention."""
+    lines = [
+        LineQuantity(line_item_id=str(li.line_item_id), quantity=li.quantity)
+        for li in body.line_items or []
+    ]
     await run_command(
         engine,
         commands,
         order_id,
         "Cannot ship an order",
-        commands.ship(order_id, body.carrier, body.tracking_number),
+        commands.ship(order_id, body.carrier, body.tracking_number, lines or None),
+    )
+
+
+@router.post("/{order_id}/returns", response_model=ReturnDto, responses=_COMMAND_RESPONSES)
+async def take_return(
+    order_id: uuid.UUID,
+    body: CreateReturnDto,
+    commands: CommandsDep,
+    engine: EngineDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> ReturnDto:
+    """Refund some lines (their share of the total: merchandise and its tax, no shipping)
+    or an amount of a shipped or delivered order, with a reason. The `Idempotency-Key`
+    header is required: a request sent again with it refunds once and answers the same. A
+    return larger than what is still held at Stripe (Dashboard refunds and disputes count)
+    is refused (400) and changes nothing."""
+    if not idempotency_key or not idempotency_key.strip():
+        raise BadRequest("An Idempotency-Key header is required: each return needs its own")
+    if (body.line_items is None) == (body.amount is None):
+        raise BadRequest("A return names either lineItems or an amount")
+    request = ReturnRequest(
+        key=idempotency_key.strip(),
+        reason=body.reason,
+        amount=body.amount,
+        line_items=[
+            LineQuantity(line_item_id=str(li.line_item_id), quantity=li.quantity)
+            for li in body.line_items
+        ]
+        if body.line_items is not None
+        else None,
+    )
+    record = await run_command(
+        engine,
+        commands,
+        order_id,
+        "Cannot take a return of an order",
+        commands.take_return(order_id, request),
+    )
+    return ReturnDto(
+        return_key=record.key,
+        reason=record.reason,
+        amount=record.amount,
+        line_items=[
+            LineQuantityDto(line_item_id=uuid.UUID(li.line_item_id), quantity=li.quantity)
+            for li in record.line_items
+        ],
+        refund_id=record.refund_id or None,
+        refund_status=record.refund_status or None,
+        created_date=record.at,
     )
 
 

@@ -82,6 +82,8 @@ def settings(database_url: str, temporal_address: str, stripe_api_base: str) -> 
         # Short timers, so reconciliation of a lost webhook shows within a test.
         payment_reconcile_after=timedelta(seconds=3),
         payment_reconcile_max_interval=timedelta(seconds=5),
+        # Delivered orders' workflows close soon after (30 days in production).
+        return_window=timedelta(seconds=3),
     )
 
 

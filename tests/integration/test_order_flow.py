@@ -67,6 +67,9 @@ async def test_create_order_with_valid_products_returns_order(http: httpx.AsyncC
         "unitPrice": 129.99,
         "quantity": 2,
         "subTotal": 259.98,
+        # Additive: nothing shipped or returned yet.
+        "quantityShipped": None,
+        "quantityReturned": 0,
     }
     assert (socks["productId"], socks["productSize"], socks["unitPrice"]) == (SOCKS, "L", 12.35)
     assert order["shippingAddress"]["addressLine1"] == "1 Main St"

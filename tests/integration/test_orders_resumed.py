@@ -5,6 +5,7 @@ about; what was mid-way carries on from what Stripe says now."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import timedelta
 from decimal import Decimal
@@ -211,6 +212,7 @@ async def test_the_sweep_schedule_resumes_orders_nobody_asks_about(
     delivered_run = temporal_client.get_workflow_handle(
         workflow_id_for(uuid.UUID(delivered["orderId"]))
     )
+    await asyncio.wait_for(delivered_run.result(), timeout=30)  # its return window over
     assert (await delivered_run.describe()).status == WorkflowExecutionStatus.COMPLETED
 
 

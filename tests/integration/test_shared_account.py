@@ -29,7 +29,7 @@ from tests.integration.test_lifecycle import confirmed_order, pay, place, refund
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
 from workflows.late_payment import late_payment_workflow_id
-from workflows.order import workflow_id_for
+from workflows.order import OrderWorkflow, workflow_id_for
 
 
 async def order_of(http: httpx.AsyncClient, order: dict[str, Any]) -> dict[str, Any]:
@@ -286,8 +286,19 @@ async def test_a_dispute_closed_while_its_events_are_lost_is_read_back_at_fulfil
     stripe_client: stripe.StripeClient,
     settings: Settings,
     webhooks: Webhooks,
+    temporal_client: Client,
 ) -> None:
     order, pi = await disputed_order(http, stripe_client)
+    # Every event of the dispute's opening handled first (the second may come a moment
+    # after the first): the close that follows is the one nobody hears of.
+    handle = temporal_client.get_workflow_handle(workflow_id_for(uuid.UUID(order["orderId"])))
+    seen = -1
+    for _ in range(50):  # until no new event arrived for a second (bounded)
+        state = await handle.query(OrderWorkflow.state)
+        if len(state.seen_event_ids) == seen and not state.queued_events:
+            break
+        seen = len(state.seen_event_ids)
+        await asyncio.sleep(1.0)
     (dispute,) = (await stripe_client.v1.disputes.list_async(params={"payment_intent": pi})).data
     with webhooks.lost():
         await emulator_control(settings, f"/_vult/disputes/{dispute.id}/close", {"outcome": "won"})
@@ -307,6 +318,16 @@ async def test_a_dispute_lost_while_its_events_are_lost_is_read_back_at_cancel(
     webhooks: Webhooks,
 ) -> None:
     order, pi = await disputed_order(http, stripe_client)
+    # Every event of the dispute's opening handled first (the second may come a moment
+    # after the first): the close that follows is the one nobody hears of.
+    handle = temporal_client.get_workflow_handle(workflow_id_for(uuid.UUID(order["orderId"])))
+    seen = -1
+    for _ in range(50):  # until no new event arrived for a second (bounded)
+        state = await handle.query(OrderWorkflow.state)
+        if len(state.seen_event_ids) == seen and not state.queued_events:
+            break
+        seen = len(state.seen_event_ids)
+        await asyncio.sleep(1.0)
     (dispute,) = (await stripe_client.v1.disputes.list_async(params={"payment_intent": pi})).data
     with webhooks.lost():
         await emulator_control(settings, f"/_vult/disputes/{dispute.id}/close", {"outcome": "lost"})

@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -18,11 +19,14 @@ from api.order_commands import start_order
 from vult.domain.contracts import (
     Address,
     CancelPaymentIntent,
+    CapturePayment,
     ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
     DisputeInfo,
+    OrderLineInfo,
+    OrderLines,
     OrderPayment,
     OrderRequest,
     OrderState,
@@ -32,6 +36,7 @@ from vult.domain.contracts import (
     PaymentIntentSnapshot,
     PlacedOrder,
     RecordPayment,
+    RecordReturn,
     RefundInfo,
     RefundPayment,
     RequestedLineItem,
@@ -45,6 +50,7 @@ from workflows.order import OrderWorkflow
 KNOWN_PRODUCT = uuid.UUID("6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001")
 STAND_IN_TOTAL = Decimal("108.00")  # what the stand-in database makes of every order
 DECLINED = "Your card was declined."
+RETURNS = timedelta(seconds=2)
 
 
 @dataclass
@@ -55,6 +61,8 @@ class FakeStripeIntent:
     order_id: str = ""
     status: str = "requires_payment_method"
     error: str | None = None
+    payment_method: str | None = None
+    captured: int | None = None  # capture at shipment: what was captured
 
 
 @dataclass
@@ -91,6 +99,9 @@ class Backend:
     disputes: dict[str, DisputeInfo] = field(default_factory=dict)
     refund_amounts: dict[str, int] = field(default_factory=dict)  # key -> amount asked
     recorded: list[RecordPayment] = field(default_factory=list)
+    capture_methods: dict[str, str] = field(default_factory=dict)  # PaymentIntent -> method
+    reauthorization: str = "requires_capture"  # what a re-authorization leaves it in
+    returns: list[RecordReturn] = field(default_factory=list)
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -162,6 +173,14 @@ class Backend:
         self.intents.setdefault(
             pid, FakeStripeIntent(pid, req.amount, req.currency.lower(), str(req.order_id))
         )
+        self.capture_methods[pid] = req.capture_method
+        if req.payment_method is not None:  # a re-authorization, confirmed at once
+            self.intents[pid].payment_method = req.payment_method
+            self.intents[pid].status = self.reauthorization
+            if self.reauthorization != "requires_capture":
+                raise ApplicationError(
+                    "Your card was declined.", type=Failure.PAYMENT_REFUSED, non_retryable=True
+                )
         return PaymentIntentInfo(
             payment_intent_id=pid,
             client_secret=f"{pid}_secret",
@@ -181,6 +200,8 @@ class Backend:
             currency=i.currency,
             last_error_message=i.error,
             order_id=i.order_id,
+            payment_method=i.payment_method or "pm_card_visa",
+            amount_capturable=i.amount if i.status == "requires_capture" else 0,
         )
 
     @activity.defn(name="cancel_payment_intent")
@@ -237,14 +258,40 @@ class Backend:
             if pi == payment_intent_id
         ]
         listed = [*self.outside_refunds.get(payment_intent_id, []), *ours]
+        captured = intent.captured if intent.captured is not None else intent.amount
         return ChargeFacts(
             payment_intent_id=payment_intent_id,
             currency=intent.currency,
-            amount_captured=intent.amount if intent.status == "succeeded" else 0,
+            amount_capturable=intent.amount if intent.status == "requires_capture" else 0,
+            amount_captured=captured if intent.status == "succeeded" else 0,
             amount_refunded=sum(r.amount for r in listed if r.status not in ("failed", "canceled")),
             refunds=listed,
             dispute=self.disputes.get(payment_intent_id),
         )
+
+    @activity.defn(name="capture_payment")
+    async def capture_payment(self, req: CapturePayment) -> PaymentIntentSnapshot:
+        intent = self.intents[req.payment_intent_id]
+        if intent.status != "requires_capture":
+            raise ApplicationError(
+                f"cannot capture: {intent.status}", type=Failure.PAYMENT_REFUSED, non_retryable=True
+            )
+        intent.status, intent.captured = "succeeded", req.amount
+        return await self.retrieve_payment_intent(req.payment_intent_id)
+
+    @activity.defn(name="read_order_lines")
+    async def read_order_lines(self, order_id: uuid.UUID) -> OrderLines:
+        return OrderLines(
+            sub_total=Decimal("100.00"),
+            tax=Decimal("8.00"),
+            shipping_cost=Decimal("0.00"),
+            total=STAND_IN_TOTAL,
+            lines=[OrderLineInfo(line_item_id="line-1", unit_price=Decimal("50.00"), quantity=2)],
+        )
+
+    @activity.defn(name="record_return")
+    async def record_return(self, req: RecordReturn) -> None:
+        self.returns.append(req)
 
     @activity.defn(name="record_payment")
     async def record_payment(self, record: RecordPayment) -> bool:
@@ -272,6 +319,9 @@ class Backend:
             self.retrieve_refund,
             self.read_charge,
             self.record_payment,
+            self.capture_payment,
+            self.read_order_lines,
+            self.record_return,
         ]
 
 
@@ -296,14 +346,23 @@ class Harness:
     task_queue: str
     backend: Backend
 
-    timing: OrderTiming = field(default_factory=OrderTiming)
+    # A delivered order stays open for returns this long here (30 days in production).
+    timing: OrderTiming = field(default_factory=lambda: OrderTiming(return_window=RETURNS))
 
     async def place(
-        self, product: uuid.UUID = KNOWN_PRODUCT, quoted_total: Decimal = STAND_IN_TOTAL
+        self,
+        product: uuid.UUID = KNOWN_PRODUCT,
+        quoted_total: Decimal = STAND_IN_TOTAL,
+        capture: str = "automatic",
     ) -> tuple[PlacedOrder, WorkflowHandle[OrderWorkflow, OrderState]]:
         """Placed as the API places it: started with its search attributes."""
         start = start_order(
-            uuid.uuid4(), order_request(product), self.task_queue, self.timing, quoted_total
+            uuid.uuid4(),
+            order_request(product),
+            self.task_queue,
+            self.timing,
+            quoted_total,
+            capture=capture,
         )
         placed = await self.client.execute_update_with_start_workflow(
             OrderWorkflow.place, start_workflow_operation=start

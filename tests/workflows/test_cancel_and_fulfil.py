@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from temporalio.client import WorkflowHandle, WorkflowUpdateFailedError
+from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
 from tests.workflows.conftest import Harness, event, eventually
@@ -102,8 +102,10 @@ async def test_fulfilment_runs_to_delivered_and_the_workflow_completes(harness: 
     assert harness.backend.fields[order_id]["tracking_number"] == "1Z999AA10123456784"
     assert harness.backend.fields[order_id]["shipping_carrier"] == "UPS"
     await handle.execute_update(OrderWorkflow.deliver)
+    # Open for returns until the return window closes, then complete.
+    assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     result = await handle.result()
-    assert result.status == S.Delivered
+    assert result.status == S.Delivered and result.delivered_at is not None
     assert harness.backend.changes[-3:] == [
         (S.Confirmed, S.Processing),
         (S.Processing, S.Shipped),

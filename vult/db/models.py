@@ -27,6 +27,7 @@ from sqlalchemy import (
     Uuid,
     text,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from vult.domain.status import OrderStatus
@@ -87,6 +88,10 @@ class Order(Base):
     # When a new run of the order's workflow last started from this row, its previous run
     # having ended while the order could still change (vult/temporal/orphans.py).
     resumed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Captured at shipment (capture mode at_shipment), and when the order was delivered
+    # (its return window runs from then).
+    amount_captured: Mapped[Decimal | None] = mapped_column(Money)
+    delivered_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
@@ -131,6 +136,11 @@ class LineItem(Base):
     __table_args__ = (
         CheckConstraint("quantity >= 1", name="quantity_positive"),
         CheckConstraint("unit_price >= 0", name="unit_price_not_negative"),
+        CheckConstraint(
+            "quantity_returned >= 0 AND quantity_returned <= COALESCE(quantity_shipped, 0)"
+            " AND (quantity_shipped IS NULL OR quantity_shipped BETWEEN 0 AND quantity)",
+            name="returned_within_shipped",
+        ),
         Index(None, "order_id"),
         Index(None, "product_id"),
     )
@@ -149,8 +159,33 @@ class LineItem(Base):
     product_image_url: Mapped[str | None] = mapped_column(String(2000))
     unit_price: Mapped[Decimal] = mapped_column(Money)
     quantity: Mapped[int] = mapped_column(Integer)
+    # Of `quantity`: shipped (null until the order ships), and of those, returned.
+    quantity_shipped: Mapped[int | None] = mapped_column(Integer)
+    quantity_returned: Mapped[int] = mapped_column(Integer, server_default=text("0"))
 
     order: Mapped[Order] = relationship(back_populates="line_items")
+
+
+class OrderReturn(Base):
+    """A return ops took: lines (or an amount) of a shipped or delivered order, refunded
+    once under its Idempotency-Key."""
+
+    __tablename__ = "order_returns"
+    __table_args__ = (CheckConstraint("amount > 0", name="amount_positive"),)
+
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("orders.order_id", ondelete="CASCADE"), primary_key=True
+    )
+    return_key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    reason: Mapped[str] = mapped_column(String(500))
+    amount: Mapped[Decimal] = mapped_column(Money)
+    refund_id: Mapped[str | None] = mapped_column(String(255))
+    refund_status: Mapped[str | None] = mapped_column(String(50))
+    # [{"lineItemId", "quantity"}]; empty for a return of an amount.
+    line_items: Mapped[list[dict[str, object]]] = mapped_column(
+        JSONB, server_default=text("'[]'::jsonb")
+    )
+    created_date: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
 class OrderPaymentIntent(Base):
@@ -192,3 +227,4 @@ ORDERS = _table(Order)
 LINE_ITEMS = _table(LineItem)
 PRODUCTS = _table(Product)
 ORDER_PAYMENT_INTENTS = _table(OrderPaymentIntent)
+ORDER_RETURNS = _table(OrderReturn)

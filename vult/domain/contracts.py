@@ -87,6 +87,8 @@ class ChargeFacts(BaseModel):
     amount_refunded: int = 0
     refunds: list[RefundInfo] = Field(default_factory=list)
     dispute: DisputeInfo | None = None
+    # Authorized and not captured yet (manual capture): what a capture could still take.
+    amount_capturable: int = 0
 
 
 class OrderTiming(BaseModel):
@@ -103,6 +105,14 @@ class OrderTiming(BaseModel):
     in_flight_retry: timedelta = timedelta(seconds=30)
     # Ops are reminded this long before a dispute's evidence is due (Stripe gives 7-21 days).
     dispute_reminder: timedelta = timedelta(days=3)
+    # A card authorization (capture at shipment) lapses after about 7 days at Stripe; ops
+    # are reminded this long before, and an order not shipped by then is cancelled (the
+    # authorization released) or re-authorized, as `on_authorization_expiry` says.
+    authorization_validity: timedelta = timedelta(days=7)
+    authorization_reminder: timedelta = timedelta(days=1)
+    on_authorization_expiry: str = "cancel"  # or "reauthorize"
+    # How long a delivered order's workflow stays open for returns.
+    return_window: timedelta = timedelta(days=30)
 
 
 class PaymentEvent(BaseModel):
@@ -170,6 +180,20 @@ class OrderState(BaseModel):
     resumes: list[ResumedRun] = Field(default_factory=list)
     # A resumed run has yet to read Stripe's word on every PaymentIntent of the order.
     catching_up: bool = False
+    # Capture at shipment: when the current PaymentIntent's authorization was seen, what
+    # was captured at shipment (minor units; None until then), whether ops were reminded
+    # of the authorization's lapse.
+    authorized_at: datetime | None = None
+    captured: int | None = None
+    authorization_reminded: bool = False
+    # What shipped, by line item id (set when the order shipped part of its lines or
+    # captured at shipment); a shipment whose capture Stripe refused, waiting for ops.
+    shipped: dict[str, int] = Field(default_factory=dict)
+    pending_shipment: ShipOrder | None = None
+    # Returns taken, by their Idempotency-Key.
+    returns: dict[str, ReturnRecord] = Field(default_factory=dict)
+    # When the order was delivered: its workflow stays open for returns until the window.
+    delivered_at: datetime | None = None
 
 
 class ResumedRun(BaseModel):
@@ -191,6 +215,8 @@ class OrderWorkflowInput(BaseModel):
     # activity tries it first and draws another only if it is taken.
     order_number: str | None = None
     state: OrderState | None = None  # set when continuing as new, or resuming
+    # PAYMENT_CAPTURE when the order was placed: "automatic" (at payment) or "at_shipment".
+    capture: str = "automatic"
 
 
 class CancelOrder(BaseModel):
@@ -209,9 +235,54 @@ class Resolution(BaseModel):
     problem: str  # what was flagged when ops resolved it
 
 
+class LineQuantity(BaseModel):
+    line_item_id: str
+    quantity: int
+
+
 class ShipOrder(BaseModel):
     carrier: str
     tracking_number: str
+    # The lines shipped; None: every line (what is left of the order is never shipped).
+    line_items: list[LineQuantity] | None = None
+
+
+class ReturnRequest(BaseModel):
+    """Ops take back some lines, or an amount, of a shipped or delivered order."""
+
+    key: str  # the request's Idempotency-Key: a retried request refunds once
+    reason: str
+    line_items: list[LineQuantity] | None = None
+    amount: Decimal | None = None  # major units
+
+
+class ReturnRecord(BaseModel):
+    key: str
+    reason: str
+    amount: Decimal  # refunded, major units
+    line_items: list[LineQuantity] = Field(default_factory=list)
+    refund_id: str = ""
+    refund_status: str = ""
+    at: datetime
+    request: ReturnRequest | None = None  # as asked: the same key must ask the same
+
+
+class OrderLines(BaseModel):
+    """The order's amounts and lines, as fulfilment reads them from the row."""
+
+    sub_total: Decimal
+    tax: Decimal
+    shipping_cost: Decimal
+    total: Decimal
+    lines: list[OrderLineInfo]
+
+
+class OrderLineInfo(BaseModel):
+    line_item_id: str
+    unit_price: Decimal
+    quantity: int
+    shipped: int = 0
+    returned: int = 0
 
 
 class PlacedOrder(BaseModel):
@@ -258,6 +329,10 @@ class StatusChange(BaseModel):
     dispute_status: str | None = None
     resolution_note: str | None = None
     resumed_at: datetime | None = None
+    amount_captured: Decimal | None = None  # major units, captured at shipment
+    # Shipped quantities by line item id; with `ship_all`, every line in full.
+    shipped_lines: dict[str, int] | None = None
+    ship_all: bool = False
 
 
 class RecordPayment(BaseModel):
@@ -277,6 +352,23 @@ class CreatePaymentIntent(BaseModel):
     amount: int
     currency: str
     idempotency_key: str
+    capture_method: str = "automatic"  # "manual": capture at shipment
+    # Set to re-authorize off-session with the customer's card of the lapsed authorization.
+    payment_method: str | None = None
+
+
+class CapturePayment(BaseModel):
+    payment_intent_id: str
+    amount: int  # minor units; the rest of the authorization is released
+    idempotency_key: str
+
+
+class RecordReturn(BaseModel):
+    order_id: uuid.UUID
+    record: ReturnRecord
+    at: datetime
+    stripe_payment_status: str
+    amount_refunded: Decimal
 
 
 class PaymentIntentSnapshot(BaseModel):
@@ -290,6 +382,8 @@ class PaymentIntentSnapshot(BaseModel):
     last_error_message: str | None = None
     order_id: str | None = None  # from the PaymentIntent's metadata
     owner: str | None = None  # the owner marker in its metadata (None: made before it existed)
+    payment_method: str | None = None
+    amount_capturable: int = 0
 
 
 class OrderPayment(BaseModel):

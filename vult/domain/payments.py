@@ -47,6 +47,11 @@ def held(facts: ChargeFacts) -> int:
     return max(0, facts.amount_captured - facts.amount_refunded - disputed_amount(facts))
 
 
+def still_paid(facts: ChargeFacts) -> bool:
+    """Money held, or an authorization a capture can still take."""
+    return held(facts) > 0 or (facts.amount_captured <= 0 and facts.amount_capturable > 0)
+
+
 def fully_refunded(facts: ChargeFacts | None) -> bool:
     return facts is not None and 0 < facts.amount_captured <= facts.amount_refunded
 
@@ -62,11 +67,14 @@ def our_refund(facts: ChargeFacts, key: str) -> RefundInfo | None:
 def payment_status(facts: ChargeFacts) -> str:
     """The order's `paymentStatus` from Stripe's amounts. Today's values keep their
     meaning (succeeded, refunded, refund_pending); partially_refunded, disputed and
-    dispute_lost are added. A dispute won leaves the payment as the refunds say."""
+    dispute_lost are added, and authorized (capture at shipment, before it). A dispute won
+    leaves the payment as the refunds say."""
     if dispute_open(facts):
         return "disputed"
     if facts.dispute is not None and facts.dispute.status == "lost":
         return "dispute_lost"
+    if facts.amount_captured <= 0 and facts.amount_capturable > 0:
+        return "authorized"  # capture at shipment: nothing taken yet
     if facts.amount_refunded <= 0:
         return "succeeded"
     if facts.amount_refunded < facts.amount_captured:

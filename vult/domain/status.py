@@ -66,14 +66,18 @@ ENDED = frozenset({S.Delivered})
 
 
 def may_still_change(
-    status: str, payment_status: str | None, resolution_note: str | None = None
+    status: str,
+    payment_status: str | None,
+    resolution_note: str | None = None,
+    returns_open: bool = False,
 ) -> bool:
     """Something can still happen to an order in this state of its row: it can be paid,
-    fulfilled, cancelled, or money of it can still move. Such an order needs a running
-    workflow; one whose workflow is gone is resumed (vult/temporal/orphans.py). A Cancelled
-    order ops resolved by hand is settled whatever its payment says."""
+    fulfilled, cancelled, returned, or money of it can still move. Such an order needs a
+    running workflow; one whose workflow is gone is resumed (vult/temporal/orphans.py). A
+    Cancelled order ops resolved by hand is settled whatever its payment says; a Delivered
+    one is done once its return window (`returns_open`) has closed."""
     if status in ENDED:
-        return False
+        return returns_open
     if status != S.Cancelled:
         return True
     if resolution_note is not None:

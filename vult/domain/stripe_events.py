@@ -11,6 +11,8 @@ PAYMENT_INTENT_EVENTS = frozenset(
         "payment_intent.canceled",
         "payment_intent.processing",
         "payment_intent.requires_action",
+        # Capture at shipment: the card is authorized (`requires_capture`).
+        "payment_intent.amount_capturable_updated",
     }
 )
 # A refund completing, or failing, at Stripe. `charge.refunded` carries the charge;
@@ -41,4 +43,19 @@ HANDLED = PAYMENT_INTENT_EVENTS | MONEY_EVENTS
 # What a webhook endpoint must be subscribed to (the set-up job checks it at Stripe): the
 # refund events Stripe sends on every account version, beside the rest. The newer
 # refund.* events are used when they come, but are not required.
-REQUIRED = PAYMENT_INTENT_EVENTS | DISPUTE_EVENTS | {"charge.refunded", "charge.refund.updated"}
+# `amount_capturable_updated` only with capture at shipment (reconciliation would find
+# the authorization without it, later): `required_events`.
+CAPTURE_EVENTS = frozenset({"payment_intent.amount_capturable_updated"})
+REQUIRED = (
+    (PAYMENT_INTENT_EVENTS - CAPTURE_EVENTS)
+    | DISPUTE_EVENTS
+    | {
+        "charge.refunded",
+        "charge.refund.updated",
+    }
+)
+
+
+def required_events(capture: str) -> frozenset[str]:
+    """What the webhook endpoint must be subscribed to under PAYMENT_CAPTURE `capture`."""
+    return REQUIRED | CAPTURE_EVENTS if capture == "at_shipment" else REQUIRED

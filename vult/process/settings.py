@@ -86,6 +86,18 @@ class Settings(BaseSettings):
     attention_retry: timedelta = _TIMING.attention_retry
     # Ops are reminded (needs attention) this long before a dispute's evidence is due.
     dispute_reminder: timedelta = _TIMING.dispute_reminder
+    # When the money is taken: "automatic" (at payment, the seed's flow) or "at_shipment"
+    # (the card is authorized at checkout and captured when ops ship: the shipped lines'
+    # share). Each order keeps the mode it was placed under.
+    payment_capture: Literal["automatic", "at_shipment"] = "automatic"
+    # A card authorization lapses after about 7 days at Stripe: ops are reminded
+    # AUTHORIZATION_REMINDER before; an order not shipped by then is cancelled (the
+    # authorization released) or re-authorized off-session with the same card.
+    authorization_validity: timedelta = _TIMING.authorization_validity
+    authorization_reminder: timedelta = _TIMING.authorization_reminder
+    on_authorization_expiry: Literal["cancel", "reauthorize"] = "cancel"
+    # A delivered order takes returns for this long (its workflow stays open until then).
+    return_window: timedelta = _TIMING.return_window
     # How often the order sweep (a Temporal Schedule the set-up job creates) looks for
     # orders that can still change whose workflow is gone (terminated from the Web UI, say)
     # and resumes them. A command or a webhook for such an order resumes it at once; the
@@ -163,6 +175,9 @@ class Settings(BaseSettings):
         "cancelled_grace_period",
         "attention_retry",
         "dispute_reminder",
+        "authorization_validity",
+        "authorization_reminder",
+        "return_window",
     )
     @classmethod
     def _positive(cls, v: timedelta) -> timedelta:
@@ -178,6 +193,10 @@ class Settings(BaseSettings):
             cancelled_grace=self.cancelled_grace_period,
             attention_retry=self.attention_retry,
             dispute_reminder=self.dispute_reminder,
+            authorization_validity=self.authorization_validity,
+            authorization_reminder=self.authorization_reminder,
+            on_authorization_expiry=self.on_authorization_expiry,
+            return_window=self.return_window,
         )
 
     def pricing(self) -> Pricing:

@@ -13,7 +13,9 @@ from vult.domain.stripe_events import REQUIRED
 WEBHOOK_PATH = "/api/webhooks/stripe"
 
 
-async def missing_webhook_events(client: stripe.StripeClient, url: str) -> list[str]:
+async def missing_webhook_events(
+    client: stripe.StripeClient, url: str, required: frozenset[str] = REQUIRED
+) -> list[str]:
     """The events the service needs that no enabled endpoint at `url` is subscribed to
     (with `url` empty: any endpoint whose URL ends in the webhook route)."""
     listed = await client.v1.webhook_endpoints.list_async(params={"limit": 100})
@@ -27,5 +29,5 @@ async def missing_webhook_events(client: stripe.StripeClient, url: str) -> list[
             enabled |= set(data.get("enabled_events") or [])
     if not found:
         where = url or f"a URL ending in {WEBHOOK_PATH}"
-        return [f"(no enabled webhook endpoint at {where})", *sorted(REQUIRED)]
-    return [] if "*" in enabled else sorted(REQUIRED - enabled)
+        return [f"(no enabled webhook endpoint at {where})", *sorted(required)]
+    return [] if "*" in enabled else sorted(required - enabled)

@@ -1,7 +1,8 @@
 """Orders whose workflow is gone: the check that finds them.
 
 An order whose row says it can still change (`vult.domain.status.may_still_change`: not
-Delivered; a Cancelled one only while money of it may still move) needs a running
+Delivered, or delivered within its return window; a Cancelled one only while money of it
+may still move) needs a running
 `order-<orderId>` workflow. Terminate (the Web UI, the CLI, a batch) ends one that no
 workflow can refuse; a bug can fail one; a row can be written by hand. The orders found
 here are resumed by the sweep (workflows/order_sweep.py); a run that completed normally is
@@ -15,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -23,8 +24,10 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from vult.db.models import ORDERS
+from vult.domain.contracts import OrderTiming
 from vult.domain.status import ENDED, SETTLED_AFTER_CANCEL, OrderStatus
 
+_RETURN_WINDOW = OrderTiming().return_window
 _BATCH = 500
 _AT_ONCE = 16
 NOT_STARTED = "NOT_STARTED"
@@ -55,11 +58,15 @@ async def how_it_ended(client: Client, order_id: uuid.UUID) -> str | None:
     return status.name
 
 
-def _can_still_change() -> object:
+def _can_still_change(return_window: timedelta) -> object:
     """The rows `may_still_change` holds for, in SQL."""
     c = ORDERS.c
     return or_(
         c.status.not_in([*(s.value for s in ENDED), OrderStatus.Cancelled.value]),
+        and_(
+            c.status == OrderStatus.Delivered.value,
+            c.delivered_date > datetime.now(UTC) - return_window,
+        ),
         and_(
             c.status == OrderStatus.Cancelled.value,
             c.resolution_note.is_(None),
@@ -80,6 +87,7 @@ async def orders_without_workflow(
     client: Client,
     since: datetime | None = None,
     limit: int | None = None,
+    return_window: timedelta = _RETURN_WINDOW,
 ) -> list[uuid.UUID]:
     """Orders (created at or after `since`, if given) that can still change and whose
     workflow is not running and did not end normally, oldest first, at most `limit`."""
@@ -96,7 +104,7 @@ async def orders_without_workflow(
     while limit is None or len(found) < limit:  # bounded by the table: `after` moves on
         query = (
             select(c.created_date, c.order_id)
-            .where(_can_still_change())  # type: ignore[arg-type]
+            .where(_can_still_change(return_window))  # type: ignore[arg-type]
             .order_by(c.created_date, c.order_id)
             .limit(_BATCH)
         )
@@ -129,7 +137,7 @@ async def main() -> int:
     engine = make_engine(settings.database_url, pool_size=2)
     try:
         client = await connect(settings)
-        lost = await orders_without_workflow(engine, client)
+        lost = await orders_without_workflow(engine, client, return_window=settings.return_window)
         for order_id in lost:
             ended = await how_it_ended(client, order_id)
             print(f"order {order_id} can still change and has no workflow ({ended})")

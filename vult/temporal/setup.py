@@ -29,6 +29,7 @@ from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, Register
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from vult.domain.stripe_events import required_events
 from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.process.stripe_setup import missing_webhook_events
@@ -87,7 +88,9 @@ async def check_stripe(settings: Settings, log: logging.Logger) -> bool:
     http = stripe.AIOHTTPClient()
     try:
         client = make_stripe_client(settings, http)
-        missing = await missing_webhook_events(client, settings.stripe_webhook_url)
+        missing = await missing_webhook_events(
+            client, settings.stripe_webhook_url, required_events(settings.payment_capture)
+        )
     finally:
         await http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
     if missing:
