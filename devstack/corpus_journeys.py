@@ -65,6 +65,9 @@ TIMING_ENV = {
     "PAYMENT_RECONCILE_MAX_INTERVAL": "PT5S",
     "CANCELLED_GRACE_PERIOD": "PT4S",
     "ATTENTION_RETRY": "PT6S",
+    "RETURN_WINDOW": "PT4S",
+    "AUTHORIZATION_VALIDITY": "PT12S",
+    "AUTHORIZATION_REMINDER": "PT6S",
 }
 _POLL_S, _WAIT_S = 0.1, 60.0
 SLOW_STRIPE_S = 3.0
@@ -175,14 +178,18 @@ class Recorder:
             api_url,
         )
         self.recorded: dict[str, str] = {}
+        self.shop: httpx.AsyncClient | None = None  # the at_shipment API
         # Paths begun and not yet saved: their workflow, saved as it stands if the
         # journey stops (an older release may not have a step; its history still counts).
         self.begun: dict[str, tuple[str, str, str]] = {}
 
     # ---- what a shop, a customer and ops do ------------------------------------------
 
-    async def place(self, path: str, what: str) -> str:
-        """Place an order; with a path, its workflow is the one that path records."""
+    async def place(
+        self, path: str, what: str, *, at_shipment: bool = False, quantity: int = 1
+    ) -> str:
+        """Place an order; with a path, its workflow is the one that path records.
+        `at_shipment`: through the API placing orders under PAYMENT_CAPTURE=at_shipment."""
         body = {
             "customerEmail": "corpus@example.com",
             "shippingAddress": {
@@ -193,9 +200,10 @@ class Recorder:
                 "postalCode": "62701",
                 "country": "US",
             },
-            "lineItems": [{"productId": RUNNER, "quantity": 1}],
+            "lineItems": [{"productId": RUNNER, "quantity": quantity}],
         }
-        created = await self.api.post("/api/orders", json=body)
+        api = self.shop if at_shipment and self.shop is not None else self.api
+        created = await api.post("/api/orders", json=body)
         assert created.status_code == 201, created.text
         order_id = str(created.json()["orderId"])
         if path:
@@ -744,6 +752,113 @@ async def failed_refund_resolved(r: Recorder) -> None:
     await r.finish("failed_refund_retried_then_resolved")
 
 
+async def _line(r: Recorder, order_id: str) -> str:
+    body = (await r.api.get(f"/api/orders/{order_id}")).json()
+    return str(body["lineItems"][0]["lineItemId"])
+
+
+async def _return(r: Recorder, order_id: str, body: dict[str, Any]) -> None:
+    headers = {"Idempotency-Key": f"corpus-return-{uuid.uuid4()}", **OPS}
+    for _ in range(2):  # sent twice: refunded once
+        answer = await r.api.post(f"/api/ops/orders/{order_id}/returns", json=body, headers=headers)
+        assert answer.status_code == 200, answer.text
+
+
+async def partly_shipped_then_returned(r: Recorder) -> None:
+    order_id = await r.place(
+        "partly_shipped_then_returned",
+        "automatic capture: one of two shipped (the other's share refunded), that one "
+        "returned (sent twice, refunded once), delivered; return window over",
+        quantity=2,
+    )
+    await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    line = await _line(r, order_id)
+    assert (await r.ops(order_id, "processing")).status_code == 204
+    ship = {
+        "carrier": "UPS",
+        "trackingNumber": "1Z1",
+        "lineItems": [{"lineItemId": line, "quantity": 1}],
+    }
+    answer = await r.ops(order_id, "ship", ship)
+    assert answer.status_code == 204, answer.text
+    await _return(
+        r, order_id, {"reason": "Too small", "lineItems": [{"lineItemId": line, "quantity": 1}]}
+    )
+    assert (await r.ops(order_id, "deliver")).status_code == 204
+    await r.finish("partly_shipped_then_returned")
+
+
+async def at_shipment_partly_shipped_then_returned(r: Recorder) -> None:
+    order_id = await r.place(
+        "at_shipment_partly_shipped_then_returned",
+        "capture at shipment: authorized, one of two shipped (its share captured, the rest "
+        "released), delivered, an amount returned; return window over",
+        at_shipment=True,
+        quantity=2,
+    )
+    await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    line = await _line(r, order_id)
+    assert (await r.ops(order_id, "processing")).status_code == 204
+    ship = {
+        "carrier": "UPS",
+        "trackingNumber": "1Z2",
+        "lineItems": [{"lineItemId": line, "quantity": 1}],
+    }
+    answer = await r.ops(order_id, "ship", ship)
+    assert answer.status_code == 204, answer.text
+    assert (await r.ops(order_id, "deliver")).status_code == 204
+    await _return(r, order_id, {"reason": "Scuffed", "amount": 5.00})
+    await r.finish("at_shipment_partly_shipped_then_returned")
+
+
+async def at_shipment_cancelled(r: Recorder) -> None:
+    order_id = await r.place(
+        "at_shipment_cancelled_before_shipment",
+        "capture at shipment: authorized, cancelled before shipment (released, no refund); "
+        "grace over",
+        at_shipment=True,
+    )
+    await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    assert (await r.cancel(order_id)).status_code == 204
+    await r.finish("at_shipment_cancelled_before_shipment")
+
+
+async def authorization_lapsed(r: Recorder) -> None:
+    order_id = await r.place(
+        "authorization_lapsed_cancelled",
+        "capture at shipment: authorized, never shipped: reminded, then cancelled when the "
+        "authorization lapsed (released); grace over",
+        at_shipment=True,
+    )
+    await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    await r.status(order_id, "Cancelled")
+    await r.finish("authorization_lapsed_cancelled")
+
+
+async def capture_refused(r: Recorder) -> None:
+    order_id = await r.place(
+        "capture_refused_then_resolved",
+        "capture at shipment: the authorization lapsed at Stripe; the ship's capture is "
+        "refused (400, Processing, parked), then ops resolve it",
+        at_shipment=True,
+    )
+    pi = await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    await r.control(f"/_vult/payment_intents/{pi}/expire", {})
+    assert (await r.ops(order_id, "processing")).status_code == 204
+    answer = await r.ops(order_id, "ship", {"carrier": "UPS", "trackingNumber": "1Z3"})
+    assert answer.status_code == 400, answer.text
+    await r.attention(order_id, True)
+    note = {"note": "Paid by bank transfer (corpus)"}
+    assert (await r.ops(order_id, "resolve", note)).status_code == 204
+    await r.attention(order_id, False)
+    await r.save("capture_refused_then_resolved")  # stays Processing: saved as it stands
+
+
 async def _terminated_then_resumed(r: Recorder, order_id: str, command: str) -> str:
     """Terminate the order's workflow (the Web UI's Terminate); a command then answers 503
     and resumes it: the new run's id, once it has caught up with Stripe."""
@@ -831,6 +946,11 @@ JOURNEYS: list[Journey] = [
     resumed_then_delivered,
     resumed_then_cancelled,
     resumed_unpaid_expired,
+    partly_shipped_then_returned,
+    at_shipment_partly_shipped_then_returned,
+    at_shipment_cancelled,
+    authorization_lapsed,
+    capture_refused,
 ]
 
 
@@ -882,9 +1002,27 @@ async def main(
             break
         await asyncio.sleep(0.05)
     api_url = f"http://127.0.0.1:{api_port}"
+    # A second API placing orders under PAYMENT_CAPTURE=at_shipment (a release without it
+    # places them as usual: its capture journeys then stop where they differ).
+    shop_port = _free_port()
+    at_shipment = settings.model_copy(update={"payment_capture": "at_shipment"})
+    shop_server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(at_shipment), host="127.0.0.1", port=shop_port, log_level="warning"
+        )
+    )
+    threading.Thread(target=shop_server.run, daemon=True).start()
+    for _ in range(400):
+        if shop_server.started:
+            break
+        await asyncio.sleep(0.05)
     failed = 0
-    async with httpx.AsyncClient(base_url=api_url, timeout=60) as api:
+    async with (
+        httpx.AsyncClient(base_url=api_url, timeout=60) as api,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{shop_port}", timeout=60) as shop,
+    ):
         r = Recorder(out, api, stripe_client, temporal, engine, refusal, stripe_base, api_url)
+        r.shop = shop
         await r._register(f"{api_url}/api/webhooks/stripe")
         tasks = [
             asyncio.create_task(asyncio.wait_for(j(r), timeout=180), name=j.__name__)
@@ -912,7 +1050,7 @@ async def main(
         )
         + "\n"
     )
-    server.should_exit = True
+    server.should_exit = shop_server.should_exit = True
     await worker.shutdown()
     await running
     await http.close_async()

@@ -285,6 +285,7 @@ class OrderActions:
             **money,
         )
         attention.clear_notice(self.state, self.index_for_search, "unpaid")
+        attention.clear_notice(self.state, self.index_for_search, "authorization")
         self.state.cancelled_at = workflow.now()
         self.state.cancellation_reason = reason
 
@@ -526,6 +527,7 @@ class OrderActions:
             if self.authorized():
                 await steps.capture_payment(order_id, pi, amount)
                 state.captured = amount
+                attention.clear_notice(state, self.index_for_search, "authorization")
                 fields["amount_captured"] = share
                 await self._read_charge(pi)
                 fields.update(self._payment_fields(pi, None))

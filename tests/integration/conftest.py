@@ -189,6 +189,27 @@ def api_url(settings: Settings) -> Iterator[str]:
     thread.join(timeout=10)
 
 
+@pytest.fixture(scope="session")
+def at_shipment_url(settings: Settings) -> Iterator[str]:
+    """An API placing orders under PAYMENT_CAPTURE=at_shipment (the same worker runs them)."""
+    port = free_port()
+    changed = settings.model_copy(
+        update={"payment_capture": "at_shipment", "api_metrics_address": ""}
+    )
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(changed), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if port_open(port) and server.started:
+            break
+        threading.Event().wait(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
 @pytest.fixture
 async def http(api_url: str, worker: RunningWorker) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=api_url, timeout=30) as client:

@@ -3,20 +3,16 @@ an API placing orders in `at_shipment` capture mode beside the session's (automa
 
 from __future__ import annotations
 
-import threading
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 import httpx
 import pytest
 import stripe
-import uvicorn
 from temporalio.client import Client
 
-from api.app import create_app
-from devstack.procs import free_port, port_open
 from tests.integration.conftest import (
     GOOD_CARD,
     OPS,
@@ -32,27 +28,6 @@ from vult.temporal import search_attributes as sa
 from workflows.order import workflow_id_for
 
 SHIP = {"carrier": "UPS", "trackingNumber": "1Z999"}
-
-
-@pytest.fixture(scope="module")
-def at_shipment_url(settings: Settings) -> Iterator[str]:
-    """An API placing orders under PAYMENT_CAPTURE=at_shipment (the same worker runs them)."""
-    port = free_port()
-    changed = settings.model_copy(
-        update={"payment_capture": "at_shipment", "api_metrics_address": ""}
-    )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(changed), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if port_open(port) and server.started:
-            break
-        threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -81,6 +81,11 @@ PATHS = {
     "resumed_paid_then_delivered",
     "resumed_paid_then_cancelled",
     "resumed_unpaid_then_expired",
+    "partly_shipped_then_returned",
+    "at_shipment_partly_shipped_then_returned",
+    "at_shipment_cancelled_before_shipment",
+    "authorization_lapsed_cancelled",
+    "capture_refused_then_resolved",
 }
 
 

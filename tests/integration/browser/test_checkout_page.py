@@ -7,11 +7,11 @@ from __future__ import annotations
 import uuid
 
 import stripe
-from playwright.async_api import Page, expect
+from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import count_rows, order_body
+from tests.integration.conftest import RunningWorker, count_rows, order_body
 from tests.integration.test_lifecycle import refunds_at_stripe
 
 GOOD = "4242424242424242"
@@ -219,3 +219,30 @@ async def test_the_page_is_served_with_a_policy_that_allows_only_itself_and_stri
     assert config["publishableKey"].startswith("pk_")
     missing = await page.request.get(f"/shop/orders/{uuid.uuid4()}")
     assert missing.ok  # the page itself; it then says the order was not found
+
+
+async def test_with_capture_at_shipment_nothing_changes_for_the_customer(
+    browser: Browser,
+    at_shipment_url: str,
+    worker: RunningWorker,
+    engine: AsyncEngine,
+    stripe_client: stripe.StripeClient,
+) -> None:
+    """The same page on an API placing orders under PAYMENT_CAPTURE=at_shipment: the
+    customer sees the order confirmed; at Stripe the card is only authorized."""
+    context = await browser.new_context(base_url=at_shipment_url)
+    context.set_default_timeout(20_000)
+    page = await context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        await fill_order(page, "capture-later@example.com")
+        await fill_card(page, GOOD)
+        await page.get_by_role("button", name="Pay").click()
+        await expect(page.locator("#order-status")).to_have_text("Confirmed")
+        await expect(page.get_by_text("your payment was received")).to_be_visible()
+        status, pi = await order_in_database(engine, shown_order_id(page))
+    finally:
+        await context.close()
+    assert status == "Confirmed" and pi is not None and errors == []
+    assert (await stripe_client.v1.payment_intents.retrieve_async(pi)).status == "requires_capture"
