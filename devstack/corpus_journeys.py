@@ -382,6 +382,13 @@ class Recorder:
         task = asyncio.current_task()
         self.begun[path] = (workflow_id, what, task.get_name() if task else "")
 
+    async def first_run(self, path: str) -> None:
+        """Record the run the path began with, even if it continues as new later (a
+        delivered order's waits for its return window, past the server's suggestion)."""
+        workflow_id, what, journey = self.begun[path]
+        found = await self.temporal.get_workflow_handle(workflow_id).describe()
+        self.begun[path] = (f"{workflow_id}@{found.run_id}", what, journey)
+
     async def finish(self, path: str) -> None:
         """Wait for the workflow `path` records to close, then save its history."""
         workflow_id, _, _ = self.begun[path]
@@ -771,6 +778,7 @@ async def partly_shipped_then_returned(r: Recorder) -> None:
         "returned (sent twice, refunded once), delivered; return window over",
         quantity=2,
     )
+    await r.first_run("partly_shipped_then_returned")
     await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     line = await _line(r, order_id)
@@ -797,6 +805,7 @@ async def at_shipment_partly_shipped_then_returned(r: Recorder) -> None:
         at_shipment=True,
         quantity=2,
     )
+    await r.first_run("at_shipment_partly_shipped_then_returned")
     await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     line = await _line(r, order_id)
@@ -820,6 +829,7 @@ async def at_shipment_cancelled(r: Recorder) -> None:
         "grace over",
         at_shipment=True,
     )
+    await r.first_run("at_shipment_cancelled_before_shipment")
     await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     assert (await r.cancel(order_id)).status_code == 204
@@ -833,6 +843,7 @@ async def authorization_lapsed(r: Recorder) -> None:
         "authorization lapsed (released); grace over",
         at_shipment=True,
     )
+    await r.first_run("authorization_lapsed_cancelled")
     await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     await r.status(order_id, "Cancelled")
@@ -846,6 +857,7 @@ async def capture_refused(r: Recorder) -> None:
         "refused (400, Processing, parked), then ops resolve it",
         at_shipment=True,
     )
+    await r.first_run("capture_refused_then_resolved")
     pi = await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     await r.control(f"/_vult/payment_intents/{pi}/expire", {})

@@ -434,7 +434,9 @@ class OrderActions:
         state.attention, state.retry_at, state.parked_events = None, None, []
         state.notices.clear()
         state.refund_retry_asked = False
-        state.pending_shipment = None  # a refused capture settled outside the service
+        if state.pending_shipment is not None:  # a refused capture, settled outside
+            state.pending_shipment = None
+            state.authorization_over = True
         attention.unflag(self.index_for_search)
         ops_view.count("vult_orders_resolved_total", "Orders ops resolved by hand")
         status = state.status
@@ -525,11 +527,8 @@ class OrderActions:
             amount = to_minor_units(share, state.currency)
             pi = payment.payment_intent_id
             if self.authorized():
-                await steps.capture_payment(order_id, pi, amount)
-                state.captured = amount
-                attention.clear_notice(state, self.index_for_search, "authorization")
-                fields["amount_captured"] = share
-                await self._read_charge(pi)
+                await self._capture(pi, amount)
+                fields["amount_captured"] = from_minor_units(state.captured or 0, state.currency)
                 fields.update(self._payment_fields(pi, None))
             elif amount < to_minor_units(order.total, state.currency):
                 rest = to_minor_units(order.total, state.currency) - amount
@@ -549,6 +548,27 @@ class OrderActions:
             **({"shipped_lines": wanted} if wanted is not None else {"ship_all": True}),
         )
         state.pending_shipment = None
+
+    async def _capture(self, pi: str, amount: int) -> None:
+        """Capture `amount` of the authorization, as Stripe's amounts allow: nothing is
+        shipped unpaid. Captured already (an earlier try whose answer was lost, by hand in
+        the Dashboard): taken as it is. Nothing capturable (the authorization lapsed or
+        was released): PaymentRefused."""
+        state = self.state
+        facts = state.charges.get(pi)
+        if facts is None or state.pending_shipment is not None:  # a retry: Stripe again
+            facts = await self._read_charge(pi)
+        if facts.amount_captured <= 0:
+            if facts.amount_capturable <= 0:
+                raise ApplicationError(
+                    f"Nothing of {pi} can be captured ({payments.payment_status(facts)} at "
+                    "Stripe: the authorization lapsed or was released)",
+                    type=Failure.PAYMENT_REFUSED,
+                )
+            await steps.capture_payment(self.order_id, pi, amount)
+            facts = await self._read_charge(pi)
+        state.captured = facts.amount_captured
+        attention.clear_notice(state, self.index_for_search, "authorization")
 
     async def take_return(self, request: ReturnRequest) -> ReturnRecord:
         """Refund some shipped lines (their share, no shipping) or an amount, once per key,
@@ -657,15 +677,19 @@ class OrderActions:
                 reason = f"authorization expired; re-authorization refused: {err.message}"
         else:
             reason = "authorization expired before shipment"
+        state.authorization_over = True
         if state.status == S.Confirmed:
             await self.cancel(reason)
             return
+        # Processing cannot be cancelled (the seed's table): released, and a notice until
+        # ops settle it (the shipment is refused: nothing can be captured).
         await steps.ask_to_cancel(self.order_id, state.payment.payment_intent_id, 0)
-        raise ApplicationError(
+        attention.notify(
+            state,
+            self.index_for_search,
+            "authorization",
             f"The order was not shipped before its card authorization lapsed ({reason}): "
             "nothing can be captured. Settle it with the customer, then resolve it",
-            type=Failure.PAYMENT_REFUSED,
-            non_retryable=True,
         )
 
     async def _reauthorize(self) -> None:

@@ -224,7 +224,7 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
 def authorization_lapses(state: OrderState, timing: OrderTiming) -> datetime | None:
     """When the card authorization of an order not yet captured lapses (capture at
     shipment), or None."""
-    if state.authorized_at is None or state.captured is not None:
+    if state.authorized_at is None or state.captured is not None or state.authorization_over:
         return None
     if state.status not in (S.Confirmed, S.Processing):
         return None

@@ -186,6 +186,7 @@ class OrderState(BaseModel):
     authorized_at: datetime | None = None
     captured: int | None = None
     authorization_reminded: bool = False
+    authorization_over: bool = False  # lapsed (or released) before anything was captured
     # What shipped, by line item id (set when the order shipped part of its lines or
     # captured at shipment); a shipment whose capture Stripe refused, waiting for ops.
     shipped: dict[str, int] = Field(default_factory=dict)
