@@ -32,5 +32,5 @@ FAILED_REFUND_WAITS_FOR_OPS = "failed-refund-waits-for-ops"
 # timer, not from a loop of sleeps under the handlers' lock (since 0.1.0+g1984ced5cd).
 CANCEL_WAITS_OUTSIDE_LOCK = "cancel-waits-outside-lock"
 # A delivered order's workflow stays open for returns until RETURN_WINDOW has passed
-# (before: it completed at delivery) (since 0.1.0+gf6159fb).
+# (before: it completed at delivery) (since 0.1.0+ga07e7b91ce).
 RETURN_WINDOW = "return-window"
