@@ -19,6 +19,7 @@ from temporalio.service import RPCError
 from chaos.shoppers import Journey
 from chaos.stripe_lists import every
 from vult.db.urls import libpq_url
+from vult.domain import fulfilment
 from vult.domain.contracts import OrderState
 from vult.domain.payments import OPEN_DISPUTE, OWNER_KEY, REFUND_KEY
 from vult.domain.status import may_still_change
@@ -71,14 +72,41 @@ class Records:
 
 
 def read_orders(database_url: str) -> dict[str, dict[str, Any]]:
+    """Each order's row, with its lines (what shipped) and the sum of its returns."""
     sql = (
-        "SELECT order_id::text AS id, status, customer_email AS email, total,"
-        " stripe_payment_intent_id AS pi, amount_refunded, dispute_status,"
-        " stripe_payment_status, resolution_note FROM orders"
+        "SELECT order_id::text AS id, status, customer_email AS email, sub_total, tax,"
+        " shipping_cost, total, stripe_payment_intent_id AS pi, amount_refunded,"
+        " dispute_status, stripe_payment_status, resolution_note, amount_captured FROM orders"
     )
+    lines = (
+        "SELECT order_id::text AS id, line_item_id::text AS line, unit_price, quantity,"
+        " quantity_shipped, quantity_returned FROM line_items"
+    )
+    returns = "SELECT order_id::text AS id, sum(amount) AS amount FROM order_returns GROUP BY 1"
     with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
-        return {row["id"]: row for row in cursor.execute(sql)}
+        orders = {
+            row["id"]: {**row, "lines": [], "returned": Decimal(0)} for row in cursor.execute(sql)
+        }
+        for row in cursor.execute(lines):
+            orders[row["id"]]["lines"].append(row)
+        for row in cursor.execute(returns):
+            orders[row["id"]]["returned"] = row["amount"]
+    return orders
+
+
+def shipped_share(order: Mapping[str, Any]) -> Decimal | None:
+    """What the order's shipment is worth by the fulfilment rule; None before it ships."""
+    lines = order.get("lines") or []
+    if not lines or any(li["quantity_shipped"] is None for li in lines):
+        return None
+    amounts = fulfilment.OrderAmounts(
+        order["sub_total"], order["tax"], order["shipping_cost"], order["total"]
+    )
+    priced = [fulfilment.OrderLine(li["line"], li["unit_price"], li["quantity"]) for li in lines]
+    return fulfilment.shipped_share(
+        amounts, priced, {li["line"]: li["quantity_shipped"] for li in lines}
+    )
 
 
 def _id(reference: Any) -> str | None:
@@ -178,7 +206,10 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
     refunded_once = Invariant(
         "every charge not kept went back in full: refunds (anyone's) + a lost dispute"
     )
-    never_twice = Invariant("no PaymentIntent refunded twice by the service")
+    never_twice = Invariant(
+        "no PaymentIntent refunded twice by the service (each refund key once; one cancel refund)"
+    )
+    shipped_returned = Invariant("captured = shipped share, refunded = returned (+ unshipped)")
     within = Invariant("refunds never exceed a charge")
     no_disputed_refund = Invariant("no refund asked for a disputed charge")
     amounts = Invariant("the order's refunded amount and dispute = Stripe's")
@@ -217,7 +248,23 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         customer.check(not j.problems, f"journey {j.number} ({j.path}): {j.problems}")
 
     def captured(pi: dict[str, Any]) -> int:
-        return int(pi.get("amount") or 0) if pi.get("status") == "succeeded" else 0
+        if pi.get("status") != "succeeded":
+            return 0
+        return int(pi.get("amount_received") or pi.get("amount") or 0)
+
+    def capturable(pi: dict[str, Any]) -> int:
+        """Authorized, not captured (capture at shipment)."""
+        return (
+            int(pi.get("amount_capturable") or 0) if pi.get("status") == "requires_capture" else 0
+        )
+
+    def keyed(pi_id: str, part: str) -> int:
+        """The service's live refunds of `pi_id` whose key names `part` (return, unshipped)."""
+        return sum(
+            int(r.get("amount") or 0)
+            for r in records.refunds.get(pi_id, [])
+            if f":{part}:" in str((r.get("metadata") or {}).get(REFUND_KEY) or "")
+        )
 
     def refunded(pi_id: str) -> int:
         return sum(int(r.get("amount") or 0) for r in records.refunds.get(pi_id, []))
@@ -242,10 +289,16 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
     }
     kept_by_order: dict[str, list[str]] = defaultdict(list)
     for pi_id, pi in ours.items():
-        mine = [
-            r for r in records.refunds.get(pi_id, []) if (r.get("metadata") or {}).get(REFUND_KEY)
+        keys = [
+            str((r.get("metadata") or {}).get(REFUND_KEY))
+            for r in records.refunds.get(pi_id, [])
+            if (r.get("metadata") or {}).get(REFUND_KEY)
         ]
-        never_twice.check(len(mine) <= 1, f"{pi_id} has {len(mine)} refunds by the service")
+        cancels = [k for k in keys if ":refund:" in k]
+        never_twice.check(
+            len(set(keys)) == len(keys) and len(cancels) <= 1,
+            f"{pi_id} has refunds by the service under keys {keys}",
+        )
         within.check(
             refunded(pi_id) <= captured(pi),
             f"{pi_id}: refunds {refunded(pi_id)} exceed the {captured(pi)} charged",
@@ -253,9 +306,9 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         if disputed(pi_id):
             status = records.disputes[pi_id]["status"]
             no_disputed_refund.check(
-                not mine, f"{pi_id}: refunded by the service while its dispute is {status}"
+                not keys, f"{pi_id}: refunded by the service while its dispute is {status}"
             )
-        if net(pi_id) > 0:
+        if net(pi_id) > 0 or capturable(pi) > 0:
             kept_by_order[str((pi.get("metadata") or {}).get("order_id"))].append(pi_id)
 
     for order_id, order in orders.items():
@@ -275,11 +328,36 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
             resumed.check(wf.running, f"order {order_id} ({status}): no running workflow")
         settled.check(status != "PaymentProcessing", f"order {order_id} is PaymentProcessing")
         kept = kept_by_order.pop(order_id, [])
+        share = shipped_share(order)
         if status in PAID_STATUSES:
+            # What it keeps: the total, or once shipped its shipment's share less returns.
+            owed = cents(order["total"]) if share is None else cents(share - order["returned"])
+            pi = records.intents.get(order["pi"] or "", {})
+            holds = net(order["pi"]) + capturable(pi) if pi else 0
             kept_one.check(
-                kept == [order["pi"]] and net(order["pi"]) == cents(order["total"]),
-                f"order {order_id} ({status}) names {order['pi']}; kept: {kept}",
+                kept == [order["pi"]] and holds == owed,
+                f"order {order_id} ({status}) names {order['pi']}; kept: {kept}, holding"
+                f" {holds} of {owed}",
             )
+            if share is not None and pi:
+                manual = pi.get("capture_method") == "manual"
+                unshipped = cents(order["total"]) - cents(share)
+                shipped_returned.check(
+                    (captured(pi) == cents(share) and keyed(order["pi"], "unshipped") == 0)
+                    if manual
+                    else (
+                        captured(pi) == cents(order["total"])
+                        and keyed(order["pi"], "unshipped") == unshipped
+                    ),
+                    f"order {order_id} ({'at shipment' if manual else 'automatic'}): shipped"
+                    f" share {cents(share)}, captured {captured(pi)}, unshipped refunded"
+                    f" {keyed(order['pi'], 'unshipped')}",
+                )
+                shipped_returned.check(
+                    keyed(order["pi"], "return") == cents(order["returned"]),
+                    f"order {order_id}: returns {cents(order['returned'])}, refunded for them"
+                    f" {keyed(order['pi'], 'return')}",
+                )
         else:
             kept_none.check(not kept, f"order {order_id} ({status}) kept {kept}")
         named_pi = order["pi"] or ""
@@ -331,6 +409,7 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         kept_none,
         refunded_once,
         never_twice,
+        shipped_returned,
         within,
         no_disputed_refund,
         amounts,

@@ -155,7 +155,10 @@ def start_cluster(data_dir: Path, say: Callable[[str], None]) -> Cluster:
         urls = [stack.api_url, _second_api(stack, data_dir, api2_port)]
         _second_worker(stack, data_dir, m2)
         _webhook_to_second_api(stack, urls[1])
-        say("A second worker and a second API; Stripe's webhooks go to both APIs")
+        say(
+            "A second worker and a second API (placing orders under capture at shipment);"
+            " Stripe's webhooks go to both APIs"
+        )
     except BaseException:
         stack.stop()
         db_children.stop_all()
@@ -170,7 +173,9 @@ def _second_worker(stack: Stack, data_dir: Path, metrics_port: int) -> None:
 
 def _second_api(stack: Stack, data_dir: Path, port: int) -> str:
     # Its metrics go unserved: the first API's address is taken, and nothing scrapes here.
-    env = {**stack.env, "API_METRICS_ADDRESS": ""}
+    # It places orders under capture at shipment: both modes run in every run (an order
+    # keeps the mode of the API that placed it; any API serves it after that).
+    env = {**stack.env, "API_METRICS_ADDRESS": "", "PAYMENT_CAPTURE": "at_shipment"}
     start_api(stack.children, "api-2", port, env, data_dir / "logs" / "api-2.log")
     return f"http://127.0.0.1:{port}"
 

@@ -46,6 +46,21 @@ PATHS = (
     "disputed",
     "three-d-secure",
     "other-systems-payments",
+    # Shoes come back: ship part, return part, in both capture modes.
+    "ship-part-return-part",
+    "ship-part-return-part-at-shipment",
+    "pay-at-shipment-and-cancel",
+)
+# Paths whose order is placed through the API that captures at shipment (the second);
+# paths that move money in the Dashboard or dispute it need a captured payment: the first.
+AT_SHIPMENT = frozenset({"ship-part-return-part-at-shipment", "pay-at-shipment-and-cancel"})
+AUTOMATIC = frozenset(
+    {
+        "dashboard-partial-refund-then-cancel",
+        "dashboard-full-refund",
+        "disputed",
+        "ship-part-return-part",
+    }
 )
 # Where each path must end once it has run to its end.
 EXPECTED = {
@@ -63,7 +78,13 @@ EXPECTED = {
     "three-d-secure": "Confirmed",
     # Its own order is cancelled; their PaymentIntents must be left alone (the audit).
     "other-systems-payments": "Cancelled",
+    "ship-part-return-part": "Delivered",
+    "ship-part-return-part-at-shipment": "Delivered",
+    "pay-at-shipment-and-cancel": "Cancelled",
 }
+# A PaymentIntent's status once the customer's card went through: captured, or (capture
+# at shipment) authorized.
+PAID = frozenset({"succeeded", "requires_capture"})
 
 
 class GaveUp(Exception):
@@ -134,16 +155,17 @@ class Trip:
         self.j = journey
 
     async def call(
-        self, method: str, path: str, *, ops: bool = False, **kwargs: Any
+        self, method: str, path: str, *, ops: bool = False, api: str | None = None, **kwargs: Any
     ) -> httpx.Response:
-        """The answer to the first attempt that was not 'unavailable'."""
+        """The answer to the first attempt that was not 'unavailable' (from `api`, or any)."""
         deadline = time.monotonic() + STEP_BUDGET
         pause = 0.2
         headers = kwargs.pop("headers", {})
         if ops:
             headers["Authorization"] = f"Bearer {self.shop.ops_token}"
+        pinned = api
         while True:
-            api = self.shop.rng.choice(self.shop.apis)
+            api = pinned or self.shop.rng.choice(self.shop.apis)
             try:
                 response = await self.shop.http.request(
                     method, f"{api}{path}", headers=headers, **kwargs
@@ -161,10 +183,19 @@ class Trip:
             await asyncio.sleep(pause * (0.5 + self.shop.rng.random()))
             pause = min(pause * 2, 3.0)
 
-    async def create(self) -> str:
-        body = order_body(self.j.email, self.shop.rng)
+    def placing_api(self) -> str | None:
+        """The API whose capture mode the path needs (the first: automatic, the second:
+        at shipment); None: any, so both modes meet every other path."""
+        apis = self.shop.apis
+        if self.j.path in AT_SHIPMENT and len(apis) > 1:
+            return apis[1]
+        return apis[0] if self.j.path in AUTOMATIC else None
+
+    async def create(self, body: dict[str, Any] | None = None) -> str:
+        body = body or order_body(self.j.email, self.shop.rng)
+        api = self.placing_api()
         response = await self.call(
-            "POST", "/api/orders", json=body, headers={"Idempotency-Key": self.j.key}
+            "POST", "/api/orders", json=body, headers={"Idempotency-Key": self.j.key}, api=api
         )
         if response.status_code != 201:
             raise GaveUp(f"create answered {response.status_code}: {response.text[:200]}")
@@ -173,7 +204,7 @@ class Trip:
         # A frontend that lost the first answer sends the same request again: same order.
         if self.shop.rng.random() < 0.2:
             again = await self.call(
-                "POST", "/api/orders", json=body, headers={"Idempotency-Key": self.j.key}
+                "POST", "/api/orders", json=body, headers={"Idempotency-Key": self.j.key}, api=api
             )
             if again.status_code == 201:
                 self.j.order_ids.add(str(again.json()["orderId"]))
@@ -304,7 +335,7 @@ async def _paid(trip: Trip, order_id: str) -> None:
     """Ask to pay, pay with a good card, wait until the order is Confirmed."""
     pi = await trip.payment(order_id)
     paid = await trip.card(pi, GOOD_CARD)
-    if paid != "succeeded":
+    if paid not in PAID:
         raise GaveUp(f"the good card left the PaymentIntent {paid}")
     await trip.wait_for(order_id, {"Confirmed"})
 
@@ -313,6 +344,9 @@ async def run_path(trip: Trip) -> None:
     path, rng = trip.j.path, trip.shop.rng
     if path == "other-systems-payments":
         await other_systems(trip)
+        return
+    if path.startswith("ship-part-return-part"):
+        await ship_part_return_part(trip)
         return
     order_id = await trip.create()
     if path == "pay":
@@ -327,7 +361,7 @@ async def run_path(trip: Trip) -> None:
         first, second = await asyncio.gather(trip.payment(order_id), trip.payment(order_id))
         if first != second:
             trip.j.problems.append(f"two clicks on pay made two PaymentIntents {first} {second}")
-        if await trip.card(first, GOOD_CARD) != "succeeded":
+        if await trip.card(first, GOOD_CARD) not in PAID:
             raise GaveUp("the good card was not taken")
         await trip.wait_for(order_id, {"Confirmed"})
     elif path == "decline-then-retry":
@@ -397,15 +431,53 @@ async def run_path(trip: Trip) -> None:
         if not success:  # the customer pays with another card
             await trip.wait_for(order_id, {"Failed"})
             await _paid(trip, order_id)
+    elif path == "pay-at-shipment-and-cancel":
+        await _paid(trip, order_id)
+        await trip.cancel(order_id)  # the authorization is released: no refund
     else:
         raise ValueError(path)
     await trip.wait_for(order_id, {trip.j.expected})
 
 
+async def ship_part_return_part(trip: Trip) -> None:
+    """Two lines paid; one shipped (its share captured, or the other's refunded), then
+    delivered, and one of the shipped shoes returned: the request sent twice, refunded
+    once."""
+    body = order_body(trip.j.email, trip.shop.rng)
+    body["lineItems"] = [
+        {"productId": "6f1c2a3e-0001-4c1b-9a55-1d2f8e9a0001", "quantity": 2},
+        {"productId": "6f1c2a3e-0005-4c1b-9a55-1d2f8e9a0005", "quantity": 1, "size": "L"},
+    ]
+    order_id = await trip.create(body)
+    await _paid(trip, order_id)
+    shown = (await trip.call("GET", f"/api/orders/{order_id}")).json()
+    runner = shown["lineItems"][0]["lineItemId"]
+    await trip.ops(order_id, "processing", "Processing")
+    ship = {
+        "carrier": "UPS",
+        "trackingNumber": f"1Z{trip.j.number:08d}",
+        "lineItems": [{"lineItemId": runner, "quantity": 2}],
+    }
+    await trip.ops(order_id, "ship", "Shipped", json=ship)
+    await trip.ops(order_id, "deliver", "Delivered")
+    back = {"reason": "Too small", "lineItems": [{"lineItemId": runner, "quantity": 1}]}
+    key = {"Idempotency-Key": f"{trip.j.key}-return"}
+    answers = set()
+    for _ in range(2):  # the ops console sends it again: one refund
+        response = await trip.call(
+            "POST", f"/api/ops/orders/{order_id}/returns", ops=True, json=back, headers=dict(key)
+        )
+        if response.status_code != 200:
+            raise GaveUp(f"return answered {response.status_code}: {response.text[:200]}")
+        answers.add(response.text)
+    if len(answers) != 1:
+        trip.j.problems.append(f"a return sent twice answered differently: {answers}")
+
+
 async def _paid_with(trip: Trip, order_id: str, number: str = GOOD_CARD) -> str:
     pi = await trip.payment(order_id)
     paid = await trip.card(pi, number)
-    if paid != "succeeded":
+    if paid not in PAID:
         raise GaveUp(f"the card left the PaymentIntent {paid}")
     await trip.wait_for(order_id, {"Confirmed"})
     return pi

@@ -13,6 +13,8 @@ from chaos.shoppers import Journey
 from vult.domain.payments import OWNER_KEY, REFUND_KEY
 
 ORDER = "0b4f6d1e-0000-4000-8000-000000000001"
+SHIPPED = "captured = shipped share, refunded = returned (+ unshipped)"
+TWICE = "no PaymentIntent refunded twice by the service (each refund key once; one cancel refund)"
 BAD_END = "no workflow failed, timed out, terminated or cancelled (but by the terminate fault)"
 
 
@@ -55,8 +57,10 @@ def sound() -> tuple[list[Journey], Records]:
     return [journey, other], records
 
 
-def _refund(refund_id: str, amount: int, ours: bool = True) -> dict[str, Any]:
-    metadata = {REFUND_KEY: f"order:{ORDER}:refund:x"} if ours else {}
+def _refund(
+    refund_id: str, amount: int, ours: bool = True, key: str | None = None
+) -> dict[str, Any]:
+    metadata = {REFUND_KEY: key or f"order:{ORDER}:refund:x"} if ours else {}
     return {"id": refund_id, "amount": amount, "status": "succeeded", "metadata": metadata}
 
 
@@ -73,12 +77,64 @@ def test_a_sound_run_passes_every_invariant() -> None:
     journeys, records = sound()
     invariants = audit(journeys, records)
     assert failed(invariants) == {}
-    # Everything applied to this run was checked (no order here is unpaid or disputed).
+    # Everything applied to this run was checked (no order here is unpaid, disputed or
+    # shipped).
     unchecked = [i.name for i in invariants if not i.checked]
     assert unchecked == [
         "not Confirmed or later: no payment kept",
+        SHIPPED,
         "no refund asked for a disputed charge",
     ]
+
+
+def shipped_part(r: Records, *, manual: bool, captured: int, unshipped: int, returned: int) -> None:
+    """The order shipped one of its two lines (1000 + 1000 merchandise, 234 tax: the
+    shipped line's share is 1000 + 117 = 1117 cents) and returned `returned` cents of it."""
+    order = r.orders[ORDER]
+    order.update(
+        status="Delivered",
+        sub_total=Decimal("20.00"),
+        tax=Decimal("2.34"),
+        shipping_cost=Decimal("0.00"),
+        total=Decimal("22.34"),
+        returned=Decimal(returned) / 100,
+        lines=[
+            {"line": "a", "unit_price": Decimal("10.00"), "quantity": 1, "quantity_shipped": 1},
+            {"line": "b", "unit_price": Decimal("10.00"), "quantity": 1, "quantity_shipped": 0},
+        ],
+    )
+    r.workflows[ORDER] = Workflow(
+        exists=True, status="Delivered", search_status="Delivered", running=True
+    )
+    pi = r.intents["pi_kept"]
+    pi.update(
+        amount=2234, amount_received=captured, capture_method="manual" if manual else "automatic"
+    )
+    refunds = []
+    if unshipped:
+        refunds.append(_refund("re_u", unshipped, key=f"order:{ORDER}:unshipped:pi_kept"))
+    if returned:
+        refunds.append(_refund("re_r", returned, key=f"order:{ORDER}:return:k1"))
+    r.refunds["pi_kept"] = refunds
+    order["amount_refunded"] = Decimal(unshipped + returned) / 100
+
+
+def test_a_part_shipped_and_returned_is_sound_in_both_capture_modes() -> None:
+    for manual, captured, unshipped in ((True, 1117, 0), (False, 2234, 1117)):
+        journeys, records = sound()
+        shipped_part(records, manual=manual, captured=captured, unshipped=unshipped, returned=500)
+        journeys[0].path = "ship-part-return-part"
+        assert failed(audit(journeys, records)) == {}
+
+
+def test_a_capture_beyond_the_shipped_share_or_a_return_not_refunded_is_found() -> None:
+    journeys, records = sound()
+    shipped_part(records, manual=True, captured=2234, unshipped=0, returned=0)
+    assert SHIPPED in failed(audit(journeys, records))
+    journeys, records = sound()
+    shipped_part(records, manual=False, captured=2234, unshipped=1117, returned=500)
+    records.refunds["pi_kept"].pop()  # the return recorded, its refund missing
+    assert SHIPPED in failed(audit(journeys, records))
 
 
 def _refunded_twice(j: list[Journey], r: Records) -> None:
@@ -172,7 +228,7 @@ def _wrong_amount(j: list[Journey], r: Records) -> None:
 @pytest.mark.parametrize(
     ("spoil", "invariant"),
     [
-        (_refunded_twice, "no PaymentIntent refunded twice by the service"),
+        (_refunded_twice, TWICE),
         (_refunded_beyond_the_charge, "refunds never exceed a charge"),
         (
             _partly_refunded_only,
