@@ -30,12 +30,16 @@ def sentence(state: OrderState) -> str:
             return f"Waiting for payment of {money(state)} ({pi})"
         case S.Failed:
             return f"Payment of {money(state)} failed ({pi}); waiting for another attempt"
+        case S.Confirmed if state.authorized_at is not None and state.captured is None:
+            return f"Authorized {money(state)} ({pi}), captured at shipment; waiting for fulfilment"
         case S.Confirmed:
             return f"Paid {money(state)} ({pi}); waiting for fulfilment"
         case S.Processing:
             return "Being prepared for shipping"
         case S.Shipped:
             return "Shipped; waiting for delivery"
+        case S.Delivered if state.returns:
+            return f"Delivered; {len(state.returns)} return(s) taken"
         case S.Delivered:
             return "Delivered"
         case S.Cancelled:
