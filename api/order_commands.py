@@ -60,9 +60,9 @@ from vult.domain.status import OrderStatus
 from vult.domain.stripe_events import HANDLED
 from vult.temporal import orphans
 from vult.temporal import search_attributes as sa
-from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
+from workflows.late_payment import late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
-from workflows.order_sweep import ResumeOrderWorkflow, resume_workflow_id
+from workflows.order_sweep import resume_workflow_id
 
 # Namespace for order ids derived from a client's Idempotency-Key header.
 _IDEMPOTENCY_NAMESPACE = uuid.UUID("0c6a3c1e-5d7b-4f0e-9a8e-6b5f2f1c9d40")
@@ -344,51 +344,44 @@ class OrderCommands:
         """The event of an order whose workflow has closed goes to the PaymentIntent's
         after-close workflow, which refunds money that pays no order, cancels what could
         still be paid, and records refunds and disputes (flagging what needs a person):
-        nothing is acknowledged and then dropped."""
+        nothing is acknowledged and then dropped. A second event while it runs joins it;
+        one after it closed starts it again (it acts on what Stripe says then, and refunds
+        at most once)."""
         if event.event_type not in HANDLED:
             return
         pi = event.payment_intent_id
-        try:
-            async with asyncio.timeout(self._deadline):
-                await self._client.start_workflow(
-                    LatePaymentWorkflow.run,
-                    LatePayment(
-                        payment_intent_id=pi,
-                        order_id=order_id,
-                        event_type=event.event_type,
-                        owner=self._owner,
-                    ),
-                    id=late_payment_workflow_id(pi),
-                    task_queue=self._task_queue,
-                    # A second event while it runs joins it; one after it closed starts it
-                    # again (it acts on what Stripe says then, and refunds at most once).
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                )
-        except (TimeoutError, RPCError) as err:
-            raise ServiceUnavailable("The order service is unavailable") from err
+        late = LatePayment(
+            payment_intent_id=pi, order_id=order_id, event_type=event.event_type, owner=self._owner
+        )
+        await self._available(self._join("LatePaymentWorkflow", late, late_payment_workflow_id(pi)))
 
     async def how_it_ended(self, order_id: uuid.UUID) -> str | None:
         """How the order's workflow ended if not normally (TERMINATED, FAILED, ...,
         NOT_STARTED); None while it runs or once it completed."""
-        try:
-            async with asyncio.timeout(self._deadline):
-                return await orphans.how_it_ended(self._client, order_id)
-        except (TimeoutError, RPCError) as err:
-            raise ServiceUnavailable("The order service is unavailable") from err
+        return await self._available(orphans.how_it_ended(self._client, order_id))
 
     async def resume(self, order_id: uuid.UUID) -> None:
         """Resume the order's workflow now, rather than at the next sweep: the worker's
         ResumeOrderWorkflow does it (a second ask while it runs joins it)."""
+        await self._available(
+            self._join("ResumeOrderWorkflow", order_id, resume_workflow_id(order_id))
+        )
+
+    async def _join(self, workflow: str, arg: object, workflow_id: str) -> None:
+        """Start the workflow, or join the one of that id that runs (again after it closed)."""
+        await self._client.start_workflow(
+            workflow,
+            arg,
+            id=workflow_id,
+            task_queue=self._task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+        )
+
+    async def _available(self, call: Awaitable[T]) -> T:
+        """`call` within the deadline; Temporal away or slow: 503 (the caller may retry)."""
         try:
             async with asyncio.timeout(self._deadline):
-                await self._client.start_workflow(
-                    ResumeOrderWorkflow.run,
-                    order_id,
-                    id=resume_workflow_id(order_id),
-                    task_queue=self._task_queue,
-                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                    id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                )
+                return await call
         except (TimeoutError, RPCError) as err:
             raise ServiceUnavailable("The order service is unavailable") from err

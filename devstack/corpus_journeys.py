@@ -771,14 +771,8 @@ async def _return(r: Recorder, order_id: str, body: dict[str, Any]) -> None:
         assert answer.status_code == 200, answer.text
 
 
-async def partly_shipped_then_returned(r: Recorder) -> None:
-    order_id = await r.place(
-        "partly_shipped_then_returned",
-        "automatic capture: one of two shipped (the other's share refunded), that one "
-        "returned (sent twice, refunded once), delivered; return window over",
-        quantity=2,
-    )
-    await r.first_run("partly_shipped_then_returned")
+async def _paid_then_one_shipped(r: Recorder, order_id: str) -> str:
+    """Paid, processing, one of its two shoes shipped: the line's id."""
     await r.pay(order_id, GOOD)
     await r.status(order_id, "Confirmed")
     line = await _line(r, order_id)
@@ -790,6 +784,18 @@ async def partly_shipped_then_returned(r: Recorder) -> None:
     }
     answer = await r.ops(order_id, "ship", ship)
     assert answer.status_code == 204, answer.text
+    return line
+
+
+async def partly_shipped_then_returned(r: Recorder) -> None:
+    order_id = await r.place(
+        "partly_shipped_then_returned",
+        "automatic capture: one of two shipped (the other's share refunded), that one "
+        "returned (sent twice, refunded once), delivered; return window over",
+        quantity=2,
+    )
+    await r.first_run("partly_shipped_then_returned")
+    line = await _paid_then_one_shipped(r, order_id)
     await _return(
         r, order_id, {"reason": "Too small", "lineItems": [{"lineItemId": line, "quantity": 1}]}
     )
@@ -806,17 +812,7 @@ async def at_shipment_partly_shipped_then_returned(r: Recorder) -> None:
         quantity=2,
     )
     await r.first_run("at_shipment_partly_shipped_then_returned")
-    await r.pay(order_id, GOOD)
-    await r.status(order_id, "Confirmed")
-    line = await _line(r, order_id)
-    assert (await r.ops(order_id, "processing")).status_code == 204
-    ship = {
-        "carrier": "UPS",
-        "trackingNumber": "1Z2",
-        "lineItems": [{"lineItemId": line, "quantity": 1}],
-    }
-    answer = await r.ops(order_id, "ship", ship)
-    assert answer.status_code == 204, answer.text
+    await _paid_then_one_shipped(r, order_id)
     assert (await r.ops(order_id, "deliver")).status_code == 204
     await _return(r, order_id, {"reason": "Scuffed", "amount": 5.00})
     await r.finish("at_shipment_partly_shipped_then_returned")

@@ -47,6 +47,24 @@ def is_current(state: OrderState, pi: str) -> bool:
     return state.payment is not None and state.payment.payment_intent_id == pi
 
 
+def _wrong_amount(
+    state: OrderState, intent: PaymentIntentSnapshot, act: Act, took: str, undo: str
+) -> Decision | None:
+    """A payment for another amount or currency than the order's is undone (`act`), never
+    confirmed; the current attempt fails."""
+    assert state.payment is not None
+    expected = (state.payment.amount, state.payment.currency)
+    if (intent.amount, intent.currency) == expected:
+        return None
+    return Decision(
+        act,
+        f"{intent.payment_intent_id} {took} {intent.amount} {intent.currency}, but the order "
+        f"expects {expected[0]} {expected[1]}: {undo}, not confirming",
+        error_message="The payment did not match the order total",
+        also_fail=state.status == S.PaymentProcessing,
+    )
+
+
 def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSnapshot) -> Decision:
     """What Stripe's current word on one PaymentIntent means for the order."""
     pi = intent.payment_intent_id
@@ -61,15 +79,9 @@ def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSna
             return Decision(Act.CANCEL, f"{pi} is authorized but pays nothing: releasing it")
         if status not in (S.PaymentProcessing, S.Failed):
             return Decision(Act.NOTHING, f"{pi} is authorized; order already {status}")
-        assert state.payment is not None
-        if (intent.amount, intent.currency) != (state.payment.amount, state.payment.currency):
-            return Decision(
-                Act.CANCEL,
-                f"{pi} authorized {intent.amount} {intent.currency}, but the order expects "
-                f"{state.payment.amount} {state.payment.currency}: releasing, not confirming",
-                error_message="The payment did not match the order total",
-                also_fail=status == S.PaymentProcessing,
-            )
+        wrong = _wrong_amount(state, intent, Act.CANCEL, "authorized", "releasing")
+        if wrong is not None:
+            return wrong
         return Decision(
             Act.CONFIRM, f"{pi} is authorized: order confirmed", stripe_status="authorized"
         )
@@ -83,15 +95,9 @@ def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSna
             return Decision(Act.REFUND, f"{pi} succeeded after the order was cancelled: refunding")
         if status not in (S.PaymentProcessing, S.Failed):
             return Decision(Act.NOTHING, f"{pi} succeeded; order already {status}")
-        assert state.payment is not None
-        if (intent.amount, intent.currency) != (state.payment.amount, state.payment.currency):
-            return Decision(
-                Act.REFUND,
-                f"{pi} succeeded for {intent.amount} {intent.currency}, but the order expects "
-                f"{state.payment.amount} {state.payment.currency}: refunding, not confirming",
-                error_message="The payment did not match the order total",
-                also_fail=status == S.PaymentProcessing,
-            )
+        wrong = _wrong_amount(state, intent, Act.REFUND, "succeeded for", "refunding")
+        if wrong is not None:
+            return wrong
         return Decision(Act.CONFIRM, f"{pi} succeeded: order confirmed", stripe_status="succeeded")
 
     if not current:

@@ -165,6 +165,20 @@ def webhooks(settings: Settings, api_url: str) -> Webhooks:
 @pytest.fixture(scope="session")
 def api_url(settings: Settings) -> Iterator[str]:
     """The API on a real port, in its own thread and event loop, as uvicorn serves it."""
+    with serve(settings) as url:
+        register_webhook(
+            settings.stripe_api_base,
+            name="vult-test",
+            url=f"{url}/api/webhooks/stripe",
+            secret=WEBHOOK_SECRET,
+        )
+        yield url
+
+
+@contextlib.contextmanager
+def serve(settings: Settings) -> Iterator[str]:
+    """The API with these settings on a real port, in its own thread and event loop, as
+    uvicorn serves it; stopped on leaving."""
     port = free_port()
     server = uvicorn.Server(
         uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
@@ -177,37 +191,21 @@ def api_url(settings: Settings) -> Iterator[str]:
         threading.Event().wait(0.05)
     else:
         raise RuntimeError("the API did not start")
-    url = f"http://127.0.0.1:{port}"
-    register_webhook(
-        settings.stripe_api_base,
-        name="vult-test",
-        url=f"{url}/api/webhooks/stripe",
-        secret=WEBHOOK_SECRET,
-    )
-    yield url
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
 def at_shipment_url(settings: Settings) -> Iterator[str]:
     """An API placing orders under PAYMENT_CAPTURE=at_shipment (the same worker runs them)."""
-    port = free_port()
     changed = settings.model_copy(
         update={"payment_capture": "at_shipment", "api_metrics_address": ""}
     )
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(changed), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(200):
-        if port_open(port) and server.started:
-            break
-        threading.Event().wait(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serve(changed) as url:
+        yield url
 
 
 @pytest.fixture

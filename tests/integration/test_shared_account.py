@@ -180,6 +180,18 @@ async def test_a_failed_3d_secure_authentication_leaves_the_order_payable(
     await wait_for_status(http, order["orderId"], "Confirmed")
 
 
+async def events_settled(temporal: Client, order: dict[str, Any]) -> None:
+    """Until the order's workflow has taken no new event for a second (bounded)."""
+    handle = temporal.get_workflow_handle(workflow_id_for(uuid.UUID(order["orderId"])))
+    seen = -1
+    for _ in range(50):
+        state = await handle.query(OrderWorkflow.state)
+        if len(state.seen_event_ids) == seen and not state.queued_events:
+            return
+        seen = len(state.seen_event_ids)
+        await asyncio.sleep(1.0)
+
+
 async def disputed_order(
     http: httpx.AsyncClient, client: stripe.StripeClient
 ) -> tuple[dict[str, Any], str]:
@@ -291,14 +303,7 @@ async def test_a_dispute_closed_while_its_events_are_lost_is_read_back_at_fulfil
     order, pi = await disputed_order(http, stripe_client)
     # Every event of the dispute's opening handled first (the second may come a moment
     # after the first): the close that follows is the one nobody hears of.
-    handle = temporal_client.get_workflow_handle(workflow_id_for(uuid.UUID(order["orderId"])))
-    seen = -1
-    for _ in range(50):  # until no new event arrived for a second (bounded)
-        state = await handle.query(OrderWorkflow.state)
-        if len(state.seen_event_ids) == seen and not state.queued_events:
-            break
-        seen = len(state.seen_event_ids)
-        await asyncio.sleep(1.0)
+    await events_settled(temporal_client, order)
     (dispute,) = (await stripe_client.v1.disputes.list_async(params={"payment_intent": pi})).data
     with webhooks.lost():
         await emulator_control(settings, f"/_vult/disputes/{dispute.id}/close", {"outcome": "won"})
@@ -320,14 +325,7 @@ async def test_a_dispute_lost_while_its_events_are_lost_is_read_back_at_cancel(
     order, pi = await disputed_order(http, stripe_client)
     # Every event of the dispute's opening handled first (the second may come a moment
     # after the first): the close that follows is the one nobody hears of.
-    handle = temporal_client.get_workflow_handle(workflow_id_for(uuid.UUID(order["orderId"])))
-    seen = -1
-    for _ in range(50):  # until no new event arrived for a second (bounded)
-        state = await handle.query(OrderWorkflow.state)
-        if len(state.seen_event_ids) == seen and not state.queued_events:
-            break
-        seen = len(state.seen_event_ids)
-        await asyncio.sleep(1.0)
+    await events_settled(temporal_client, order)
     (dispute,) = (await stripe_client.v1.disputes.list_async(params={"payment_intent": pi})).data
     with webhooks.lost():
         await emulator_control(settings, f"/_vult/disputes/{dispute.id}/close", {"outcome": "lost"})
