@@ -8,6 +8,7 @@ import asyncio
 from pathlib import Path
 
 import httpx
+import pytest
 import stripe
 
 from devstack.procs import Children, free_port
@@ -157,3 +158,54 @@ def register(port: int, name: str, url: str, events: list[str]) -> None:
         timeout=10,
     )
     response.raise_for_status()
+
+
+async def test_manual_capture_takes_part_and_releases_the_rest_as_stripe_does(
+    tmp_path: Path,
+) -> None:
+    port, children, http = free_port(), Children(), stripe.AIOHTTPClient()
+    try:
+        start_localstripe(children, port=port, log=tmp_path / "capture.log", state_file=None)
+        client = client_for(port, http)
+
+        async def authorized() -> str:
+            intent = await client.v1.payment_intents.create_async(
+                params={
+                    "amount": 1200,
+                    "currency": "usd",
+                    "payment_method_types": ["card"],
+                    "capture_method": "manual",
+                }
+            )
+            assert await pay_with_card(client, intent.id, GOOD_CARD) == "requires_capture"
+            return intent.id
+
+        pi = await authorized()
+        found = (await client.v1.payment_intents.retrieve_async(pi)).to_dict()
+        assert (found["amount_capturable"], found["amount_received"]) == (1200, 0)
+        captured = await client.v1.payment_intents.capture_async(
+            pi, params={"amount_to_capture": 700}
+        )
+        assert captured.status == "succeeded"
+        found = (await client.v1.payment_intents.retrieve_async(pi)).to_dict()
+        charge = (await client.v1.charges.retrieve_async(found["latest_charge"]["id"])).to_dict()
+        assert (found["amount_capturable"], found["amount_received"]) == (0, 700)
+        assert charge["amount_captured"] == 700
+        listed = await client.v1.refunds.list_async(params={"payment_intent": pi})
+        assert listed.data == []  # the rest released, not refunded
+        with pytest.raises(stripe.InvalidRequestError):  # captured once only
+            await client.v1.payment_intents.capture_async(pi)
+
+        # The authorization lapses (the test control): a capture is refused.
+        lapsing = await authorized()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as control:
+            answer = await control.post(
+                f"/_vult/payment_intents/{lapsing}/expire",
+                headers={"Authorization": "Bearer sk_test_emulator"},
+            )
+        assert answer.status_code == 200 and answer.json()["status"] == "canceled"
+        with pytest.raises(stripe.InvalidRequestError):
+            await client.v1.payment_intents.capture_async(lapsing)
+    finally:
+        children.stop_all()
+        await http.close_async()
