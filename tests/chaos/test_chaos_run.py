@@ -6,8 +6,11 @@ moments between processes still vary); `tasks.py chaos` draws a new seed each ti
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,10 +21,21 @@ from devstack.stack import ROOT
 SEED = 20261127
 
 
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """Outside pytest's own temporary folder: the cluster's PostgreSQL runs as another
+    system user, which must traverse the path, and any other pytest process on the
+    machine narrows `/tmp/pytest-of-<user>` back to owner-only while this runs."""
+    path = Path(tempfile.mkdtemp(prefix="vult-chaos-"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.mark.timeout(1500)
-def test_the_short_chaos_run_finds_no_violation(tmp_path: Path) -> None:
-    data = tmp_path / "chaos"
-    output = tmp_path / "chaos.out"
+def test_the_short_chaos_run_finds_no_violation(data_dir: Path) -> None:
+    data = data_dir / "chaos"
+    output = data_dir / "chaos.out"
     with output.open("w") as out:
         finished = subprocess.run(
             [sys.executable, "-m", "chaos", "--short", "--seed", str(SEED), "--data-dir", data],
