@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import stripe
@@ -27,7 +27,7 @@ from temporalio.common import (
     WorkflowIDConflictPolicy,
     WorkflowIDReusePolicy,
 )
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from vult.db.models import ORDER_PAYMENT_INTENTS, ORDERS
 from vult.domain.contracts import (
@@ -41,9 +41,12 @@ from vult.domain.contracts import (
 from vult.domain.money import to_minor_units
 from vult.domain.status import OrderStatus, may_still_change
 from vult.temporal import search_attributes as sa
-from vult.temporal.orphans import how_it_ended, orders_without_workflow, workflow_id
+from vult.temporal.orphans import ending, orders_without_workflow, workflow_id
 
 S = OrderStatus
+# An ended run's local activity already under way (a row write: 10 s at most, workflows/
+# policies.py DB_WRITE) may still land after the run closed; the row is read after that.
+SETTLE = timedelta(seconds=15)
 
 
 class OrderResumeActivities:
@@ -98,9 +101,16 @@ class OrderResumeActivities:
             row.status, row.stripe_payment_status, row.resolution_note, returns_open
         ):
             return ResumeOutcome(order_id=order_id, outcome="settled")
-        ended = await how_it_ended(self._client, order_id)
+        ended, closed = await ending(self._client, order_id)
         if ended is None:
             return ResumeOutcome(order_id=order_id, outcome="running_or_completed")
+        if closed is not None and datetime.now(UTC) - closed < SETTLE:
+            # A step the ended run had begun (a row write) may still land: the row is read
+            # once it cannot any more. Retried (the activity's policy) until then.
+            raise ApplicationError(
+                f"order {order_id}'s workflow ended at {closed:%H:%M:%S} UTC: resumed once "
+                f"its last steps have settled ({SETTLE.total_seconds():.0f} s)"
+            )
         current = row.stripe_payment_intent_id
         if current is not None and current not in pis:
             pis.append(current)

@@ -89,6 +89,6 @@ async def _refusal(
         return BeingResumed(
             f"This order ({status}) has no running workflow: its last run ended before the "
             "order did. It is being resumed from the order's record and Stripe now; send the "
-            "request again in a few seconds"
+            "request again in about 15 seconds"
         )
     return _StatusRefusal(f"{action} with status: {status}", status)

@@ -73,9 +73,9 @@ class OutcomeUnknown(ServiceUnavailable):
 
 class BeingResumed(ServiceUnavailable):
     """503: the order's workflow ended while the order could still change; it is being
-    resumed now, and the same request will work in a few seconds."""
+    resumed now (once its last steps settled, about 15 s), then the same request works."""
 
-    headers = {"Retry-After": "5"}
+    headers = {"Retry-After": "15"}
 
     def body(self) -> dict[str, object]:
         return {"error": str(self), "resuming": True}

@@ -251,6 +251,25 @@ class OrderWorkflow:
         ops_view.count("vult_orders_created_total", "Orders placed")
         ops_view.describe(self._state)
 
+    async def _caught_up(self) -> None:
+        """A resumed run's state came from the row: a command waits until the run has read
+        Stripe's side (its first step), so it is judged on where the order stands now."""
+        if not self._state.catching_up:
+            return
+        await workflow.wait_condition(
+            lambda: not self._state.catching_up or self._state.attention is not None
+        )
+        if self._state.catching_up:
+            raise ApplicationError(
+                "The order is being resumed and Stripe could not be read yet; try again shortly",
+                type=Failure.PAYMENT_UNAVAILABLE,
+            )
+
+    def _resuming(self) -> bool:
+        """Validators judge nothing on a resumed run's state before it has caught up: the
+        handler waits for that, then checks."""
+        return self._state.catching_up
+
     async def _until_created(self) -> None:
         await workflow.wait_condition(
             lambda: self._state.status is not None or self._rejection is not None
@@ -289,6 +308,7 @@ class OrderWorkflow:
     async def request_payment(self) -> PaymentIntentInfo:
         """Pending or Failed: create a PaymentIntent. PaymentProcessing: return the current one."""
         await self._until_created()
+        await self._caught_up()
         async with self._lock:
             self._check(guards.payable)
             status = self._state.status
@@ -315,12 +335,14 @@ class OrderWorkflow:
 
     @request_payment.validator
     def _validate_request_payment(self) -> None:
-        self._check(guards.payable)
+        if not self._resuming():
+            self._check(guards.payable)
 
     @workflow.update
     async def cancel(self, command: CancelOrder) -> None:
         """Cancel: release or refund any payment first, then record Cancelled."""
         await self._until_created()
+        await self._caught_up()
         async with self._lock:
             if self._state.status == S.Cancelled:
                 return  # cancel is safe to send again: nothing more is done
@@ -363,8 +385,8 @@ class OrderWorkflow:
     def _validate_cancel(self, command: CancelOrder) -> None:
         if not command.reason.strip() or len(command.reason) > 500:
             raise refused("A cancellation reason of 1 to 500 characters is required")
-        if self._state.status == S.Cancelled:
-            return  # asked again: it is cancelled; the handler does nothing
+        if self._state.status == S.Cancelled or self._resuming():
+            return  # asked again: it is cancelled, or judged once caught up (the handler)
         self._check(guards.cancellable)
         # Not refused here for a dispute the state knows of: its closing event may be late or
         # lost. The handler reads the charge back and refuses (400) only if it is still open.
@@ -372,6 +394,7 @@ class OrderWorkflow:
     @workflow.update
     async def start_processing(self) -> None:
         """Ops: Confirmed -> Processing (fulfilment has begun)."""
+        await self._caught_up()
         async with self._lock:
             guards.in_status(self._state, S.Confirmed, "start processing")
             await self._read_back_payment()
@@ -388,6 +411,8 @@ class OrderWorkflow:
 
     @start_processing.validator
     def _validate_start_processing(self) -> None:
+        if self._resuming():
+            return
         guards.in_status(self._state, S.Confirmed, "start processing")
         guards.keeps_payment(self._state)
 
@@ -397,6 +422,7 @@ class OrderWorkflow:
         shipped (all, when none are named). Capture at shipment captures the shipped share
         first; a capture Stripe refuses leaves the order Processing, parked for ops (their
         `retry` captures again and ships)."""
+        await self._caught_up()
         async with self._lock:
             guards.in_status(self._state, S.Processing, "ship")
             guards.no_shipment_waiting(self._state)
@@ -422,6 +448,8 @@ class OrderWorkflow:
         if not (0 < len(shipment.tracking_number.strip()) <= 100):
             raise refused("A tracking number of 1 to 100 characters is required")
         guards.valid_lines(shipment.line_items)
+        if self._resuming():
+            return
         guards.in_status(self._state, S.Processing, "ship")
         guards.no_shipment_waiting(self._state)
 
@@ -429,17 +457,20 @@ class OrderWorkflow:
     async def take_return(self, request: ReturnRequest) -> ReturnRecord:
         """Ops: refund some shipped lines, or an amount, of a shipped or delivered order
         (with a reason); once per Idempotency-Key, never more than is still held."""
+        await self._caught_up()
         async with self._lock:
             guards.returnable(self._state, request)
             return await self._act.take_return(request)
 
     @take_return.validator
     def _validate_take_return(self, request: ReturnRequest) -> None:
-        guards.returnable(self._state, request)
+        if not self._resuming():
+            guards.returnable(self._state, request)
 
     @workflow.update
     async def deliver(self) -> None:
         """Ops: Shipped -> Delivered. The workflow then completes."""
+        await self._caught_up()
         async with self._lock:
             guards.in_status(self._state, S.Shipped, "deliver")
             await self._act.change(S.Shipped, S.Delivered)
@@ -449,7 +480,8 @@ class OrderWorkflow:
 
     @deliver.validator
     def _validate_deliver(self) -> None:
-        guards.in_status(self._state, S.Shipped, "deliver")
+        if not self._resuming():
+            guards.in_status(self._state, S.Shipped, "deliver")
 
     @workflow.update
     async def retry(self) -> None:

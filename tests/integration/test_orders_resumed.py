@@ -48,7 +48,7 @@ async def resumed_run(temporal: Client, order: dict[str, Any]) -> Any:
         state = await handle.query(OrderWorkflow.state)
         return (handle, found) if state.resumes and not state.catching_up else None
 
-    return await eventually(caught_up, "the order's workflow resumed", timeout=30)
+    return await eventually(caught_up, "the order's workflow resumed", timeout=90)
 
 
 async def test_a_command_for_a_terminated_paid_order_says_so_and_resumes_it(
@@ -64,7 +64,7 @@ async def test_a_command_for_a_terminated_paid_order_says_so_and_resumes_it(
 
     response = await http.post(f"/api/ops/orders/{order_id}/processing", headers=OPS)
     assert response.status_code == 503, response.text
-    assert response.headers["Retry-After"] == "5"
+    assert response.headers["Retry-After"] == "15"
     body = response.json()
     assert "no running workflow" in body["error"] and "being resumed" in body["error"]
     assert body["resuming"] is True and "with status" not in body["error"]

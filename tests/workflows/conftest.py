@@ -84,6 +84,8 @@ class Backend:
     refund_calls: int = 0
     # Set: refunds wait for it (a slow Stripe), so a handler holds the lock meanwhile.
     refunds_held: asyncio.Event | None = None
+    # Set: reads of a PaymentIntent wait for it (a resumed run's catch-up, say).
+    retrieves_held: asyncio.Event | None = None
     # The next this many row inserts fail past their retries (a database failover).
     failing_creates: int = 0
     create_row_calls: int = 0
@@ -191,6 +193,8 @@ class Backend:
     @activity.defn(name="retrieve_payment_intent")
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
         self.retrieve_calls += 1
+        if self.retrieves_held is not None:
+            await self.retrieves_held.wait()
         i = self.intents[payment_intent_id]
         return PaymentIntentSnapshot(
             payment_intent_id=i.id,

@@ -4,6 +4,7 @@ Stripe's word on every PaymentIntent first and carries on from where the order s
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -156,3 +157,19 @@ async def test_a_refund_that_had_failed_waits_for_ops_and_a_retry_refunds_again(
     state = await eventually(handle, lambda s: not s.catching_up)
     assert harness.backend.refund_calls == 1
     assert refund_key(order_id, "pi_owed_1", 1) in harness.backend.refunds
+
+
+async def test_a_command_sent_while_the_resumed_run_catches_up_is_judged_after_it(
+    harness: Harness,
+) -> None:
+    """The row said PaymentProcessing (the old run's last write was still on its way); the
+    payment had gone through. Ops' processing, sent before the run has read Stripe, waits
+    for it, and is judged on where the order stands then: Confirmed, so it proceeds."""
+    harness.backend.retrieves_held = asyncio.Event()
+    order_id, handle = await resume(harness, S.PaymentProcessing, [("pi_race_1", "succeeded")])
+    processing = asyncio.create_task(handle.execute_update(OrderWorkflow.start_processing))
+    await asyncio.sleep(0.5)
+    assert not processing.done()  # waiting for the catch-up, not refused on the row's word
+    harness.backend.retrieves_held.set()
+    await asyncio.wait_for(processing, timeout=10)
+    assert harness.backend.rows[order_id] == S.Processing

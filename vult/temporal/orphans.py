@@ -46,16 +46,21 @@ async def how_it_ended(client: Client, order_id: uuid.UUID) -> str | None:
     """How the order's workflow ended when it did not end normally: TERMINATED, FAILED,
     TIMED_OUT or CANCELED (its latest run), NOT_STARTED (none ever ran); None while it runs
     or once it completed."""
+    return (await ending(client, order_id))[0]
+
+
+async def ending(client: Client, order_id: uuid.UUID) -> tuple[str | None, datetime | None]:
+    """`how_it_ended`, and when that run closed (None: never started, or not closed)."""
     try:
         found = await client.get_workflow_handle(workflow_id(order_id)).describe()
     except RPCError as err:
         if err.status == RPCStatusCode.NOT_FOUND:
-            return NOT_STARTED
+            return NOT_STARTED, None
         raise
     status = found.status
     if status is None or status == WorkflowExecutionStatus.RUNNING or status in _ENDED_NORMALLY:
-        return None
-    return status.name
+        return None, None
+    return status.name, found.close_time
 
 
 def _can_still_change(return_window: timedelta) -> object:
