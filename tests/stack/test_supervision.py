@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -18,6 +19,7 @@ import httpx
 import pytest
 import stripe
 
+from devstack.database import drop_database, ensure_database, with_database
 from devstack.procs import Child, free_port
 from devstack.stack import ROOT, Stack, StackConfig, start_stack
 from devstack.supervisor import Supervisor
@@ -31,7 +33,19 @@ class Running(NamedTuple):
 
 
 @pytest.fixture(scope="module")
-def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iterator[Running]:
+def stack_database(database_url: str) -> Iterator[str]:
+    """A database of the stack's own: its Temporal server is new, so every open order in a
+    shared one would look as if its workflow were gone, and the stack's order sweep would
+    resume them all."""
+    url = with_database(database_url, f"vult_stack_{uuid.uuid4().hex[:12]}")
+    ensure_database(url)
+    yield url
+    drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def running(tmp_path_factory: pytest.TempPathFactory, stack_database: str) -> Iterator[Running]:
+    database_url = stack_database
     data = tmp_path_factory.mktemp("stack")
     started = start_stack(
         StackConfig(
@@ -42,7 +56,7 @@ def running(tmp_path_factory: pytest.TempPathFactory, database_url: str) -> Iter
             stripe_port=free_port(),
             metrics_port=free_port(),
             temporal_in_memory=True,
-            # The tests' own database; the stack's programs get it in their environment.
+            # A database of its own; the stack's programs get it in their environment.
             extra_env={"DATABASE_URL": libpq_url(database_url)},
         ),
         environ={"DATABASE_URL": libpq_url(database_url), "PATH": os.environ["PATH"]},
