@@ -538,7 +538,6 @@ class OrderActions:
                 ops_view.count("vult_refunds_total", "Refunds issued")
                 await self._read_charge(pi)
                 fields.update(self._payment_fields(pi, refund))
-            state.shipped = wanted or {li.line_item_id: li.quantity for li in lines}
         await self.change(
             S.Processing,
             S.Shipped,
@@ -603,22 +602,25 @@ class OrderActions:
             amount = request.amount
         assert state.currency is not None
         minor = to_minor_units(amount, state.currency)
-        facts = await self._read_charge(pi)
-        if payments.dispute_open(facts):
-            raise refused(payments.refused_while_disputed(pi))
-        if minor > payments.held(facts):
-            held = from_minor_units(payments.held(facts), state.currency)
-            raise refused(
-                f"The return of {amount} {state.currency} is more than is still held of the "
-                f"payment ({held} {state.currency}): nothing was refunded"
-            )
         digest = hashlib.sha256(request.key.encode()).hexdigest()[:32]
-        refund = await steps.refund_payment(
-            order_id, pi, amount=minor, key=f"order:{order_id}:return:{digest}"
-        )
-        ops_view.count("vult_returns_total", "Returns refunded")
-        facts = _with_refund(facts, refund)
-        state.charges[pi] = facts
+        key = f"order:{order_id}:return:{digest}"
+        facts = await self._read_charge(pi)
+        # Made already under this key (its answer lost, or the row write after it failed):
+        # that refund is the return, whatever is held now.
+        refund = payments.our_refund(facts, key)
+        if refund is None:
+            if payments.dispute_open(facts):
+                raise refused(payments.refused_while_disputed(pi))
+            if minor > payments.held(facts):
+                held = from_minor_units(payments.held(facts), state.currency)
+                raise refused(
+                    f"The return of {amount} {state.currency} is more than is still held of "
+                    f"the payment ({held} {state.currency}): nothing was refunded"
+                )
+            refund = await steps.refund_payment(order_id, pi, amount=minor, key=key)
+            ops_view.count("vult_returns_total", "Returns refunded")
+            facts = _with_refund(facts, refund)
+            state.charges[pi] = facts
         record = ReturnRecord(
             key=request.key,
             reason=request.reason.strip(),

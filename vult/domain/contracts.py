@@ -187,9 +187,8 @@ class OrderState(BaseModel):
     captured: int | None = None
     authorization_reminded: bool = False
     authorization_over: bool = False  # lapsed (or released) before anything was captured
-    # What shipped, by line item id (set when the order shipped part of its lines or
-    # captured at shipment); a shipment whose capture Stripe refused, waiting for ops.
-    shipped: dict[str, int] = Field(default_factory=dict)
+    # A shipment whose capture Stripe refused, waiting for ops (what shipped is on the
+    # row's lines).
     pending_shipment: ShipOrder | None = None
     # Returns taken, by their Idempotency-Key.
     returns: dict[str, ReturnRecord] = Field(default_factory=dict)
