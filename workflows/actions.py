@@ -705,16 +705,21 @@ class OrderActions:
             raise ApplicationError(
                 "The lapsed authorization has no card to use again", type=Failure.PAYMENT_REFUSED
             )
+        # The attempt counts as spent only once it is settled: a step of it tried again
+        # after a park sends the same key, and Stripe answers with the same PaymentIntent
+        # (never a second authorization on the customer's card).
         attempt = state.payment_attempt + 1
         intent = await self.create_payment_intent(attempt, payment_method=method)
-        state.payment_attempt = attempt
-        state.payment_intent_ids.append(intent.payment_intent_id)
+        if intent.payment_intent_id not in state.payment_intent_ids:
+            state.payment_intent_ids.append(intent.payment_intent_id)
         found = await steps.retrieve_payment_intent(intent.payment_intent_id)
         if found.status != "requires_capture":
+            state.payment_attempt = attempt
             raise ApplicationError(
                 f"The card did not authorize again ({found.status})", type=Failure.PAYMENT_REFUSED
             )
         await steps.ask_to_cancel(self.order_id, old, 0)
+        state.payment_attempt = attempt
         intent.client_secret = ""
         state.payment = intent
         state.authorized_at = workflow.now()

@@ -86,6 +86,8 @@ class Backend:
     refunds_held: asyncio.Event | None = None
     # Set: reads of a PaymentIntent wait for it (a resumed run's catch-up, say).
     retrieves_held: asyncio.Event | None = None
+    # The next read of each of these PaymentIntents fails past its retries.
+    failing_retrieves: list[str] = field(default_factory=list)
     # The next this many row inserts fail past their retries (a database failover).
     failing_creates: int = 0
     create_row_calls: int = 0
@@ -195,6 +197,9 @@ class Backend:
         self.retrieve_calls += 1
         if self.retrieves_held is not None:
             await self.retrieves_held.wait()
+        if payment_intent_id in self.failing_retrieves:
+            self.failing_retrieves.remove(payment_intent_id)
+            raise ApplicationError("Stripe is away", non_retryable=True)
         i = self.intents[payment_intent_id]
         return PaymentIntentSnapshot(
             payment_intent_id=i.id,

@@ -39,6 +39,7 @@ def short_clock(harness: Harness, expiry: str) -> None:
         authorization_reminder=timedelta(seconds=2),
         on_authorization_expiry=expiry,
         return_window=timedelta(seconds=2),
+        attention_retry=timedelta(seconds=2),
     )
 
 
@@ -82,3 +83,19 @@ async def test_a_renewal_the_card_refuses_cancels_the_order(harness: Harness) ->
     state = await eventually(handle, lambda s: s.status == S.Cancelled, timeout=15)
     assert "re-authorization refused" in (state.cancellation_reason or "")
     assert harness.backend.intents[old].status == "canceled"
+
+
+async def test_a_renewal_interrupted_half_way_makes_no_second_authorization(
+    harness: Harness,
+) -> None:
+    """The new authorization was made, then reading it back failed past its retries (the
+    step parks): tried again, it sends the same key and gets the same PaymentIntent."""
+    short_clock(harness, "reauthorize")
+    handle, old = await authorized(harness)
+    harness.backend.failing_retrieves.append("pi_2")  # the renewal's, when it is read back
+    state = await eventually(
+        handle, lambda s: s.payment is not None and s.payment.payment_intent_id != old, timeout=20
+    )
+    assert state.payment is not None and state.payment.payment_intent_id == "pi_2"
+    assert sorted(harness.backend.intents) == [old, "pi_2"]  # one renewal, not two
+    assert state.status == S.Confirmed and state.attention is None
