@@ -5,7 +5,15 @@ RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
 COPY pyproject.toml uv.lock ./
 RUN uv sync --frozen --no-dev --no-install-project
-COPY . .
+# What ships, and only that: the service's packages, the worker, the migrations. Tests, the
+# dev tooling (dev/: local stack, chaos suite, benchmark) and tasks.py stay out
+# (tests/unit/test_deploy_files.py reads these lines and checks the image's file list).
+COPY pyproject.toml alembic.ini worker.py ./
+COPY vult/ vult/
+COPY api/ api/
+COPY workflows/ workflows/
+COPY activities/ activities/
+COPY migrations/ migrations/
 # Bytecode compiled at build, so the worker and the API start without compiling sources.
 RUN python -m compileall -q /app
 ENV PATH=/opt/venv/bin:$PATH

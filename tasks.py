@@ -5,7 +5,7 @@
     python3 tasks.py test    # the test suite, starting every server it needs
     python3 tasks.py worker  # a worker: joins a running `run`, else uses configured servers
     python3 tasks.py api     # an API process (port 8001 beside a running `run`), the same way
-    python3 tasks.py bench   # the benchmark (bench/README.md)
+    python3 tasks.py bench   # the benchmark (dev/bench/README.md)
     python3 tasks.py chaos   # kill programs mid-flight, then audit every order (--short: CI's)
     python3 tasks.py record-corpus  # record this release's replay histories (tests/replay/)
     python3 tasks.py lint    # ruff, then mypy (strict on the domain, workflows, activities, api)
@@ -94,11 +94,11 @@ def join_running_stack() -> bool:
 
 def main(argv: list[str]) -> int:
     commands = {
-        "run": [PYTHON, "-m", "devstack"],
+        "run": [PYTHON, "-m", "dev.stack"],
         "test": [PYTHON, "-m", "pytest"],
-        "bench": [PYTHON, "-m", "bench"],
-        "chaos": [PYTHON, "-m", "chaos"],
-        "record-corpus": [PYTHON, "-m", "devstack.record_corpus"],
+        "bench": [PYTHON, "-m", "dev.bench"],
+        "chaos": [PYTHON, "-m", "dev.chaos"],
+        "record-corpus": [PYTHON, "-m", "dev.stack.record_corpus"],
         "worker": [PYTHON, "worker.py"],
         "api": [BIN / "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1"],
         "lint": [PYTHON, "-c", _LINT],

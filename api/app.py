@@ -19,9 +19,10 @@ from api.order_commands import OrderCommands
 from api.routes import codec, health, ops, orders, products, shop, webhooks
 from vult.db.engine import make_engine, make_sessionmaker
 from vult.process.logging import configure_logging
+from vult.process.payload_keys import parse_keys
 from vult.process.settings import Settings, get_settings
 from vult.temporal.client import connect
-from vult.temporal.codec import EncryptionCodec, parse_keys
+from vult.temporal.codec import EncryptionCodec
 
 
 def create_app(settings: Settings | None = None, temporal: Client | None = None) -> FastAPI:

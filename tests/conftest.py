@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from devstack.database import drop_database, embedded_server_url, ensure_database, with_database
-from devstack.procs import Children, free_port
-from devstack.stripe_emulator import start_localstripe
-from devstack.temporal_server import start_temporal
+from dev.stack.database import drop_database, embedded_server_url, ensure_database, with_database
+from dev.stack.procs import Children, free_port
+from dev.stack.stripe_emulator import start_localstripe
+from dev.stack.temporal_server import start_temporal
 from vult.db.migrate import upgrade_to_head
 from vult.db.urls import async_url
 from vult.process.event_loop import fast_loop_factory

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from chaos.audit import OWNER, Invariant, Records, Workflow, audit, redeliveries_acknowledged
-from chaos.shoppers import Journey
+from dev.chaos.audit import OWNER, Invariant, Records, Workflow, audit, redeliveries_acknowledged
+from dev.chaos.shoppers import Journey
 from vult.domain.payments import OWNER_KEY, REFUND_KEY
 
 ORDER = "0b4f6d1e-0000-4000-8000-000000000001"

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chaos.faults import KINDS
-from devstack.stack import ROOT
+from dev.chaos.faults import KINDS
+from dev.stack.stack import ROOT
 
 SEED = 20261127
 
@@ -38,7 +38,7 @@ def test_the_short_chaos_run_finds_no_violation(data_dir: Path) -> None:
     output = data_dir / "chaos.out"
     with output.open("w") as out:
         finished = subprocess.run(
-            [sys.executable, "-m", "chaos", "--short", "--seed", str(SEED), "--data-dir", data],
+            [sys.executable, "-m", "dev.chaos", "--short", "--seed", str(SEED), "--data-dir", data],
             cwd=ROOT,
             stdout=out,
             stderr=subprocess.STDOUT,

@@ -24,13 +24,13 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from api.app import create_app
-from devstack.procs import free_port, port_open
-from devstack.stripe_emulator import register_webhook
+from dev.stack.procs import free_port, port_open
+from dev.stack.stripe_emulator import register_webhook
 from vult.db.engine import make_engine
+from vult.process.payload_keys import new_key_spec
 from vult.process.settings import Settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
-from vult.temporal.codec import new_key_spec
 from vult.temporal.deployments import set_current
 from worker import build_worker
 
@@ -264,7 +264,7 @@ DISPUTED_CARD = "4000000000000259"
 
 
 async def emulator_control(settings: Settings, path: str, body: dict[str, Any]) -> Any:
-    """The emulator's test controls (devstack/stripe_money.py, stripe_js.py): what Stripe's
+    """The emulator's test controls (dev/stack/stripe_money.py, stripe_js.py): what Stripe's
     test mode, a bank or a cardholder would do."""
     key = settings.stripe_secret_key.get_secret_value()
     async with httpx.AsyncClient(base_url=settings.stripe_api_base, timeout=10) as client:

@@ -1,4 +1,4 @@
-"""The local stack's Stripe emulator (devstack/localstripe_server.py): with a state file its
+"""The local stack's Stripe emulator (dev/stack/localstripe_server.py): with a state file its
 objects (disputes included) survive a restart, lists (a charge's refunds) read what the
 store holds, and it lists its webhook endpoints as Stripe does, for the set-up job's check."""
 
@@ -11,8 +11,8 @@ import httpx
 import pytest
 import stripe
 
-from devstack.procs import Children, free_port
-from devstack.stripe_emulator import start_localstripe
+from dev.stack.procs import Children, free_port
+from dev.stack.stripe_emulator import start_localstripe
 from tests.integration.conftest import GOOD_CARD, pay_with_card
 from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REQUIRED
 from vult.process.stripe_setup import missing_webhook_events

@@ -23,13 +23,13 @@ import stripe
 import yaml
 from temporalio.client import Client
 
-from devstack.database import drop_database, ensure_database, with_database
-from devstack.procs import Child, Children, free_port, wait_for_port
-from devstack.stripe_emulator import register_webhook, start_localstripe
+from dev.stack.database import drop_database, ensure_database, with_database
+from dev.stack.procs import Child, Children, free_port, wait_for_port
+from dev.stack.stripe_emulator import register_webhook, start_localstripe
 from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
 from vult.db.urls import libpq_url
+from vult.process.payload_keys import new_key_spec
 from vult.release import default_build_id
-from vult.temporal.codec import new_key_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent

@@ -7,16 +7,10 @@ from temporalio.api.common.v1 import Payload
 from temporalio.api.failure.v1 import Failure
 from temporalio.converter import DataConverter
 
+from vult.process.payload_keys import KeyConfigError, new_key_spec, parse_keys
 from vult.process.settings import Settings
 from vult.temporal.client import data_converter
-from vult.temporal.codec import (
-    ENCODING,
-    KEY_ID,
-    EncryptionCodec,
-    KeyConfigError,
-    new_key_spec,
-    parse_keys,
-)
+from vult.temporal.codec import ENCODING, KEY_ID, EncryptionCodec
 
 PLAIN = Payload(metadata={"encoding": b"json/plain"}, data=b'{"customer_email":"ann@example.com"}')
 

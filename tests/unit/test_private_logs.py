@@ -5,7 +5,7 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from devstack.procs import open_private_log
+from dev.stack.procs import open_private_log
 
 
 def test_a_log_file_is_created_readable_by_its_owner_only(tmp_path: Path) -> None:

@@ -7,8 +7,8 @@ from datetime import timedelta
 import pytest
 from pydantic import ValidationError
 
+from vult.process.payload_keys import new_key_spec
 from vult.process.settings import Settings
-from vult.temporal.codec import new_key_spec
 
 REAL = {
     "ENVIRONMENT": "production",

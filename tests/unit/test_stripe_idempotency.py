@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devstack.stripe_idempotency import KIND, forget_expired
+from dev.stack.stripe_idempotency import KIND, forget_expired
 
 
 def test_only_expired_answers_are_forgotten() -> None:

@@ -23,7 +23,7 @@ from activities.stripe_payments import StripeActivities
 from workflows import activity_stubs
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT = ("vult", "workflows", "activities", "api", "worker", "devstack", "bench")
+PROJECT = ("vult", "workflows", "activities", "api", "worker", "dev")
 SIDE_EFFECT_LIBRARIES = ("sqlalchemy", "stripe", "psycopg", "asyncpg", "aiohttp", "httpx")
 
 
@@ -113,3 +113,130 @@ def test_the_worker_registers_no_activity_the_workflow_does_not_declare() -> Non
 async def test_a_stub_refuses_to_run_in_place_of_its_activity() -> None:
     with pytest.raises(NotImplementedError, match="stub"):
         await activity_stubs.retrieve_refund("re_1")
+
+
+# The packages whose imports must form layers, each importing only those below it.
+_PACKAGES = (
+    "vult.domain",
+    "vult.db",
+    "vult.process",
+    "vult.temporal",
+    "workflows",
+    "activities",
+    "api",
+)
+
+
+def _package_of(module: str) -> str | None:
+    return next((p for p in _PACKAGES if module == p or module.startswith(f"{p}.")), None)
+
+
+def _package_imports() -> dict[str, set[str]]:
+    """package -> the other packages its modules import (at any depth, lazily or not)."""
+    import ast
+
+    graph: dict[str, set[str]] = {p: set() for p in _PACKAGES}
+    for package in _PACKAGES:
+        for path in (ROOT / package.replace(".", "/")).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names: list[str] = []
+                if isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                    names = [node.module]
+                for name in names:
+                    other = _package_of(name)
+                    if other and other != package:
+                        graph[package].add(other)
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return None
+        for nxt in sorted(graph[node]):
+            if found := visit(nxt, [*path, node]):
+                return found
+        done.add(node)
+        return None
+
+    return next((c for p in sorted(graph) if (c := visit(p, []))), None)
+
+
+def test_no_two_packages_import_each_other() -> None:
+    graph = _package_imports()
+    assert "vult.process" in graph["vult.temporal"]  # the scan sees imports
+    assert _cycle(graph) is None, " -> ".join(_cycle(graph) or [])
+
+
+def test_the_cycle_check_finds_a_cycle() -> None:
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _cycle({"a": {"b"}, "b": set()}) is None
+
+
+# One line of each kind the workflow lint (workflows/ruff.toml) must refuse.
+_NONDETERMINISTIC = {
+    "import time\n": "TID251",
+    "import random\n": "TID251",
+    "import threading\n": "TID251",
+    "import socket\n": "TID251",
+    "import os\n": "TID251",
+    "from datetime import datetime\nx = datetime.now()\n": "TID251",
+    "import uuid\nx = uuid.uuid4()\n": "TID251",
+    "from vult.db import models\n": "TID251",
+    "from activities import order_db\n": "TID251",
+    "print('x')\n": "T201",
+}
+
+
+def _ruff_on_workflow_code(source: str) -> str:
+    ruff = Path(sys.executable).parent / "ruff"
+    return subprocess.run(
+        [
+            str(ruff),
+            "check",
+            "--output-format",
+            "concise",
+            "--stdin-filename",
+            "workflows/probe.py",
+            "-",
+        ],
+        cwd=ROOT,
+        input=source,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+
+
+@pytest.mark.parametrize("source", list(_NONDETERMINISTIC), ids=lambda s: s.split("\n")[0])
+def test_the_workflow_lint_refuses_clock_randomness_threads_and_io(source: str) -> None:
+    assert _NONDETERMINISTIC[source] in _ruff_on_workflow_code(source)
+
+
+def test_the_workflow_lint_lets_workflow_code_through() -> None:
+    source = "from temporalio import workflow\n\n\ndef f() -> object:\n    return workflow.now()\n"
+    assert _ruff_on_workflow_code(source).strip() == "All checks passed!"
+
+
+_BUILTIN_IO = {"open", "input", "print", "eval", "exec", "breakpoint", "__import__"}
+
+
+def test_workflow_code_calls_no_io_builtin() -> None:
+    """What the lint cannot name (builtins), read from the tree."""
+    import ast
+
+    calls = {
+        (path.name, node.lineno, node.func.id)
+        for path in sorted((ROOT / "workflows").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Name)
+        and node.func.id in _BUILTIN_IO
+    }
+    assert not calls, sorted(calls)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from temporalio.client import Client
 
-from devstack.procs import Children, free_port
-from devstack.temporal_server import start_temporal
+from dev.stack.procs import Children, free_port
+from dev.stack.temporal_server import start_temporal
 from tests.workflows.conftest import (
     Backend,
     Harness,

@@ -11,7 +11,7 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
-from devstack.procs import free_port
+from dev.stack.procs import free_port
 from tests.workflows.conftest import Backend, Harness, event, eventually, stand_in_worker
 from vult.domain.contracts import CancelOrder
 from vult.domain.status import OrderStatus

@@ -18,7 +18,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
-from devstack.procs import BIN
+from dev.stack.procs import BIN
 from tests.workflows.conftest import Backend, event, order_request, stand_in_worker
 from vult.domain.contracts import (
     CancelOrder,

@@ -14,8 +14,8 @@ from vult.db.urls import async_url
 from vult.domain.contracts import OrderTiming
 from vult.domain.money import currency_exponent
 from vult.domain.pricing import DEFAULT_CURRENCY, DEFAULT_SHIPPING_COST, DEFAULT_TAX_RATE, Pricing
+from vult.process.payload_keys import KeyConfigError, parse_keys
 from vult.release import default_build_id
-from vult.temporal.codec import KeyConfigError, parse_keys
 
 # Values the local stack uses. They only ever talk to the local Stripe emulator.
 LOCAL_STRIPE_SECRET_KEY = "sk_test_vult_local"

@@ -9,8 +9,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 from temporalio.runtime import Runtime
 
+from vult.process.payload_keys import parse_keys
 from vult.process.settings import Settings
-from vult.temporal.codec import EncryptionCodec, parse_keys
+from vult.temporal.codec import EncryptionCodec
 
 
 def data_converter(settings: Settings) -> DataConverter:

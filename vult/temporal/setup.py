@@ -7,7 +7,7 @@ service acts on (vult/process/stripe_setup.py); it fails, naming what is missing
 
     python -m vult.temporal.setup      (the compose stack runs this once before the worker)
 
-The dev server registers them itself at start (devstack/temporal_server.py).
+The dev server registers them itself at start (dev/stack/temporal_server.py).
 """
 
 from __future__ import annotations

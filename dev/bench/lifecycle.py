@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.measure import Latencies
+from dev.bench.measure import Latencies
 
 ORDER = {
     "customerEmail": "bench@example.com",

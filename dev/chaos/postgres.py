@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from devstack.procs import Child, Children, wait_for_port
+from dev.stack.procs import Child, Children, wait_for_port
 from vult.db.urls import libpq_url
 
 

@@ -15,8 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devstack.database import embedded_server_url, ensure_database, with_database
-from devstack.procs import (
+from dev.stack.database import embedded_server_url, ensure_database, with_database
+from dev.stack.procs import (
     BIN,
     Child,
     Children,
@@ -26,10 +26,11 @@ from devstack.procs import (
     require_free,
     wait_for_port,
 )
-from devstack.stripe_emulator import register_webhook, start_localstripe
-from devstack.temporal_server import start_temporal
+from dev.stack.stripe_emulator import register_webhook, start_localstripe
+from dev.stack.temporal_server import start_temporal
 from vult.db.migrate import upgrade_to_head
 from vult.db.urls import async_url
+from vult.process.payload_keys import new_key_spec
 from vult.process.settings import (
     LOCAL_CODEC_AUTH_TOKEN,
     LOCAL_OPS_API_TOKEN,
@@ -38,9 +39,8 @@ from vult.process.settings import (
     Settings,
     is_real_stripe_secret_key,
 )
-from vult.temporal.codec import new_key_spec
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass

@@ -6,10 +6,10 @@ Phases, each with the CPU seconds and peak memory of every component:
   create       creates only, at concurrency 10 (the create-latency target)
   reads        GET /api/orders/{id} for `--read-seconds`, then the same from a plain
                FastAPI + PostgreSQL app (the read-path reference)
-  floor        the same count of FloorWorkflow lifecycles (bench/floor.py) straight
+  floor        the same count of FloorWorkflow lifecycles (dev/bench/floor.py) straight
                through the Temporal client: the server round trips with no work
 Then checks every benchmark order is Confirmed, and prints a table and the targets; the
-JSON goes to bench/results/.
+JSON goes to dev/bench/results/.
 """
 
 from __future__ import annotations
@@ -33,11 +33,11 @@ import aiohttp
 import psycopg
 from temporalio.client import Client
 
-from bench.floor import one_lifecycle
-from bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
-from bench.measure import Latencies, ProcessWatch, rss_mb, speed_check_ms
-from devstack.procs import BIN, Children, free_port, wait_for_port
-from devstack.stack import ROOT, StackConfig, start_api, start_stack, start_worker
+from dev.bench.floor import one_lifecycle
+from dev.bench.lifecycle import Target, create_order, lifecycle, read_for, run_many
+from dev.bench.measure import Latencies, ProcessWatch, rss_mb, speed_check_ms
+from dev.stack.procs import BIN, Children, free_port, wait_for_port
+from dev.stack.stack import ROOT, StackConfig, start_api, start_stack, start_worker
 from vult.db.urls import libpq_url
 from vult.process.event_loop import run
 
@@ -64,7 +64,7 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--api-processes", type=int, default=1, help="API processes in the replicas phase (1)"
     )
-    p.add_argument("--json", type=Path, help="where to write the JSON (bench/results/...)")
+    p.add_argument("--json", type=Path, help="where to write the JSON (dev/bench/results/...)")
     return p.parse_args()
 
 
@@ -74,7 +74,7 @@ def _plain_api(children: Children, database_url: str, port: int, log: Path) -> i
         [
             str(BIN / "uvicorn"),
             "--factory",
-            "bench.plain_api:app_factory",
+            "dev.bench.plain_api:app_factory",
             "--host",
             "127.0.0.1",
             "--port",
@@ -261,7 +261,7 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             [
                 sys.executable,
                 "-m",
-                "bench.floor",
+                "dev.bench.floor",
                 "worker",
                 "--address",
                 stack.temporal_address,
@@ -468,7 +468,8 @@ def main() -> int:
     result["targets"] = targets(result)
     result["total_seconds"] = time.perf_counter() - started
     report(result)
-    out = args.json or ROOT / "bench" / "results" / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = args.json or ROOT / "dev" / "bench" / "results" / f"bench-{stamp}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2, default=str))
     print(

@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from chaos import postgres
-from devstack.database import ensure_database
-from devstack.procs import Child, Children, free_ports
-from devstack.stack import Stack, StackConfig, start_api, start_stack, start_worker
-from devstack.stripe_emulator import register_webhook
-from devstack.supervisor import Supervisor
+from dev.chaos import postgres
+from dev.stack.database import ensure_database
+from dev.stack.procs import Child, Children, free_ports
+from dev.stack.stack import Stack, StackConfig, start_api, start_stack, start_worker
+from dev.stack.stripe_emulator import register_webhook
+from dev.stack.supervisor import Supervisor
 
 # Short enough that a lost webhook or a parked order is mended within the run.
 TIMERS = {

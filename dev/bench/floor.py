@@ -5,7 +5,7 @@ Per lifecycle, like OrderWorkflow: update-with-start answered after a local acti
 record PaymentProcessing); a signal after which two local activities run (read the
 PaymentIntent back, record Confirmed). The activities return at once; payloads are plain JSON.
 
-    python -m bench.floor worker --address 127.0.0.1:7233 --task-queue floor
+    python -m dev.bench.floor worker --address 127.0.0.1:7233 --task-queue floor
 """
 
 from __future__ import annotations

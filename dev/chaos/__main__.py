@@ -34,8 +34,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.service import RPCError
 
-from chaos import faults, redelivery
-from chaos.audit import (
+from dev.chaos import faults, redelivery
+from dev.chaos.audit import (
     Invariant,
     Records,
     audit,
@@ -45,9 +45,9 @@ from chaos.audit import (
     read_workflows,
     redeliveries_acknowledged,
 )
-from chaos.cluster import Cluster, start_cluster
-from chaos.shoppers import Journey, Shop, journey
-from devstack.stack import ROOT
+from dev.chaos.cluster import Cluster, start_cluster
+from dev.chaos.shoppers import Journey, Shop, journey
+from dev.stack.stack import ROOT
 from vult.db.engine import make_engine
 from vult.db.urls import libpq_url
 from vult.process.event_loop import run
@@ -63,7 +63,7 @@ SHOPPERS_KEY = "sk_test_chaos_shoppers_and_dashboard"
 TERMINATED_AT_ONCE = 6
 KEY_REFUSED_SECONDS = 20.0  # after the last fault, for reconciliation and parked orders
 # After the last journey, before the late redelivery: past the cancelled orders' grace and
-# the emulator's idempotency keys (chaos/cluster.py).
+# the emulator's idempotency keys (dev/chaos/cluster.py).
 LATE_AFTER = 35.0
 
 

@@ -4,7 +4,7 @@ localstripe serves a Stripe.js stand-in at /js.stripe.com/v3/ whose Card Element
 createToken work, but whose confirmCardPayment never uses the card and whose
 createPaymentMethod does nothing. This adds, in the emulator's own process:
 
-- GET /js.stripe.com/v3/: localstripe's script followed by devstack/stripe_js_standin.js;
+- GET /js.stripe.com/v3/: localstripe's script followed by dev/stack/stripe_js_standin.js;
 - POST /_vult/payment_methods: a card PaymentMethod, authorised by a publishable key;
 - POST /_vult/confirm_card_payment: the card attached to the PaymentIntent and confirmed,
   authorised as Stripe.js is, by a publishable key and the PaymentIntent's client secret;

@@ -23,7 +23,7 @@ here, in the emulator's own process:
   Stripe lists an account's endpoints (their URL and enabled events), for the set-up job's
   check;
 - `payment_intent.requires_action` when a confirmation needs 3-D Secure (the challenge
-  itself is the Stripe.js stand-in's: devstack/stripe_js.py).
+  itself is the Stripe.js stand-in's: dev/stack/stripe_js.py).
 """
 
 from __future__ import annotations

@@ -9,11 +9,11 @@ without --state-file.
 Stock localstripe also lists objects of a kind (a charge's refunds, each time it renders a
 charge) by scanning its whole store, so it slows as a run grows; here the store keeps its
 keys by kind as well, and listing reads that. It also honours Idempotency-Key as Stripe does
-(devstack/stripe_idempotency.py), and has Stripe's refund and dispute events, disputes, and
-card 4000 0000 0000 0259 (devstack/stripe_money.py). Everything else is localstripe as
+(dev/stack/stripe_idempotency.py), and has Stripe's refund and dispute events, disputes, and
+card 4000 0000 0000 0259 (dev/stack/stripe_money.py). Everything else is localstripe as
 published.
 
-    python -m devstack.localstripe_server --port 8420 [--state-file .data/localstripe.pickle]
+    python -m dev.stack.localstripe_server --port 8420 [--state-file .data/localstripe.pickle]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import pickle
 import sys
 from pathlib import Path
 
-from devstack.stripe_idempotency import STRIPE_LIFETIME
+from dev.stack.stripe_idempotency import STRIPE_LIFETIME
 from vult.process.event_loop import use_fast_loop
 
 
@@ -87,7 +87,7 @@ def main() -> None:
 
     from localstripe import errors, server
 
-    from devstack import stripe_capture, stripe_idempotency, stripe_js, stripe_money
+    from dev.stack import stripe_capture, stripe_idempotency, stripe_js, stripe_money
 
     stripe_money.install(server.app, resources, errors)
     stripe_capture.install(server.app, resources, errors)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from devstack.procs import BIN, Child, Children, wait_for_port
+from dev.stack.procs import BIN, Child, Children, wait_for_port
 from vult.temporal.search_attributes import REGISTRATION
 
 # Measured on a 2-core machine (DESIGN.md): the SQLite commit mode limits the dev server;

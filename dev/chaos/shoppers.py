@@ -269,7 +269,7 @@ class Trip:
                 await asyncio.sleep(0.5 + self.shop.rng.random())
 
     async def control(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        """The emulator's test controls: a bank, a cardholder (devstack/stripe_money.py)."""
+        """The emulator's test controls: a bank, a cardholder (dev/stack/stripe_money.py)."""
 
         async def post() -> dict[str, Any]:
             if path == "/_vult/authenticate":

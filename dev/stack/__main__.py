@@ -1,6 +1,6 @@
 """`python3 tasks.py run`: the whole system on local defaults, stopped by Ctrl-C.
 
-See devstack/stack.py for what starts and which variables it honours.
+See dev/stack/stack.py for what starts and which variables it honours.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ import signal
 import sys
 import time
 
-from devstack.stack import ROOT, StackConfig, start_stack
-from devstack.supervisor import Supervisor
+from dev.stack.stack import ROOT, StackConfig, start_stack
+from dev.stack.supervisor import Supervisor
 from vult.process.settings import LOCAL_OPS_API_TOKEN
 
 DATA = ROOT / ".data"

@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import stripe
 
-from chaos.stripe_lists import every
+from dev.chaos.stripe_lists import every
 from vult.domain.stripe_events import HANDLED
 
 ATTEMPTS = 20  # per event, while an API answers 503 or is down (Stripe retries too)

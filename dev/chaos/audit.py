@@ -16,8 +16,8 @@ import stripe
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
-from chaos.shoppers import Journey
-from chaos.stripe_lists import every
+from dev.chaos.shoppers import Journey
+from dev.chaos.stripe_lists import every
 from vult.db.urls import libpq_url
 from vult.domain import fulfilment
 from vult.domain.contracts import OrderState

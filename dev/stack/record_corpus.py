@@ -7,7 +7,7 @@
 Starts fresh programs of its own on free loopback ports (a Temporal dev server that
 suggests continuing as new after 100 history events, the Stripe emulator, a new
 PostgreSQL database on DATABASE_URL's server or an embedded one), migrates the database
-with the tree's own migrations, then runs devstack/corpus_journeys.py against them with
+with the tree's own migrations, then runs dev/stack/corpus_journeys.py against them with
 the tree first on the import path: every path a journey can take, one history each, and
 a manifest.json naming them. The release name is the tree's build id (vult/release.py):
 `<version>+g<commit>`. The replay test (tests/replay/test_replay_corpus.py) replays every
@@ -26,15 +26,15 @@ import tempfile
 import uuid
 from pathlib import Path
 
-from devstack.database import (
+from dev.stack.database import (
     drop_database,
     embedded_server_url,
     ensure_database,
     with_database,
 )
-from devstack.procs import Children, free_port
-from devstack.stripe_emulator import start_localstripe
-from devstack.temporal_server import start_temporal
+from dev.stack.procs import Children, free_port
+from dev.stack.stripe_emulator import start_localstripe
+from dev.stack.temporal_server import start_temporal
 from vult.db.urls import async_url
 from vult.release import ROOT, build_id_of
 

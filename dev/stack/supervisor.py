@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from devstack.procs import Child, Children
+from dev.stack.procs import Child, Children
 
 FIRST_PAUSE = 1.0
 LONGEST_PAUSE = 30.0

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import httpx
 
-from devstack.procs import Child, Children, wait_for_port
+from dev.stack.procs import Child, Children, wait_for_port
 from vult.domain.stripe_events import HANDLED
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_localstripe(
@@ -23,7 +23,7 @@ def start_localstripe(
 ) -> Child:
     """The emulator; its objects survive a restart only with a state file. Idempotency keys
     last 24 hours, as at Stripe, unless `idempotency_key_seconds` says otherwise."""
-    cmd = [sys.executable, "-m", "devstack.localstripe_server", "--port", str(port)]
+    cmd = [sys.executable, "-m", "dev.stack.localstripe_server", "--port", str(port)]
     if idempotency_key_seconds is not None:
         cmd += ["--idempotency-key-seconds", str(idempotency_key_seconds)]
     if state_file is not None:

@@ -1,7 +1,7 @@
 """The read-path reference: the same GET /api/orders/{id} answer from a plain FastAPI app
 with one async PostgreSQL query per table and no Temporal, no dependencies, no middleware.
 
-    uvicorn --factory bench.plain_api:app_factory   (DATABASE_URL from the environment)
+    uvicorn --factory dev.bench.plain_api:app_factory   (DATABASE_URL from the environment)
 """
 
 from __future__ import annotations

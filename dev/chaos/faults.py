@@ -17,9 +17,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from chaos import postgres
-from chaos.cluster import Cluster
-from devstack.procs import Child
+from dev.chaos import postgres
+from dev.chaos.cluster import Cluster
+from dev.stack.procs import Child
 
 # Every kind of fault, each injected at least once per run.
 KINDS = (
