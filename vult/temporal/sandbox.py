@@ -5,25 +5,23 @@ from __future__ import annotations
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 # Modules the sandbox need not re-import for every workflow run. A passed-through module is
-# imported once, outside any sandbox, so the sandbox cannot check it: only modules that call
-# no clock, no random and no I/O belong here. That is the domain (pure by rule;
-# tests/unit/test_structure.py checks it loads no I/O library), the pure libraries it is
-# built on, and the pure declarations below. Everything that runs workflow logic is
-# re-imported in each sandbox, where the sandbox's runtime checks apply to it.
+# imported once, outside any sandbox, so the sandbox's runtime checks do not see what it
+# calls: only code that calls no clock, no random, no threads and no I/O belongs here.
+# - The domain: pure by rule (tests/unit/test_structure.py checks it loads no I/O library),
+#   and the pure libraries it is built on.
+# - The whole workflow package: workflows/ruff.toml refuses the clock, randomness, threads
+#   and I/O in it at lint time (with the structure test's check of builtins, and the replay
+#   corpus proving every recorded history still replays). Re-importing it in each new
+#   workflow's sandbox was most of the worker's CPU per order (docs/performance.md).
+# The sandbox still runs each workflow in its own context and still refuses a restricted
+# call made through a module it does import per run.
 PASSTHROUGH_MODULES = (
     "pydantic",
     "pydantic_core",
     "annotated_types",
     "vult.domain",
-    # Pure modules of the workflow package: declarations and rules that call nothing
-    # (activity stubs, policies, the payment decisions). Re-importing them for every
-    # workflow cost the worker measurable CPU per order (docs/performance.md); the code
-    # that runs workflow logic (order, actions, steps, timer, ops_view, attention) is
-    # still re-imported and checked in each sandbox.
-    "workflows.activity_stubs",
-    "workflows.policies",
-    "workflows.decisions",
     "vult.temporal.search_attributes",
+    "workflows",
 )
 
 
