@@ -21,6 +21,7 @@ from activities.stripe_payments import StripeActivities
 from vult.db.engine import make_engine
 from vult.process.event_loop import run
 from vult.process.logging import configure_logging
+from vult.process.memory import limit_malloc_arenas
 from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
@@ -116,4 +117,5 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
+    limit_malloc_arenas()  # before Temporal's core and the workflow threads start
     run(main())
