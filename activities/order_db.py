@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from decimal import Decimal
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -14,36 +12,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from vult.db import changes
+from vult.db import addresses, changes
 from vult.db.errors import described, is_permanent
 from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS, PRODUCTS
+from vult.domain import snapshot
 from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
     OrderLineInfo,
     OrderLines,
     OrderPayment,
+    PricedOrder,
     RecordPayment,
     RecordReturn,
     StatusChange,
 )
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number, is_order_number_of
-from vult.domain.pricing import Pricing, Totals, quote, unchargeable
+from vult.domain.pricing import Pricing, unchargeable
+from vult.domain.snapshot import CatalogueProduct
 from vult.domain.status import OrderStatus
 
 # A clash among 900,000 numbers a day is rare; ten in a row means something else is wrong.
 _ORDER_NUMBER_TRIES = 10
-
-
-@dataclass(frozen=True)
-class _Snapshot:
-    product_id: uuid.UUID
-    product_name: str
-    product_size: str | None
-    product_image_url: str | None
-    unit_price: Decimal
-    quantity: int
 
 
 _ORDERS = ORDERS
@@ -94,16 +85,10 @@ class OrderDbActivities:
             else:
                 number = draw_order_number(req.created_at)
             async with self._engine.begin() as conn:
-                items = await self._snapshot(conn, req)
-                totals = quote(items, self._pricing)
-                if (problem := unchargeable(totals, self._pricing)) is not None:
-                    # Prices changed since the API quoted: no payment could take it.
-                    raise ApplicationError(
-                        problem, [problem], type=Failure.INVALID_ORDER, non_retryable=True
-                    )
+                priced = req.priced or await self._price(conn, req)
                 inserted = await conn.scalar(
                     insert(_ORDERS)
-                    .values(**self._order_values(req, totals), order_number=number)
+                    .values(**self._order_values(req, priced), order_number=number)
                     .on_conflict_do_nothing()
                     .returning(_ORDERS.c.order_id)
                 )
@@ -115,17 +100,17 @@ class OrderDbActivities:
                                 "line_item_id": uuid.uuid5(req.order_id, str(position)),
                                 "order_id": req.order_id,
                                 "position": position,
-                                **item.__dict__,
+                                **line.model_dump(),
                             }
-                            for position, item in enumerate(items)
+                            for position, line in enumerate(priced.lines)
                         ],
                     )
                     return CreatedOrderRow(
                         order_id=req.order_id,
                         order_number=number,
                         status=OrderStatus.Pending,
-                        total=totals.total,
-                        currency=self._pricing.currency,
+                        total=priced.total,
+                        currency=priced.currency,
                     )
                 # Nothing inserted: either this order exists (a retry after the insert
                 # committed) or the number is taken. The first returns the row; the second
@@ -144,10 +129,17 @@ class OrderDbActivities:
             activity.logger.info("order number %s taken, drawing another", number)
         raise RuntimeError(f"no free order number after {_ORDER_NUMBER_TRIES} tries")
 
-    async def _snapshot(self, conn: AsyncConnection, req: CreateOrderRow) -> list[_Snapshot]:
+    async def _price(self, conn: AsyncConnection, req: CreateOrderRow) -> PricedOrder:
+        """For an order placed before the API priced it (its input has no `priced`): the
+        snapshot and quote, made here from the catalogue as it is now."""
         wanted = {li.product_id for li in req.request.line_items}
         products = {
-            p.product_id: p
+            p.product_id: CatalogueProduct(
+                name=p.name,
+                size=p.size,
+                image_url=p.image_urls[0] if p.image_urls else None,
+                price=p.estimated_msrp,
+            )
             for p in await conn.execute(
                 select(
                     _PRODUCTS.c.product_id,
@@ -163,57 +155,37 @@ class OrderDbActivities:
             for li in req.request.line_items
             if li.product_id not in products
         ]
+        priced = (
+            None if problems else snapshot.price(req.request.line_items, products, self._pricing)
+        )
+        if priced is not None and (problem := unchargeable(priced.totals(), self._pricing)):
+            problems.append(problem)
         if problems:
             raise ApplicationError(
                 "; ".join(problems), problems, type=Failure.INVALID_ORDER, non_retryable=True
             )
-        return [
-            _Snapshot(
-                product_id=p.product_id,
-                product_name=p.name,
-                product_size=li.size if li.size is not None else p.size,
-                product_image_url=p.image_urls[0] if p.image_urls else None,
-                unit_price=p.estimated_msrp,
-                quantity=li.quantity,
-            )
-            for li in req.request.line_items
-            for p in (products[li.product_id],)
-        ]
+        assert priced is not None
+        return priced
 
-    def _order_values(self, req: CreateOrderRow, totals: Totals) -> dict[str, object]:
+    def _order_values(self, req: CreateOrderRow, priced: PricedOrder) -> dict[str, object]:
         r = req.request
         ship, bill = r.shipping_address, r.billing_address
-        sub_total, tax, shipping_cost, total = totals
         return dict(
             order_id=req.order_id,
             customer_id=r.customer_id,
             customer_email=r.customer_email,
             status=OrderStatus.Pending.value,
-            sub_total=sub_total,
-            tax=tax,
-            shipping_cost=shipping_cost,
-            total=total,
-            currency=self._pricing.currency,
-            shipping_full_name=ship.full_name,
-            shipping_address_line1=ship.address_line1,
-            shipping_address_line2=ship.address_line2,
-            shipping_city=ship.city,
-            shipping_state=ship.state,
-            shipping_postal_code=ship.postal_code,
-            shipping_country=ship.country,
-            shipping_phone=ship.phone,
+            sub_total=priced.sub_total,
+            tax=priced.tax,
+            shipping_cost=priced.shipping_cost,
+            total=priced.total,
+            currency=priced.currency,
+            **addresses.columns(addresses.SHIPPING, ship),
             use_separate_billing_address=bill is not None,
-            billing_full_name=bill.full_name if bill else None,
-            billing_address_line1=bill.address_line1 if bill else None,
-            billing_address_line2=bill.address_line2 if bill else None,
-            billing_city=bill.city if bill else None,
-            billing_state=bill.state if bill else None,
-            billing_postal_code=bill.postal_code if bill else None,
-            billing_country=bill.country if bill else None,
-            billing_phone=bill.phone if bill else None,
+            **addresses.columns(addresses.BILLING, bill),
             created_date=req.created_at,
             updated_date=req.created_at,
-            request_fingerprint=r.fingerprint(),
+            request_fingerprint=req.request_fingerprint or r.fingerprint(),
         )
 
     @activity.defn(name="change_order_status")

@@ -17,7 +17,7 @@ from api.openapi import DocumentedFastAPI
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
 from api.routes import codec, health, ops, orders, products, shop, webhooks
-from vult.db.engine import make_engine, make_sessionmaker
+from vult.db.engine import make_engine
 from vult.process.logging import configure_logging
 from vult.process.payload_keys import parse_keys
 from vult.process.settings import Settings, get_settings
@@ -37,7 +37,6 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         app.state.resources = Resources(
             settings=settings,
             engine=engine,
-            sessions=make_sessionmaker(engine),
             temporal=client,
             codec=EncryptionCodec(parse_keys(spec)) if spec else None,
             commands=OrderCommands(

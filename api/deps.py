@@ -7,13 +7,12 @@ thread pool, a thread hop per request for what is an attribute read."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
 import stripe
 from fastapi import Depends, Header, Request
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
@@ -31,7 +30,6 @@ log = logging.getLogger("vult.api.webhooks")
 class Resources:
     settings: Settings
     engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
     temporal: Client
     codec: PayloadCodec | None
     commands: OrderCommands
@@ -51,15 +49,9 @@ async def _settings(resources: ResourcesDep) -> Settings:
     return resources.settings
 
 
-async def _session(resources: ResourcesDep) -> AsyncIterator[AsyncSession]:
-    # Read-only: the API never writes, so nothing is committed here.
-    async with resources.sessions() as session:
-        yield session
-
-
 async def _engine(resources: ResourcesDep) -> AsyncEngine:
-    # For the hot routes: a bare connection per read, taken only when needed and held only
-    # for the statement, lighter than a session.
+    # The API's one way to PostgreSQL: SQLAlchemy Core on a connection taken from the engine
+    # only when needed and held only for its statements (it never writes).
     return resources.engine
 
 
@@ -103,7 +95,6 @@ async def _verified_event(
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
-SessionDep = Annotated[AsyncSession, Depends(_session)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]
 CommandsDep = Annotated[OrderCommands, Depends(_commands)]
 OrderChangesDep = Annotated[OrderChanges, Depends(_order_changes)]

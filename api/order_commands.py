@@ -7,7 +7,6 @@ import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from typing import TypeVar
 
 from temporalio.client import (
@@ -36,6 +35,7 @@ from api.errors import (
     ServiceUnavailable,
 )
 from api.schemas import CreateOrderDto, PaymentIntentDto
+from vult.domain import snapshot
 from vult.domain.contracts import (
     Address,
     CancelOrder,
@@ -47,6 +47,7 @@ from vult.domain.contracts import (
     OrderWorkflowInput,
     PaymentEvent,
     PlacedOrder,
+    PricedOrder,
     RequestedLineItem,
     ResolveOrder,
     ReturnRecord,
@@ -55,7 +56,8 @@ from vult.domain.contracts import (
 )
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number
-from vult.domain.pricing import Pricing, QuotedLine, quote, unchargeable
+from vult.domain.pricing import Pricing, unchargeable
+from vult.domain.snapshot import CatalogueProduct
 from vult.domain.status import OrderStatus
 from vult.domain.stripe_events import HANDLED
 from vult.temporal import orphans
@@ -84,18 +86,20 @@ def key_order_ids(idempotency_key: str, now: datetime) -> tuple[uuid.UUID, uuid.
 
 
 def order_id_for_key(
-    idempotency_key: str, now: datetime, previous_created: datetime | None
+    ids: tuple[uuid.UUID, uuid.UUID], now: datetime, previous_created: datetime | None
 ) -> uuid.UUID:
     """The order a POST with this Idempotency-Key names at `now`, so a retry within 24
-    hours is placed once. `previous_created`: when the previous period's order of this key
-    (`key_order_ids(...)[1]`) was created, if there is one."""
-    current, previous = key_order_ids(idempotency_key, now)
+    hours is placed once. `ids`: the key's `key_order_ids` at `now`; `previous_created`:
+    when the previous period's order (the second) was created, if there is one."""
+    current, previous = ids
     if previous_created is not None and now - previous_created < KEY_LIFETIME:
         return previous
     return current
 
 
 def order_request(dto: CreateOrderDto) -> OrderRequest:
+    """The customer's request, from its wire form: built once per create."""
+
     def address(a: object) -> Address:
         return Address.model_validate(a, from_attributes=True)
 
@@ -144,14 +148,16 @@ class WorkflowClosed(Exception):
 def start_order(
     order_id: uuid.UUID,
     request: OrderRequest,
+    fingerprint: str,
+    priced: PricedOrder,
     task_queue: str,
     timing: OrderTiming,
-    quoted_total: Decimal,
     capture: str = "automatic",
 ) -> WithStartWorkflowOperation[OrderWorkflow, OrderState]:
     """The order's workflow, started already indexed for ops' searches under the number
-    drawn here and the total quoted from the catalogue: the workflow upserts only what the
-    saved row turns out to differ in, so a placement costs no extra visibility write."""
+    drawn here and the total priced from the catalogue: the activity saves that snapshot as
+    is and the workflow upserts only what the saved row turns out to differ in, so a
+    placement costs no extra visibility write."""
     number = draw_order_number(datetime.now(UTC))
     return WithStartWorkflowOperation(
         OrderWorkflow.run,
@@ -161,6 +167,8 @@ def start_order(
             timing=timing,
             order_number=number,
             capture=capture,
+            priced=priced,
+            request_fingerprint=fingerprint,
         ),
         id=workflow_id_for(order_id),
         task_queue=task_queue,
@@ -174,7 +182,7 @@ def start_order(
                 SearchAttributePair(sa.ORDER_NUMBER, number),
                 SearchAttributePair(sa.CUSTOMER_EMAIL, request.customer_email),
                 SearchAttributePair(sa.ORDER_STATUS, OrderStatus.Pending.value),
-                SearchAttributePair(sa.ORDER_TOTAL, float(quoted_total)),
+                SearchAttributePair(sa.ORDER_TOTAL, float(priced.total)),
             ]
         ),
     )
@@ -213,22 +221,27 @@ class OrderCommands:
         self._timing = timing
         self._pricing = pricing
 
-    async def place(
-        self, order_id: uuid.UUID, dto: CreateOrderDto, prices: Mapping[uuid.UUID, Decimal]
-    ) -> PlacedOrder:
-        """`prices`: the catalogue's current price of each product in the order."""
-        quoted = quote(
-            [QuotedLine(prices[li.product_id], li.quantity) for li in dto.line_items],
-            self._pricing,
-        )
-        if (problem := unchargeable(quoted, self._pricing)) is not None:
+    def price(
+        self, request: OrderRequest, products: Mapping[uuid.UUID, CatalogueProduct]
+    ) -> PricedOrder:
+        """The order's one snapshot and quote; InvalidOrder when no payment could take it.
+        `products`: the catalogue's entry for every product of the request."""
+        priced = snapshot.price(request.line_items, products, self._pricing)
+        if (problem := unchargeable(priced.totals(), self._pricing)) is not None:
             raise InvalidOrder([problem])
+        return priced
+
+    async def place(
+        self, order_id: uuid.UUID, request: OrderRequest, fingerprint: str, priced: PricedOrder
+    ) -> PlacedOrder:
+        """Start the order's workflow and place it: answers once its row exists."""
         start = start_order(
             order_id,
-            order_request(dto),
+            request,
+            fingerprint,
+            priced,
             self._task_queue,
             self._timing,
-            quoted.total,
             capture=self._capture,
         )
         try:

@@ -10,7 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import Row, bindparam, func, select
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from api.schemas import (
     AddressDto,
@@ -22,8 +22,10 @@ from api.schemas import (
     ProductDto,
     ReturnDto,
 )
-from vult.db.models import LINE_ITEMS, ORDER_RETURNS, ORDERS, Order, OrderPaymentIntent, Product
+from vult.db import addresses
+from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS, PRODUCTS
 from vult.domain.pricing import line_subtotal
+from vult.domain.snapshot import CatalogueProduct
 from vult.domain.status import OrderStatus
 
 _ORDERS = ORDERS
@@ -42,19 +44,25 @@ _RETURNS_OF_ORDER = (
 )
 
 
-async def get_order(
-    session: AsyncSession | AsyncConnection, order_id: uuid.UUID
-) -> OrderDto | None:
+async def get_order(connection: AsyncConnection, order_id: uuid.UUID) -> OrderDto | None:
     """Two plain queries, no ORM identity map or relationship loading."""
+    placed = await placed_order(connection, order_id)
+    return None if placed is None else placed[0]
+
+
+async def placed_order(
+    connection: AsyncConnection, order_id: uuid.UUID
+) -> tuple[OrderDto, str | None] | None:
+    """The order and the fingerprint of the request that placed it, in the same reads."""
     key = {"order_id": order_id}
-    order = (await session.execute(_ORDER_BY_ID, key)).first()
+    order = (await connection.execute(_ORDER_BY_ID, key)).first()
     if order is None:
         return None
-    items = await session.execute(_ITEMS_OF_ORDER, key)
+    items = await connection.execute(_ITEMS_OF_ORDER, key)
     returns: Sequence[Row[Any]] = []
     if order.status in (OrderStatus.Shipped.value, OrderStatus.Delivered.value):
-        returns = (await session.execute(_RETURNS_OF_ORDER, key)).all()  # only once shipped
-    return order_dto(order, items.all(), returns)
+        returns = (await connection.execute(_RETURNS_OF_ORDER, key)).all()  # only once shipped
+    return order_dto(order, items.all(), returns), order.request_fingerprint
 
 
 async def order_of_payment_intent(engine: AsyncEngine, payment_intent_id: str) -> uuid.UUID | None:
@@ -62,10 +70,12 @@ async def order_of_payment_intent(engine: AsyncEngine, payment_intent_id: str) -
     first write naming it), or that recorded it before that list existed."""
     async with engine.connect() as connection:
         found: uuid.UUID | None = await connection.scalar(
-            select(OrderPaymentIntent.order_id)
-            .where(OrderPaymentIntent.payment_intent_id == payment_intent_id)
+            select(ORDER_PAYMENT_INTENTS.c.order_id)
+            .where(ORDER_PAYMENT_INTENTS.c.payment_intent_id == payment_intent_id)
             .union_all(
-                select(Order.order_id).where(Order.stripe_payment_intent_id == payment_intent_id)
+                select(ORDERS.c.order_id).where(
+                    ORDERS.c.stripe_payment_intent_id == payment_intent_id
+                )
             )
             .limit(1)
         )
@@ -74,15 +84,18 @@ async def order_of_payment_intent(engine: AsyncEngine, payment_intent_id: str) -
 
 async def order_exists(engine: AsyncEngine, order_id: uuid.UUID) -> bool:
     async with engine.connect() as connection:
-        found = await connection.scalar(select(Order.order_id).where(Order.order_id == order_id))
+        found = await connection.scalar(
+            select(ORDERS.c.order_id).where(ORDERS.c.order_id == order_id)
+        )
     return found is not None
 
 
-async def catalogue_prices(
-    session: AsyncSession | AsyncConnection, ids: Iterable[str]
-) -> tuple[dict[uuid.UUID, Decimal], list[str]]:
-    """The current price of each product named, and the ids (as given) that name none;
-    ids that are not GUIDs are in neither (validation reports them)."""
+async def catalogue(
+    connection: AsyncConnection, ids: Iterable[str]
+) -> tuple[dict[uuid.UUID, CatalogueProduct], list[str]]:
+    """Each product named, as the catalogue has it now (the order's snapshot), and the ids
+    (as given) that name none; ids that are not GUIDs are in neither (validation reports
+    them)."""
     parsed: dict[str, uuid.UUID] = {}
     for raw in ids:
         try:
@@ -91,18 +104,29 @@ async def catalogue_prices(
             continue
     if not parsed:
         return {}, []
-    rows = await session.execute(
-        select(Product.product_id, Product.estimated_msrp).where(
-            Product.product_id.in_(set(parsed.values()))
-        )
+    rows = await connection.execute(
+        select(
+            PRODUCTS.c.product_id,
+            PRODUCTS.c.name,
+            PRODUCTS.c.size,
+            PRODUCTS.c.image_urls,
+            PRODUCTS.c.estimated_msrp,
+        ).where(PRODUCTS.c.product_id.in_(set(parsed.values())))
     )
-    found: dict[uuid.UUID, Decimal] = {pid: price for pid, price in rows}
-    prices = {pid: found[pid] for pid in parsed.values() if pid in found}
-    return prices, [raw for raw, pid in parsed.items() if pid not in found]
+    found = {
+        r.product_id: CatalogueProduct(
+            name=r.name,
+            size=r.size,
+            image_url=r.image_urls[0] if r.image_urls else None,
+            price=r.estimated_msrp,
+        )
+        for r in rows
+    }
+    return found, [raw for raw, pid in parsed.items() if pid not in found]
 
 
-async def list_products(session: AsyncSession) -> list[ProductDto]:
-    rows = await session.scalars(select(Product).order_by(Product.name))
+async def list_products(connection: AsyncConnection) -> list[ProductDto]:
+    rows = await connection.execute(select(PRODUCTS).order_by(PRODUCTS.c.name))
     return [
         ProductDto(
             product_id=p.product_id,
@@ -119,16 +143,7 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]], returns: Sequence[Row[Any]
     """From an orders row, its line_items rows and its returns (Core rows: columns by
     name)."""
     billing = (
-        AddressDto.model_construct(
-            full_name=o.billing_full_name,
-            address_line1=o.billing_address_line1,
-            address_line2=o.billing_address_line2,
-            city=o.billing_city,
-            state=o.billing_state,
-            postal_code=o.billing_postal_code,
-            country=o.billing_country,
-            phone=o.billing_phone,
-        )
+        AddressDto.model_construct(**addresses.fields(o, addresses.BILLING))
         if o.use_separate_billing_address
         else None
     )
@@ -142,16 +157,7 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]], returns: Sequence[Row[Any]
         shipping_cost=o.shipping_cost,
         total=o.total,
         currency=o.currency,
-        shipping_address=AddressDto.model_construct(
-            full_name=o.shipping_full_name,
-            address_line1=o.shipping_address_line1,
-            address_line2=o.shipping_address_line2,
-            city=o.shipping_city,
-            state=o.shipping_state,
-            postal_code=o.shipping_postal_code,
-            country=o.shipping_country,
-            phone=o.shipping_phone,
-        ),
+        shipping_address=AddressDto.model_construct(**addresses.fields(o, addresses.SHIPPING)),
         billing_address=billing,
         line_items=[
             LineItemDto.model_construct(
@@ -202,20 +208,13 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]], returns: Sequence[Row[Any]
 
 async def order_created(connection: AsyncConnection, order_id: uuid.UUID) -> datetime | None:
     found: datetime | None = await connection.scalar(
-        select(Order.created_date).where(Order.order_id == order_id)
+        select(ORDERS.c.created_date).where(ORDERS.c.order_id == order_id)
     )
     return found
 
 
-async def request_fingerprint(connection: AsyncConnection, order_id: uuid.UUID) -> str | None:
-    found: str | None = await connection.scalar(
-        select(Order.request_fingerprint).where(Order.order_id == order_id)
-    )
-    return found
-
-
-async def order_status(session: AsyncSession | AsyncConnection, order_id: uuid.UUID) -> str | None:
-    return await session.scalar(select(Order.status).where(Order.order_id == order_id))
+async def order_status(connection: AsyncConnection, order_id: uuid.UUID) -> str | None:
+    return await connection.scalar(select(ORDERS.c.status).where(ORDERS.c.order_id == order_id))
 
 
 @dataclass(frozen=True)
@@ -232,11 +231,11 @@ async def order_progress(connection: AsyncConnection, order_id: uuid.UUID) -> Pr
     row = (
         await connection.execute(
             select(
-                Order.status,
-                Order.stripe_payment_status,
-                Order.resolution_note,
-                Order.delivered_date,
-            ).where(Order.order_id == order_id)
+                ORDERS.c.status,
+                ORDERS.c.stripe_payment_status,
+                ORDERS.c.resolution_note,
+                ORDERS.c.delivered_date,
+            ).where(ORDERS.c.order_id == order_id)
         )
     ).one_or_none()
     return None if row is None else Progress(*row)
@@ -252,36 +251,36 @@ class OrderFilter:
 
 
 async def list_orders(
-    session: AsyncSession, where: OrderFilter, page: int, page_size: int
+    connection: AsyncConnection, where: OrderFilter, page: int, page_size: int
 ) -> OrderPageDto:
     """Newest first; the email matches case-insensitively; the date range is [from, to)."""
     conditions = []
     if where.status:
-        conditions.append(Order.status == where.status)
+        conditions.append(ORDERS.c.status == where.status)
     if where.customer_email:
-        conditions.append(func.lower(Order.customer_email) == where.customer_email.lower())
+        conditions.append(func.lower(ORDERS.c.customer_email) == where.customer_email.lower())
     if where.created_from:
-        conditions.append(Order.created_date >= where.created_from)
+        conditions.append(ORDERS.c.created_date >= where.created_from)
     if where.created_to:
-        conditions.append(Order.created_date < where.created_to)
+        conditions.append(ORDERS.c.created_date < where.created_to)
     if where.resumed is not None:
-        resumed = Order.resumed_at.is_not(None)
+        resumed = ORDERS.c.resumed_at.is_not(None)
         conditions.append(resumed if where.resumed else ~resumed)
-    total = await session.scalar(select(func.count()).select_from(Order).where(*conditions))
-    rows = await session.execute(
+    total = await connection.scalar(select(func.count()).select_from(ORDERS).where(*conditions))
+    rows = await connection.execute(
         select(
-            Order.order_id,
-            Order.order_number,
-            Order.customer_email,
-            Order.status,
-            Order.total,
-            Order.currency,
-            Order.created_date,
-            Order.updated_date,
-            Order.resumed_at,
+            ORDERS.c.order_id,
+            ORDERS.c.order_number,
+            ORDERS.c.customer_email,
+            ORDERS.c.status,
+            ORDERS.c.total,
+            ORDERS.c.currency,
+            ORDERS.c.created_date,
+            ORDERS.c.updated_date,
+            ORDERS.c.resumed_at,
         )
         .where(*conditions)
-        .order_by(Order.created_date.desc(), Order.order_id)
+        .order_by(ORDERS.c.created_date.desc(), ORDERS.c.order_id)
         .limit(page_size)
         .offset((page - 1) * page_size)
     )

@@ -63,7 +63,7 @@ MAX_LINE_ITEMS = 100
 
 class CreateLineItemDto(WireModel):
     product_id: uuid.UUID
-    quantity: StrictInt
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
     size: Annotated[str | None, Field(max_length=50)] = None
 
 

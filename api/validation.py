@@ -26,6 +26,32 @@ def _where(loc: Sequence[int | str]) -> str:
     return "".join(parts) or "body"
 
 
+def _product_at(body: object, loc: Sequence[int | str]) -> object:
+    """The productId of the line item an error's location points into, as sent."""
+    if isinstance(body, dict) and len(loc) >= 2 and loc[0] == "lineItems":
+        items, index = body.get("lineItems"), loc[1]
+        if isinstance(items, list) and isinstance(index, int) and index < len(items):
+            item = items[index]
+            if isinstance(item, dict):
+                return item.get("productId")
+    return None
+
+
+def _seed_words(error: Mapping[str, Any], body: object) -> str | None:
+    """The seed's own message for a rule the wire model declares, where it has one."""
+    loc, kind = tuple(error.get("loc", ())), error.get("type", "")
+    if loc == ("lineItems",) and (
+        kind in ("missing", "too_short") or (kind == "list_type" and error.get("input") is None)
+    ):
+        return NO_LINE_ITEMS
+    if loc[:1] == ("lineItems",) and loc[-1:] == ("quantity",):
+        if kind == "greater_than_equal":
+            return f"Invalid quantity for product: {_product_at(body, loc)}"
+        if kind == "less_than_equal":
+            return f"Quantity for product {_product_at(body, loc)} must be at most {MAX_QUANTITY}"
+    return None
+
+
 def _message(error: Mapping[str, Any]) -> str:
     kind = error.get("type", "")
     ctx = error.get("ctx") or {}
@@ -51,8 +77,9 @@ def _message(error: Mapping[str, Any]) -> str:
     return str(error.get("msg", "is not valid"))
 
 
-def describe_errors(errors: Iterable[Mapping[str, Any]]) -> list[str]:
-    return [f"{_where(e.get('loc', ()))}: {_message(e)}" for e in errors]
+def describe_errors(errors: Iterable[Mapping[str, Any]], body: object = None) -> list[str]:
+    """Every error, in the seed's words where it has them, else `<json path>: <what>`."""
+    return [_seed_words(e, body) or f"{_where(e.get('loc', ()))}: {_message(e)}" for e in errors]
 
 
 # An order is four levels deep; anything far deeper is not an order, and deep enough
@@ -92,35 +119,14 @@ def parse_json(raw: bytes) -> Any:
 
 
 def check_create_order(data: Any) -> tuple[CreateOrderDto | None, list[str]]:
-    """Validate the whole body and return every problem, in the seed's words where it has them."""
-    problems: list[str] = []
+    """Validate the whole body against the wire model (which declares every rule: lengths,
+    bounds, at least one line item) and return every problem at once."""
     if not isinstance(data, dict):
         return None, ["The request body must be a JSON object"]
-    items = data.get("lineItems")
-    if items is None or items == []:
-        problems.append(NO_LINE_ITEMS)
-    elif isinstance(items, list):
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            quantity = item.get("quantity")
-            if isinstance(quantity, int) and not isinstance(quantity, bool) and quantity < 1:
-                problems.append(f"Invalid quantity for product: {item.get('productId')}")
-            elif isinstance(quantity, int) and quantity > MAX_QUANTITY:
-                problems.append(
-                    f"Quantity for product {item.get('productId')} must be at most {MAX_QUANTITY}"
-                )
     try:
-        dto = CreateOrderDto.model_validate(data)
+        return CreateOrderDto.model_validate(data), []
     except ValidationError as exc:
-        skip_missing_items = NO_LINE_ITEMS in problems
-        problems.extend(
-            m
-            for m in describe_errors(exc.errors())
-            if not (skip_missing_items and m.startswith("lineItems:"))
-        )
-        return None, problems
-    return (None if problems else dto), problems
+        return None, describe_errors(exc.errors(), data)
 
 
 def requested_product_ids(data: Any) -> list[str]:

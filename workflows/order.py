@@ -219,6 +219,8 @@ class OrderWorkflow:
             created_at=workflow.now(),
             request=self._input.request,
             order_number=self._input.order_number,
+            priced=self._input.priced,
+            request_fingerprint=self._input.request_fingerprint,
         )
         while True:
             try:

@@ -6,7 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from api.deps import SessionDep, TemporalDep
+from api.deps import EngineDep, TemporalDep
 
 router = APIRouter(tags=["health"])
 
@@ -18,11 +18,12 @@ async def healthz() -> dict[str, str]:
 
 
 @router.get("/readyz")
-async def readyz(session: SessionDep, temporal: TemporalDep) -> JSONResponse:
+async def readyz(engine: EngineDep, temporal: TemporalDep) -> JSONResponse:
     """The database and Temporal answer."""
     checks: dict[str, str] = {}
     try:
-        await session.execute(text("SELECT 1"))
+        async with engine.connect() as connection:
+            await connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unavailable: {type(exc).__name__}"

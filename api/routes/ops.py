@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Header, Query, status
 
 from api import read_model
 from api.commands import run_cancel, run_command
-from api.deps import CommandsDep, EngineDep, SessionDep, SettingsDep
+from api.deps import CommandsDep, EngineDep, SettingsDep
 from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
 from api.schemas import (
     AcceptedResponse,
@@ -62,7 +62,7 @@ _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 @router.get("", response_model=OrderPageDto)
 async def list_orders(
-    session: SessionDep,
+    engine: EngineDep,
     order_status: Annotated[OrderStatus | None, Query(alias="status")] = None,
     customer_email: Annotated[str | None, Query(alias="customerEmail", max_length=256)] = None,
     created_from: Annotated[datetime | None, Query(alias="createdFrom")] = None,
@@ -82,13 +82,15 @@ async def list_orders(
         created_to=created_to,
         resumed=resumed,
     )
-    return await read_model.list_orders(session, where, page, page_size)
+    async with engine.connect() as connection:
+        return await read_model.list_orders(connection, where, page, page_size)
 
 
 @router.get("/{order_id}", response_model=OrderDto, responses={404: {"model": ErrorResponse}})
-async def get_order(order_id: uuid.UUID, session: SessionDep) -> OrderDto:
+async def get_order(order_id: uuid.UUID, engine: EngineDep) -> OrderDto:
     """Read one order."""
-    order = await read_model.get_order(session, order_id)
+    async with engine.connect() as connection:
+        order = await read_model.get_order(connection, order_id)
     if order is None:
         raise NotFound("Order not found")
     return order

@@ -14,7 +14,8 @@ from api.commands import run_cancel, run_command
 from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
-from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key, order_request
+from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key
+from api.order_commands import order_request as order_request_of
 from api.schemas import (
     AcceptedResponse,
     ErrorResponse,
@@ -64,35 +65,41 @@ async def create_order(
     except ValueError as exc:
         raise InvalidOrder([str(exc)]) from exc
     dto, problems = check_create_order(data)
+    now = datetime.now(UTC)
+    key_ids = key_order_ids(idempotency_key, now) if idempotency_key else None
+    # One connection for all the API reads before placing: the catalogue (every product
+    # named, even in a body otherwise invalid, so every error is listed together) and, for
+    # a keyed request, whether the key's previous period named an order.
     async with engine.connect() as connection:
-        prices, unknown = await read_model.catalogue_prices(connection, requested_product_ids(data))
-    problems += [f"Product not found: {pid}" for pid in unknown]
+        products, unknown = await read_model.catalogue(connection, requested_product_ids(data))
+        problems += [f"Product not found: {pid}" for pid in unknown]
+        previous_created = None
+        if key_ids is not None and dto is not None and not problems:
+            previous_created = await read_model.order_created(connection, key_ids[1])
     if problems or dto is None:
         raise InvalidOrder(problems)
+    order_request = order_request_of(dto)  # the request, its fingerprint, its quote: once
+    fingerprint = order_request.fingerprint()
+    priced = commands.price(order_request, products)
     order_id = uuid.uuid4()
-    if idempotency_key:
-        now = datetime.now(UTC)
-        async with engine.connect() as connection:
-            previous = key_order_ids(idempotency_key, now)[1]
-            previous_created = await read_model.order_created(connection, previous)
+    if key_ids is not None:
         if previous_created is None:
             # The first request may have started its order just before the period turned,
             # with its row not yet committed (or its placement parked): its workflow is
             # the order from the moment it started.
-            previous_created = await commands.started_at(previous)
-        order_id = order_id_for_key(idempotency_key, now, previous_created)
+            previous_created = await commands.started_at(key_ids[1])
+        order_id = order_id_for_key(key_ids, now, previous_created)
     try:
-        order_id = (await commands.place(order_id, dto, prices)).order_id
+        order_id = (await commands.place(order_id, order_request, fingerprint, priced)).order_id
     except AlreadyPlaced as placed_before:
         order_id = placed_before.order_id
     async with engine.connect() as connection:
-        if idempotency_key:  # a key is bound to the request it first came with
-            placed_by = await read_model.request_fingerprint(connection, order_id)
-            if placed_by is not None and placed_by != order_request(dto).fingerprint():
-                raise KeyReused()
-        order = await read_model.get_order(connection, order_id)
-    if order is None:  # the row is committed before the update answers
+        placed = await read_model.placed_order(connection, order_id)
+    if placed is None:  # the row is committed before the update answers
         raise InvalidOrder([KEY_PLACED_NOTHING])
+    order, placed_by = placed
+    if idempotency_key and placed_by is not None and placed_by != fingerprint:
+        raise KeyReused()  # a key is bound to the request it first came with
     return _as_json(
         order, status.HTTP_201_CREATED, headers={"Location": f"/api/orders/{order.order_id}"}
     )

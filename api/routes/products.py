@@ -5,13 +5,14 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api import read_model
-from api.deps import SessionDep
+from api.deps import EngineDep
 from api.schemas import ProductDto
 
 router = APIRouter(prefix="/api/products", tags=["products"])
 
 
 @router.get("", response_model=list[ProductDto])
-async def list_products(session: SessionDep) -> list[ProductDto]:
+async def list_products(engine: EngineDep) -> list[ProductDto]:
     """List the products that can be ordered."""
-    return await read_model.list_products(session)
+    async with engine.connect() as connection:
+        return await read_model.list_products(connection)

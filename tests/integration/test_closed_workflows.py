@@ -15,7 +15,7 @@ import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from api.order_commands import order_id_for_key
+from api.order_commands import key_order_ids, order_id_for_key
 from tests.integration.conftest import (
     DECLINED_CARD,
     GOOD_CARD,
@@ -161,7 +161,8 @@ async def test_a_key_whose_request_placed_nothing_is_refused_with_a_clear_error(
     http: httpx.AsyncClient, temporal_client: Client, engine: AsyncEngine
 ) -> None:
     key = f"checkout-{uuid.uuid4()}"
-    order_id = order_id_for_key(key, datetime.now(UTC), previous_created=None)
+    now = datetime.now(UTC)
+    order_id = order_id_for_key(key_order_ids(key, now), now, previous_created=None)
     # An earlier request with this key started the order's workflow, which closed without
     # writing a row (here: nobody ran it, then it was ended).
     handle = await temporal_client.start_workflow(

@@ -206,3 +206,54 @@ async def test_a_total_no_payment_could_take_is_refused_by_the_activity_too(
     assert caught.value.type == Failure.INVALID_ORDER and caught.value.non_retryable
     assert "more than one payment can take" in caught.value.details[0][0]
     assert await rows_for(engine, req.order_id) == (0, 0)
+
+
+async def test_the_apis_priced_snapshot_is_saved_as_is(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """The API priced the order from one read of the catalogue: the activity saves those
+    lines, totals and fingerprint without reading the products or quoting again (the price
+    here is not the catalogue's, so a second quote would show)."""
+    from vult.domain.contracts import LineSnapshot, PricedOrder
+
+    req = new_order()
+    line = req.request.line_items[0]
+    priced = PricedOrder(
+        lines=[
+            LineSnapshot(
+                product_id=line.product_id,
+                product_name="As the API saw it",
+                product_size="XL",
+                product_image_url=None,
+                unit_price=Decimal("10.00"),
+                quantity=line.quantity,
+            )
+        ],
+        sub_total=Decimal("20.00"),
+        tax=Decimal("1.60"),
+        shipping_cost=Decimal("4.99"),
+        total=Decimal("26.59"),
+        currency="USD",
+    )
+    req = req.model_copy(update={"priced": priced, "request_fingerprint": "f" * 64})
+    created = await ActivityEnvironment().run(db.create_order_row, req)
+    assert created.total == Decimal("26.59")
+    assert await row_of(
+        engine, req.order_id, "sub_total", "tax", "total", "request_fingerprint"
+    ) == (
+        Decimal("20.00"),
+        Decimal("1.60"),
+        Decimal("26.59"),
+        "f" * 64,
+    )
+    async with engine.connect() as conn:
+        saved = (
+            await conn.execute(
+                text(
+                    "SELECT product_name, product_size, unit_price FROM line_items"
+                    " WHERE order_id = :id"
+                ),
+                {"id": req.order_id},
+            )
+        ).one()
+    assert tuple(saved) == ("As the API saw it", "XL", Decimal("10.00"))

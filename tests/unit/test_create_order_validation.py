@@ -80,3 +80,22 @@ def test_error_locations_read_as_json_paths() -> None:
     assert describe_errors([{"loc": ("body", "lineItems", 3, "size"), "type": "missing"}]) == [
         "lineItems[3].size: is required"
     ]
+
+
+def test_quantity_above_the_most_names_the_product() -> None:
+    _, problems = check_create_order(body(lineItems=[{"productId": PRODUCT, "quantity": 1001}]))
+    assert problems == [f"Quantity for product {PRODUCT} must be at most 1000"]
+
+
+def test_a_null_line_item_list_reads_as_none() -> None:
+    assert check_create_order(body(lineItems=None))[1] == [NO_LINE_ITEMS]
+
+
+def test_the_wire_model_declares_its_bounds_for_clients() -> None:
+    """The rules live on the model, so the OpenAPI document shows them too."""
+    from api.schemas import CreateOrderDto
+
+    schema = CreateOrderDto.model_json_schema(by_alias=True)
+    quantity = schema["$defs"]["CreateLineItemDto"]["properties"]["quantity"]
+    assert (quantity["minimum"], quantity["maximum"]) == (1, 1000)
+    assert schema["properties"]["lineItems"]["minItems"] == 1

@@ -25,7 +25,7 @@ def test_a_retry_across_the_periods_boundary_finds_the_earlier_order() -> None:
 def test_the_earlier_order_is_the_one_when_it_is_younger_than_24_hours() -> None:
     later = T0 + timedelta(hours=3)
     current, previous = key_order_ids("k", later)
-    assert order_id_for_key("k", later, previous_created=T0) == previous
-    assert order_id_for_key("k", later, previous_created=None) == current
+    assert order_id_for_key((current, previous), later, previous_created=T0) == previous
+    assert order_id_for_key((current, previous), later, previous_created=None) == current
     too_old = later - KEY_LIFETIME - timedelta(minutes=1)
-    assert order_id_for_key("k", later, previous_created=too_old) == current
+    assert order_id_for_key((current, previous), later, previous_created=too_old) == current

@@ -25,6 +25,7 @@ from vult.domain.contracts import (
     CreateOrderRow,
     CreatePaymentIntent,
     DisputeInfo,
+    LineSnapshot,
     OrderLineInfo,
     OrderLines,
     OrderPayment,
@@ -35,6 +36,7 @@ from vult.domain.contracts import (
     PaymentIntentInfo,
     PaymentIntentSnapshot,
     PlacedOrder,
+    PricedOrder,
     RecordPayment,
     RecordReturn,
     RefundInfo,
@@ -349,6 +351,23 @@ def order_request(product: uuid.UUID = KNOWN_PRODUCT) -> OrderRequest:
     )
 
 
+def priced(request: OrderRequest, total: Decimal = STAND_IN_TOTAL) -> PricedOrder:
+    """The API's snapshot of `request`, totalling `total` (the stand-in database saves
+    its own figures whatever it is given)."""
+    lines = [
+        LineSnapshot(product_id=li.product_id, product_name="Runner", unit_price=total, quantity=1)
+        for li in request.line_items
+    ]
+    return PricedOrder(
+        lines=lines,
+        sub_total=total,
+        tax=Decimal(0),
+        shipping_cost=Decimal(0),
+        total=total,
+        currency="USD",
+    )
+
+
 @dataclass
 class Harness:
     client: Client
@@ -365,12 +384,14 @@ class Harness:
         capture: str = "automatic",
     ) -> tuple[PlacedOrder, WorkflowHandle[OrderWorkflow, OrderState]]:
         """Placed as the API places it: started with its search attributes."""
+        request = order_request(product)
         start = start_order(
             uuid.uuid4(),
-            order_request(product),
+            request,
+            request.fingerprint(),
+            priced(request, quoted_total),
             self.task_queue,
             self.timing,
-            quoted_total,
             capture=capture,
         )
         placed = await self.client.execute_update_with_start_workflow(

@@ -12,7 +12,7 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowHandle, Workfl
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.order_commands import start_order
-from tests.workflows.conftest import STAND_IN_TOTAL, Harness, order_request
+from tests.workflows.conftest import STAND_IN_TOTAL, Harness, order_request, priced
 from vult.domain.contracts import OrderWorkflowInput
 from vult.temporal import search_attributes as sa
 from workflows.order import OrderWorkflow, workflow_id_for
@@ -75,8 +75,14 @@ async def test_a_start_without_search_attributes_is_indexed_in_full(harness: Har
 
 async def test_a_refused_order_is_not_left_indexed_as_pending(harness: Harness) -> None:
     order_id = uuid.uuid4()
+    request = order_request(uuid.uuid4())
     start = start_order(
-        order_id, order_request(uuid.uuid4()), harness.task_queue, harness.timing, Decimal(1)
+        order_id,
+        request,
+        request.fingerprint(),
+        priced(request, Decimal(1)),
+        harness.task_queue,
+        harness.timing,
     )
     with pytest.raises(WorkflowUpdateFailedError):
         await harness.client.execute_update_with_start_workflow(

@@ -1,11 +1,9 @@
-"""Engine and session factory, built by whoever owns the process (worker, API, tests)."""
+"""The engine, built by whoever owns the process (worker, API, tests)."""
 
 from __future__ import annotations
 
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
-    AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -21,7 +19,3 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     return create_async_engine(
         database_url, pool_size=pool_size, max_overflow=0, hide_parameters=True
     )
-
-
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)

@@ -14,6 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
+from vult.domain.pricing import Totals
 from vult.domain.status import OrderStatus
 
 
@@ -47,6 +48,33 @@ class OrderRequest(BaseModel):
         """The same for the same request, whatever its JSON's key order or spacing."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class LineSnapshot(BaseModel):
+    """A line item as the order keeps it: the product as the catalogue had it when the
+    order was placed (spec 3.1), and how many."""
+
+    product_id: uuid.UUID
+    product_name: str
+    product_size: str | None = None
+    product_image_url: str | None = None
+    unit_price: Decimal
+    quantity: int
+
+
+class PricedOrder(BaseModel):
+    """The request priced once, by the API from one read of the catalogue: the lines as
+    the row will hold them and the totals. The activity saves exactly this."""
+
+    lines: list[LineSnapshot]
+    sub_total: Decimal
+    tax: Decimal
+    shipping_cost: Decimal
+    total: Decimal
+    currency: str
+
+    def totals(self) -> Totals:
+        return Totals(self.sub_total, self.tax, self.shipping_cost, self.total)
 
 
 class PaymentIntentInfo(BaseModel):
@@ -217,6 +245,10 @@ class OrderWorkflowInput(BaseModel):
     state: OrderState | None = None  # set when continuing as new, or resuming
     # PAYMENT_CAPTURE when the order was placed: "automatic" (at payment) or "at_shipment".
     capture: str = "automatic"
+    # The API's snapshot of the catalogue and its totals, and the request's fingerprint, each
+    # made once there; None in inputs of orders placed before the API made them.
+    priced: PricedOrder | None = None
+    request_fingerprint: str | None = None
 
 
 class CancelOrder(BaseModel):
@@ -301,6 +333,10 @@ class CreateOrderRow(BaseModel):
     created_at: datetime
     request: OrderRequest
     order_number: str | None = None  # the number to try first
+    # What the API priced and fingerprinted (OrderWorkflowInput); None for an order placed
+    # before the API did, which the activity then snapshots and fingerprints itself.
+    priced: PricedOrder | None = None
+    request_fingerprint: str | None = None
 
 
 class CreatedOrderRow(BaseModel):

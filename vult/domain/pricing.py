@@ -1,5 +1,5 @@
-"""Totals (spec 3.2) and the one quote both the API (to index a new order) and the
-activity (to save it) compute."""
+"""Totals (spec 3.2) and the shop's terms. The API quotes a new order once
+(vult/domain/snapshot.py) and the activity saves that quote."""
 
 from __future__ import annotations
 
