@@ -8,7 +8,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import RUNNER, count_rows, order_body
+from tests.support.integration import RUNNER, count_rows, order_body
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,16 @@ import pytest
 import stripe
 from temporalio.client import Client
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     GOOD_CARD,
     OPS,
     RunningWorker,
     emulator_control,
     order_body,
     pay_with_card,
+    refunds_at_stripe,
     wait_for_status,
 )
-from tests.integration.test_lifecycle import refunds_at_stripe
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
 from workflows.order import workflow_id_for
@@ -67,6 +67,7 @@ async def charge_of(client: stripe.StripeClient, pi: str) -> dict[str, Any]:
     intent = await client.v1.payment_intents.retrieve_async(pi)
     charge = intent.to_dict().get("latest_charge")
     charge_id = charge["id"] if isinstance(charge, dict) else charge
+    assert isinstance(charge_id, str), intent
     return (await client.v1.charges.retrieve_async(charge_id)).to_dict()
 
 

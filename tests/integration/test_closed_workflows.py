@@ -16,66 +16,42 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.order_commands import key_order_ids, order_id_for_key
-from tests.integration.conftest import (
+from tests.support.integration import (
     DECLINED_CARD,
     GOOD_CARD,
-    OPS,
     WEBHOOK_SECRET,
+    closed,
     count_rows,
+    delivered_order,
+    intent_params,
     order_body,
+    pay,
     pay_with_card,
+    place,
+    post_event,
+    refunds_at_stripe,
+    succeeded_event,
     wait_for_status,
 )
-from tests.integration.test_lifecycle import confirmed_order, pay, place, refunds_at_stripe
-from tests.integration.test_webhooks import post_event, succeeded_event
-from tests.unit.test_webhook_signature import sign
-from tests.workflows.conftest import order_request
+from tests.support.stripe_signing import sign
+from tests.support.workflows import order_request
 from vult.domain.contracts import OrderWorkflowInput
 from workflows.late_payment import late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
-
-
-async def delivered_order(
-    http: httpx.AsyncClient, client: stripe.StripeClient, key: str | None = None
-) -> dict[str, Any]:
-    if key is None:
-        order, _ = await confirmed_order(http, client)
-    else:
-        headers = {"Idempotency-Key": key}
-        order = (await http.post("/api/orders", json=order_body(), headers=headers)).json()
-        assert await pay_with_card(client, await pay(http, order), GOOD_CARD) == "succeeded"
-        await wait_for_status(http, order["orderId"], "Confirmed")
-    for step in ("processing", "ship", "deliver"):
-        body = {"carrier": "UPS", "trackingNumber": "1Z1"} if step == "ship" else None
-        response = await http.post(
-            f"/api/ops/orders/{order['orderId']}/{step}", json=body, headers=OPS
-        )
-        assert response.status_code == 204, response.text
-    return order
 
 
 async def stray_intent(client: stripe.StripeClient, order: dict[str, Any]) -> str:
     """A PaymentIntent for the order that its workflow never created (an old checkout tab,
     a payment made by hand in the Dashboard)."""
     intent = await client.v1.payment_intents.create_async(
-        params={
-            "amount": 1000,
-            "currency": "usd",
-            "payment_method_types": ["card"],
-            "metadata": {"order_id": order["orderId"], "order_number": order["orderNumber"]},
-        }
+        params=intent_params(
+            amount=1000,
+            currency="usd",
+            payment_method_types=["card"],
+            metadata={"order_id": order["orderId"], "order_number": order["orderNumber"]},
+        )
     )
     return intent.id
-
-
-async def closed(temporal: Client, workflow_id: str, timeout: float = 15.0) -> None:
-    for _ in range(int(timeout / 0.1)):
-        described = await temporal.get_workflow_handle(workflow_id).describe()
-        if described.status != WorkflowExecutionStatus.RUNNING:
-            assert described.status == WorkflowExecutionStatus.COMPLETED
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{workflow_id} still running")
 
 
 async def eventually_refunded(client: stripe.StripeClient, pi: str, timeout: float = 20.0) -> list:

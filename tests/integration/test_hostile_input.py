@@ -11,16 +11,16 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     CODEC_TOKEN,
     OPS,
     RUNNER,
     WEBHOOK_SECRET,
     count_rows,
     order_body,
+    post_event,
 )
-from tests.integration.test_webhooks import post_event
-from tests.unit.test_webhook_signature import sign
+from tests.support.stripe_signing import sign
 
 ADDRESS = order_body()["shippingAddress"]
 

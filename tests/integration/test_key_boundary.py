@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from api.order_commands import key_order_ids
-from tests.integration.conftest import order_body
+from tests.support.integration import order_body
 from vult.domain.contracts import PlacedOrder
 from vult.domain.status import OrderStatus
 from vult.process.settings import Settings

@@ -13,45 +13,20 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     DECLINED_CARD,
     GOOD_CARD,
     OPS,
     RunningWorker,
     Webhooks,
-    order_body,
+    confirmed_order,
+    pay,
     pay_with_card,
+    place,
+    refunds_at_stripe,
     wait_for_status,
 )
 from workflows.order import workflow_id_for
-
-
-async def place(http: httpx.AsyncClient, email: str = "ann@example.com") -> dict[str, Any]:
-    response = await http.post("/api/orders", json=order_body(customerEmail=email))
-    assert response.status_code == 201, response.text
-    return response.json()
-
-
-async def pay(http: httpx.AsyncClient, order: dict[str, Any]) -> str:
-    response = await http.post(f"/api/orders/{order['orderId']}/payment")
-    assert response.status_code == 200, response.text
-    return str(response.json()["paymentIntentId"])
-
-
-async def confirmed_order(http: httpx.AsyncClient, client: stripe.StripeClient) -> tuple[dict, str]:
-    order = await place(http)
-    pi = await pay(http, order)
-    assert await pay_with_card(client, pi, GOOD_CARD) == "succeeded"
-    await wait_for_status(http, order["orderId"], "Confirmed")
-    return order, pi
-
-
-async def refunds_at_stripe(client: stripe.StripeClient, pi: str) -> list[Any]:
-    """Stripe's own record of refunds for a PaymentIntent (none without a charge)."""
-    intent = await client.v1.payment_intents.retrieve_async(pi)
-    if not intent.to_dict().get("latest_charge"):
-        return []  # the emulator cannot list refunds of a PaymentIntent that never charged
-    return list((await client.v1.refunds.list_async(params={"payment_intent": pi})).data)
 
 
 async def cancel(http: httpx.AsyncClient, order: dict[str, Any]) -> httpx.Response:

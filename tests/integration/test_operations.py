@@ -18,14 +18,14 @@ from temporalio.api.common.v1 import Payloads
 from temporalio.api.history.v1 import History
 from temporalio.client import Client
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     CODEC_TOKEN,
     GOOD_CARD,
     order_body,
     pay_with_card,
     wait_for_status,
 )
-from tests.unit.test_webhook_signature import sign
+from tests.support.stripe_signing import sign
 from vult.process.settings import Settings
 from vult.temporal.codec import ENCODING
 from workflows.order import workflow_id_for

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -14,8 +15,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.order_db import OrderDbActivities
-from tests.workflows.conftest import order_request
-from vult.domain import order_numbers
+from tests.support.workflows import order_request
 from vult.domain.contracts import CreateOrderRow, StatusChange
 from vult.domain.failures import Failure
 from vult.domain.pricing import Pricing
@@ -81,7 +81,7 @@ async def test_a_taken_order_number_is_retried_with_a_new_one(
     )
     taken_serial = int(first.order_number.rsplit("-", 1)[1])
     draws = iter([taken_serial, taken_serial, 424242])
-    monkeypatch.setattr(order_numbers.random, "randrange", lambda a, b: next(draws))
+    monkeypatch.setattr(random, "randrange", lambda a, b: next(draws))
 
     second = await env.run(
         db.create_order_row,

@@ -12,7 +12,7 @@ import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     DECLINED_CARD,
     GOOD_CARD,
     RUNNER,

@@ -18,8 +18,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.client import Client, WorkflowExecutionStatus
 
-from tests.integration.conftest import GOOD_CARD, OPS, eventually, pay_with_card, wait_for_status
-from tests.integration.test_lifecycle import confirmed_order, pay, place, refunds_at_stripe
+from tests.support.integration import (
+    GOOD_CARD,
+    OPS,
+    confirmed_order,
+    eventually,
+    pay,
+    pay_with_card,
+    place,
+    refunds_at_stripe,
+    wait_for_status,
+)
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
 from vult.temporal.orphans import how_it_ended, orders_without_workflow

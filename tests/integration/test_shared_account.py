@@ -12,20 +12,24 @@ import httpx
 import stripe
 from temporalio.client import Client
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     DECLINED_CARD,
     DISPUTED_CARD,
     GOOD_CARD,
     OPS,
     THREE_D_SECURE_CARD,
     Webhooks,
+    closed,
+    confirmed_order,
+    delivered_order,
     emulator_control,
     eventually,
+    pay,
     pay_with_card,
+    place,
+    refunds_at_stripe,
     wait_for_status,
 )
-from tests.integration.test_closed_workflows import closed, delivered_order
-from tests.integration.test_lifecycle import confirmed_order, pay, place, refunds_at_stripe
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
 from workflows.late_payment import late_payment_workflow_id
@@ -33,7 +37,7 @@ from workflows.order import OrderWorkflow, workflow_id_for
 
 
 async def order_of(http: httpx.AsyncClient, order: dict[str, Any]) -> dict[str, Any]:
-    return (await http.get(f"/api/orders/{order['orderId']}")).json()  # type: ignore[no-any-return]
+    return (await http.get(f"/api/orders/{order['orderId']}")).json()
 
 
 async def foreign_payment(client: stripe.StripeClient, metadata: dict[str, str], pay: bool) -> str:

@@ -14,7 +14,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api.order_changes import OrderChanges
-from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
+from tests.support.integration import GOOD_CARD, order_body, pay_with_card
 from vult.db import changes
 from vult.process.settings import Settings
 

@@ -13,7 +13,7 @@ import stripe
 
 from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
-from tests.integration.conftest import GOOD_CARD, pay_with_card
+from tests.support.integration import GOOD_CARD, intent_params, pay_with_card
 from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REQUIRED
 from vult.process.stripe_setup import missing_webhook_events
 
@@ -32,7 +32,7 @@ async def test_refunds_are_listed_and_survive_a_restart(tmp_path: Path) -> None:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
         client = client_for(port, http)
         intent = await client.v1.payment_intents.create_async(
-            params={"amount": 1200, "currency": "usd", "payment_method_types": ["card"]}
+            params=intent_params(amount=1200, currency="usd", payment_method_types=["card"])
         )
         assert await pay_with_card(client, intent.id, GOOD_CARD) == "succeeded"
         refund = await client.v1.refunds.create_async(params={"payment_intent": intent.id})
@@ -56,7 +56,7 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
     state, port = tmp_path / "localstripe.pickle", free_port()
     children = Children()
     http = stripe.AIOHTTPClient()
-    params = {"amount": 1200, "currency": "usd", "payment_method_types": ["card"]}
+    params = intent_params(amount=1200, currency="usd", payment_method_types=["card"])
     try:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
         client = client_for(port, http)
@@ -80,7 +80,7 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
         children.stop_all()
 
         start_localstripe(children, port=port, log=tmp_path / "two.log", state_file=state)
-        await http.close_async()  # type: ignore[no-untyped-call]  # its connections died
+        await http.close_async()
         http = stripe.AIOHTTPClient()
         client = client_for(port, http)
         again = await client.v1.refunds.create_async(
@@ -93,7 +93,7 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
         assert without_key.id not in (first.id, other.id)
     finally:
         children.stop_all()
-        await http.close_async()  # type: ignore[no-untyped-call]
+        await http.close_async()
 
 
 async def test_a_dispute_of_card_0259_opens_and_survives_a_restart(tmp_path: Path) -> None:
@@ -104,7 +104,7 @@ async def test_a_dispute_of_card_0259_opens_and_survives_a_restart(tmp_path: Pat
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
         client = client_for(port, http)
         intent = await client.v1.payment_intents.create_async(
-            params={"amount": 1200, "currency": "usd", "payment_method_types": ["card"]}
+            params=intent_params(amount=1200, currency="usd", payment_method_types=["card"])
         )
         assert await pay_with_card(client, intent.id, "4000000000000259") == "succeeded"
         listed = None
@@ -170,12 +170,12 @@ async def test_manual_capture_takes_part_and_releases_the_rest_as_stripe_does(
 
         async def authorized() -> str:
             intent = await client.v1.payment_intents.create_async(
-                params={
-                    "amount": 1200,
-                    "currency": "usd",
-                    "payment_method_types": ["card"],
-                    "capture_method": "manual",
-                }
+                params=intent_params(
+                    amount=1200,
+                    currency="usd",
+                    payment_method_types=["card"],
+                    capture_method="manual",
+                )
             )
             assert await pay_with_card(client, intent.id, GOOD_CARD) == "requires_capture"
             return intent.id

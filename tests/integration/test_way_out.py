@@ -14,8 +14,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client
 
-from tests.integration.conftest import OPS, emulator_control, eventually
-from tests.integration.test_lifecycle import confirmed_order, refunds_at_stripe
+from tests.support.integration import (
+    OPS,
+    confirmed_order,
+    emulator_control,
+    eventually,
+    refunds_at_stripe,
+)
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
 from vult.temporal.orphans import orders_without_workflow

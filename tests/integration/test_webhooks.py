@@ -11,42 +11,17 @@ import httpx
 import stripe
 from temporalio.client import Client
 
-from tests.integration.conftest import (
+from tests.support.integration import (
     GOOD_CARD,
     WEBHOOK_SECRET,
     order_body,
     pay_with_card,
+    post_event,
+    succeeded_event,
     wait_for_status,
 )
-from tests.unit.test_webhook_signature import sign
+from tests.support.stripe_signing import sign
 from workflows.order import OrderWorkflow, workflow_id_for
-
-
-def succeeded_event(payment_intent_id: str, order_id: str, event_id: str | None = None) -> bytes:
-    return json.dumps(
-        {
-            "id": event_id or f"evt_{uuid.uuid4().hex}",
-            "object": "event",
-            "type": "payment_intent.succeeded",
-            "created": int(time.time()),
-            "data": {
-                "object": {
-                    "id": payment_intent_id,
-                    "object": "payment_intent",
-                    "status": "succeeded",
-                    "metadata": {"order_id": order_id},
-                }
-            },
-        }
-    ).encode()
-
-
-async def post_event(http: httpx.AsyncClient, payload: bytes, signature: str) -> httpx.Response:
-    return await http.post(
-        "/api/webhooks/stripe",
-        content=payload,
-        headers={"Stripe-Signature": signature, "content-type": "application/json"},
-    )
 
 
 async def pending_payment(http: httpx.AsyncClient) -> tuple[str, str]:

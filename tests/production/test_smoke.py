@@ -26,7 +26,7 @@ from temporalio.client import Client
 from dev.stack.database import drop_database, ensure_database, with_database
 from dev.stack.procs import Child, Children, free_port, wait_for_port
 from dev.stack.stripe_emulator import register_webhook, start_localstripe
-from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
+from tests.support.integration import GOOD_CARD, order_body, pay_with_card
 from vult.db.urls import libpq_url
 from vult.process.payload_keys import new_key_spec
 from vult.release import default_build_id

@@ -18,7 +18,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
-from tests.workflows.variants import GuardedChange, UnguardedChange
+from tests.support.variants import GuardedChange, UnguardedChange
 from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow

@@ -23,7 +23,7 @@ from dev.stack.database import drop_database, ensure_database, with_database
 from dev.stack.procs import Child, free_port
 from dev.stack.stack import ROOT, Stack, StackConfig, start_stack
 from dev.stack.supervisor import Supervisor
-from tests.integration.conftest import GOOD_CARD, order_body, pay_with_card
+from tests.support.integration import GOOD_CARD, order_body, pay_with_card
 from vult.db.urls import libpq_url
 
 

@@ -59,7 +59,7 @@ def test_bad_key_configuration_is_refused(spec: str) -> None:
 
 
 async def test_failure_messages_are_encoded_too() -> None:
-    settings = Settings(payload_encryption_keys=new_key_spec("k1"))  # type: ignore[arg-type]
+    settings = Settings(payload_encryption_keys=new_key_spec("k1"))
     converter: DataConverter = data_converter(settings)
     failure = Failure()
     await converter.encode_failure(ValueError("card 4242 for ann@example.com"), failure)

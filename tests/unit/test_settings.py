@@ -25,7 +25,7 @@ REAL = {
 def settings_from(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Settings:
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    return Settings(_env_file=None)  # type: ignore[call-arg]
+    return Settings(_env_file=None)
 
 
 def test_development_starts_on_local_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -240,3 +240,24 @@ def test_workflow_code_calls_no_io_builtin() -> None:
         and node.func.id in _BUILTIN_IO
     }
     assert not calls, sorted(calls)
+
+
+def test_tests_take_shared_helpers_from_the_support_package_only() -> None:
+    """A test module imports no other test module and no conftest: what tests share lives
+    in tests/support/."""
+    import ast
+
+    offending = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        if "support" in path.relative_to(ROOT).parts:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                module = node.module
+            elif isinstance(node, ast.Import):
+                module = next((a.name for a in node.names if a.name.startswith("tests")), "")
+            else:
+                continue
+            if module.startswith("tests.") and not module.startswith("tests.support"):
+                offending.append(f"{path.relative_to(ROOT)}: {module}")
+    assert not offending, offending

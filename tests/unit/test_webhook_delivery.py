@@ -15,7 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.app import create_app
 from api.routes import webhooks
-from tests.unit.test_webhook_signature import sign
+from tests.support.stripe_signing import sign
 from vult.process.settings import Settings
 
 SECRET = "whsec_unit_test"
@@ -52,7 +52,7 @@ def _every_payment_intent_is_ours(monkeypatch: pytest.MonkeyPatch) -> None:
     here every PaymentIntent is ours, of the order its metadata names."""
 
     async def ours(_engine: object, found: Any, _owner: str) -> uuid.UUID:
-        return found.order_id  # type: ignore[no-any-return]
+        return found.order_id
 
     monkeypatch.setattr(webhooks, "_our_order", ours)
 
@@ -74,7 +74,7 @@ def order_finished(monkeypatch: pytest.MonkeyPatch, finished: bool) -> list[uuid
 def post_event(client: _Client) -> int:
     settings = Settings(  # never connected to: the ownership check is stood in for
         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
-        stripe_webhook_secret=SECRET,  # type: ignore[arg-type]
+        stripe_webhook_secret=SECRET,
     )
     payload = json.dumps(
         {

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import time
 import uuid
@@ -11,16 +9,11 @@ import uuid
 import pytest
 
 from api.stripe_webhooks import NotForUs, SignatureError, payment_event, verify
+from tests.support.stripe_signing import (
+    SECRET,
+    sign,
+)
 from vult.domain.payments import OWNER_KEY
-
-SECRET = "whsec_test_secret"
-
-
-def sign(payload: bytes, secret: str = SECRET, timestamp: int | None = None) -> str:
-    """Stripe's scheme: v1 = HMAC-SHA256(secret, "{t}.{payload}")."""
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.".encode() + payload, hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
 
 
 def event_body(event_type: str = "payment_intent.succeeded", metadata: dict | None = None) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.workflows.conftest import Harness, event, eventually
+from tests.support.workflows import Harness, event, eventually
 from vult.domain.contracts import CancelOrder, OrderTiming, ResolveOrder
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
@@ -32,7 +32,7 @@ async def test_a_refund_stripe_refuses_parks_the_order_and_ops_can_retry_it(
     await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
 
     state = await eventually(handle, lambda s: s.attention is not None)
-    assert "This charge is disputed" in state.attention
+    assert "This charge is disputed" in (state.attention or "")
     assert [e.payment_intent_id for e in state.parked_events] == [first.payment_intent_id]
     described = await handle.describe()
     assert described.status == WorkflowExecutionStatus.RUNNING
@@ -108,7 +108,7 @@ async def test_a_refund_that_fails_at_stripe_parks_the_order_and_a_retry_refunds
     await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.refund.updated"))
 
     state = await eventually(handle, lambda s: s.attention is not None)
-    assert f"Refund re_{pi} of {pi} failed at Stripe" in state.attention
+    assert f"Refund re_{pi} of {pi} failed at Stripe" in (state.attention or "")
     assert state.failed_refunds == {pi: [f"re_{pi}"]} and pi not in state.refunds
     assert harness.backend.fields[placed.order_id]["stripe_payment_status"] == "refund_failed"
 
@@ -239,5 +239,5 @@ async def test_stripe_refusing_the_key_parks_with_a_configuration_reason(
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
     state = await eventually(handle, lambda s: s.attention is not None)
-    assert "configuration error" in state.attention
+    assert "configuration error" in (state.attention or "")
     assert state.retry_at is not None  # tried again once the key is put right

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 from temporalio.client import WorkflowHandle
 
-from tests.workflows.conftest import Harness, event, eventually
+from tests.support.workflows import Harness, event, eventually
 from vult.domain.contracts import OrderState, OrderTiming, ShipOrder
 from vult.domain.status import OrderStatus
 from workflows.order import OrderWorkflow

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 from temporalio.client import WorkflowExecutionStatus, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.workflows.conftest import Harness, event, eventually
+from tests.support.workflows import Harness, event, eventually
 from vult.domain.contracts import CancelOrder, OrderState, ShipOrder
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
@@ -20,9 +23,9 @@ async def confirmed(harness: Harness) -> WorkflowHandle[OrderWorkflow, OrderStat
     return handle
 
 
-async def refused(handle: WorkflowHandle, update: object, *args: object) -> str:
+async def refused(handle: WorkflowHandle, update: Any, *args: Any) -> str:
     with pytest.raises(WorkflowUpdateFailedError) as caught:
-        await handle.execute_update(update, *args)  # type: ignore[arg-type]
+        await handle.execute_update(update, *args)
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == Failure.INVALID_TRANSITION
     return cause.message
@@ -79,9 +82,7 @@ async def test_cancelling_a_confirmed_order_refunds_it_in_full_once(harness: Har
     assert harness.backend.fields[state_order_id(handle)]["stripe_payment_status"] == "refunded"
 
 
-def state_order_id(handle: WorkflowHandle) -> object:
-    import uuid
-
+def state_order_id(handle: WorkflowHandle) -> uuid.UUID:
     return uuid.UUID(handle.id.removeprefix("order-"))
 
 

@@ -16,7 +16,7 @@ from temporalio.client import Client
 
 from dev.stack.procs import Children, free_port
 from dev.stack.temporal_server import start_temporal
-from tests.workflows.conftest import (
+from tests.support.workflows import (
     Backend,
     Harness,
     event,

@@ -20,8 +20,8 @@ from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from tests.workflows.conftest import Backend, FakeStripeIntent, Harness, eventually
-from tests.workflows.variants import BuildB
+from tests.support.variants import BuildB
+from tests.support.workflows import Backend, FakeStripeIntent, Harness, eventually
 from vult.domain.contracts import (
     CancelOrder,
     LatePayment,
@@ -159,8 +159,8 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
 
             # The late payment (PINNED) stays on A, and finishes there.
             description = await late.describe()
-            info = description.raw_description.workflow_execution_info.versioning_info
-            assert info.deployment_version.build_id == A and info.behavior == PINNED
+            versioning = description.raw_description.workflow_execution_info.versioning_info
+            assert versioning.deployment_version.build_id == A and versioning.behavior == PINNED
             backend.intents[late_pi].status = "succeeded"
             await late.execute_update(LatePaymentWorkflow.retry)
             assert "refunding" in await late.result()

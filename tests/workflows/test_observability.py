@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowHandle, WorkflowUpdateFailedError
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 
 from dev.stack.procs import free_port
-from tests.workflows.conftest import Backend, Harness, event, eventually, stand_in_worker
+from tests.support.workflows import Backend, Harness, event, eventually, stand_in_worker
 from vult.domain.contracts import CancelOrder
 from vult.domain.status import OrderStatus
 from vult.process.settings import Settings

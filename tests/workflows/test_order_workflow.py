@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
-from tests.workflows.conftest import DECLINED, Harness, event, eventually
+from tests.support.workflows import DECLINED, Harness, event, eventually
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
 from workflows.order import OrderWorkflow

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from temporalio.client import WorkflowHandle
 
-from tests.workflows.conftest import STAND_IN_TOTAL, FakeStripeIntent, Harness, eventually
+from tests.support.workflows import STAND_IN_TOTAL, FakeStripeIntent, Harness, eventually
 from vult.domain.contracts import (
     CancelOrder,
     OrderState,

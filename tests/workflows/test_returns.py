@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 from temporalio.client import WorkflowUpdateFailedError
 
-from tests.workflows.conftest import Harness
+from tests.support.workflows import Harness
 from vult.domain.contracts import ReturnRequest, ShipOrder
 from workflows.order import OrderWorkflow, workflow_id_for
 

@@ -12,7 +12,7 @@ from temporalio.client import WithStartWorkflowOperation, WorkflowHandle, Workfl
 from temporalio.common import WorkflowIDConflictPolicy
 
 from api.order_commands import start_order
-from tests.workflows.conftest import STAND_IN_TOTAL, Harness, order_request, priced
+from tests.support.workflows import STAND_IN_TOTAL, Harness, order_request, priced
 from vult.domain.contracts import OrderWorkflowInput
 from vult.temporal import search_attributes as sa
 from workflows.order import OrderWorkflow, workflow_id_for

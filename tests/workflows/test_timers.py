@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from dev.stack.procs import BIN
-from tests.workflows.conftest import Backend, event, order_request, stand_in_worker
+from tests.support.workflows import Backend, event, order_request, stand_in_worker
 from vult.domain.contracts import (
     CancelOrder,
     DisputeInfo,

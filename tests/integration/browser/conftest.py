@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.integration.conftest import RunningWorker
+from tests.support.integration import RunningWorker
 
 ARTIFACTS = Path(__file__).resolve().parents[3] / "test-artifacts"
 # As the machine's notes advise: no sandbox as root, and none of Chromium's own network
@@ -55,7 +55,9 @@ async def browser(chromium: str) -> AsyncIterator[Browser]:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     if report.when == "call":
         item.stash[_FAILED] = report.failed

@@ -11,8 +11,7 @@ from playwright.async_api import Browser, Page, expect
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.integration.conftest import RunningWorker, count_rows, order_body
-from tests.integration.test_lifecycle import refunds_at_stripe
+from tests.support.integration import RunningWorker, count_rows, order_body, refunds_at_stripe
 
 GOOD = "4242424242424242"
 DECLINED = "4000000000000341"
