@@ -8,7 +8,7 @@
     python3 tasks.py bench   # the benchmark (dev/bench/README.md)
     python3 tasks.py chaos   # kill programs mid-flight, then audit every order (--short: CI's)
     python3 tasks.py record-corpus  # record this release's replay histories (tests/replay/)
-    python3 tasks.py lint    # ruff, then mypy (strict on the domain, workflows, activities, api)
+    python3 tasks.py lint    # ruff check, ruff format --check, mypy over all the Python
 
 Only the standard library is used here, so this works on a machine with nothing but
 Python 3.11+. It creates `.venv`, installs the locked dependencies with uv, then runs the
@@ -32,8 +32,8 @@ UV_VERSION = "0.13.9"
 STAMP = VENV / ".vult-synced"
 
 
-def _run(*cmd: str | Path, **kw: object) -> None:
-    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, **kw)  # type: ignore[arg-type]
+def _run(*cmd: str | Path, env: dict[str, str] | None = None) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, cwd=ROOT, env=env)
 
 
 def ensure_environment() -> None:
@@ -56,11 +56,13 @@ def ensure_environment() -> None:
         STAMP.write_text(wanted)
 
 
-# Both checks run and report; the command fails if either does.
+# Every check runs and reports; the command fails if any does. ruff lints (workflows/ruff.toml
+# adds the determinism rules there), ruff's formatter checks the layout, mypy checks types
+# over the scope pyproject.toml's [tool.mypy] states (all of the project's Python).
 _LINT = (
     "import subprocess, sys\n"
     "codes = [subprocess.call([sys.executable, '-m', m, *a]) for m, a in"
-    " (('ruff', ['check', '.']), ('mypy', []))]\n"
+    " (('ruff', ['check', '.']), ('ruff', ['format', '--check', '.']), ('mypy', []))]\n"
     "sys.exit(max(codes))"
 )
 

@@ -333,7 +333,7 @@ def machine() -> dict[str, Any]:
 
 
 def _cpu_ms_per_lifecycle(phase: dict[str, Any], process: str) -> float:
-    return float(phase["processes"]["cpu_s"].get(process, 0.0)) / max(phase["count"], 1) * 1000
+    return float(phase["processes"]["cpu_s"].get(process, 0.0)) / max(int(phase["count"]), 1) * 1000
 
 
 def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:

@@ -22,7 +22,7 @@ from temporalio.worker import Worker
 
 from vult.process.event_loop import run
 
-_FAST = {"start_to_close_timeout": timedelta(seconds=10)}
+_FAST = timedelta(seconds=10)  # start to close, for every no-op
 
 
 @activity.defn
@@ -38,11 +38,11 @@ class FloorWorkflow:
 
     @workflow.run
     async def run(self) -> str:
-        await workflow.execute_local_activity(noop, "create", **_FAST)
+        await workflow.execute_local_activity(noop, "create", start_to_close_timeout=_FAST)
         self._status = "Pending"
         await workflow.wait_condition(lambda: self._events > 0)
-        await workflow.execute_local_activity(noop, "retrieve", **_FAST)
-        await workflow.execute_local_activity(noop, "confirm", **_FAST)
+        await workflow.execute_local_activity(noop, "retrieve", start_to_close_timeout=_FAST)
+        await workflow.execute_local_activity(noop, "confirm", start_to_close_timeout=_FAST)
         self._status = "Confirmed"
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self._status
@@ -54,8 +54,10 @@ class FloorWorkflow:
 
     @workflow.update
     async def pay(self) -> str:
-        await workflow.execute_local_activity(noop, "payment intent", **_FAST)
-        await workflow.execute_local_activity(noop, "payment processing", **_FAST)
+        await workflow.execute_local_activity(noop, "payment intent", start_to_close_timeout=_FAST)
+        await workflow.execute_local_activity(
+            noop, "payment processing", start_to_close_timeout=_FAST
+        )
         self._status = "PaymentProcessing"
         return self._status
 

@@ -33,7 +33,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import stripe
@@ -85,7 +85,7 @@ class Refusal:
 
     def check(self, resource: str, method: str, pi: str | None) -> None:
         if pi is not None and pi in self.refused.get((resource, method), set()):
-            raise stripe.InvalidRequestError(
+            raise stripe.InvalidRequestError(  # type: ignore[no-untyped-call]  # stripe 16
                 f"The {resource} call was refused (recorded refusal for {pi})",
                 param=None,
                 http_status=400,
@@ -994,7 +994,9 @@ async def main(
     http = stripe.AIOHTTPClient()
     stripe_client = make_stripe_client(settings, http)
     refusal = Refusal()
-    worker = build_worker(temporal, settings, engine, RefusingStripe(stripe_client, refusal))
+    # A stand-in that answers as the StripeClient does (it wraps one), refusing on demand.
+    refusing = cast(stripe.StripeClient, RefusingStripe(stripe_client, refusal))
+    worker = build_worker(temporal, settings, engine, refusing)
     running = asyncio.create_task(worker.run())
     with contextlib.suppress(ImportError):  # releases before Worker Versioning have none
         from vult.temporal.deployments import set_current
@@ -1045,8 +1047,8 @@ async def main(
                 print(f"  FAILED {journey.__name__}: {result!r}", flush=True)
                 traceback.print_exception(result, file=sys.stdout)
         # What a journey that stopped had done is still a history of this release.
-        for path, (_, _, journey) in list(r.begun.items()):
-            await r.save(path, stopped=stops.get(journey))
+        for path, (_, _, begun_by) in list(r.begun.items()):
+            await r.save(path, stopped=stops.get(begun_by))
     (out / "manifest.json").write_text(
         json.dumps(
             {
@@ -1061,7 +1063,7 @@ async def main(
     server.should_exit = shop_server.should_exit = True
     await worker.shutdown()
     await running
-    await http.close_async()
+    await http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
     await engine.dispose()
     return 1 if failed else 0
 

@@ -22,6 +22,7 @@ import argparse
 import pickle
 import sys
 from pathlib import Path
+from typing import Any
 
 from dev.stack.stripe_idempotency import STRIPE_LIFETIME
 from vult.process.event_loop import use_fast_loop
@@ -57,12 +58,17 @@ def main() -> None:
         kinds.clear()
 
     def list_all(
-        cls: type, url: str, limit: object = None, starting_after: object = None, **kwargs: object
-    ) -> object:
+        cls: type[Any],
+        /,
+        url: str,
+        limit: object = None,
+        starting_after: object = None,
+        **kwargs: Any,
+    ) -> Any:
         if kwargs:
             raise resources.UserError(400, "Unexpected " + ", ".join(kwargs))
         listed = resources.List(url, limit=limit, starting_after=starting_after)
-        listed._list = list(kinds.get(cls.object, {}).values())  # type: ignore[attr-defined]
+        listed._list = list(kinds.get(cls.object, {}).values())
         return listed
 
     def load(store: dict) -> None:  # type: ignore[type-arg]
@@ -78,12 +84,12 @@ def main() -> None:
                 pickle.dump(dict(store), f, protocol=pickle.HIGHEST_PROTOCOL)
             tmp.replace(state)
 
-    store_class.try_load_from_disk = load  # type: ignore[method-assign]
-    store_class.dump_to_disk = dump  # type: ignore[method-assign]
-    store_class.__setitem__ = put  # type: ignore[method-assign, assignment]
-    store_class.__delitem__ = remove  # type: ignore[method-assign, assignment]
-    store_class.clear = clear  # type: ignore[method-assign, assignment]
-    resources.StripeObject._api_list_all = classmethod(list_all)  # type: ignore[assignment]
+    store_class.try_load_from_disk = load
+    store_class.dump_to_disk = dump
+    store_class.__setitem__ = put
+    store_class.__delitem__ = remove
+    store_class.clear = clear
+    resources.StripeObject._api_list_all = classmethod(list_all)
 
     from localstripe import errors, server
 

@@ -49,7 +49,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
     schedule = resources.schedule_webhook
     Event = resources.Event
 
-    class Dispute(resources.StripeObject):  # type: ignore[misc, name-defined]
+    class Dispute(resources.StripeObject):  # type: ignore[misc]
         object = "dispute"
         _id_prefix = "dp_"
 
@@ -76,8 +76,8 @@ def install(app: web.Application, resources: Any, errors: Any) -> type:
             url: str,
             payment_intent: str | None = None,
             charge: str | None = None,
-            limit: object = None,
-            starting_after: object = None,
+            limit: Any = None,
+            starting_after: Any = None,
         ) -> Any:
             listed = super()._api_list_all(url, limit=limit, starting_after=starting_after)
             listed._list = [
