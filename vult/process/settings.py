@@ -39,11 +39,14 @@ class Settings(BaseSettings):
 
     environment: str = Field(default="development", description="development or production")
 
+    # The order database (PostgreSQL); a plain postgresql:// URL is taken as psycopg's.
     database_url: str = "postgresql+psycopg://postgres@127.0.0.1:5432/vult"
     # Connections each process keeps. Statements are short and nothing holds a connection
     # while it waits, so ten serve dozens of requests at once (vult/db/engine.py).
     database_pool_size: int = Field(default=10, ge=1, le=100)
 
+    # The Temporal frontend (host:port), the namespace the orders run in, and the task
+    # queue the workers poll and the API starts workflows on.
     temporal_address: str = "127.0.0.1:7233"
     temporal_namespace: str = "default"
     temporal_task_queue: str = "vult-orders"
@@ -51,8 +54,12 @@ class Settings(BaseSettings):
     # known yet"): past the 30 s a placement may take, inside what HTTP clients wait.
     temporal_command_timeout_seconds: float = Field(default=45.0, gt=0, le=300)
 
+    # The Stripe account's secret key (sk_... or a restricted rk_...): production refuses
+    # the local emulator's.
     stripe_secret_key: SecretStr = SecretStr(LOCAL_STRIPE_SECRET_KEY)
+    # The publishable key (pk_...) the checkout page gives Stripe.js.
     stripe_publishable_key: str = LOCAL_STRIPE_PUBLISHABLE_KEY
+    # The webhook endpoint's signing secret (whsec_...): every event's signature is checked.
     stripe_webhook_secret: SecretStr = SecretStr(LOCAL_WEBHOOK_SECRET)
     # Empty for api.stripe.com; the emulator's address in development.
     stripe_api_base: str = ""
@@ -68,6 +75,8 @@ class Settings(BaseSettings):
     # whose URL ends in /api/webhooks/stripe.
     stripe_webhook_url: str = ""
 
+    # The shop's terms (spec 3.2): tax on the subtotal, rounded half to even to the cent;
+    # a flat shipping cost; the ISO 4217 currency (two decimal places).
     tax_rate: Decimal = DEFAULT_TAX_RATE
     shipping_cost: Decimal = DEFAULT_SHIPPING_COST
     currency: str = DEFAULT_CURRENCY
