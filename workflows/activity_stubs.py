@@ -2,7 +2,7 @@
 
 The workflow imports these, never the implementations in activities/, so loading it loads
 no database driver, ORM or Stripe SDK. The worker registers the implementations under the
-same names; tests/workflows/test_structure.py checks that every stub here has a registered
+same names; tests/unit/test_structure.py checks that every stub here has a registered
 activity of the same signature.
 """
 

@@ -2,7 +2,7 @@
 
 Orders are started on build A: one waiting for payment, one with a PaymentIntent open, one
 paid and awaiting fulfilment, one parked; a late-payment workflow waits on a payment that is
-mid-charge. Build B (tests/workflows/variants.py), whose OrderWorkflow writes a memo at
+mid-charge. Build B (tests/support/variants.py), whose OrderWorkflow writes a memo at
 delivery (a new command, behind `workflow.patched`), is added, ramped, then made current.
 Each old order reaches its end as its versioning behaviour says (orders move to B, the late
 payment stays on A), new orders run on B, and rolling back to A works for new orders and for

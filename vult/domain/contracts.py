@@ -236,7 +236,7 @@ class OrderWorkflowInput(BaseModel):
     # The customer's request; None for a run resumed from the order's row (`state` set).
     request: OrderRequest | None = None
     timing: OrderTiming = Field(default_factory=OrderTiming)
-    # Index the order for ops' searches (vult/search_attributes.py). Off only on a server
+    # Index the order for ops' searches (vult/temporal/search_attributes.py). Off only on a server
     # that cannot register custom attributes (Temporal's time-skipping test server).
     index_for_search: bool = True
     # Drawn by the API, which indexes the order under it when it starts the workflow; the
