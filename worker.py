@@ -21,7 +21,7 @@ from activities.stripe_payments import StripeActivities
 from vult.db.engine import make_engine
 from vult.process.event_loop import run
 from vult.process.logging import configure_logging
-from vult.process.memory import limit_malloc_arenas
+from vult.process.memory import trim_periodically, tune_malloc
 from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
@@ -109,13 +109,15 @@ async def main() -> None:
                 )
             )
             promoting.add_done_callback(_report_promotion)
+            trimming = asyncio.create_task(trim_periodically())
             await stop.wait()
             promoting.cancel()
+            trimming.cancel()
     finally:
         await stripe_http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
         await engine.dispose()
 
 
 if __name__ == "__main__":
-    limit_malloc_arenas()  # before Temporal's core and the workflow threads start
+    tune_malloc()  # before Temporal's core and the workflow threads start
     run(main())

@@ -1,32 +1,65 @@
-"""How the long-running processes keep their resident memory down.
+"""How the long-running processes keep their resident memory down (glibc's malloc; other C
+libraries are left alone).
 
-glibc's malloc gives each thread that allocates its own arena, up to eight per core, and
-keeps freed memory in each. The worker runs Temporal's Rust core (its own threads) and a
-pool of workflow threads beside the event loop, so its resident size grew by tens of
-megabytes of arenas holding little. Two arenas serve it as fast (the GIL lets one thread run
-Python at a time) and cut that (docs/performance.md). MALLOC_ARENA_MAX, when set, wins."""
+- Two arenas: glibc gives each thread that allocates its own arena, up to eight per core,
+  each keeping memory freed in it. The worker runs Temporal's Rust core (its own threads)
+  and a pool of workflow threads beside the event loop; two arenas serve it as fast (the GIL
+  runs one thread of Python at a time). MALLOC_ARENA_MAX, when set, wins.
+- A fixed mmap threshold: glibc raises it each time a large block is freed, until blocks of
+  up to 32 MB come from the heap, where a few live ones pin the freed memory around them.
+  Fixed, large blocks are mapped and unmapped on their own. MALLOC_MMAP_THRESHOLD_ wins.
+- A periodic trim: malloc_trim(0) hands the heap's free pages back to the system.
+
+The measurements are in docs/performance.md."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import os
 import sys
+from typing import Any
 
-_M_ARENA_MAX = -8  # glibc's mallopt parameter number
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter numbers
+_M_ARENA_MAX = -8
 ARENAS = 2
+MMAP_THRESHOLD = 128 * 1024  # glibc's own starting value, kept
+TRIM_EVERY_SECONDS = 30.0
 
 
-def limit_malloc_arenas(arenas: int = ARENAS) -> bool:
-    """Cap glibc's malloc arenas for this process; call before any thread starts. False
-    where it does not apply (not glibc, or MALLOC_ARENA_MAX already says)."""
-    if not sys.platform.startswith("linux") or "MALLOC_ARENA_MAX" in os.environ:
-        return False
+def _libc() -> Any | None:
+    if not sys.platform.startswith("linux"):
+        return None
     name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        return bool(libc.mallopt(_M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # musl and others have no mallopt
+        libc = ctypes.CDLL(name) if name else None
+    except OSError:
+        return None
+    if libc is None or not hasattr(libc, "mallopt") or not hasattr(libc, "malloc_trim"):
+        return None  # musl and others
+    return libc
+
+
+def tune_malloc() -> bool:
+    """Cap the arenas and fix the mmap threshold for this process; call before any thread
+    starts. False where it does not apply."""
+    libc = _libc()
+    if libc is None:
         return False
+    done = True
+    if "MALLOC_ARENA_MAX" not in os.environ:
+        done = bool(libc.mallopt(_M_ARENA_MAX, ARENAS)) and done
+    if "MALLOC_MMAP_THRESHOLD_" not in os.environ:
+        done = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and done
+    return done
+
+
+async def trim_periodically(every: float = TRIM_EVERY_SECONDS) -> None:
+    """Give free heap pages back every `every` seconds, until cancelled."""
+    libc = _libc()
+    if libc is None:
+        return
+    while True:
+        await asyncio.sleep(every)
+        libc.malloc_trim(0)
