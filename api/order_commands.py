@@ -323,7 +323,9 @@ class OrderCommands:
 
     async def _update(self, order_id: uuid.UUID, send: Callable[[_Handle], Awaitable[T]]) -> T:
         """`send` the update to the order's workflow; its refusal as the API's error."""
-        handle = self._client.get_workflow_handle_for(OrderWorkflow.run, workflow_id_for(order_id))
+        handle: _Handle = self._client.get_workflow_handle_for(
+            OrderWorkflow.run, workflow_id_for(order_id)
+        )
         try:
             async with asyncio.timeout(self._deadline):
                 return await send(handle)

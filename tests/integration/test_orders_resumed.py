@@ -16,7 +16,7 @@ import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.api.sdk.v1 import WorkflowMetadata
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
 from tests.support.integration import (
     GOOD_CARD,
@@ -29,6 +29,7 @@ from tests.support.integration import (
     refunds_at_stripe,
     wait_for_status,
 )
+from vult.domain.contracts import OrderState
 from vult.process.settings import Settings
 from vult.temporal import search_attributes as sa
 from vult.temporal.orphans import how_it_ended, orders_without_workflow
@@ -46,7 +47,7 @@ async def terminate(temporal: Client, order: dict[str, Any]) -> None:
 
 async def resumed_run(temporal: Client, order: dict[str, Any]) -> Any:
     """Wait for a new run of the order's workflow that is running and has caught up."""
-    handle = temporal.get_workflow_handle_for(
+    handle: WorkflowHandle[OrderWorkflow, OrderState] = temporal.get_workflow_handle_for(
         OrderWorkflow.run, workflow_id_for(uuid.UUID(order["orderId"]))
     )
 

@@ -9,7 +9,7 @@ import uuid
 
 import httpx
 import stripe
-from temporalio.client import Client
+from temporalio.client import Client, WorkflowHandle
 
 from tests.support.integration import (
     GOOD_CARD,
@@ -21,6 +21,7 @@ from tests.support.integration import (
     wait_for_status,
 )
 from tests.support.stripe_signing import sign
+from vult.domain.contracts import OrderState
 from workflows.order import OrderWorkflow, workflow_id_for
 
 
@@ -59,7 +60,7 @@ async def test_a_signed_success_the_payment_intent_does_not_confirm_is_not_belie
     assert (
         await post_event(http, payload, sign(payload, secret=WEBHOOK_SECRET))
     ).status_code == 200
-    handle = temporal_client.get_workflow_handle_for(
+    handle: WorkflowHandle[OrderWorkflow, OrderState] = temporal_client.get_workflow_handle_for(
         OrderWorkflow.run, workflow_id_for(uuid.UUID(order_id))
     )
     for _ in range(100):
@@ -81,7 +82,7 @@ async def test_a_duplicate_delivery_is_acknowledged_and_applied_once(
     for _ in range(3):
         response = await post_event(http, payload, sign(payload, secret=WEBHOOK_SECRET))
         assert response.status_code == 200
-    handle = temporal_client.get_workflow_handle_for(
+    handle: WorkflowHandle[OrderWorkflow, OrderState] = temporal_client.get_workflow_handle_for(
         OrderWorkflow.run, workflow_id_for(uuid.UUID(order_id))
     )
     state = await handle.query(OrderWorkflow.state)
