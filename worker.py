@@ -26,7 +26,7 @@ from vult.process.settings import Settings, get_settings
 from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
 from vult.temporal.deployments import deployment_config, promote_on_start
-from vult.temporal.sandbox import worker_runner
+from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.order_sweep import OrderSweepWorkflow, ResumeOrderWorkflow
@@ -50,7 +50,7 @@ def build_worker(
         task_queue=settings.temporal_task_queue,
         workflows=[OrderWorkflow, LatePaymentWorkflow, OrderSweepWorkflow, ResumeOrderWorkflow],
         activities=[*db.all(), *payments.all(), *resume.all()],
-        workflow_runner=worker_runner(settings.worker_sandbox),
+        workflow_runner=sandbox_runner(),
         deployment_config=deployment_config(
             settings.worker_deployment_name, settings.worker_build_id
         ),

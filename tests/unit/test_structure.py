@@ -261,3 +261,24 @@ def test_tests_take_shared_helpers_from_the_support_package_only() -> None:
             if module.startswith("tests.") and not module.startswith("tests.support"):
                 offending.append(f"{path.relative_to(ROOT)}: {module}")
     assert not offending, offending
+
+
+def test_workflow_code_keeps_no_mutable_state_outside_its_instances() -> None:
+    """The sandbox passes the workflow package through (imported once, not per run): a
+    module-level or class-level list, dict or set would be shared by every order's run.
+    Constants are tuples, frozensets or immutable values."""
+    import ast
+
+    mutable = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
+    found = []
+    for path in sorted((ROOT / "workflows").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        scopes = [tree.body] + [n.body for n in tree.body if isinstance(n, ast.ClassDef)]
+        for body in scopes:
+            for node in body:
+                value = node.value if isinstance(node, ast.Assign | ast.AnnAssign) else None
+                func = value.func if isinstance(value, ast.Call) else None
+                made = isinstance(func, ast.Name) and func.id in ("list", "dict", "set")
+                if isinstance(value, mutable) or made:
+                    found.append(f"{path.name}:{node.lineno}")
+    assert not found, found

@@ -139,12 +139,6 @@ class Settings(BaseSettings):
     api_metrics_address: str = ""
     # Workflows kept in the worker's memory between tasks (docs/performance.md).
     worker_max_cached_workflows: int = 64
-    # Run workflow code in Temporal's sandbox, as the workflow tests and the replay corpus
-    # always do. Off by default: the workflow package is guarded statically (its lint and
-    # the structure test refuse the clock, randomness, threads, I/O and I/O builtins), and
-    # the sandbox re-enters itself for every activation and payload, about a fifth of the
-    # worker's CPU per order (docs/performance.md). On: the same code, checked at run time.
-    worker_sandbox: bool = False
     # Worker Versioning (docs/operations.md, "Deploying new code"): every worker polls as
     # one build of one Worker Deployment. The build id defaults to the release
     # (`<version>+g<commit>`, vult/release.py); a deploy pipeline may set its own.

@@ -1,10 +1,7 @@
-"""How workflow code runs: in Temporal's sandbox for the workflow tests and the replay corpus
-(always), and for the worker when WORKER_SANDBOX is on; the worker's default runs it
-unsandboxed (vult/process/settings.py says why)."""
+"""The workflow sandbox, the same for the worker, the tests and the replayer."""
 
 from __future__ import annotations
 
-from temporalio.worker import UnsandboxedWorkflowRunner, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 # Modules the sandbox need not re-import for every workflow run. A passed-through module is
@@ -16,9 +13,8 @@ from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxR
 #   and I/O in it at lint time (with the structure test's check of builtins, and the replay
 #   corpus proving every recorded history still replays). Re-importing it in each new
 #   workflow's sandbox was most of the worker's CPU per order (docs/performance.md).
-# The sandbox still runs each workflow in its own context and still refuses, at run time,
-# the I/O builtins (open(), ...) even in passed-through code, and any restricted call made
-# through a module it imports per run.
+# The sandbox still runs each workflow in its own context and still refuses a restricted
+# call made through a module it does import per run.
 PASSTHROUGH_MODULES = (
     "pydantic",
     "pydantic_core",
@@ -30,14 +26,6 @@ PASSTHROUGH_MODULES = (
 
 
 def sandbox_runner() -> SandboxedWorkflowRunner:
-    """The sandbox the tests and the replayer run every workflow path in."""
     return SandboxedWorkflowRunner(
         restrictions=SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
     )
-
-
-def worker_runner(sandboxed: bool) -> WorkflowRunner:
-    """The worker's: the sandbox above, or the same code run directly. Code that runs in the
-    sandbox runs the same without it (the sandbox only refuses); the reverse is what the
-    workflow lint, the structure test and the sandboxed tests and replay keep true."""
-    return sandbox_runner() if sandboxed else UnsandboxedWorkflowRunner()
