@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from vult.db import addresses, changes
+from vult.db import addresses, catalogue, changes
 from vult.db.errors import described, is_permanent
-from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS, PRODUCTS
+from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS
 from vult.domain import snapshot
 from vult.domain.contracts import (
     CreatedOrderRow,
@@ -30,7 +30,6 @@ from vult.domain.contracts import (
 from vult.domain.failures import Failure
 from vult.domain.order_numbers import draw_order_number, is_order_number_of
 from vult.domain.pricing import Pricing, unchargeable
-from vult.domain.snapshot import CatalogueProduct
 from vult.domain.status import OrderStatus
 
 # A clash among 900,000 numbers a day is rare; ten in a row means something else is wrong.
@@ -39,7 +38,6 @@ _ORDER_NUMBER_TRIES = 10
 
 _ORDERS = ORDERS
 _ITEMS = LINE_ITEMS
-_PRODUCTS = PRODUCTS
 # A retry finds the row it wrote before: insert once, keyed by the order id.
 _EXISTING = select(_ORDERS.c.order_number, _ORDERS.c.status, _ORDERS.c.total, _ORDERS.c.currency)
 
@@ -133,39 +131,20 @@ class OrderDbActivities:
         """For an order placed before the API priced it (its input has no `priced`): the
         snapshot and quote, made here from the catalogue as it is now."""
         wanted = {li.product_id for li in req.request.line_items}
-        products = {
-            p.product_id: CatalogueProduct(
-                name=p.name,
-                size=p.size,
-                image_url=p.image_urls[0] if p.image_urls else None,
-                price=p.estimated_msrp,
-            )
-            for p in await conn.execute(
-                select(
-                    _PRODUCTS.c.product_id,
-                    _PRODUCTS.c.name,
-                    _PRODUCTS.c.size,
-                    _PRODUCTS.c.image_urls,
-                    _PRODUCTS.c.estimated_msrp,
-                ).where(_PRODUCTS.c.product_id.in_(wanted))
-            )
-        }
+        products = await catalogue.products(conn, wanted)
         problems = [
             f"Product not found: {li.product_id}"
             for li in req.request.line_items
             if li.product_id not in products
         ]
-        priced = (
-            None if problems else snapshot.price(req.request.line_items, products, self._pricing)
-        )
-        if priced is not None and (problem := unchargeable(priced.totals(), self._pricing)):
+        if not problems:
+            priced = snapshot.price(req.request.line_items, products, self._pricing)
+            if (problem := unchargeable(priced.totals(), self._pricing)) is None:
+                return priced
             problems.append(problem)
-        if problems:
-            raise ApplicationError(
-                "; ".join(problems), problems, type=Failure.INVALID_ORDER, non_retryable=True
-            )
-        assert priced is not None
-        return priced
+        raise ApplicationError(
+            "; ".join(problems), problems, type=Failure.INVALID_ORDER, non_retryable=True
+        )
 
     def _order_values(self, req: CreateOrderRow, priced: PricedOrder) -> dict[str, object]:
         r = req.request

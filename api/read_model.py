@@ -23,6 +23,7 @@ from api.schemas import (
     ReturnDto,
 )
 from vult.db import addresses
+from vult.db.catalogue import products as catalogue_products
 from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS, PRODUCTS
 from vult.domain.pricing import line_subtotal
 from vult.domain.snapshot import CatalogueProduct
@@ -102,26 +103,7 @@ async def catalogue(
             parsed[raw] = uuid.UUID(raw)
         except ValueError:
             continue
-    if not parsed:
-        return {}, []
-    rows = await connection.execute(
-        select(
-            PRODUCTS.c.product_id,
-            PRODUCTS.c.name,
-            PRODUCTS.c.size,
-            PRODUCTS.c.image_urls,
-            PRODUCTS.c.estimated_msrp,
-        ).where(PRODUCTS.c.product_id.in_(set(parsed.values())))
-    )
-    found = {
-        r.product_id: CatalogueProduct(
-            name=r.name,
-            size=r.size,
-            image_url=r.image_urls[0] if r.image_urls else None,
-            price=r.estimated_msrp,
-        )
-        for r in rows
-    }
+    found = await catalogue_products(connection, parsed.values())
     return found, [raw for raw, pid in parsed.items() if pid not in found]
 
 
