@@ -39,7 +39,7 @@ from vult.domain.contracts import (
     ResumeOutcome,
 )
 from vult.domain.money import to_minor_units
-from vult.domain.status import OrderStatus, may_still_change
+from vult.domain.status import OrderStatus, may_still_change, returns_open
 from vult.temporal import search_attributes as sa
 from vult.temporal.orphans import ending, orders_without_workflow, workflow_id
 
@@ -93,12 +93,11 @@ class OrderResumeActivities:
             )
         if row is None:
             return ResumeOutcome(order_id=order_id, outcome="not_found")
-        delivered = row.delivered_date
-        returns_open = delivered is not None and delivered + self._timing.return_window > (
-            datetime.now(UTC)
+        open_for_returns = returns_open(
+            row.delivered_date, self._timing.return_window, datetime.now(UTC)
         )
         if not may_still_change(
-            row.status, row.stripe_payment_status, row.resolution_note, returns_open
+            row.status, row.stripe_payment_status, row.resolution_note, open_for_returns
         ):
             return ResumeOutcome(order_id=order_id, outcome="settled")
         ended, closed = await ending(self._client, order_id)
@@ -135,7 +134,7 @@ class OrderResumeActivities:
             captured=to_minor_units(row.amount_captured, row.currency)
             if row.amount_captured is not None
             else None,
-            delivered_at=delivered,
+            delivered_at=row.delivered_date,
         )
         try:
             await self._client.start_workflow(

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from api import read_model
 from api.errors import BadRequest, BeingResumed, NotFound
 from api.order_commands import OrderCommands, WorkflowClosed
-from vult.domain.status import OrderStatus, may_still_change
+from vult.domain.status import OrderStatus, may_still_change, returns_open
 
 T = TypeVar("T")
 
@@ -58,9 +58,8 @@ async def resume_if_gone(engine: AsyncEngine, commands: OrderCommands, order_id:
 
 
 async def _resumed(commands: OrderCommands, order_id: uuid.UUID, row: read_model.Progress) -> bool:
-    delivered = row.delivered_date
-    returns_open = delivered is not None and delivered + commands.return_window > datetime.now(UTC)
-    if not may_still_change(row.status, row.payment_status, row.resolution_note, returns_open):
+    open_for_returns = returns_open(row.delivered_date, commands.return_window, datetime.now(UTC))
+    if not may_still_change(row.status, row.payment_status, row.resolution_note, open_for_returns):
         return False
     ended = await commands.how_it_ended(order_id)
     if ended is None:

@@ -509,17 +509,11 @@ class OrderActions:
         fields: dict[str, str | Decimal | datetime | None] = {}
         if payment is not None and (wanted is not None or self.authorized()):
             order = await steps.read_order_lines(order_id)
-            lines = [
-                fulfilment.OrderLine(li.line_item_id, li.unit_price, li.quantity)
-                for li in order.lines
-            ]
+            amounts, lines = fulfilment.of(order)
             if wanted is not None and (
                 problems := fulfilment.problems_with(lines, wanted, returning=False)
             ):
                 raise refused("; ".join(problems))
-            amounts = fulfilment.OrderAmounts(
-                order.sub_total, order.tax, order.shipping_cost, order.total
-            )
             share = (
                 order.total if wanted is None else fulfilment.shipped_share(amounts, lines, wanted)
             )
@@ -582,20 +576,11 @@ class OrderActions:
         if payment is None:
             raise refused("The order has no payment to refund")
         pi = payment.payment_intent_id
-        order = await steps.read_order_lines(order_id)
-        lines = [
-            fulfilment.OrderLine(
-                li.line_item_id, li.unit_price, li.quantity, li.shipped, li.returned
-            )
-            for li in order.lines
-        ]
+        amounts, lines = fulfilment.of(await steps.read_order_lines(order_id))
         if request.line_items:
             wanted = {li.line_item_id: li.quantity for li in request.line_items}
             if problems := fulfilment.problems_with(lines, wanted, returning=True):
                 raise refused("; ".join(problems))
-            amounts = fulfilment.OrderAmounts(
-                order.sub_total, order.tax, order.shipping_cost, order.total
-            )
             amount = fulfilment.returned_share(amounts, lines, wanted)
         else:
             assert request.amount is not None

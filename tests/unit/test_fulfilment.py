@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from vult.domain.contracts import OrderLineInfo, OrderLines
 from vult.domain.fulfilment import (
     OrderAmounts,
     OrderLine,
+    of,
     problems_with,
     returned_share,
     shipped_share,
@@ -62,3 +64,22 @@ def test_what_cannot_be_shipped_or_returned_is_named_every_time() -> None:
         "Line item b: a quantity of 1 to 0 can be returned",
     ]
     assert problems_with(shipped, {}, returning=True) == ["At least one line item is required"]
+
+
+def test_the_rows_lines_read_in_fulfilments_terms() -> None:
+    row = OrderLines(
+        sub_total=Decimal("20.00"),
+        tax=Decimal("1.60"),
+        shipping_cost=Decimal("4.99"),
+        total=Decimal("26.59"),
+        lines=[
+            OrderLineInfo(
+                line_item_id="a", unit_price=Decimal("5.00"), quantity=4, shipped=3, returned=1
+            )
+        ],
+    )
+    amounts, lines = of(row)
+    assert amounts == OrderAmounts(
+        Decimal("20.00"), Decimal("1.60"), Decimal("4.99"), Decimal("26.59")
+    )
+    assert lines == [OrderLine("a", Decimal("5.00"), 4, 3, 1)]

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import NamedTuple
 
+from vult.domain.contracts import OrderLines
 from vult.domain.money import round_money
 from vult.domain.pricing import line_subtotal
 
@@ -38,6 +39,16 @@ class OrderAmounts(NamedTuple):
     tax: Decimal
     shipping_cost: Decimal
     total: Decimal
+
+
+def of(order: OrderLines) -> tuple[OrderAmounts, list[OrderLine]]:
+    """The order's amounts and lines, as read from its row, in fulfilment's terms."""
+    amounts = OrderAmounts(order.sub_total, order.tax, order.shipping_cost, order.total)
+    lines = [
+        OrderLine(li.line_item_id, li.unit_price, li.quantity, li.shipped, li.returned)
+        for li in order.lines
+    ]
+    return amounts, lines
 
 
 def _merchandise(lines: Iterable[OrderLine], taken: Mapping[str, int]) -> Decimal:

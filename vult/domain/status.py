@@ -3,6 +3,7 @@ that the rules name."""
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from enum import StrEnum
 
 
@@ -63,6 +64,11 @@ def can_transition(current: OrderStatus, new: OrderStatus) -> bool:
 SETTLED_AFTER_CANCEL = frozenset({"canceled", "failed", "refunded", "dispute_lost"})
 # Where the order's story ends: nothing more happens to it.
 ENDED = frozenset({S.Delivered})
+
+
+def returns_open(delivered: datetime | None, return_window: timedelta, now: datetime) -> bool:
+    """A delivered order takes returns until its window closes."""
+    return delivered is not None and delivered + return_window > now
 
 
 def may_still_change(
