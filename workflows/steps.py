@@ -65,6 +65,15 @@ def application_cause(err: ActivityError | ApplicationError) -> ApplicationError
     return cause if isinstance(cause, ApplicationError) else None
 
 
+def _payment_refused(err: ActivityError | ApplicationError) -> ApplicationError | None:
+    """Stripe refused the payment step (a card declined, nothing capturable): that refusal,
+    as the workflow raises it to its caller; None for any other failure."""
+    cause = application_cause(err)
+    if cause is None or cause.type != Failure.PAYMENT_REFUSED:
+        return None
+    return ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED)
+
+
 def refused(message: str) -> ApplicationError:
     """A command the order's status does not allow."""
     return ApplicationError(message, type=Failure.INVALID_TRANSITION, non_retryable=True)
@@ -109,9 +118,9 @@ async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> Payme
             act.create_payment_intent, req, **_summarised(policies.STRIPE_INTERACTIVE, summary)
         )
     except (ActivityError, ApplicationError) as err:
+        if (refusal := _payment_refused(err)) is not None:
+            raise refusal from err
         cause = application_cause(err)
-        if cause is not None and cause.type == Failure.PAYMENT_REFUSED:
-            raise ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED) from err
         if cause is not None and cause.type == Failure.STRIPE_KEY_REFUSED:
             workflow.logger.error("Cannot take payments: %s", cause.message)
             ops_view.count("vult_stripe_key_refused_total", "Stripe refused the service's API key")
@@ -288,7 +297,6 @@ async def capture_payment(order_id: uuid.UUID, pi: str, amount: int) -> PaymentI
             **_summarised(policies.STRIPE_INTERACTIVE_CALL, f"Capture {amount} of {pi}"),
         )
     except ActivityError as err:
-        cause = application_cause(err)
-        if cause is not None and cause.type == Failure.PAYMENT_REFUSED:
-            raise ApplicationError(cause.message, type=Failure.PAYMENT_REFUSED) from err
+        if (refusal := _payment_refused(err)) is not None:
+            raise refusal from err
         raise

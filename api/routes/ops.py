@@ -60,6 +60,13 @@ _COMMAND_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+def _lines(named: list[LineQuantityDto] | None) -> list[LineQuantity] | None:
+    """The lines a shipment or a return names, as the workflow takes them; None: none named."""
+    if named is None:
+        return None
+    return [LineQuantity(line_item_id=str(li.line_item_id), quantity=li.quantity) for li in named]
+
+
 @router.get("", response_model=OrderPageDto)
 async def list_orders(
     engine: EngineDep,
@@ -121,16 +128,12 @@ async def ship(
     shipped lines' share first (the rest of the authorization is released); with automatic
     capture the share of the lines not shipped is refunded. A capture Stripe refuses: 400,
     the order stays Processing and needs attention."""
-    lines = [
-        LineQuantity(line_item_id=str(li.line_item_id), quantity=li.quantity)
-        for li in body.line_items or []
-    ]
     await run_command(
         engine,
         commands,
         order_id,
         "Cannot ship an order",
-        commands.ship(order_id, body.carrier, body.tracking_number, lines or None),
+        commands.ship(order_id, body.carrier, body.tracking_number, _lines(body.line_items)),
     )
 
 
@@ -155,12 +158,7 @@ async def take_return(
         key=idempotency_key.strip(),
         reason=body.reason,
         amount=body.amount,
-        line_items=[
-            LineQuantity(line_item_id=str(li.line_item_id), quantity=li.quantity)
-            for li in body.line_items
-        ]
-        if body.line_items is not None
-        else None,
+        line_items=_lines(body.line_items),
     )
     record = await run_command(
         engine,

@@ -336,6 +336,17 @@ def _cpu_ms_per_lifecycle(phase: dict[str, Any], process: str) -> float:
     return float(phase["processes"]["cpu_s"].get(process, 0.0)) / max(int(phase["count"]), 1) * 1000
 
 
+def _cpu_table(phase: dict[str, Any]) -> None:
+    """Each process of a phase: CPU seconds, CPU per lifecycle, peak memory."""
+    procs = phase["processes"]
+    for name, cpu in procs["cpu_s"].items():
+        peak = procs["peak_rss_mb"].get(name)
+        print(
+            f"  {name:<22}{cpu:>8.1f}s{_cpu_ms_per_lifecycle(phase, name):>8.1f} ms"
+            + (f"{peak:>9.0f} MB" if peak is not None else "")
+        )
+
+
 def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     life, floor, reads = r["lifecycles"], r["floor"], r["reads"]
     vult, plain = reads["vult API"], reads["plain FastAPI + PostgreSQL"]
@@ -383,15 +394,15 @@ def _side_by_side(one: dict[str, Any], many: dict[str, Any]) -> None:
     print(f"{'lifecycles per second':<28}{one['per_second']:>18.1f}{many['per_second']:>24.1f}")
     print(f"{'errors':<28}{one['errors']:>18}{many['errors']:>24}")
     for name in ("temporal", "postgres", "localstripe"):
-        per_one = one["processes"]["cpu_s"].get(name, 0) / max(one["count"], 1) * 1000
-        per_many = many["processes"]["cpu_s"].get(name, 0) / max(many["count"], 1) * 1000
+        per_one = _cpu_ms_per_lifecycle(one, name)
+        per_many = _cpu_ms_per_lifecycle(many, name)
         print(f"{name + ' CPU ms per order':<28}{per_one:>18.1f}{per_many:>24.1f}")
     for kind in ("worker", "api"):
-        per_one = one["processes"]["cpu_s"].get(kind, 0) / max(one["count"], 1) * 1000
-        per_many = (
-            sum(cpu for name, cpu in many["processes"]["cpu_s"].items() if name.startswith(kind))
-            / max(many["count"], 1)
-            * 1000
+        per_one = _cpu_ms_per_lifecycle(one, kind)
+        per_many = sum(
+            _cpu_ms_per_lifecycle(many, name)
+            for name in many["processes"]["cpu_s"]
+            if name.startswith(kind)
         )
         print(f"{kind + 's CPU ms per order':<28}{per_one:>18.1f}{per_many:>24.1f}")
 
@@ -423,14 +434,8 @@ def report(r: dict[str, Any]) -> None:
     for name, p in rows.items():
         print(f"{name:<40}{p['p50_ms']:>9.1f}{p['p95_ms']:>9.1f}{p['p99_ms']:>9.1f}")
     procs = life["processes"]
-    per = max(life["count"], 1)
     print(f"\nlifecycle phase ({procs['wall_s']:.1f}s): CPU seconds, per order, peak memory")
-    for name, cpu in procs["cpu_s"].items():
-        peak = procs["peak_rss_mb"].get(name)
-        print(
-            f"  {name:<22}{cpu:>8.1f}s{cpu / per * 1000:>8.1f} ms"
-            + (f"{peak:>9.0f} MB" if peak is not None else "")
-        )
+    _cpu_table(life)
     end = r["end_of_run_rss_mb"]
     print(
         f"  resident at the end of the run: worker {end['worker']:.0f} MB, API {end['api']:.0f} MB"
@@ -445,12 +450,7 @@ def report(r: dict[str, Any]) -> None:
         f"\nfloor phase ({floor['wall_s']:.1f}s, {r['floor']['count']} lifecycles):"
         " CPU seconds, per lifecycle, peak memory"
     )
-    for name, cpu in floor["cpu_s"].items():
-        peak = floor["peak_rss_mb"].get(name)
-        print(
-            f"  {name:<22}{cpu:>8.1f}s{_cpu_ms_per_lifecycle(r['floor'], name):>8.1f} ms"
-            + (f"{peak:>9.0f} MB" if peak is not None else "")
-        )
+    _cpu_table(r["floor"])
     if "replicas" in r:
         _side_by_side(life, r["replicas"])
     print("\ntargets")
