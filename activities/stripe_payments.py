@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 import stripe
+from stripe.params import PaymentIntentCreateParams
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -70,26 +71,26 @@ class StripeActivities:
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
         """A PaymentIntent for the customer to pay; with `payment_method`, one confirmed at
         once off-session with that card (a re-authorization: capture at shipment)."""
-        params: dict[str, object] = {
-            "amount": req.amount,
-            "currency": req.currency.lower(),
-            "payment_method_types": ["card"],
-            "metadata": {
+        params = PaymentIntentCreateParams(
+            amount=req.amount,
+            currency=req.currency.lower(),
+            # Cards only: the checkout page collects a card with Stripe.js's Card Element
+            # (confirmCardPayment), which can present no other payment method. At the pinned
+            # API version `payment_method_types` is refused (docs/adr/0001-card-payments.md).
+            allowed_payment_method_types=["card"],
+            metadata={
                 "order_id": str(req.order_id),
                 "order_number": req.order_number,
                 payments.OWNER_KEY: self._owner,
             },
-        }
+        )
         if req.capture_method != "automatic":
             params["capture_method"] = req.capture_method
         if req.payment_method is not None:
             params["payment_method"] = req.payment_method
         try:
             intent = await self._client.v1.payment_intents.create_async(
-                # stripe 16's PaymentIntentCreateParams lacks payment_method_types, which
-                # the API (and the emulator) take: a gap in the library's types.
-                params=params,  # type: ignore[arg-type]
-                options={"idempotency_key": req.idempotency_key},
+                params=params, options={"idempotency_key": req.idempotency_key}
             )
             if req.payment_method is not None and intent.status == "requires_confirmation":
                 intent = await self._client.v1.payment_intents.confirm_async(

@@ -532,7 +532,7 @@ async def other_systems(trip: Trip) -> None:
                     params={
                         "amount": 1000 + trip.shop.rng.randint(0, 9000),
                         "currency": "usd",
-                        "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
+                        "allowed_payment_method_types": ["card"],
                         "metadata": m,
                     }
                 ),

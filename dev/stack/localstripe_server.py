@@ -93,11 +93,18 @@ def main() -> None:
 
     from localstripe import errors, server
 
-    from dev.stack import stripe_capture, stripe_idempotency, stripe_js, stripe_money
+    from dev.stack import (
+        stripe_capture,
+        stripe_idempotency,
+        stripe_js,
+        stripe_money,
+        stripe_params,
+    )
 
     stripe_money.install(server.app, resources, errors)
     stripe_capture.install(server.app, resources, errors)
     stripe_js.install(server.app, resources, errors)
+    stripe_params.install(server.app, resources, errors)
     stripe_idempotency.install(server.app, resources.store, args.idempotency_key_seconds)
     use_fast_loop()  # aiohttp's run_app takes its loop from the policy
 

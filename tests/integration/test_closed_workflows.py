@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import stripe
 from sqlalchemy.ext.asyncio import AsyncEngine
+from stripe.params import PaymentIntentCreateParams
 from temporalio.client import Client, WorkflowExecutionStatus
 
 from api.order_commands import key_order_ids, order_id_for_key
@@ -23,7 +24,6 @@ from tests.support.integration import (
     closed,
     count_rows,
     delivered_order,
-    intent_params,
     order_body,
     pay,
     pay_with_card,
@@ -44,10 +44,10 @@ async def stray_intent(client: stripe.StripeClient, order: dict[str, Any]) -> st
     """A PaymentIntent for the order that its workflow never created (an old checkout tab,
     a payment made by hand in the Dashboard)."""
     intent = await client.v1.payment_intents.create_async(
-        params=intent_params(
+        params=PaymentIntentCreateParams(
             amount=1000,
             currency="usd",
-            payment_method_types=["card"],
+            allowed_payment_method_types=["card"],
             metadata={"order_id": order["orderId"], "order_number": order["orderNumber"]},
         )
     )

@@ -46,7 +46,7 @@ async def foreign_payment(client: stripe.StripeClient, metadata: dict[str, str],
         params={
             "amount": 4200,
             "currency": "usd",
-            "payment_method_types": ["card"],  # type: ignore[typeddict-unknown-key]
+            "allowed_payment_method_types": ["card"],
             "metadata": metadata,
         }
     )

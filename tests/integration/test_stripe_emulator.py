@@ -10,10 +10,11 @@ from pathlib import Path
 import httpx
 import pytest
 import stripe
+from stripe.params import PaymentIntentCreateParams
 
 from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
-from tests.support.integration import GOOD_CARD, intent_params, pay_with_card
+from tests.support.integration import GOOD_CARD, pay_with_card
 from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REQUIRED
 from vult.process.stripe_setup import missing_webhook_events
 
@@ -32,7 +33,9 @@ async def test_refunds_are_listed_and_survive_a_restart(tmp_path: Path) -> None:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
         client = client_for(port, http)
         intent = await client.v1.payment_intents.create_async(
-            params=intent_params(amount=1200, currency="usd", payment_method_types=["card"])
+            params=PaymentIntentCreateParams(
+                amount=1200, currency="usd", allowed_payment_method_types=["card"]
+            )
         )
         assert await pay_with_card(client, intent.id, GOOD_CARD) == "succeeded"
         refund = await client.v1.refunds.create_async(params={"payment_intent": intent.id})
@@ -56,7 +59,9 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
     state, port = tmp_path / "localstripe.pickle", free_port()
     children = Children()
     http = stripe.AIOHTTPClient()
-    params = intent_params(amount=1200, currency="usd", payment_method_types=["card"])
+    params = PaymentIntentCreateParams(
+        amount=1200, currency="usd", allowed_payment_method_types=["card"]
+    )
     try:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
         client = client_for(port, http)
@@ -104,7 +109,9 @@ async def test_a_dispute_of_card_0259_opens_and_survives_a_restart(tmp_path: Pat
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
         client = client_for(port, http)
         intent = await client.v1.payment_intents.create_async(
-            params=intent_params(amount=1200, currency="usd", payment_method_types=["card"])
+            params=PaymentIntentCreateParams(
+                amount=1200, currency="usd", allowed_payment_method_types=["card"]
+            )
         )
         assert await pay_with_card(client, intent.id, "4000000000000259") == "succeeded"
         listed = None
@@ -170,10 +177,10 @@ async def test_manual_capture_takes_part_and_releases_the_rest_as_stripe_does(
 
         async def authorized() -> str:
             intent = await client.v1.payment_intents.create_async(
-                params=intent_params(
+                params=PaymentIntentCreateParams(
                     amount=1200,
                     currency="usd",
-                    payment_method_types=["card"],
+                    allowed_payment_method_types=["card"],
                     capture_method="manual",
                 )
             )

@@ -298,10 +298,3 @@ async def closed(temporal: Client, workflow_id: str, timeout: float = 15.0) -> N
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{workflow_id} still running")
-
-
-def intent_params(**fields: Any) -> Any:
-    """PaymentIntent create params as Stripe takes them: stripe 16's typed params lack
-    `payment_method_types` (a gap in the library's types, as activities/stripe_payments.py
-    notes), so tests pass them untyped."""
-    return fields
