@@ -114,7 +114,7 @@ async def main() -> None:
             promoting.cancel()
             trimming.cancel()
     finally:
-        await stripe_http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
+        await stripe_http.close_async()
         await engine.dispose()
 
 

@@ -85,7 +85,7 @@ class Refusal:
 
     def check(self, resource: str, method: str, pi: str | None) -> None:
         if pi is not None and pi in self.refused.get((resource, method), set()):
-            raise stripe.InvalidRequestError(  # type: ignore[no-untyped-call]  # stripe 16
+            raise stripe.InvalidRequestError(
                 f"The {resource} call was refused (recorded refusal for {pi})",
                 param=None,
                 http_status=400,
@@ -1063,7 +1063,7 @@ async def main(
     server.should_exit = shop_server.should_exit = True
     await worker.shutdown()
     await running
-    await http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
+    await http.close_async()
     await engine.dispose()
     return 1 if failed else 0
 

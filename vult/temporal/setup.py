@@ -31,8 +31,8 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from vult.domain.stripe_events import required_events
 from vult.process.settings import Settings, get_settings
-from vult.process.stripe_client import make_stripe_client
-from vult.process.stripe_setup import missing_webhook_events
+from vult.process.stripe_client import API_VERSION, make_stripe_client
+from vult.process.stripe_setup import missing_events, our_endpoints, version_mismatches
 from vult.temporal.client import connect
 from vult.temporal.schedules import SWEEP_SCHEDULE_ID, ensure_sweep_schedule
 from vult.temporal.search_attributes import REGISTRATION
@@ -88,11 +88,12 @@ async def check_stripe(settings: Settings, log: logging.Logger) -> bool:
     http = stripe.AIOHTTPClient()
     try:
         client = make_stripe_client(settings, http)
-        missing = await missing_webhook_events(
-            client, settings.stripe_webhook_url, required_events(settings.payment_capture)
-        )
+        endpoints = await our_endpoints(client, settings.stripe_webhook_url)
     finally:
-        await http.close_async()  # type: ignore[no-untyped-call]  # stripe 16: untyped
+        await http.close_async()
+    missing = missing_events(
+        endpoints, settings.stripe_webhook_url, required_events(settings.payment_capture)
+    )
     if missing:
         log.error(
             "The Stripe webhook endpoint is not subscribed to events the service needs: %s. "
@@ -100,8 +101,19 @@ async def check_stripe(settings: Settings, log: logging.Logger) -> bool:
             "docs/operations.md, 'Stripe webhook'",
             ", ".join(missing),
         )
+    wrong_versions = version_mismatches(endpoints)
+    for wrong in wrong_versions:
+        log.error(
+            "%s. Create the endpoint at the service's version (docs/operations.md, "
+            "'Stripe webhook'), then delete the old one",
+            wrong,
+        )
+    if missing or wrong_versions:
         return False
-    log.info("Stripe webhook endpoint subscribed to every event the service needs")
+    log.info(
+        "Stripe webhook endpoint subscribed to every event the service needs, at API version %s",
+        API_VERSION,
+    )
     return True
 
 
