@@ -151,7 +151,7 @@ class StripeActivities:
         existing = payments.our_refund(facts, req.idempotency_key)
         if existing is not None:
             return existing
-        if payments.dispute_open(facts):
+        if payments.refund_blocked(facts):
             raise ApplicationError(
                 payments.refused_while_disputed(req.payment_intent_id),
                 type=Failure.DISPUTED,
@@ -300,6 +300,7 @@ def _dispute_info(data: dict[str, object]) -> DisputeInfo:
         amount=amount if isinstance(amount, int) else 0,
         reason=str(data.get("reason") or ""),
         evidence_due_by=datetime.fromtimestamp(due, UTC) if isinstance(due, int) else None,
+        is_charge_refundable=data.get("is_charge_refundable") is True,
     )
 
 

@@ -304,7 +304,7 @@ class OrderActions:
         facts = await self._read_charge(pi)
         if decisions.is_current(self.state, pi):
             self._notice(facts)  # a dispute closed while its events were lost, say
-        if payments.dispute_open(facts):
+        if payments.refund_blocked(facts):
             raise ApplicationError(
                 payments.refused_while_disputed(pi),
                 type=Failure.DISPUTED,
@@ -594,7 +594,7 @@ class OrderActions:
         # that refund is the return, whatever is held now.
         refund = payments.our_refund(facts, key)
         if refund is None:
-            if payments.dispute_open(facts):
+            if payments.refund_blocked(facts):
                 raise refused(payments.refused_while_disputed(pi))
             if minor > payments.held(facts):
                 held = from_minor_units(payments.held(facts), state.currency)

@@ -21,7 +21,7 @@ from dev.chaos.stripe_lists import every
 from vult.db.urls import libpq_url
 from vult.domain import fulfilment
 from vult.domain.contracts import OrderState
-from vult.domain.payments import OPEN_DISPUTE, OWNER_KEY, REFUND_KEY
+from vult.domain.payments import CHARGEBACK_OPEN, OWNER_KEY, REFUND_KEY
 from vult.domain.status import may_still_change
 from vult.temporal.search_attributes import NEEDS_ATTENTION, ORDER_STATUS
 
@@ -270,10 +270,10 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         return sum(int(r.get("amount") or 0) for r in records.refunds.get(pi_id, []))
 
     def disputed(pi_id: str) -> int:
-        """Money a dispute took or holds: its amount while open or when lost."""
+        """Money a chargeback took or holds: its amount while open or when lost."""
         dispute = records.disputes.get(pi_id)
         if dispute is None or (
-            dispute["status"] not in OPEN_DISPUTE and dispute["status"] != "lost"
+            dispute["status"] not in CHARGEBACK_OPEN and dispute["status"] != "lost"
         ):
             return 0
         return int(dispute.get("amount") or 0)

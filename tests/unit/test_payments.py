@@ -35,7 +35,12 @@ def facts(refunds: list[RefundInfo] = [], dispute: str | None = None) -> ChargeF
         (facts([refund(10000, "pending")]), "refund_pending", 0),
         (facts([refund(10000, "failed")]), "succeeded", 10000),
         (facts(dispute="needs_response"), "disputed", 0),
-        (facts(dispute="warning_under_review"), "disputed", 0),
+        # An inquiry withdraws nothing: the money is still held.
+        (facts(dispute="warning_under_review"), "disputed", 10000),
+        (facts(dispute="warning_closed"), "succeeded", 10000),
+        # An appeal of a chargeback: the money stays withdrawn until it is decided.
+        (facts(dispute="appeal_needs_response"), "disputed", 0),
+        (facts(dispute="appeal_under_review"), "disputed", 0),
         (facts(dispute="lost"), "dispute_lost", 0),
         (facts([refund(2500)], dispute="won"), "partially_refunded", 7500),
     ],
@@ -62,3 +67,25 @@ def test_fully_refunded_needs_money_to_have_been_captured() -> None:
     assert not payments.fully_refunded(facts([refund(9999)]))
     assert not payments.fully_refunded(ChargeFacts(payment_intent_id="pi_2"))
     assert not payments.fully_refunded(None)
+
+
+@pytest.mark.parametrize(
+    ("status", "refundable", "blocked"),
+    [
+        ("needs_response", False, True),
+        ("appeal_under_review", False, True),
+        ("warning_needs_response", True, False),
+        # Stripe's word wins: an inquiry whose charge it will not refund blocks too.
+        ("warning_under_review", False, True),
+        ("won", False, False),
+        ("lost", False, False),
+    ],
+)
+def test_a_refund_is_blocked_only_by_an_open_dispute_stripe_will_not_refund(
+    status: str, refundable: bool, blocked: bool
+) -> None:
+    charge = facts(dispute=status)
+    assert charge.dispute is not None
+    charge.dispute.is_charge_refundable = refundable
+    assert payments.refund_blocked(charge) is blocked
+    assert payments.dispute_open(charge) is (status not in ("won", "lost"))

@@ -102,6 +102,9 @@ class DisputeInfo(BaseModel):
     amount: int
     reason: str = ""
     evidence_due_by: datetime | None = None
+    # Stripe's word on whether the charge may still be refunded (an inquiry's may; a
+    # chargeback's may not). Absent from what older builds recorded: not refundable.
+    is_charge_refundable: bool = False
 
 
 class ChargeFacts(BaseModel):

@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from vult.domain.contracts import ChargeFacts, RefundInfo
 
-# A dispute Stripe still has open: the money is (or may be) pulled back, and no refund of
-# the charge may be asked for (Stripe refuses one, for ever).
-OPEN_DISPUTE = frozenset(
-    {"warning_needs_response", "warning_under_review", "needs_response", "under_review"}
+# A chargeback Stripe still has open, its appeal included (the Dispute object's statuses at
+# the pinned API version): the money is withdrawn, or may be, and the outcome decides where
+# it goes. Stripe sets is_charge_refundable false: no refund may be asked for.
+CHARGEBACK_OPEN = frozenset(
+    {"needs_response", "under_review", "appeal_needs_response", "appeal_under_review"}
 )
+# An inquiry (a "warning", before any chargeback): nothing is withdrawn, and the charge may
+# still be refunded while Stripe says is_charge_refundable.
+INQUIRY_OPEN = frozenset({"warning_needs_response", "warning_under_review"})
+OPEN_DISPUTE = CHARGEBACK_OPEN | INQUIRY_OPEN
 # Refund statuses that moved no money (or moved it back).
 DEAD_REFUND = frozenset({"failed", "canceled"})
 # The metadata key a PaymentIntent of this service carries (its value: the deployment's
@@ -23,21 +28,34 @@ REFUND_KEY = "vult_refund_key"
 
 
 def refused_while_disputed(pi: str) -> str:
-    """Why no refund is asked for a disputed charge (Stripe refuses it for ever)."""
+    """Why no refund is asked for a disputed charge Stripe will not refund."""
     return (
-        f"The payment {pi} is disputed: nothing is refunded while the dispute is open "
-        "(its outcome decides where the money goes)"
+        f"The payment {pi} is disputed and Stripe no longer allows a refund of it: nothing is "
+        "refunded while the dispute is open (its outcome decides where the money goes)"
     )
 
 
 def dispute_open(facts: ChargeFacts | None) -> bool:
+    """A dispute or an inquiry is open: ops are told, the order is not fulfilled."""
     return facts is not None and facts.dispute is not None and facts.dispute.status in OPEN_DISPUTE
 
 
+def refund_blocked(facts: ChargeFacts | None) -> bool:
+    """An open dispute whose charge Stripe will not refund (`is_charge_refundable` false: a
+    chargeback; an inquiry's charge may still be refunded)."""
+    return (
+        dispute_open(facts)
+        and facts is not None
+        and facts.dispute is not None
+        and not facts.dispute.is_charge_refundable
+    )
+
+
 def disputed_amount(facts: ChargeFacts) -> int:
-    """Money the dispute has taken, or may take: its amount while open or when lost."""
+    """Money a chargeback has taken, or may take: its amount while open (an appeal too) or
+    when lost. An inquiry takes nothing."""
     dispute = facts.dispute
-    if dispute is None or (dispute.status not in OPEN_DISPUTE and dispute.status != "lost"):
+    if dispute is None or (dispute.status not in CHARGEBACK_OPEN and dispute.status != "lost"):
         return 0
     return dispute.amount
 
