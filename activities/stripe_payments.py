@@ -5,9 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import stripe
-from stripe.params import PaymentIntentCreateParams
+from stripe.params import (
+    CustomerCreateParams,
+    PaymentIntentCaptureParams,
+    PaymentIntentCreateParams,
+    PaymentIntentListParams,
+    PaymentIntentRetrieveParams,
+    RefundCreateParams,
+)
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -47,6 +55,55 @@ def _is_refusal(exc: stripe.StripeError) -> bool:
     return 400 <= status < 500 and status not in (409, 429)
 
 
+# Stripe saves the answer to a request under its idempotency key, a 5xx too, and replays
+# it to every retry with that key; the same key sent with other parameters is refused
+# (idempotency_error). So a step that met either reads Stripe's state (the request may
+# have done its work before failing) and goes on under the next key of a fixed sequence:
+# `key`, `key:2`, ... Every try of the activity walks the same sequence, so a retry whose
+# answer was lost (a timeout, not a saved failure) meets its own saved answer, never a
+# second request. https://docs.stripe.com/api/idempotent_requests
+KEYS_PER_STEP = 4
+
+T = TypeVar("T")
+
+
+def _key_spent(exc: stripe.StripeError) -> bool:
+    """Stripe answered this key once and for all with something other than the result: a
+    saved 5xx, or (idempotency_error, 400) a first use with other parameters. A 409
+    idempotency_error is a request with the key still running: retried as it is."""
+    if isinstance(exc, stripe.IdempotencyError):
+        return exc.http_status != 409
+    return (exc.http_status or 0) >= 500
+
+
+async def _under_fresh_keys(
+    key: str,
+    send: Callable[[str], Awaitable[T]],
+    settled: Callable[[], Awaitable[T | None]],
+) -> T:
+    """`send(key)`; after a spent key, `settled()` (Stripe's state: the result if the work
+    was done) and then `send` under the next key. The last spent key's error is raised
+    (retryable: Temporal tries the step again later, from the same sequence)."""
+    for n in range(KEYS_PER_STEP):
+        this = key if n == 0 else f"{key}:{n + 1}"
+        if n > 0:
+            done = await settled()
+            if done is not None:
+                return done
+        try:
+            return await send(this)
+        except stripe.StripeError as exc:
+            if not _key_spent(exc) or n == KEYS_PER_STEP - 1:
+                raise
+            activity.logger.warning(
+                "Stripe answered key %s with a saved failure (%s): reading its state, then "
+                "going on under a fresh key",
+                this,
+                exc.http_status,
+            )
+    raise AssertionError("unreachable")
+
+
 class StripeActivities:
     def __init__(self, client: stripe.StripeClient, owner: str) -> None:
         self._client = client
@@ -69,8 +126,10 @@ class StripeActivities:
 
     @activity.defn(name="create_payment_intent")
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
-        """A PaymentIntent for the customer to pay; with `payment_method`, one confirmed at
-        once off-session with that card (a re-authorization: capture at shipment)."""
+        """A PaymentIntent for the customer to pay. With `save_card`, its card is kept for an
+        authorization later without the customer (a Customer, `setup_future_usage`); with
+        `payment_method`, it is that authorization: confirmed at once, off-session, with the
+        card saved on `customer` (docs.stripe.com/payments/save-during-payment)."""
         params = PaymentIntentCreateParams(
             amount=req.amount,
             currency=req.currency.lower(),
@@ -82,22 +141,49 @@ class StripeActivities:
                 "order_id": str(req.order_id),
                 "order_number": req.order_number,
                 payments.OWNER_KEY: self._owner,
+                payments.ATTEMPT_KEY: req.idempotency_key,
             },
         )
         if req.capture_method != "automatic":
             params["capture_method"] = req.capture_method
         if req.payment_method is not None:
-            params["payment_method"] = req.payment_method
-        try:
-            intent = await self._client.v1.payment_intents.create_async(
-                params=params, options={"idempotency_key": req.idempotency_key}
-            )
-            if req.payment_method is not None and intent.status == "requires_confirmation":
-                intent = await self._client.v1.payment_intents.confirm_async(
-                    intent.id, options={"idempotency_key": f"{req.idempotency_key}:confirm"}
+            if req.customer is None:
+                # Stripe refuses a card used once without a Customer: nothing to ask.
+                raise ApplicationError(
+                    "The card of the lapsed authorization was not saved for a later one",
+                    type=Failure.PAYMENT_REFUSED,
+                    non_retryable=True,
                 )
+            made = await self._made_for(req.customer, req.idempotency_key)
+            if made is not None:  # made before (its answer lost, or a key since forgotten)
+                return _intent_info(made)
+            params["customer"] = req.customer
+            params["payment_method"] = req.payment_method
+            params["confirm"] = True
+            params["off_session"] = True
+        elif req.save_card:
+            params["customer"] = await self._customer_for(req)
+            params["setup_future_usage"] = "off_session"
+
+        async def send(key: str) -> stripe.PaymentIntent:
+            return await self._client.v1.payment_intents.create_async(
+                params=params, options={"idempotency_key": key}
+            )
+
+        async def settled() -> stripe.PaymentIntent | None:
+            if req.customer is None:
+                # Not confirmed: one made under a spent key moves no money, and its client
+                # secret never left the service, so nobody can pay it.
+                return None
+            return await self._made_for(req.customer, req.idempotency_key)
+
+        try:
+            intent = await _under_fresh_keys(req.idempotency_key, send, settled)
         except stripe.CardError as exc:
-            # The card refused the re-authorization: the workflow decides what follows.
+            # The card refused the off-session authorization (declined, or it wants the
+            # customer to authenticate): that PaymentIntent is left to nobody, so it is
+            # cancelled; the workflow decides what follows for the order.
+            await self._cancel_refused(exc)
             raise ApplicationError(
                 exc.user_message or str(exc), type=Failure.PAYMENT_REFUSED, non_retryable=True
             ) from exc
@@ -105,19 +191,55 @@ class StripeActivities:
             if _is_refusal(exc):
                 raise _refusal(exc) from exc
             raise
-        if not intent.client_secret:
-            raise ApplicationError("Stripe returned a PaymentIntent without a client secret")
-        return PaymentIntentInfo(
-            payment_intent_id=intent.id,
-            client_secret=intent.client_secret,
-            amount=intent.amount,
-            currency=intent.currency,
+        return _intent_info(intent)
+
+    async def _customer_for(self, req: CreatePaymentIntent) -> str:
+        """The Customer that keeps the order's card for a re-authorization (one per order:
+        its key is the order's)."""
+        try:
+            customer = await self._client.v1.customers.create_async(
+                params=CustomerCreateParams(
+                    description=f"Order {req.order_number}",
+                    metadata={"order_id": str(req.order_id), payments.OWNER_KEY: self._owner},
+                ),
+                options={"idempotency_key": f"order:{req.order_id}:customer"},
+            )
+        except stripe.StripeError as exc:
+            if _is_refusal(exc):
+                raise _refusal(exc) from exc
+            raise
+        return customer.id
+
+    async def _made_for(self, customer: str, key: str) -> stripe.PaymentIntent | None:
+        """The customer's PaymentIntent made under `key` (its metadata says so), if Stripe
+        has one: a list by customer reads Stripe's state as it is now (unlike search)."""
+        listed = await self._client.v1.payment_intents.list_async(
+            params=PaymentIntentListParams(customer=customer, limit=100)
         )
+        for intent in listed.data:
+            if intent.to_dict().get("metadata", {}).get(payments.ATTEMPT_KEY) == key:
+                return intent
+        return None
+
+    async def _cancel_refused(self, exc: stripe.CardError) -> None:
+        refused = exc.error.payment_intent if exc.error is not None else None
+        if refused is None or refused.status in ("canceled", "succeeded", "requires_capture"):
+            return
+        try:
+            await self._client.v1.payment_intents.cancel_async(
+                refused.id, options={"idempotency_key": f"{refused.id}:cancel-refused"}
+            )
+        except stripe.StripeError as cancel_exc:
+            activity.logger.warning("Could not cancel %s: %s", refused.id, cancel_exc)
 
     @activity.defn(name="retrieve_payment_intent")
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:
         try:
-            found = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+            found = await self._client.v1.payment_intents.retrieve_async(
+                payment_intent_id,
+                # The charge says when an authorization lapses (capture_before).
+                params=PaymentIntentRetrieveParams(expand=["latest_charge"]),
+            )
         except stripe.StripeError as exc:
             if _is_refusal(exc):  # no such PaymentIntent (404): asking again cannot help
                 raise _refusal(exc) from exc
@@ -127,18 +249,27 @@ class StripeActivities:
     @activity.defn(name="cancel_payment_intent")
     async def cancel_payment_intent(self, req: CancelPaymentIntent) -> PaymentIntentSnapshot:
         """Cancel it if Stripe still can; either way, report where it stands now."""
-        try:
+        pi = req.payment_intent_id
+
+        async def send(key: str) -> PaymentIntentSnapshot:
             cancelled = await self._client.v1.payment_intents.cancel_async(
-                req.payment_intent_id, options={"idempotency_key": req.idempotency_key}
+                pi, options={"idempotency_key": key}
             )
+            return _snapshot(cancelled)
+
+        async def settled() -> PaymentIntentSnapshot | None:
+            found = await self.retrieve_payment_intent(pi)
+            return found if found.status == "canceled" else None
+
+        try:
+            return await _under_fresh_keys(req.idempotency_key, send, settled)
         except stripe.StripeError as exc:
             if not _is_refusal(exc):
                 raise
             # Refused: it already succeeded, is already canceled, or is mid-charge. The
             # workflow decides what that means, from the PaymentIntent's own status.
-            activity.logger.info("Stripe would not cancel %s: %s", req.payment_intent_id, exc)
-            return await self.retrieve_payment_intent(req.payment_intent_id)
-        return _snapshot(cancelled)
+            activity.logger.info("Stripe would not cancel %s: %s", pi, exc)
+            return await self.retrieve_payment_intent(pi)
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:
@@ -157,28 +288,39 @@ class StripeActivities:
                 type=Failure.DISPUTED,
                 non_retryable=True,
             )
-        held = payments.held(facts)
-        amount = held if req.amount is None else min(req.amount, held)
-        if amount <= 0:
-            return _nothing_held(facts)
-        try:
+
+        async def send(key: str) -> RefundInfo:
+            # What is held now: an earlier key's try may have met other amounts.
+            held = payments.held(facts)
+            amount = held if req.amount is None else min(req.amount, held)
+            if amount <= 0:
+                return _nothing_held(facts)
             refund = await self._client.v1.refunds.create_async(
-                params={
-                    "payment_intent": req.payment_intent_id,
-                    "amount": amount,
-                    "metadata": {
+                params=RefundCreateParams(
+                    payment_intent=req.payment_intent_id,
+                    amount=amount,
+                    metadata={
                         "order_id": str(req.order_id),
                         payments.OWNER_KEY: self._owner,
+                        # The refund's own key, whichever request key made it.
                         payments.REFUND_KEY: req.idempotency_key,
                     },
-                },
-                options={"idempotency_key": req.idempotency_key},
+                ),
+                options={"idempotency_key": key},
             )
+            return _refund_info(refund)
+
+        async def settled() -> RefundInfo | None:
+            nonlocal facts
+            facts = await self.read_charge(req.payment_intent_id)
+            return payments.our_refund(facts, req.idempotency_key)
+
+        try:
+            return await _under_fresh_keys(req.idempotency_key, send, settled)
         except stripe.StripeError as exc:
             if _is_refusal(exc):
                 raise _refusal(exc) from exc
             raise
-        return _refund_info(refund)
 
     @activity.defn(name="read_charge")
     async def read_charge(self, payment_intent_id: str) -> ChargeFacts:
@@ -219,12 +361,21 @@ class StripeActivities:
         """Capture `req.amount` of an authorized PaymentIntent (capture at shipment); the
         rest of the authorization is released. Captured already (a retry): where it stands.
         Refused (the authorization lapsed, the card declined): PaymentRefused."""
-        try:
+
+        async def send(key: str) -> PaymentIntentSnapshot:
             captured = await self._client.v1.payment_intents.capture_async(
                 req.payment_intent_id,
-                params={"amount_to_capture": req.amount},
-                options={"idempotency_key": req.idempotency_key},
+                params=PaymentIntentCaptureParams(amount_to_capture=req.amount),
+                options={"idempotency_key": key},
             )
+            return _snapshot(captured)
+
+        async def settled() -> PaymentIntentSnapshot | None:
+            found = await self.retrieve_payment_intent(req.payment_intent_id)
+            return found if found.status == "succeeded" else None
+
+        try:
+            return await _under_fresh_keys(req.idempotency_key, send, settled)
         except stripe.StripeError as exc:
             if not _is_refusal(exc):
                 raise
@@ -236,11 +387,21 @@ class StripeActivities:
                 type=Failure.PAYMENT_REFUSED,
                 non_retryable=True,
             ) from exc
-        return _snapshot(captured)
 
     @activity.defn(name="retrieve_refund")
     async def retrieve_refund(self, refund_id: str) -> RefundInfo:
         return _refund_info(await self._client.v1.refunds.retrieve_async(refund_id))
+
+
+def _intent_info(intent: stripe.PaymentIntent) -> PaymentIntentInfo:
+    if not intent.client_secret:
+        raise ApplicationError("Stripe returned a PaymentIntent without a client secret")
+    return PaymentIntentInfo(
+        payment_intent_id=intent.id,
+        client_secret=intent.client_secret,
+        amount=intent.amount,
+        currency=intent.currency,
+    )
 
 
 def _refund_info(found: stripe.Refund) -> RefundInfo:
@@ -321,7 +482,19 @@ def _snapshot(found: stripe.PaymentIntent) -> PaymentIntentSnapshot:
         amount_capturable=(intent.get("amount_capturable") or 0)
         if intent["status"] == "requires_capture"
         else 0,
+        customer=_id_of(intent.get("customer")),
+        capture_before=_capture_before(intent) if intent["status"] == "requires_capture" else None,
     )
+
+
+def _capture_before(intent: dict[str, Any]) -> datetime | None:
+    """When the authorization lapses: the charge's payment_method_details.card.capture_before
+    (the PaymentIntent read with its latest_charge expanded)."""
+    charge = intent.get("latest_charge")
+    details = charge.get("payment_method_details") if isinstance(charge, dict) else None
+    card = details.get("card") if isinstance(details, dict) else None
+    when = card.get("capture_before") if isinstance(card, dict) else None
+    return datetime.fromtimestamp(when, UTC) if isinstance(when, int) else None
 
 
 def _id_of(reference: object) -> str | None:

@@ -126,6 +126,7 @@ class OrderActions:
                 # Authorized before the resume (its time is not on the row): the lapse is
                 # counted from now; Stripe refuses a capture after the real one anyway.
                 state.authorized_at = workflow.now()
+                state.authorization_ends_at = intent.capture_before
         payment = state.payment
         if payment is not None and payment.payment_intent_id in state.charges:
             await self.learn(payment.payment_intent_id)  # the row's amounts, ops' notices
@@ -185,6 +186,7 @@ class OrderActions:
             )
             if decision.stripe_status == "authorized":
                 self.state.authorized_at = workflow.now()
+                self.state.authorization_ends_at = intent.capture_before
         elif decision.act == Act.CANCEL:
             # An authorization that pays nothing (superseded, after a cancel, the wrong
             # amount): released at Stripe.
@@ -685,7 +687,8 @@ class OrderActions:
         state = self.state
         assert state.payment is not None and state.status is not None
         old = state.payment.payment_intent_id
-        method = (await steps.retrieve_payment_intent(old)).payment_method
+        lapsed = await steps.retrieve_payment_intent(old)
+        method = lapsed.payment_method
         if method is None:
             raise ApplicationError(
                 "The lapsed authorization has no card to use again", type=Failure.PAYMENT_REFUSED
@@ -694,7 +697,9 @@ class OrderActions:
         # after a park sends the same key, and Stripe answers with the same PaymentIntent
         # (never a second authorization on the customer's card).
         attempt = state.payment_attempt + 1
-        intent = await self.create_payment_intent(attempt, payment_method=method)
+        intent = await self.create_payment_intent(
+            attempt, payment_method=method, customer=lapsed.customer
+        )
         if intent.payment_intent_id not in state.payment_intent_ids:
             state.payment_intent_ids.append(intent.payment_intent_id)
         found = await steps.retrieve_payment_intent(intent.payment_intent_id)
@@ -708,6 +713,7 @@ class OrderActions:
         intent.client_secret = ""
         state.payment = intent
         state.authorized_at = workflow.now()
+        state.authorization_ends_at = found.capture_before
         state.authorization_reminded = False
         await self._annotate(
             payment_intent_id=intent.payment_intent_id, stripe_payment_status="authorized"
@@ -730,7 +736,7 @@ class OrderActions:
             self.state.last_payment_note = await self._apply(intent)
 
     async def create_payment_intent(
-        self, attempt: int, payment_method: str | None = None
+        self, attempt: int, payment_method: str | None = None, customer: str | None = None
     ) -> PaymentIntentInfo:
         state, order_id = self.state, self.order_id
         assert state.total is not None and state.currency is not None
@@ -746,7 +752,13 @@ class OrderActions:
             capture_method="manual"
             if self.capture == "at_shipment" or payment_method
             else "automatic",
+            # Capture at shipment that re-authorizes a lapsed hold: the first payment keeps
+            # the card for that authorization, which the customer is not there to give.
+            save_card=self.capture == "at_shipment"
+            and self.timing.on_authorization_expiry == "reauthorize"
+            and payment_method is None,
             payment_method=payment_method,
+            customer=customer,
         )
         summary = f"Create a PaymentIntent for {ops_view.money(state)} (attempt {attempt})"
         return await steps.create_payment_intent(request, summary)

@@ -234,6 +234,8 @@ def authorization_lapses(state: OrderState, timing: OrderTiming) -> datetime | N
         return None
     if state.status not in (S.Confirmed, S.Processing):
         return None
+    if state.authorization_ends_at is not None:
+        return state.authorization_ends_at  # the charge's own capture_before, Stripe's word
     return state.authorized_at + timing.authorization_validity
 
 

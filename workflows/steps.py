@@ -292,7 +292,9 @@ async def capture_payment(order_id: uuid.UUID, pi: str, amount: int) -> PaymentI
             CapturePayment(
                 payment_intent_id=pi,
                 amount=amount,
-                idempotency_key=f"order:{order_id}:capture:{pi}",
+                # The amount is part of the request: another amount (other lines shipped
+                # after a refused capture) is another key.
+                idempotency_key=f"order:{order_id}:capture:{pi}:{amount}",
             ),
             **_summarised(policies.STRIPE_INTERACTIVE_CALL, f"Capture {amount} of {pi}"),
         )

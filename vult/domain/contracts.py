@@ -215,6 +215,9 @@ class OrderState(BaseModel):
     # was captured at shipment (minor units; None until then), whether ops were reminded
     # of the authorization's lapse.
     authorized_at: datetime | None = None
+    # When the card authorization lapses, as Stripe says for its charge (capture_before);
+    # None: authorized_at + AUTHORIZATION_VALIDITY.
+    authorization_ends_at: datetime | None = None
     captured: int | None = None
     authorization_reminded: bool = False
     authorization_over: bool = False  # lapsed (or released) before anything was captured
@@ -392,8 +395,13 @@ class CreatePaymentIntent(BaseModel):
     currency: str
     idempotency_key: str
     capture_method: str = "automatic"  # "manual": capture at shipment
-    # Set to re-authorize off-session with the customer's card of the lapsed authorization.
+    # Keep the card for an authorization later without the customer (capture at shipment
+    # with ON_AUTHORIZATION_EXPIRY=reauthorize): a Customer, setup_future_usage.
+    save_card: bool = False
+    # Set to re-authorize off-session with the card the lapsed authorization saved on
+    # `customer`.
     payment_method: str | None = None
+    customer: str | None = None
 
 
 class CapturePayment(BaseModel):
@@ -423,6 +431,10 @@ class PaymentIntentSnapshot(BaseModel):
     owner: str | None = None  # the owner marker in its metadata (None: made before it existed)
     payment_method: str | None = None
     amount_capturable: int = 0
+    customer: str | None = None
+    # An authorization not captured yet: when it lapses, the charge's
+    # payment_method_details.card.capture_before.
+    capture_before: datetime | None = None
 
 
 class OrderPayment(BaseModel):

@@ -25,6 +25,9 @@ DEAD_REFUND = frozenset({"failed", "canceled"})
 # STRIPE_OWNER), and the one on each refund it makes (its idempotency key).
 OWNER_KEY = "vult_owner"
 REFUND_KEY = "vult_refund_key"
+# The idempotency key a PaymentIntent was made under (the order's attempt), so that one
+# made under a key whose answer was lost can be found again.
+ATTEMPT_KEY = "vult_attempt_key"
 
 
 def refused_while_disputed(pi: str) -> str:

@@ -99,9 +99,13 @@ class Settings(BaseSettings):
     # (the card is authorized at checkout and captured when ops ship: the shipped lines'
     # share). Each order keeps the mode it was placed under.
     payment_capture: Literal["automatic", "at_shipment"] = "automatic"
-    # A card authorization lapses after about 7 days at Stripe: ops are reminded
-    # AUTHORIZATION_REMINDER before; an order not shipped by then is cancelled (the
-    # authorization released) or re-authorized off-session with the same card.
+    # A card authorization lapses when Stripe says for its charge (capture_before; about 7
+    # days for an online payment, less for some networks and for a re-authorization);
+    # AUTHORIZATION_VALIDITY counts from the authorization only where Stripe gives none.
+    # Ops are reminded AUTHORIZATION_REMINDER before; an order not shipped by then is
+    # cancelled (the authorization released) or re-authorized off-session with the card
+    # the first payment saved (the customer is not asked again: a card that wants them
+    # to authenticate cancels the order, the new authorization cancelled at Stripe).
     authorization_validity: timedelta = _TIMING.authorization_validity
     authorization_reminder: timedelta = _TIMING.authorization_reminder
     on_authorization_expiry: Literal["cancel", "reauthorize"] = "cancel"
