@@ -15,9 +15,11 @@ from pydantic.alias_generators import to_camel
 from api.deps import SettingsDep
 from api.errors import NotFound
 from vult.process.settings import Settings
+from vult.process.stripe_client import API_RELEASE
 
 SHOP = Path(__file__).resolve().parent.parent / "shop"
-REAL_STRIPE_JS = "https://js.stripe.com/v3/"
+# Stripe.js is versioned like the API: the release the service speaks.
+REAL_STRIPE_JS = f"https://js.stripe.com/{API_RELEASE}/stripe.js"
 REAL_STRIPE_API = "https://api.stripe.com"
 
 router = APIRouter(tags=["shop"])
@@ -36,7 +38,7 @@ class ShopConfig(BaseModel):
 def stripe_js_url(settings: Settings) -> str:
     """Real Stripe.js, or the emulator's stand-in on the local stack."""
     base = settings.stripe_api_base.rstrip("/")
-    return f"{base}/js.stripe.com/v3/" if base else REAL_STRIPE_JS
+    return f"{base}/js.stripe.com/{API_RELEASE}/stripe.js" if base else REAL_STRIPE_JS
 
 
 def _origin(url: str) -> str:

@@ -35,7 +35,14 @@ def start_localstripe(
 
 
 def register_webhook(api_base: str, *, name: str, url: str, secret: str) -> None:
-    """Ask the emulator to sign and send our events to `url`, as a Stripe dashboard would."""
+    """Ask the emulator to sign and send our events to `url` with `secret`, as endpoint
+    `we_{name}` at the API version the `stripe` package pins (listed so by
+    `GET /v1/webhook_endpoints`: dev/stack/stripe_endpoints.py). Registering the same name
+    again re-points that endpoint (a lost-webhook test, a restarted emulator).
+
+    Through `/_config/webhooks/{name}`, not `POST /v1/webhook_endpoints`: Stripe generates an
+    endpoint's secret itself, while the stack, its API and the tests are configured with
+    theirs beforehand."""
     response = httpx.post(
         f"{api_base}/_config/webhooks/{name}",
         json={"url": url, "secret": secret, "events": sorted(HANDLED)},

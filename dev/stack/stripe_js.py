@@ -5,13 +5,20 @@ createToken work, but whose confirmCardPayment never uses the card and whose
 createPaymentMethod does nothing. This adds, in the emulator's own process:
 
 - GET /js.stripe.com/v3/: localstripe's script followed by dev/stack/stripe_js_standin.js;
+- GET /js.stripe.com/<release>/stripe.js, for the release the `stripe` package pins (e.g.
+  endive): the same, at that release. Stripe.js is versioned by release name like the API
+  ("Stripe.js versioning", docs.stripe.com/sdks/stripejs-versioning), and each release
+  speaks its API version, which a page cannot override: the stand-in sends it with each
+  request (`_stripe_version`), and the emulator, which renders its objects at that version
+  only, refuses another. No other release is served;
 - POST /_vult/payment_methods: a card PaymentMethod, authorised by a publishable key;
 - POST /_vult/confirm_card_payment: the card attached to the PaymentIntent and confirmed,
   authorised as Stripe.js is, by a publishable key and the PaymentIntent's client secret;
 - POST /_vult/payment_intent: the PaymentIntent, read with its client secret;
 - POST /_vult/authenticate: the answer to a 3-D Secure challenge (`success` true or false),
   authorised the same way. Stripe.js shows the challenge itself when a card needs it; the
-  stand-in shows a dialog like Stripe's test page (Complete / Fail authentication).
+  stand-in shows a dialog like Stripe's test page (Complete / Fail authentication), and
+  closing it fails the authentication as Stripe.js reports a closed challenge.
 
 What it does not simulate: Stripe.js's iframes and styling, wallets and Stripe's fraud
 checks; a declined card answers as Stripe does (402, card_error), a failed authentication
@@ -27,11 +34,15 @@ from pathlib import Path
 from typing import Any
 
 from aiohttp import web
+from stripe._api_version import _ApiVersion
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 _STANDIN = Path(__file__).with_name("stripe_js_standin.js")
 _CLIENT_SECRET = re.compile(r"^(pi_\w+?)_secret_\w+$")
+# The Stripe.js release served, and the API version it speaks: the pinned SDK's.
+RELEASE, API_VERSION = _ApiVersion.CURRENT_MAJOR, _ApiVersion.CURRENT
+VERSIONED_PATH = f"/js.stripe.com/{RELEASE}/stripe.js"
 
 
 def _error(status: int, message: str, kind: str = "invalid_request_error") -> web.Response:
@@ -47,6 +58,18 @@ async def _payload(request: web.Request) -> dict[str, Any] | None:
         return None
     key = data.get("key")
     return data if isinstance(key, str) and key.startswith("pk_") else None
+
+
+async def _other_version(request: web.Request) -> web.Response | None:
+    """Stripe.js at a release sends its API version; the emulator renders no other."""
+    try:
+        sent = json.loads(await request.text()).get("_stripe_version")
+    except (ValueError, AttributeError):
+        return None  # the handler answers a body that is not a JSON object
+    if sent is None or sent == API_VERSION:
+        return None
+    message = f"API version {sent!r} is not served here: the emulator renders {API_VERSION}"
+    return _error(400, message)
 
 
 def _card_method(resources: Any, card: dict[str, Any]) -> Any:
@@ -123,8 +146,14 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
         script = original_js.read_text() + "\n" + _STANDIN.read_text()
         return web.Response(text=script, content_type="application/javascript")
 
+    async def versioned_stripe_js(_: web.Request) -> web.Response:
+        version = f"const STRIPE_JS_API_VERSION = {json.dumps(API_VERSION)};\n"
+        script = version + original_js.read_text() + "\n" + _STANDIN.read_text()
+        return web.Response(text=script, content_type="application/javascript")
+
     routes: dict[tuple[str, str], Handler] = {
         ("GET", "/js.stripe.com/v3/"): stripe_js,
+        ("GET", VERSIONED_PATH): versioned_stripe_js,
         ("POST", "/_vult/confirm_card_payment"): confirm_card_payment,
         ("POST", "/_vult/authenticate"): authenticate,
         ("POST", "/_vult/payment_intent"): payment_intent,
@@ -134,6 +163,10 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
     @web.middleware
     async def standin(request: web.Request, handler: Handler) -> web.StreamResponse:
         ours = routes.get((request.method, request.path))
+        if ours is not None and request.method == "POST":
+            refused = await _other_version(request)
+            if refused is not None:
+                return refused
         return await (ours or handler)(request)
 
     app.middlewares.insert(0, standin)

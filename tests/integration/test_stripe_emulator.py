@@ -123,7 +123,10 @@ async def test_a_dispute_of_card_0259_opens_and_survives_a_restart(tmp_path: Pat
         assert listed is not None and len(listed.data) == 1
         dispute = listed.data[0]
         assert (dispute.status, dispute.amount) == ("needs_response", 1200)
-        await client.v1.refunds.create_async(params={"payment_intent": intent.id, "amount": 1})
+        # A charged-back charge cannot be refunded, as at Stripe (charge_disputed); the
+        # request is a write, so the emulator saves its store.
+        with pytest.raises(stripe.InvalidRequestError, match="charged back"):
+            await client.v1.refunds.create_async(params={"payment_intent": intent.id, "amount": 1})
         children.stop_all()
 
         start_localstripe(children, port=port, log=tmp_path / "two.log", state_file=state)

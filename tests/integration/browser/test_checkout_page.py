@@ -103,7 +103,34 @@ async def test_a_3d_secure_card_is_authenticated_in_the_page_and_confirms(
     assert (await order_in_database(engine, shown_order_id(page)))[0] == "Confirmed"
 
 
-async def test_a_closed_3d_secure_step_asks_again_and_a_failed_one_lets_another_card_pay(
+async def test_a_closed_3d_secure_challenge_fails_the_payment_at_stripe_and_another_card_pays(
+    page: Page, engine: AsyncEngine, stripe_client: stripe.StripeClient
+) -> None:
+    """As Stripe.js reports a challenge the customer closes: an authentication failure, the
+    PaymentIntent asking for a payment method again."""
+    await fill_order(page)
+    await fill_card(page, THREE_D_SECURE)
+    await page.get_by_role("button", name="Pay").click()
+    challenge = page.get_by_role("dialog", name="3D Secure authentication")
+    await challenge.get_by_role("button", name="Close").click()
+    await expect(page.locator("#payment-error")).to_contain_text("unable to authenticate")
+    retry = page.get_by_role("button", name="Pay with another card")
+    await expect(retry).to_be_enabled()
+    order_id = await page.evaluate("JSON.parse(sessionStorage.getItem('vult-checkout')).orderId")
+    _, pi = await order_in_database(engine, order_id)
+    assert pi is not None
+    intent = (await stripe_client.v1.payment_intents.retrieve_async(pi)).to_dict()
+    assert intent["status"] == "requires_payment_method"
+    assert intent["last_payment_error"]["code"] == "payment_intent_authentication_failure"
+
+    await fill_card(page, GOOD)
+    await retry.click()
+    await expect(page.locator("#order-status")).to_have_text("Confirmed")
+    status, paid = await order_in_database(engine, shown_order_id(page))
+    assert status == "Confirmed" and paid is not None
+
+
+async def test_a_3d_secure_challenge_closed_with_escape_or_failed_lets_another_card_pay(
     page: Page, engine: AsyncEngine
 ) -> None:
     await fill_order(page)
@@ -111,13 +138,12 @@ async def test_a_closed_3d_secure_step_asks_again_and_a_failed_one_lets_another_
     await page.get_by_role("button", name="Pay").click()
     challenge = page.get_by_role("dialog", name="3D Secure authentication")
     await expect(challenge).to_be_visible()
-    await page.keyboard.press("Escape")  # closed unanswered: the payment still needs it
-    again = page.get_by_role("button", name="Confirm with your bank")
-    await expect(page.get_by_role("alert")).to_contain_text("Your bank needs you to confirm")
-    await again.click()
-    await challenge.get_by_role("button", name="Fail authentication").click()
+    await page.keyboard.press("Escape")  # closed unanswered: the authentication failed
     await expect(page.locator("#payment-error")).to_contain_text("unable to authenticate")
     retry = page.get_by_role("button", name="Pay with another card")
+    await retry.click()  # the same card again: its challenge again
+    await challenge.get_by_role("button", name="Fail authentication").click()
+    await expect(page.locator("#payment-error")).to_contain_text("unable to authenticate")
     await fill_card(page, GOOD)
     await retry.click()
     await expect(page.locator("#order-status")).to_have_text("Confirmed")
