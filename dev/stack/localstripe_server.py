@@ -95,6 +95,8 @@ def main() -> None:
 
     from dev.stack import (
         stripe_capture,
+        stripe_cards,
+        stripe_endpoints,
         stripe_idempotency,
         stripe_js,
         stripe_money,
@@ -105,6 +107,8 @@ def main() -> None:
     stripe_capture.install(server.app, resources, errors)
     stripe_js.install(server.app, resources, errors)
     stripe_params.install(server.app, resources, errors)
+    stripe_endpoints.install(server.app, resources)
+    stripe_cards.install(server.app, resources, errors)
     stripe_idempotency.install(server.app, resources.store, args.idempotency_key_seconds)
     use_fast_loop()  # aiohttp's run_app takes its loop from the policy
 

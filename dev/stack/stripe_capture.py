@@ -12,16 +12,44 @@ capture. Added here, in the emulator's own process:
   `charge.amount_captured`, as Stripe reports them;
 - `payment_intent.amount_capturable_updated` when a confirmation leaves the PaymentIntent
   `requires_capture`, and `charge.captured` (then `payment_intent.succeeded`) on capture;
-- a test control, authorised by a secret key: `POST /_vult/payment_intents/{id}/expire`
-  (the authorization lapses, as Stripe's does after about 7 days: the PaymentIntent is
-  canceled, `payment_intent.canceled`, and a capture is refused).
+- the hold's end, as "Place a hold on a payment method"
+  (docs.stripe.com/payments/place-a-hold-on-a-payment-method) has it: an authorization the
+  customer made online is valid 7 days, a merchant-initiated one (off-session) 4 days and
+  18 hours for Visa, which every emulator card is; `hold_ends` says when, and the charge
+  shows it as `payment_method_details.card.capture_before` (dev/stack/stripe_cards.py sets
+  it). Once it has passed, the authorization has lapsed as at Stripe: the PaymentIntent is
+  canceled (`payment_intent.canceled`) and a capture is refused;
+- test controls, authorised by a secret key: `POST /_vult/payment_intents/{id}/expire`
+  (the authorization lapses now) and `POST /_vult/payment_intents/{id}/age`
+  `{"seconds": N}` (the authorization is N seconds older: past its end, it lapses), and
+  `POST /_vult/holds` `{"seconds": N|null}` (authorizations made from now on last N
+  seconds, for tests of what follows a lapse).
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from aiohttp import web
+
+_DAY, _HOUR = 86400, 3600
+# "Authorization validity windows", card-not-present, Visa: 7 days customer-initiated; 5 days
+# merchant-initiated, "the exact authorization window is 4 days and 18 hours".
+CUSTOMER_INITIATED_HOLD = 7 * _DAY
+MERCHANT_INITIATED_HOLD = 4 * _DAY + 18 * _HOUR
+
+
+# Set by the `/_vult/holds` control: every authorization made while it is set lasts this
+# many seconds (a test of what follows a lapse cannot wait days).
+_short_holds: dict[str, int] = {}
+
+
+def hold_ends(authorized_at: int, *, merchant_initiated: bool) -> int:
+    """When an online card authorization made at `authorized_at` (unix seconds) lapses: its
+    `capture_before`. Off-session payments are the merchant-initiated ones."""
+    window = MERCHANT_INITIATED_HOLD if merchant_initiated else CUSTOMER_INITIATED_HOLD
+    return authorized_at + _short_holds.get("seconds", window)
 
 
 def install(app: web.Application, resources: Any, errors: Any) -> None:
@@ -41,6 +69,8 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
         intent = (
             PaymentIntent._api_retrieve(charge.payment_intent) if charge.payment_intent else None
         )
+        if intent is not None and not intent._canceled and hold_over(charge):
+            lapse(intent)
         if intent is not None and intent._canceled:  # a lapsed (or released) authorization
             raise errors.UserError(
                 400, "This PaymentIntent could not be captured because it has a status of canceled"
@@ -56,6 +86,16 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
         charge._trigger_payment(on_success=captured)
 
     Charge._capture = capture
+
+    def hold_over(charge: Any) -> bool:
+        ends = getattr(charge, "_capture_before", None)
+        return isinstance(ends, int) and time.time() >= ends
+
+    def lapse(intent: Any) -> None:
+        """The authorization has lapsed: Stripe releases it and cancels the PaymentIntent."""
+        intent._canceled = True
+        intent.cancellation_reason = "automatic"
+        schedule(Event("payment_intent.canceled", intent))
 
     def amount_captured(charge: Any) -> int:
         if not charge.captured or charge.status != "succeeded":
@@ -90,7 +130,9 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
         header = request.headers.get("Authorization", "")
         return header.startswith("Bearer sk_") and len(header) > len("Bearer sk_")
 
-    async def expire(request: web.Request) -> web.Response:
+    async def authorized(request: web.Request) -> Any:
+        """The PaymentIntent the control names, if it holds an authorization; else the
+        answer to give."""
         if not secret_key(request):
             return web.json_response({"error": {"message": "a secret key"}}, status=401)
         try:
@@ -102,9 +144,47 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
                 {"error": {"message": f"{intent.id} is {intent.status}, not authorized"}},
                 status=400,
             )
-        intent._canceled = True
-        intent.cancellation_reason = "automatic"
-        schedule(Event("payment_intent.canceled", intent))
+        return intent
+
+    async def expire(request: web.Request) -> web.Response:
+        intent = await authorized(request)
+        if isinstance(intent, web.Response):
+            return intent
+        lapse(intent)
+        return web.json_response(intent._export())
+
+    async def age(request: web.Request) -> web.Response:
+        intent = await authorized(request)
+        if isinstance(intent, web.Response):
+            return intent
+        try:
+            seconds = int((await request.json())["seconds"])
+        except (ValueError, KeyError, TypeError):
+            return web.json_response({"error": {"message": "JSON {seconds: N}"}}, status=400)
+        charge = intent.latest_charge
+        ends = getattr(charge, "_capture_before", None)
+        if not isinstance(ends, int):  # authorized before the hold's end was kept
+            ends = hold_ends(charge.created, merchant_initiated=False)
+        charge._capture_before = ends - seconds
+        if hold_over(charge):
+            lapse(intent)
         return web.json_response(intent._export())
 
     app.router.add_post("/_vult/payment_intents/{id}/expire", expire)
+
+    async def holds(request: web.Request) -> web.Response:
+        """`{"seconds": N}`: authorizations made from now on last N seconds; `null`:
+        Stripe's windows again."""
+        if not secret_key(request):
+            return web.json_response({"error": {"message": "a secret key"}}, status=401)
+        seconds = (await request.json()).get("seconds")
+        if seconds is None:
+            _short_holds.clear()
+        elif isinstance(seconds, int) and seconds > 0:
+            _short_holds["seconds"] = seconds
+        else:
+            return web.json_response({"error": {"message": "JSON {seconds: N|null}"}}, status=400)
+        return web.json_response({"seconds": seconds})
+
+    app.router.add_post("/_vult/payment_intents/{id}/age", age)
+    app.router.add_post("/_vult/holds", holds)
