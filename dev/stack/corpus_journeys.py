@@ -70,6 +70,9 @@ TIMING_ENV = {
     "AUTHORIZATION_REMINDER": "PT6S",
 }
 _POLL_S, _WAIT_S = 0.1, 60.0
+# How long a hold of a lapse journey lasts: Stripe's (days) cannot be waited for; a release
+# from before capture_before counts AUTHORIZATION_VALIDITY instead.
+_HOLD_S = 12
 SLOW_STRIPE_S = 3.0
 
 
@@ -179,6 +182,7 @@ class Recorder:
         )
         self.recorded: dict[str, str] = {}
         self.shop: httpx.AsyncClient | None = None  # the at_shipment API
+        self.renewing: httpx.AsyncClient | None = None  # at_shipment, lapsed holds renewed
         # Paths begun and not yet saved: their workflow, saved as it stands if the
         # journey stops (an older release may not have a step; its history still counts).
         self.begun: dict[str, tuple[str, str, str]] = {}
@@ -186,10 +190,17 @@ class Recorder:
     # ---- what a shop, a customer and ops do ------------------------------------------
 
     async def place(
-        self, path: str, what: str, *, at_shipment: bool = False, quantity: int = 1
+        self,
+        path: str,
+        what: str,
+        *,
+        at_shipment: bool = False,
+        renewing: bool = False,
+        quantity: int = 1,
     ) -> str:
         """Place an order; with a path, its workflow is the one that path records.
-        `at_shipment`: through the API placing orders under PAYMENT_CAPTURE=at_shipment."""
+        `at_shipment`: through the API placing orders under PAYMENT_CAPTURE=at_shipment;
+        `renewing`: the one that also re-authorizes a lapsed hold (ON_AUTHORIZATION_EXPIRY)."""
         body = {
             "customerEmail": "corpus@example.com",
             "shippingAddress": {
@@ -203,6 +214,8 @@ class Recorder:
             "lineItems": [{"productId": RUNNER, "quantity": quantity}],
         }
         api = self.shop if at_shipment and self.shop is not None else self.api
+        if renewing and self.renewing is not None:
+            api = self.renewing
         created = await api.post("/api/orders", json=body)
         assert created.status_code == 201, created.text
         order_id = str(created.json()["orderId"])
@@ -210,11 +223,14 @@ class Recorder:
             self.begin(path, f"order-{order_id}", what)
         return order_id
 
-    async def pay(self, order_id: str, card: str | None) -> str:
-        """Ask to pay; with a card, confirm it as Stripe.js would. The PaymentIntent id."""
+    async def pay(self, order_id: str, card: str | None, hold_seconds: int | None = None) -> str:
+        """Ask to pay; with a card, confirm it as Stripe.js would. The PaymentIntent id.
+        `hold_seconds`: an authorization that lapses that soon (the emulator's control)."""
         answer = await self.api.post(f"/api/orders/{order_id}/payment")
         assert answer.status_code == 200, answer.text
         pi = str(answer.json()["paymentIntentId"])
+        if hold_seconds is not None:
+            await self.control(f"/_vult/payment_intents/{pi}/hold", {"seconds": hold_seconds})
         if card is not None:
             method = await self.stripe.v1.payment_methods.create_async(
                 params={
@@ -840,10 +856,49 @@ async def authorization_lapsed(r: Recorder) -> None:
         at_shipment=True,
     )
     await r.first_run("authorization_lapsed_cancelled")
-    await r.pay(order_id, GOOD)
+    await r.pay(order_id, GOOD, hold_seconds=_HOLD_S)
     await r.status(order_id, "Confirmed")
     await r.status(order_id, "Cancelled")
     await r.finish("authorization_lapsed_cancelled")
+
+
+async def authorization_renewed(r: Recorder) -> None:
+    order_id = await r.place(
+        "authorization_renewed_then_delivered",
+        "capture at shipment, lapsed holds renewed: the card saved at checkout; the hold "
+        "lapsed (its capture_before) and was renewed off-session; shipped, captured, delivered",
+        renewing=True,
+    )
+    await r.first_run("authorization_renewed_then_delivered")
+    old = await r.pay(order_id, GOOD, hold_seconds=_HOLD_S)
+    await r.status(order_id, "Confirmed")
+    for _ in range(int(_WAIT_S / _POLL_S)):  # released once the renewal holds the money
+        if (await r.intent(old))["status"] == "canceled":
+            break
+        await asyncio.sleep(_POLL_S)
+    else:
+        raise AssertionError(f"{old} was never released for a renewed hold")
+    await r.fulfil(order_id)
+    await r.finish("authorization_renewed_then_delivered")
+
+
+async def authorization_renewal_refused(r: Recorder) -> None:
+    order_id = await r.place(
+        "authorization_renewal_wants_customer_cancelled",
+        "capture at shipment, lapsed holds renewed: paid with a card that asks for "
+        "authentication every time; the off-session renewal is refused "
+        "(authentication_required), the order cancelled; grace over",
+        renewing=True,
+    )
+    await r.first_run("authorization_renewal_wants_customer_cancelled")
+    pi = await r.pay(order_id, THREE_D_SECURE, hold_seconds=_HOLD_S)
+    intent = await r.intent(pi)
+    await r.control(
+        "/_vult/authenticate", {"client_secret": intent["client_secret"], "success": True}
+    )
+    await r.status(order_id, "Confirmed")
+    await r.status(order_id, "Cancelled")
+    await r.finish("authorization_renewal_wants_customer_cancelled")
 
 
 async def capture_refused(r: Recorder) -> None:
@@ -958,6 +1013,8 @@ JOURNEYS: list[Journey] = [
     at_shipment_partly_shipped_then_returned,
     at_shipment_cancelled,
     authorization_lapsed,
+    authorization_renewed,
+    authorization_renewal_refused,
     capture_refused,
 ]
 
@@ -1022,17 +1079,27 @@ async def main(
         )
     )
     threading.Thread(target=shop_server.run, daemon=True).start()
+    # A third, renewing lapsed holds off-session (ON_AUTHORIZATION_EXPIRY=reauthorize).
+    renewing_port = _free_port()
+    renewing = at_shipment.model_copy(update={"on_authorization_expiry": "reauthorize"})
+    renewing_server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(renewing), host="127.0.0.1", port=renewing_port, log_level="warning"
+        )
+    )
+    threading.Thread(target=renewing_server.run, daemon=True).start()
     for _ in range(400):
-        if shop_server.started:
+        if shop_server.started and renewing_server.started:
             break
         await asyncio.sleep(0.05)
     failed = 0
     async with (
         httpx.AsyncClient(base_url=api_url, timeout=60) as api,
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{shop_port}", timeout=60) as shop,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{renewing_port}", timeout=60) as renew,
     ):
         r = Recorder(out, api, stripe_client, temporal, engine, refusal, stripe_base, api_url)
-        r.shop = shop
+        r.shop, r.renewing = shop, renew
         await r._register(f"{api_url}/api/webhooks/stripe")
         tasks = [
             asyncio.create_task(asyncio.wait_for(j(r), timeout=180), name=j.__name__)
@@ -1060,7 +1127,7 @@ async def main(
         )
         + "\n"
     )
-    server.should_exit = shop_server.should_exit = True
+    server.should_exit = shop_server.should_exit = renewing_server.should_exit = True
     await worker.shutdown()
     await running
     await http.close_async()

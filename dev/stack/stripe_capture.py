@@ -22,8 +22,8 @@ capture. Added here, in the emulator's own process:
 - test controls, authorised by a secret key: `POST /_vult/payment_intents/{id}/expire`
   (the authorization lapses now) and `POST /_vult/payment_intents/{id}/age`
   `{"seconds": N}` (the authorization is N seconds older: past its end, it lapses), and
-  `POST /_vult/holds` `{"seconds": N|null}` (authorizations made from now on last N
-  seconds, for tests of what follows a lapse).
+  `POST /_vult/payment_intents/{id}/hold` `{"seconds": N}` (its authorization, when made,
+  lasts N seconds: for tests of what follows a lapse).
 """
 
 from __future__ import annotations
@@ -40,16 +40,12 @@ CUSTOMER_INITIATED_HOLD = 7 * _DAY
 MERCHANT_INITIATED_HOLD = 4 * _DAY + 18 * _HOUR
 
 
-# Set by the `/_vult/holds` control: every authorization made while it is set lasts this
-# many seconds (a test of what follows a lapse cannot wait days).
-_short_holds: dict[str, int] = {}
-
-
-def hold_ends(authorized_at: int, *, merchant_initiated: bool) -> int:
+def hold_ends(authorized_at: int, *, merchant_initiated: bool, seconds: int | None = None) -> int:
     """When an online card authorization made at `authorized_at` (unix seconds) lapses: its
-    `capture_before`. Off-session payments are the merchant-initiated ones."""
+    `capture_before`. Off-session payments are the merchant-initiated ones; `seconds` (the
+    `/hold` control's, for tests of what follows a lapse) overrides the window."""
     window = MERCHANT_INITIATED_HOLD if merchant_initiated else CUSTOMER_INITIATED_HOLD
-    return authorized_at + _short_holds.get("seconds", window)
+    return authorized_at + (window if seconds is None else seconds)
 
 
 def install(app: web.Application, resources: Any, errors: Any) -> None:
@@ -172,19 +168,20 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
 
     app.router.add_post("/_vult/payment_intents/{id}/expire", expire)
 
-    async def holds(request: web.Request) -> web.Response:
-        """`{"seconds": N}`: authorizations made from now on last N seconds; `null`:
-        Stripe's windows again."""
+    async def hold(request: web.Request) -> web.Response:
+        """`{"seconds": N}`: the PaymentIntent's authorization, when it is made, lasts N
+        seconds (a test of what follows a lapse cannot wait days)."""
         if not secret_key(request):
             return web.json_response({"error": {"message": "a secret key"}}, status=401)
         seconds = (await request.json()).get("seconds")
-        if seconds is None:
-            _short_holds.clear()
-        elif isinstance(seconds, int) and seconds > 0:
-            _short_holds["seconds"] = seconds
-        else:
-            return web.json_response({"error": {"message": "JSON {seconds: N|null}"}}, status=400)
+        try:
+            intent = PaymentIntent._api_retrieve(request.match_info["id"])
+        except errors.UserError as exc:
+            return web.json_response({"error": {"message": str(exc)}}, status=404)
+        if not (isinstance(seconds, int) and seconds > 0):
+            return web.json_response({"error": {"message": "JSON {seconds: N}"}}, status=400)
+        intent._hold_seconds = seconds
         return web.json_response({"seconds": seconds})
 
     app.router.add_post("/_vult/payment_intents/{id}/age", age)
-    app.router.add_post("/_vult/holds", holds)
+    app.router.add_post("/_vult/payment_intents/{id}/hold", hold)

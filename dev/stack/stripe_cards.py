@@ -238,7 +238,9 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
                 method._set_up_off_session = True
         if not charge.captured:
             charge._capture_before = hold_ends(
-                charge.created, merchant_initiated=_OFF_SESSION.get()
+                charge.created,
+                merchant_initiated=_OFF_SESSION.get(),
+                seconds=getattr(intent, "_hold_seconds", None),
             )
 
     PaymentIntent._create_charge = create_charge

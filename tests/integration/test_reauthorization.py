@@ -59,15 +59,12 @@ async def authorized(
     order = (await shop.post("/api/orders", json=order_body())).json()
     answer = (await shop.post(f"/api/orders/{order['orderId']}/payment")).json()
     pi = answer["paymentIntentId"]
-    await emulator_control(settings, "/_vult/holds", {"seconds": HOLD_SECONDS})
-    try:
-        status = await pay_with_card(client, pi, card)
-        if status == "requires_action":  # the customer passes 3-D Secure in the page
-            body = {"client_secret": answer["clientSecret"], "success": True}
-            status = (await emulator_control(settings, "/_vult/authenticate", body))["status"]
-        assert status == "requires_capture", status
-    finally:
-        await emulator_control(settings, "/_vult/holds", {"seconds": None})
+    await emulator_control(settings, f"/_vult/payment_intents/{pi}/hold", {"seconds": HOLD_SECONDS})
+    status = await pay_with_card(client, pi, card)
+    if status == "requires_action":  # the customer passes 3-D Secure in the page
+        body = {"client_secret": answer["clientSecret"], "success": True}
+        status = (await emulator_control(settings, "/_vult/authenticate", body))["status"]
+    assert status == "requires_capture", status
     await wait_for_status(shop, order["orderId"], "Confirmed")
     return order, pi
 
