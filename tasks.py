@@ -58,11 +58,13 @@ def ensure_environment() -> None:
 
 # Every check runs and reports; the command fails if any does. ruff lints (workflows/ruff.toml
 # adds the determinism rules there), ruff's formatter checks the layout, mypy checks types
-# over the scope pyproject.toml's [tool.mypy] states (all of the project's Python).
+# over the scope pyproject.toml's [tool.mypy] states (all of the project's Python), and
+# dev/stripe_calls.py refuses a `type: ignore` on any Stripe call.
 _LINT = (
     "import subprocess, sys\n"
     "codes = [subprocess.call([sys.executable, '-m', m, *a]) for m, a in"
-    " (('ruff', ['check', '.']), ('ruff', ['format', '--check', '.']), ('mypy', []))]\n"
+    " (('ruff', ['check', '.']), ('ruff', ['format', '--check', '.']), ('mypy', []),"
+    " ('dev.stripe_calls', []))]\n"
     "sys.exit(max(codes))"
 )
 
