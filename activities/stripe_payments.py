@@ -59,7 +59,8 @@ def _is_refusal(exc: stripe.StripeError) -> bool:
 # it to every retry with that key; the same key sent with other parameters is refused
 # (idempotency_error). So a step that met either reads Stripe's state (the request may
 # have done its work before failing) and goes on under the next key of a fixed sequence:
-# `key`, `key:2`, ... Every try of the activity walks the same sequence, so a retry whose
+# `key`, `key/fresh-2`, ... (a suffix no step's own key has: `order:...:cancel:<pi>:2` is
+# another step's). Every try of the activity walks the same sequence, so a retry whose
 # answer was lost (a timeout, not a saved failure) meets its own saved answer, never a
 # second request. https://docs.stripe.com/api/idempotent_requests
 KEYS_PER_STEP = 4
@@ -82,10 +83,10 @@ async def _under_fresh_keys(
     settled: Callable[[], Awaitable[T | None]],
 ) -> T:
     """`send(key)`; after a spent key, `settled()` (Stripe's state: the result if the work
-    was done) and then `send` under the next key. The last spent key's error is raised
-    (retryable: Temporal tries the step again later, from the same sequence)."""
+    was done) and then `send` under the next key. Every key spent: a retryable error
+    (Temporal tries the step again later, from the same sequence), never a refusal."""
     for n in range(KEYS_PER_STEP):
-        this = key if n == 0 else f"{key}:{n + 1}"
+        this = key if n == 0 else f"{key}/fresh-{n + 1}"
         if n > 0:
             done = await settled()
             if done is not None:
@@ -93,7 +94,7 @@ async def _under_fresh_keys(
         try:
             return await send(this)
         except stripe.StripeError as exc:
-            if not _key_spent(exc) or n == KEYS_PER_STEP - 1:
+            if not _key_spent(exc):
                 raise
             activity.logger.warning(
                 "Stripe answered key %s with a saved failure (%s): reading its state, then "
@@ -101,7 +102,12 @@ async def _under_fresh_keys(
                 this,
                 exc.http_status,
             )
-    raise AssertionError("unreachable")
+            last = exc
+    raise ApplicationError(
+        f"Stripe answered every key of {key} with a saved failure (the last: HTTP "
+        f"{last.http_status}); tried again later",
+        type=Failure.STRIPE_KEYS_SPENT,
+    ) from last
 
 
 class StripeActivities:
@@ -156,6 +162,14 @@ class StripeActivities:
                 )
             made = await self._made_for(req.customer, req.idempotency_key)
             if made is not None:  # made before (its answer lost, or a key since forgotten)
+                if made.status not in ("requires_capture", "succeeded"):
+                    # Declined (or wanting its customer) then: left to nobody, so released.
+                    await self._cancel_open(made)
+                    raise ApplicationError(
+                        f"The card did not authorize again ({made.status})",
+                        type=Failure.PAYMENT_REFUSED,
+                        non_retryable=True,
+                    )
                 return _intent_info(made)
             params["customer"] = req.customer
             params["payment_method"] = req.payment_method
@@ -196,19 +210,26 @@ class StripeActivities:
     async def _customer_for(self, req: CreatePaymentIntent) -> str:
         """The Customer that keeps the order's card for a re-authorization (one per order:
         its key is the order's)."""
-        try:
+
+        async def send(key: str) -> str:
             customer = await self._client.v1.customers.create_async(
                 params=CustomerCreateParams(
                     description=f"Order {req.order_number}",
                     metadata={"order_id": str(req.order_id), payments.OWNER_KEY: self._owner},
                 ),
-                options={"idempotency_key": f"order:{req.order_id}:customer"},
+                options={"idempotency_key": key},
             )
+            return customer.id
+
+        async def settled() -> str | None:
+            return None  # a second Customer for the order holds no money
+
+        try:
+            return await _under_fresh_keys(f"order:{req.order_id}:customer", send, settled)
         except stripe.StripeError as exc:
             if _is_refusal(exc):
                 raise _refusal(exc) from exc
             raise
-        return customer.id
 
     async def _made_for(self, customer: str, key: str) -> stripe.PaymentIntent | None:
         """The customer's PaymentIntent made under `key` (its metadata says so), if Stripe
@@ -223,14 +244,19 @@ class StripeActivities:
 
     async def _cancel_refused(self, exc: stripe.CardError) -> None:
         refused = exc.error.payment_intent if exc.error is not None else None
-        if refused is None or refused.status in ("canceled", "succeeded", "requires_capture"):
+        if refused is not None:
+            await self._cancel_open(refused)
+
+    async def _cancel_open(self, intent: stripe.PaymentIntent) -> None:
+        """Release a renewal the card refused: nobody is there to answer it."""
+        if intent.status in ("canceled", "succeeded", "requires_capture"):
             return
         try:
             await self._client.v1.payment_intents.cancel_async(
-                refused.id, options={"idempotency_key": f"{refused.id}:cancel-refused"}
+                intent.id, options={"idempotency_key": f"{intent.id}:cancel-refused"}
             )
         except stripe.StripeError as cancel_exc:
-            activity.logger.warning("Could not cancel %s: %s", refused.id, cancel_exc)
+            activity.logger.warning("Could not cancel %s: %s", intent.id, cancel_exc)
 
     @activity.defn(name="retrieve_payment_intent")
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentSnapshot:

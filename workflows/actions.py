@@ -498,6 +498,18 @@ class OrderActions:
         """Capture at shipment: the card is authorized and nothing captured yet."""
         return self.state.authorized_at is not None and self.state.captured is None
 
+    def _to_capture(self) -> bool:
+        """A shipment captures first: an authorization seen, or (capture at shipment,
+        nothing captured) one not seen, whose Stripe amounts then decide (a resumed run
+        whose authorization lapsed meanwhile is refused, never shipped unpaid)."""
+        if self.authorized():
+            return True
+        return (
+            self.capture == "at_shipment"
+            and self.state.captured is None
+            and workflow.patched(patches.SHIP_CAPTURES_AT_SHIPMENT)
+        )
+
     # ---- shipping and returns ---------------------------------------------------------------
 
     async def ship(self, shipment: ShipOrder) -> None:
@@ -509,7 +521,7 @@ class OrderActions:
         payment = state.payment
         wanted = {li.line_item_id: li.quantity for li in shipment.line_items or []} or None
         fields: dict[str, str | Decimal | datetime | None] = {}
-        if payment is not None and (wanted is not None or self.authorized()):
+        if payment is not None and (wanted is not None or self._to_capture()):
             order = await steps.read_order_lines(order_id)
             amounts, lines = fulfilment.of(order)
             if wanted is not None and (
@@ -522,7 +534,7 @@ class OrderActions:
             assert state.currency is not None
             amount = to_minor_units(share, state.currency)
             pi = payment.payment_intent_id
-            if self.authorized():
+            if self._to_capture():
                 await self._capture(pi, amount)
                 fields["amount_captured"] = from_minor_units(state.captured or 0, state.currency)
                 fields.update(self._payment_fields(pi, None))
@@ -656,6 +668,18 @@ class OrderActions:
             return
         assert state.payment is not None
         attention.clear_notice(state, self.index_for_search, "authorization")
+        pi = state.payment.payment_intent_id
+        if workflow.patched(patches.LAPSE_READS_STRIPE):
+            facts = await self._read_charge(pi)
+            if facts.amount_captured > 0:
+                # Captured outside the service (by hand in the Dashboard) before the lapse:
+                # that is the order's capture; nothing is renewed, nothing released.
+                state.captured = facts.amount_captured
+                await self._annotate(
+                    amount_captured=self._major(facts.amount_captured),
+                    **self._payment_fields(pi, None),
+                )
+                return
         if self.timing.on_authorization_expiry == "reauthorize":
             try:
                 await self._reauthorize()
@@ -702,7 +726,9 @@ class OrderActions:
         )
         if intent.payment_intent_id not in state.payment_intent_ids:
             state.payment_intent_ids.append(intent.payment_intent_id)
+        state.renewal = intent.payment_intent_id
         found = await steps.retrieve_payment_intent(intent.payment_intent_id)
+        state.renewal = None
         if found.status != "requires_capture":
             state.payment_attempt = attempt
             raise ApplicationError(

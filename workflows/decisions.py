@@ -75,6 +75,8 @@ def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSna
 
     if intent.status == "requires_capture":
         # Capture at shipment: the card is authorized, nothing is taken yet.
+        if pi == state.renewal and status != S.Cancelled:
+            return Decision(Act.NOTHING, f"{pi} is the renewal of the authorization under way")
         if not current or status == S.Cancelled:
             return Decision(Act.CANCEL, f"{pi} is authorized but pays nothing: releasing it")
         if status not in (S.PaymentProcessing, S.Failed):

@@ -34,3 +34,11 @@ CANCEL_WAITS_OUTSIDE_LOCK = "cancel-waits-outside-lock"
 # A delivered order's workflow stays open for returns until RETURN_WINDOW has passed
 # (before: it completed at delivery) (since 0.1.0+ga07e7b91ce).
 RETURN_WINDOW = "return-window"
+# Capture at shipment, before a lapsed authorization is renewed or released: Stripe's
+# amounts are read first, and money already captured (by hand in the Dashboard) is taken
+# as the order's capture, never authorized and captured again (issue 28).
+LAPSE_READS_STRIPE = "lapse-reads-stripe"
+# Capture at shipment: a shipment of an order with nothing captured goes through the
+# capture (Stripe's amounts decide) even when no authorization was seen (a resumed run
+# whose authorization lapsed meanwhile): never shipped unpaid (issue 28).
+SHIP_CAPTURES_AT_SHIPMENT = "ship-captures-at-shipment"

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import pytest
 import stripe
+from temporalio.exceptions import ApplicationError
 
 from activities.stripe_payments import KEYS_PER_STEP, _under_fresh_keys
+from vult.domain.failures import Failure
 
 
 class Step:
@@ -34,8 +36,8 @@ def saved_500() -> stripe.APIError:
 
 async def test_a_saved_5xx_is_followed_by_a_read_and_the_next_key() -> None:
     step = Step({"k": saved_500()})
-    assert await _under_fresh_keys("k", step.send, step.settled) == "made under k:2"
-    assert (step.sent, step.reads) == (["k", "k:2"], 1)
+    assert await _under_fresh_keys("k", step.send, step.settled) == "made under k/fresh-2"
+    assert (step.sent, step.reads) == (["k", "k/fresh-2"], 1)
 
 
 async def test_work_done_before_the_5xx_is_taken_from_stripes_state_not_made_again() -> None:
@@ -47,7 +49,7 @@ async def test_work_done_before_the_5xx_is_taken_from_stripes_state_not_made_aga
 async def test_a_key_first_used_with_other_parameters_is_spent_too() -> None:
     other = stripe.IdempotencyError("Keys for idempotent requests ...", http_status=400)
     step = Step({"k": other})
-    assert await _under_fresh_keys("k", step.send, step.settled) == "made under k:2"
+    assert await _under_fresh_keys("k", step.send, step.settled) == "made under k/fresh-2"
 
 
 @pytest.mark.parametrize(
@@ -68,9 +70,11 @@ async def test_other_failures_are_the_keys_own_and_raised_as_they_are(
 
 
 async def test_the_sequence_is_bounded_and_the_same_on_every_try() -> None:
-    keys = ["k", *(f"k:{n}" for n in range(2, KEYS_PER_STEP + 1))]
+    keys = ["k", *(f"k/fresh-{n}" for n in range(2, KEYS_PER_STEP + 1))]
     for _ in range(2):
         step = Step(dict.fromkeys(keys, saved_500()))
-        with pytest.raises(stripe.APIError):
+        with pytest.raises(ApplicationError) as raised:
             await _under_fresh_keys("k", step.send, step.settled)
         assert step.sent == keys
+        # Retried later, never taken as Stripe refusing the step.
+        assert raised.value.type == Failure.STRIPE_KEYS_SPENT and not raised.value.non_retryable

@@ -218,6 +218,9 @@ class OrderState(BaseModel):
     # When the card authorization lapses, as Stripe says for its charge (capture_before);
     # None: authorized_at + AUTHORIZATION_VALIDITY.
     authorization_ends_at: datetime | None = None
+    # A renewal of a lapsed authorization made at Stripe and not yet the order's payment
+    # (its read-back may have parked): its own events must not release it.
+    renewal: str | None = None
     captured: int | None = None
     authorization_reminded: bool = False
     authorization_over: bool = False  # lapsed (or released) before anything was captured

@@ -21,4 +21,7 @@ class Failure(StrEnum):
     CANCEL_RECORDED = "CancelRecorded"
     # Stripe refused the service's own API key (401/403: rotated, revoked, or a restricted
     # key without the permission): a configuration error, for ops, never the customer's.
-    STRIPE_KEY_REFUSED = "StripeKeyRefused"  # the charge is disputed: no refund may be asked for it
+    STRIPE_KEY_REFUSED = "StripeKeyRefused"
+    # Every idempotency key of a step met a failure Stripe keeps under it (a saved 5xx, or
+    # the key first used with other parameters): retried later, never taken as a refusal.
+    STRIPE_KEYS_SPENT = "StripeKeysSpent"
