@@ -33,6 +33,8 @@ from typing import Any
 
 from aiohttp import web
 
+from dev.stack.stripe_controls import secret_key
+
 _DAY, _HOUR = 86400, 3600
 # "Authorization validity windows", card-not-present, Visa: 7 days customer-initiated; 5 days
 # merchant-initiated, "the exact authorization window is 4 days and 18 hours".
@@ -121,10 +123,6 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
             schedule(Event("payment_intent.amount_capturable_updated", intent))
 
     PaymentIntent._confirm = confirm
-
-    def secret_key(request: web.Request) -> bool:
-        header = request.headers.get("Authorization", "")
-        return header.startswith("Bearer sk_") and len(header) > len("Bearer sk_")
 
     async def authorized(request: web.Request) -> Any:
         """The PaymentIntent the control names, if it holds an authorization; else the

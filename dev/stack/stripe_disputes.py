@@ -45,7 +45,8 @@ from typing import Any
 from aiohttp import web
 
 from dev.stack import stripe_refunds
-from dev.stack.stripe_refunds import card_number, control_error, json_body, secret_key
+from dev.stack.stripe_controls import secret_key
+from dev.stack.stripe_refunds import card_number, control_error, json_body
 
 # Card -> (reason, inquiry): "Testing", disputes.
 DISPUTE_CARDS = {

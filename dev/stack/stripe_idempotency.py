@@ -47,6 +47,8 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from localstripe.errors import UserError
 
+from dev.stack.stripe_controls import secret_key
+
 KIND = "idempotency"  # the store's keys for saved answers start with this
 STRIPE_LIFETIME = 24 * 3600.0
 MAX_KEY_LENGTH = 255  # "Idempotency keys are up to 255 characters long."
@@ -193,11 +195,6 @@ def _refusal(status: int, message: str) -> web.Response:
     )
 
 
-def _secret_key(request: web.Request) -> bool:
-    header = request.headers.get("Authorization", "")
-    return header.startswith("Bearer sk_") and len(header) > len("Bearer sk_")
-
-
 def _fault_from(body: Any) -> tuple[str, Fault] | None:
     """The `fail_next` control's body, or None when it is not one."""
     if not isinstance(body, dict):
@@ -287,7 +284,7 @@ def install(
         return response
 
     async def age(request: web.Request) -> web.Response:
-        if not _secret_key(request):
+        if not secret_key(request):
             return _refusal(401, "A secret key is required")
         try:
             seconds = (await request.json())["seconds"]
@@ -300,7 +297,7 @@ def install(
         return web.json_response({"aged": age_account(store, account_of(request), seconds)})
 
     async def fail_next(request: web.Request) -> web.Response:
-        if not _secret_key(request):
+        if not secret_key(request):
             return _refusal(401, "A secret key is required")
         try:
             armed = _fault_from(await request.json())

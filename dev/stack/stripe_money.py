@@ -22,7 +22,8 @@ from typing import Any
 from aiohttp import web
 
 from dev.stack import stripe_disputes, stripe_refunds
-from dev.stack.stripe_refunds import control_error, secret_key
+from dev.stack.stripe_controls import secret_key
+from dev.stack.stripe_refunds import control_error
 
 
 def install(app: web.Application, resources: Any, errors: Any) -> type:

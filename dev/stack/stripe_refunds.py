@@ -37,17 +37,13 @@ from typing import Any
 
 from aiohttp import web
 
+from dev.stack.stripe_controls import secret_key
+
 PENDING_REFUND_CARD = "4000000000007726"  # "Asynchronous success"
 FAILING_REFUND_CARD = "4000000000005126"  # "Asynchronous failure"
 SETTLE_SECONDS = 2.0
 # What no longer counts in the charge's amount_refunded: its money came back.
 UNDONE = frozenset({"failed", "canceled"})
-
-
-def secret_key(request: web.Request) -> bool:
-    """The test controls answer whoever holds a secret key, as the Dashboard would."""
-    header = request.headers.get("Authorization", "")
-    return header.startswith("Bearer sk_") and len(header) > len("Bearer sk_")
 
 
 def control_error(status: int, message: str) -> web.Response:

@@ -21,10 +21,8 @@ from stripe.params import (
     PaymentMethodCreateParams,
 )
 
-from dev.stack.procs import Children, free_port
 from dev.stack.stripe_capture import CUSTOMER_INITIATED_HOLD, MERCHANT_INITIATED_HOLD
-from dev.stack.stripe_emulator import start_localstripe
-from tests.support.integration import GOOD_CARD
+from tests.support.integration import GOOD_CARD, emulator_session, own_emulator
 
 KEY = "sk_test_emulator"
 ALWAYS_AUTHENTICATE = "4000002760003184"
@@ -35,24 +33,14 @@ DAY = 86400
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """One emulator for the module: each test makes its own customers and cards."""
-    children, chosen = Children(), free_port()
-    log = tmp_path_factory.mktemp("cards") / "localstripe.log"
-    try:
-        start_localstripe(children, port=chosen, log=log, state_file=None)
+    with own_emulator(tmp_path_factory.mktemp("cards") / "localstripe.log") as chosen:
         yield chosen
-    finally:
-        children.stop_all()
 
 
 @pytest.fixture
 async def client(port: int) -> AsyncIterator[stripe.StripeClient]:
-    http = stripe.AIOHTTPClient()
-    try:
-        yield stripe.StripeClient(
-            KEY, base_addresses={"api": f"http://127.0.0.1:{port}"}, http_client=http
-        )
-    finally:
-        await http.close_async()
+    async with emulator_session(port) as session:
+        yield session
 
 
 async def card(client: stripe.StripeClient, number: str) -> str:

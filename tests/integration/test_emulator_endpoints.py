@@ -26,7 +26,7 @@ from stripe.params import (
 
 from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
-from tests.support.integration import GOOD_CARD, pay_with_card
+from tests.support.integration import GOOD_CARD, emulator_client, pay_with_card
 
 PINNED = _ApiVersion.CURRENT
 SECRET_KEY = {"Authorization": "Bearer sk_test_emulator"}
@@ -48,16 +48,10 @@ async def emulator(tmp_path: Path) -> AsyncIterator[Emulator]:
     port, children, http = free_port(), Children(), stripe.AIOHTTPClient()
     try:
         start_localstripe(children, port=port, log=tmp_path / "stripe.log", state_file=None)
-        yield Emulator(port, client_for(port, http))
+        yield Emulator(port, emulator_client(port, http))
     finally:
         children.stop_all()
         await http.close_async()
-
-
-def client_for(port: int, http: stripe.HTTPClient) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        "sk_test_emulator", base_addresses={"api": f"http://127.0.0.1:{port}"}, http_client=http
-    )
 
 
 @dataclass
@@ -331,7 +325,7 @@ async def test_endpoints_and_their_secrets_survive_a_restart_with_a_state_file(
     base = f"http://127.0.0.1:{port}"
     try:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
-        client = client_for(port, http)
+        client = emulator_client(port, http)
         made = await client.v1.webhook_endpoints.create_async(
             params=WebhookEndpointCreateParams(
                 url=f"{receiver.base}/made", enabled_events=["payment_intent.succeeded"]

@@ -16,10 +16,14 @@ import pytest
 import stripe
 from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
-from dev.stack.procs import Children, free_port
-from dev.stack.stripe_emulator import start_localstripe
 from dev.stack.stripe_refunds import SETTLE_SECONDS
-from tests.support.integration import GOOD_CARD, eventually, pay_with_card
+from tests.support.integration import (
+    GOOD_CARD,
+    emulator_session,
+    eventually,
+    own_emulator,
+    pay_with_card,
+)
 
 KEY = "sk_test_emulator"
 PENDING_REFUND_CARD = "4000000000007726"
@@ -32,24 +36,14 @@ AMOUNT = 1200
 @pytest.fixture(scope="module")
 def port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """One emulator for the module: each test pays its own PaymentIntents."""
-    children, chosen = Children(), free_port()
-    log = tmp_path_factory.mktemp("money") / "localstripe.log"
-    try:
-        start_localstripe(children, port=chosen, log=log, state_file=None)
+    with own_emulator(tmp_path_factory.mktemp("money") / "localstripe.log") as chosen:
         yield chosen
-    finally:
-        children.stop_all()
 
 
 @pytest.fixture
 async def client(port: int) -> AsyncIterator[stripe.StripeClient]:
-    http = stripe.AIOHTTPClient()
-    try:
-        yield stripe.StripeClient(
-            KEY, base_addresses={"api": f"http://127.0.0.1:{port}"}, http_client=http
-        )
-    finally:
-        await http.close_async()
+    async with emulator_session(port) as session:
+        yield session
 
 
 async def control(port: int, path: str, body: dict[str, Any]) -> httpx.Response:

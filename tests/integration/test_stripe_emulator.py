@@ -14,15 +14,9 @@ from stripe.params import PaymentIntentCreateParams
 
 from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
-from tests.support.integration import GOOD_CARD, pay_with_card
+from tests.support.integration import GOOD_CARD, emulator_client, pay_with_card
 from vult.domain.stripe_events import PAYMENT_INTENT_EVENTS, REQUIRED
 from vult.process.stripe_setup import missing_webhook_events
-
-
-def client_for(port: int, http: stripe.HTTPClient) -> stripe.StripeClient:
-    return stripe.StripeClient(
-        "sk_test_emulator", base_addresses={"api": f"http://127.0.0.1:{port}"}, http_client=http
-    )
 
 
 async def test_refunds_are_listed_and_survive_a_restart(tmp_path: Path) -> None:
@@ -31,7 +25,7 @@ async def test_refunds_are_listed_and_survive_a_restart(tmp_path: Path) -> None:
     http = stripe.AIOHTTPClient()
     try:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
-        client = client_for(port, http)
+        client = emulator_client(port, http)
         intent = await client.v1.payment_intents.create_async(
             params=PaymentIntentCreateParams(
                 amount=1200, currency="usd", allowed_payment_method_types=["card"]
@@ -64,7 +58,7 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
     )
     try:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
-        client = client_for(port, http)
+        client = emulator_client(port, http)
         first = await client.v1.payment_intents.create_async(
             params=params, options={"idempotency_key": "order-1-payment-1"}
         )
@@ -87,7 +81,7 @@ async def test_an_idempotency_key_sent_again_gets_the_first_answer_even_after_a_
         start_localstripe(children, port=port, log=tmp_path / "two.log", state_file=state)
         await http.close_async()
         http = stripe.AIOHTTPClient()
-        client = client_for(port, http)
+        client = emulator_client(port, http)
         again = await client.v1.refunds.create_async(
             params={"payment_intent": first.id}, options={"idempotency_key": "refund-1"}
         )
@@ -107,7 +101,7 @@ async def test_a_dispute_of_card_0259_opens_and_survives_a_restart(tmp_path: Pat
     http = stripe.AIOHTTPClient()
     try:
         start_localstripe(children, port=port, log=tmp_path / "one.log", state_file=state)
-        client = client_for(port, http)
+        client = emulator_client(port, http)
         intent = await client.v1.payment_intents.create_async(
             params=PaymentIntentCreateParams(
                 amount=1200, currency="usd", allowed_payment_method_types=["card"]
@@ -144,7 +138,7 @@ async def test_the_setup_check_names_the_webhook_events_an_endpoint_lacks(tmp_pa
     url = "https://shop.example/api/webhooks/stripe"
     try:
         start_localstripe(children, port=port, log=tmp_path / "stripe.log", state_file=None)
-        client = client_for(port, http)
+        client = emulator_client(port, http)
         (nothing, *_) = await missing_webhook_events(client, url)
         assert nothing.startswith("(no enabled webhook endpoint")
         # Subscribed as docs/operations.md once said: PaymentIntents and charge.refunded.
@@ -176,7 +170,7 @@ async def test_manual_capture_takes_part_and_releases_the_rest_as_stripe_does(
     port, children, http = free_port(), Children(), stripe.AIOHTTPClient()
     try:
         start_localstripe(children, port=port, log=tmp_path / "capture.log", state_file=None)
-        client = client_for(port, http)
+        client = emulator_client(port, http)
 
         async def authorized() -> str:
             intent = await client.v1.payment_intents.create_async(

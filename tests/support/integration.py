@@ -11,8 +11,9 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,8 +25,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.worker import Worker
 
 from api.app import create_app
-from dev.stack.procs import free_port, port_open
-from dev.stack.stripe_emulator import register_webhook
+from dev.stack.procs import Children, free_port, port_open
+from dev.stack.stripe_emulator import register_webhook, start_localstripe
 from vult.process.payload_keys import new_key_spec
 from vult.process.settings import Settings
 from vult.temporal.deployments import set_current
@@ -298,3 +299,31 @@ async def closed(temporal: Client, workflow_id: str, timeout: float = 15.0) -> N
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"{workflow_id} still running")
+
+
+def emulator_client(port: int, http: stripe.HTTPClient) -> stripe.StripeClient:
+    """The official SDK pointed at an emulator of a test's own, with a secret key."""
+    return stripe.StripeClient(
+        "sk_test_emulator", base_addresses={"api": f"http://127.0.0.1:{port}"}, http_client=http
+    )
+
+
+@contextlib.contextmanager
+def own_emulator(log: Path) -> Iterator[int]:
+    """A Stripe emulator of a module's own (a fresh store) on a free port; stopped after."""
+    children, port = Children(), free_port()
+    try:
+        start_localstripe(children, port=port, log=log, state_file=None)
+        yield port
+    finally:
+        children.stop_all()
+
+
+@contextlib.asynccontextmanager
+async def emulator_session(port: int) -> AsyncIterator[stripe.StripeClient]:
+    """`emulator_client` on an HTTP client of its own, closed after."""
+    http = stripe.AIOHTTPClient()
+    try:
+        yield emulator_client(port, http)
+    finally:
+        await http.close_async()
