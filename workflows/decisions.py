@@ -201,13 +201,7 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     if status == S.PaymentProcessing and state.next_reconcile_at is not None:
         found.append((state.next_reconcile_at, Timer.RECONCILE))
     if status == S.Cancelled and state.cancelled_at is not None:
-        grace_over = state.cancelled_at + timing.cancelled_grace
-        if not money_in_flight(state):
-            found.append((grace_over, Timer.GRACE_OVER))
-        else:
-            checked = state.money_checked_at
-            later = checked + timing.reconcile_max_interval if checked else grace_over
-            found.append((max(grace_over, later), Timer.MONEY_IN_FLIGHT))
+        found.append(_closing(state, timing, state.cancelled_at + timing.cancelled_grace))
     if state.pending_cancel is not None and state.next_cancel_ask_at is not None:
         found.append((state.next_cancel_ask_at, Timer.CANCEL_ASK))
     reminder = _evidence_reminder(state, timing)
@@ -219,7 +213,7 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
             found.append((lapses - timing.authorization_reminder, Timer.AUTHORIZATION_REMINDER))
         found.append((lapses, Timer.AUTHORIZATION_EXPIRED))
     if status == S.Delivered and state.delivered_at is not None:
-        found.append((state.delivered_at + timing.return_window, Timer.RETURN_WINDOW_OVER))
+        found.append(_closing(state, timing, state.delivered_at + timing.return_window))
     if state.attention is not None and state.retry_at is None:
         return []  # parked until ops act (a failed refund): nothing runs by itself
     if state.retry_at is not None:
@@ -227,6 +221,18 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
         found = [(max(due, state.retry_at), timer) for due, timer in found]
         found.append((state.retry_at, Timer.RETRY))
     return sorted(found)
+
+
+def _closing(state: OrderState, timing: OrderTiming, at: datetime) -> tuple[datetime, Timer]:
+    """The timer that may close the order at `at` (a cancelled order's grace, a delivered
+    one's return window): with money still in flight (a refund pending, a dispute open),
+    Stripe is asked again every RECONCILE_MAX_INTERVAL instead, until it has settled. A
+    timer due with nothing to do would wake the loop at once, for ever."""
+    if not money_in_flight(state):
+        return at, Timer.GRACE_OVER if state.status == S.Cancelled else Timer.RETURN_WINDOW_OVER
+    checked = state.money_checked_at
+    later = checked + timing.reconcile_max_interval if checked else at
+    return max(at, later), Timer.MONEY_IN_FLIGHT
 
 
 def authorization_lapses(state: OrderState, timing: OrderTiming) -> datetime | None:
