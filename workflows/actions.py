@@ -29,6 +29,7 @@ from vult.domain.contracts import (
     Resolution,
     ReturnRecord,
     ReturnRequest,
+    ShipmentMoved,
     ShipOrder,
     StatusChange,
 )
@@ -521,7 +522,20 @@ class OrderActions:
         payment = state.payment
         wanted = {li.line_item_id: li.quantity for li in shipment.line_items or []} or None
         fields: dict[str, str | Decimal | datetime | None] = {}
-        if payment is not None and (wanted is not None or self._to_capture()):
+        moved = state.shipment_moved
+        if moved is not None and workflow.patched(patches.SHIP_REMEMBERS_ITS_MONEY):
+            if moved.lines != wanted:
+                raise refused(
+                    "A shipment of other lines has already moved its money at Stripe (its "
+                    "share captured, or the rest refunded) and was not recorded: send the same "
+                    "shipment again"
+                )
+            if moved.amount_captured is not None:
+                fields["amount_captured"] = moved.amount_captured
+            if moved.payment_intent_id not in state.charges:
+                await self._read_charge(moved.payment_intent_id)
+            fields.update(self._payment_fields(moved.payment_intent_id, None))
+        elif payment is not None and (wanted is not None or self._to_capture()):
             order = await steps.read_order_lines(order_id)
             amounts, lines = fulfilment.of(order)
             if wanted is not None and (
@@ -536,8 +550,12 @@ class OrderActions:
             pi = payment.payment_intent_id
             if self._to_capture():
                 await self._capture(pi, amount)
-                fields["amount_captured"] = from_minor_units(state.captured or 0, state.currency)
+                captured = from_minor_units(state.captured or 0, state.currency)
+                fields["amount_captured"] = captured
                 fields.update(self._payment_fields(pi, None))
+                state.shipment_moved = ShipmentMoved(
+                    lines=wanted, amount_captured=captured, payment_intent_id=pi
+                )
             elif amount < to_minor_units(order.total, state.currency):
                 rest = to_minor_units(order.total, state.currency) - amount
                 refund = await steps.refund_payment(
@@ -546,6 +564,7 @@ class OrderActions:
                 ops_view.count("vult_refunds_total", "Refunds issued")
                 await self._read_charge(pi)
                 fields.update(self._payment_fields(pi, refund))
+                state.shipment_moved = ShipmentMoved(lines=wanted, payment_intent_id=pi)
         await self.change(
             S.Processing,
             S.Shipped,
@@ -555,6 +574,7 @@ class OrderActions:
             **({"shipped_lines": wanted} if wanted is not None else {"ship_all": True}),
         )
         state.pending_shipment = None
+        state.shipment_moved = None
 
     async def _capture(self, pi: str, amount: int) -> None:
         """Capture `amount` of the authorization, as Stripe's amounts allow: nothing is
@@ -573,6 +593,17 @@ class OrderActions:
                     type=Failure.PAYMENT_REFUSED,
                 )
             await steps.capture_payment(self.order_id, pi, amount)
+            facts = await self._read_charge(pi)
+        elif payments.held(facts) > amount and workflow.patched(patches.REFUND_ABOVE_THE_SHARE):
+            # Captured outside the service above this shipment's share: the rest goes back,
+            # as a release would have left it.
+            await steps.refund_payment(
+                self.order_id,
+                pi,
+                amount=payments.held(facts) - amount,
+                key=f"order:{self.order_id}:above-share:{pi}",
+            )
+            ops_view.count("vult_refunds_total", "Refunds issued")
             facts = await self._read_charge(pi)
         state.captured = facts.amount_captured
         attention.clear_notice(state, self.index_for_search, "authorization")

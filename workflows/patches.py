@@ -42,3 +42,9 @@ LAPSE_READS_STRIPE = "lapse-reads-stripe"
 # capture (Stripe's amounts decide) even when no authorization was seen (a resumed run
 # whose authorization lapsed meanwhile): never shipped unpaid (issue 28).
 SHIP_CAPTURES_AT_SHIPMENT = "ship-captures-at-shipment"
+# A shipment sent again after its money moved and its row write failed carries on that
+# shipment (the same lines, no money moved again); other lines are refused (issue 29).
+SHIP_REMEMBERS_ITS_MONEY = "ship-remembers-its-money"
+# Capture at shipment, captured outside the service above the shipment's share (in full,
+# by hand in the Dashboard): the excess is refunded, so what is held is the share (issue 29).
+REFUND_ABOVE_THE_SHARE = "refund-above-the-share"

@@ -221,6 +221,7 @@ class OrderState(BaseModel):
     # A renewal of a lapsed authorization made at Stripe and not yet the order's payment
     # (its read-back may have parked): its own events must not release it.
     renewal: str | None = None
+    shipment_moved: ShipmentMoved | None = None
     captured: int | None = None
     authorization_reminded: bool = False
     authorization_over: bool = False  # lapsed (or released) before anything was captured
@@ -279,6 +280,16 @@ class Resolution(BaseModel):
 class LineQuantity(BaseModel):
     line_item_id: str
     quantity: int
+
+
+class ShipmentMoved(BaseModel):
+    """A shipment whose money has moved at Stripe (its share captured, or the unshipped
+    share refunded) and whose row is not yet written: a repeated shipment carries on this
+    one instead of moving money again."""
+
+    lines: dict[str, int] | None  # None: every line
+    amount_captured: Decimal | None = None
+    payment_intent_id: str  # whose amounts the row takes
 
 
 class ShipOrder(BaseModel):
