@@ -626,7 +626,9 @@ class OrderActions:
             wanted = {li.line_item_id: li.quantity for li in request.line_items}
             if problems := fulfilment.problems_with(lines, wanted, returning=True):
                 raise refused("; ".join(problems))
-            amount = fulfilment.returned_share(amounts, lines, wanted)
+            amount = fulfilment.returned_share(
+                amounts, lines, wanted, cumulative=workflow.patched(patches.RETURN_SHARES_ADD_UP)
+            )
         else:
             assert request.amount is not None
             amount = request.amount

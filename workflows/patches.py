@@ -48,3 +48,6 @@ SHIP_REMEMBERS_ITS_MONEY = "ship-remembers-its-money"
 # Capture at shipment, captured outside the service above the shipment's share (in full,
 # by hand in the Dashboard): the excess is refunded, so what is held is the share (issue 29).
 REFUND_ABOVE_THE_SHARE = "refund-above-the-share"
+# A line return's tax is cumulative (the tax of all returned so far less that of what was
+# returned before), so returns one at a time add up to the whole (issue 29).
+RETURN_SHARES_ADD_UP = "return-shares-add-up"

@@ -4,7 +4,9 @@ The rule, cent-exact:
 
 - merchandise: the lines' own subtotal (unit price x quantity, exact);
 - tax: the order's tax in proportion to that merchandise (the tax charged at placement, not
-  a rate applied again), rounded half to even to the cent as the seed rounds tax;
+  a rate applied again), rounded half to even to the cent as the seed rounds tax; a return
+  takes the tax of all returned so far less that of what was returned before (cumulative
+  rounding), so returns one line at a time add up to exactly the tax of the whole;
 - shipping: a shipment carries the order's whole shipping cost (a parcel went out); a
   return carries none (the shop does not refund postage).
 
@@ -75,11 +77,24 @@ def shipped_share(
 
 
 def returned_share(
-    order: OrderAmounts, lines: Iterable[OrderLine], returned: Mapping[str, int]
+    order: OrderAmounts,
+    lines: Iterable[OrderLine],
+    returned: Mapping[str, int],
+    *,
+    cumulative: bool = True,
 ) -> Decimal:
-    """What a return of `returned` (line id -> quantity) refunds: no shipping."""
+    """What a return of `returned` (line id -> quantity) refunds: no shipping. Its tax is
+    the tax of everything returned with it less that of what the lines had returned before,
+    so any sequence of returns sums to the tax of what they returned together (3 x 10.19
+    returned one at a time: 11.01 + 11.00 + 11.01, not 3 x 11.01). `cumulative=False`: each
+    return's own share rounded (what orders placed before it had)."""
+    lines = list(lines)
     merchandise = _merchandise(lines, returned)
-    return round_money(merchandise + _tax_share(order, merchandise))
+    if not cumulative:
+        return round_money(merchandise + _tax_share(order, merchandise))
+    before = _merchandise(lines, {li.line_item_id: li.returned for li in lines})
+    tax = _tax_share(order, before + merchandise) - _tax_share(order, before)
+    return round_money(merchandise + tax)
 
 
 def problems_with(
