@@ -32,6 +32,7 @@ from vult.domain.contracts import (
     ShipmentMoved,
     ShipOrder,
     StatusChange,
+    WatchedRefund,
 )
 from vult.domain.failures import Failure
 from vult.domain.money import from_minor_units, to_minor_units
@@ -354,6 +355,10 @@ class OrderActions:
         event, before fulfilment) and take them as the truth: the state, the row, the
         notices for ops. Our own refund that failed is still owed: it parks the order."""
         facts = await self._read_charge(pi)
+        if self.state.refund_retry_asked and decisions.watched_owed(self.state, pi):
+            await self._refund_watched_again(pi)
+            facts = await self._read_charge(pi)
+        newly_failed = decisions.settle_watched(self.state, pi, facts)
         known = self.state.refunds.get(pi)
         mine = next((r for r in facts.refunds if known and r.refund_id == known.refund_id), None)
         failed = mine is not None and mine.status in payments.DEAD_REFUND
@@ -372,12 +377,22 @@ class OrderActions:
             # refund goes through (or ops resolve it), whatever later events say.
             owed = pi in self.state.failed_refunds and pi not in self.state.refunds
             owed = failed or (owed and payments.held(facts) > 0)
+            owed = owed or bool(decisions.watched_owed(self.state, pi))
             await self._annotate(
                 stripe_payment_status="refund_failed" if owed else payments.payment_status(facts),
                 amount_refunded=self._major(facts.amount_refunded),
                 dispute_status=dispute.status if dispute else None,
             )
             self._notice(facts)
+        if newly_failed and workflow.patched(patches.WATCH_EVERY_REFUND):
+            lost = newly_failed[0]
+            raise ApplicationError(
+                f"The refund of {lost.amount} minor units for {lost.what} ({lost.refund_id}, "
+                f"{pi}) {lost.status} at Stripe: the money is still owed. Retry to refund it "
+                "again, or pay the customer back another way",
+                type=Failure.REFUND_FAILED,
+                non_retryable=True,
+            )
         if failed:
             assert mine is not None
             del self.state.refunds[pi]
@@ -435,6 +450,12 @@ class OrderActions:
         problem = "; ".join(p for p in (state.attention, *state.notices.values()) if p)
         state.resolutions.append(Resolution(at=workflow.now(), note=note, problem=problem))
         state.attention, state.retry_at, state.parked_events = None, None, []
+        owed = [k for k, w in state.watched_refunds.items() if w.status in payments.DEAD_REFUND]
+        if (state.failed_refunds or owed) and workflow.patched(patches.RESOLVE_SETTLES_REFUNDS):
+            # Paid back another way: no later event makes these refunds again.
+            state.failed_refunds.clear()
+            for key in owed:
+                del state.watched_refunds[key]
         state.notices.clear()
         state.refund_retry_asked = False
         if state.pending_shipment is not None:  # a refused capture, settled outside
@@ -494,6 +515,36 @@ class OrderActions:
         if decisions.is_current(self.state, pi):
             await self._annotate(stripe_payment_status=_refund_status(refund))
         return f"refund {refund.refund_id} for {pi} is {refund.status}"
+
+    def _watch(self, pi: str, key: str, what: str, refund: RefundInfo) -> None:
+        """Watch a refund this service made until Stripe settles it (a card refund can fail
+        days later, even after it succeeded): a failure parks the order."""
+        if workflow.patched(patches.WATCH_EVERY_REFUND):
+            self.state.watched_refunds[key] = WatchedRefund(
+                payment_intent_id=pi,
+                key=key,
+                what=what,
+                amount=refund.amount,
+                refund_id=refund.refund_id,
+                status=refund.status,
+            )
+
+    async def _refund_watched_again(self, pi: str) -> None:
+        """Ops' `retry` of refunds that failed at Stripe: each made again, under a fresh key
+        of its step (never more than is held)."""
+        self.state.refund_retry_asked = False
+        for watched in decisions.watched_owed(self.state, pi):
+            # The same key until it is made: a try that parks asks it again, not twice.
+            again = watched.retries + 1
+            refund = await steps.refund_payment(
+                self.order_id, pi, amount=watched.amount, key=f"{watched.key}:again-{again}"
+            )
+            ops_view.count("vult_refunds_total", "Refunds issued")
+            watched.refund_id, watched.status, watched.retries = (
+                refund.refund_id,
+                refund.status,
+                again,
+            )
 
     def authorized(self) -> bool:
         """Capture at shipment: the card is authorized and nothing captured yet."""
@@ -558,10 +609,10 @@ class OrderActions:
                 )
             elif amount < to_minor_units(order.total, state.currency):
                 rest = to_minor_units(order.total, state.currency) - amount
-                refund = await steps.refund_payment(
-                    order_id, pi, amount=rest, key=f"order:{order_id}:unshipped:{pi}"
-                )
+                key = f"order:{order_id}:unshipped:{pi}"
+                refund = await steps.refund_payment(order_id, pi, amount=rest, key=key)
                 ops_view.count("vult_refunds_total", "Refunds issued")
+                self._watch(pi, key, "the share of the lines not shipped", refund)
                 await self._read_charge(pi)
                 fields.update(self._payment_fields(pi, refund))
                 state.shipment_moved = ShipmentMoved(lines=wanted, payment_intent_id=pi)
@@ -597,13 +648,12 @@ class OrderActions:
         elif payments.held(facts) > amount and workflow.patched(patches.REFUND_ABOVE_THE_SHARE):
             # Captured outside the service above this shipment's share: the rest goes back,
             # as a release would have left it.
-            await steps.refund_payment(
-                self.order_id,
-                pi,
-                amount=payments.held(facts) - amount,
-                key=f"order:{self.order_id}:above-share:{pi}",
+            key = f"order:{self.order_id}:above-share:{pi}"
+            refund = await steps.refund_payment(
+                self.order_id, pi, amount=payments.held(facts) - amount, key=key
             )
             ops_view.count("vult_refunds_total", "Refunds issued")
+            self._watch(pi, key, "what was captured above the shipment's share", refund)
             facts = await self._read_charge(pi)
         state.captured = facts.amount_captured
         attention.clear_notice(state, self.index_for_search, "authorization")
@@ -651,6 +701,7 @@ class OrderActions:
                 )
             refund = await steps.refund_payment(order_id, pi, amount=minor, key=key)
             ops_view.count("vult_returns_total", "Returns refunded")
+            self._watch(pi, key, f"the return {request.key!r}", refund)
             facts = _with_refund(facts, refund)
             state.charges[pi] = facts
         record = ReturnRecord(

@@ -17,6 +17,7 @@ from vult.domain.contracts import (
     OrderState,
     OrderTiming,
     PaymentIntentSnapshot,
+    WatchedRefund,
 )
 from vult.domain.status import UNPAID, OrderStatus
 
@@ -174,8 +175,46 @@ def money_in_flight(state: OrderState) -> list[str]:
         for pi, refund in state.refunds.items()
         if refund.status in ("pending", "requires_action")
     }
+    pending |= {
+        w.payment_intent_id
+        for w in state.watched_refunds.values()
+        if w.status in ("pending", "requires_action")
+    }
     disputed = {pi for pi, facts in state.charges.items() if payments.dispute_open(facts)}
     return sorted(pending | disputed)
+
+
+def watched_owed(state: OrderState, pi: str) -> list[WatchedRefund]:
+    """Refunds of `pi` this service made (other than a cancellation's) that failed at Stripe
+    and are not made again yet: money still owed."""
+    return [
+        w
+        for w in state.watched_refunds.values()
+        if w.payment_intent_id == pi and w.status in payments.DEAD_REFUND
+    ]
+
+
+def refunds_owed(state: OrderState) -> bool:
+    """A refund of this service failed at Stripe and is not made again yet."""
+    return bool(state.failed_refunds) or any(
+        w.status in payments.DEAD_REFUND for w in state.watched_refunds.values()
+    )
+
+
+def settle_watched(state: OrderState, pi: str, facts: ChargeFacts) -> list[WatchedRefund]:
+    """Take Stripe's word on the watched refunds of `pi` (a succeeded one stays watched: a
+    card refund can still fail later); returns those that have just failed."""
+    failed = []
+    for watched in state.watched_refunds.values():
+        if watched.payment_intent_id != pi:
+            continue
+        found = next((r for r in facts.refunds if r.refund_id == watched.refund_id), None)
+        if found is None or found.status == watched.status:
+            continue
+        if found.status in payments.DEAD_REFUND:
+            failed.append(watched)
+        watched.status = found.status
+    return failed
 
 
 def _evidence_reminder(state: OrderState, timing: OrderTiming) -> datetime | None:

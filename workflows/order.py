@@ -489,7 +489,7 @@ class OrderWorkflow:
     async def retry(self) -> None:
         """Ops: try the order's stuck step again now (it needs attention); a refund that
         failed at Stripe is made again."""
-        self._state.refund_retry_asked = bool(self._state.failed_refunds)
+        self._state.refund_retry_asked = decisions.refunds_owed(self._state)
         self._unpark()
 
     @retry.validator

@@ -51,3 +51,10 @@ REFUND_ABOVE_THE_SHARE = "refund-above-the-share"
 # A line return's tax is cumulative (the tax of all returned so far less that of what was
 # returned before), so returns one at a time add up to the whole (issue 29).
 RETURN_SHARES_ADD_UP = "return-shares-add-up"
+# Every refund the service makes (a return's, an unshipped share's, one above the share) is
+# watched until Stripe settles it: a failure parks the order with the amount owed, and
+# `retry` makes it again under a fresh key (issue 29).
+WATCH_EVERY_REFUND = "watch-every-refund"
+# `resolve` settles the failed refunds it was about: none is made again by a later event,
+# and the row is not set back to refund_failed (issue 29).
+RESOLVE_SETTLES_REFUNDS = "resolve-settles-refunds"

@@ -258,7 +258,9 @@ class Backend:
     @staticmethod
     def _refund_id(key: str) -> str:
         pi = key.split(":")[3]
-        again = key.rsplit(":", 1)[-1]  # ...:refund:<pi>[:<n>]
+        again = key.rsplit(":", 1)[-1]  # ...:refund:<pi>[:<n>], or a step's [:again-<n>]
+        if again.startswith("again-"):
+            return f"re_{pi}_{again.replace('-', '')}"
         return f"re_{pi}_{again}" if again.isdigit() else f"re_{pi}"
 
     @activity.defn(name="read_charge")

@@ -222,6 +222,8 @@ class OrderState(BaseModel):
     # (its read-back may have parked): its own events must not release it.
     renewal: str | None = None
     shipment_moved: ShipmentMoved | None = None
+    # Refunds other than a cancellation's, by their step's key (issue 29).
+    watched_refunds: dict[str, WatchedRefund] = Field(default_factory=dict)
     captured: int | None = None
     authorization_reminded: bool = False
     authorization_over: bool = False  # lapsed (or released) before anything was captured
@@ -280,6 +282,20 @@ class Resolution(BaseModel):
 class LineQuantity(BaseModel):
     line_item_id: str
     quantity: int
+
+
+class WatchedRefund(BaseModel):
+    """A refund this service made for a shipment's unshipped share, a capture above the
+    share or a return, watched until Stripe settles it: one that fails is money still owed
+    (ops `retry` makes it again under a fresh key, or `resolve` it)."""
+
+    payment_intent_id: str
+    key: str  # the step's own key; a retry refunds under `<key>:again-<n>`
+    what: str  # for ops: "the return 'Too small'", "the unshipped share"
+    amount: int  # minor units
+    refund_id: str
+    status: str
+    retries: int = 0
 
 
 class ShipmentMoved(BaseModel):
