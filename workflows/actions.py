@@ -690,6 +690,8 @@ class OrderActions:
         # Made already under this key (its answer lost, or the row write after it failed):
         # that refund is the return, whatever is held now.
         refund = payments.our_refund(facts, key)
+        if refund is not None and not workflow.patched(patches.RETURN_FINDS_ITS_REFUND):
+            refund = None  # recorded before it: the checks, then Stripe asked again
         if refund is None:
             if payments.refund_blocked(facts):
                 raise refused(payments.refused_while_disputed(pi))

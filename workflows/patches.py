@@ -58,3 +58,6 @@ WATCH_EVERY_REFUND = "watch-every-refund"
 # `resolve` settles the failed refunds it was about: none is made again by a later event,
 # and the row is not set back to refund_failed (issue 29).
 RESOLVE_SETTLES_REFUNDS = "resolve-settles-refunds"
+# A return sent again whose refund Stripe already holds under its key is recorded as it is,
+# without the checks or a second request (since 0.1.0+g1685141; guarded in issue 29).
+RETURN_FINDS_ITS_REFUND = "return-finds-its-refund"

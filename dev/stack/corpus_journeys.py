@@ -57,6 +57,10 @@ EVENTS = [
     "charge.dispute.created",
     "charge.dispute.closed",
     "charge.dispute.funds_reinstated",
+    "charge.dispute.updated",
+    "charge.dispute.funds_withdrawn",
+    "charge.refund.updated",
+    "refund.failed",
 ]
 # Short timers, so every path's timers fire within a recording.
 TIMING_ENV = {
@@ -262,6 +266,14 @@ class Recorder:
 
     async def ops(self, order_id: str, step: str, body: Any = None) -> httpx.Response:
         return await self.api.post(f"/api/ops/orders/{order_id}/{step}", json=body, headers=OPS)
+
+    async def fulfil_to_shipped(self, order_id: str) -> None:
+        for step, body in (
+            ("processing", None),
+            ("ship", {"carrier": "UPS", "trackingNumber": "1Z999"}),
+        ):
+            done = await self.ops(order_id, step, body)
+            assert done.status_code == 204, (step, done.text)
 
     async def fulfil(self, order_id: str) -> None:
         for step, body in (
@@ -862,6 +874,102 @@ async def authorization_lapsed(r: Recorder) -> None:
     await r.finish("authorization_lapsed_cancelled")
 
 
+async def shipment_repeated(r: Recorder) -> None:
+    order_id = await r.place(
+        "at_shipment_shipment_repeated_after_its_write_failed",
+        "capture at shipment: one of two shipped, its share captured, the Shipped write "
+        "refused; the same shipment sent again records it without moving money; delivered",
+        at_shipment=True,
+        quantity=2,
+    )
+    await r.first_run("at_shipment_shipment_repeated_after_its_write_failed")
+    await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    line = await _line(r, order_id)
+    assert (await r.ops(order_id, "processing")).status_code == 204
+    ship = {
+        "carrier": "UPS",
+        "trackingNumber": "1Z5",
+        "lineItems": [{"lineItemId": line, "quantity": 1}],
+    }
+    async with r.status_write_refused(order_id, "Shipped"):
+        answer = await r.ops(order_id, "ship", ship)
+        assert answer.status_code >= 400, answer.text
+    other = {**ship, "lineItems": [{"lineItemId": line, "quantity": 2}]}
+    assert (await r.ops(order_id, "ship", other)).status_code == 400  # other lines: refused
+    assert (await r.ops(order_id, "ship", ship)).status_code == 204
+    assert (await r.ops(order_id, "deliver")).status_code == 204
+    await r.finish("at_shipment_shipment_repeated_after_its_write_failed")
+
+
+async def captured_outside_then_partly_shipped(r: Recorder) -> None:
+    order_id = await r.place(
+        "at_shipment_captured_outside_then_partly_shipped",
+        "capture at shipment: captured in full by hand (the Dashboard), then one of two "
+        "shipped: what is held above its share refunded; delivered",
+        at_shipment=True,
+        quantity=2,
+    )
+    await r.first_run("at_shipment_captured_outside_then_partly_shipped")
+    pi = await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    await r.stripe.v1.payment_intents.capture_async(pi)  # as the Dashboard does
+    line = await _line(r, order_id)
+    assert (await r.ops(order_id, "processing")).status_code == 204
+    ship = {
+        "carrier": "UPS",
+        "trackingNumber": "1Z6",
+        "lineItems": [{"lineItemId": line, "quantity": 1}],
+    }
+    assert (await r.ops(order_id, "ship", ship)).status_code == 204
+    assert (await r.ops(order_id, "deliver")).status_code == 204
+    await r.finish("at_shipment_captured_outside_then_partly_shipped")
+
+
+async def return_refund_failed(r: Recorder) -> None:
+    order_id = await r.place(
+        "return_refund_failed_then_retried",
+        "paid, shipped, an amount returned; that refund failed at the bank (parked), ops "
+        "retried it (refunded again once); delivered",
+    )
+    await r.first_run("return_refund_failed_then_retried")
+    pi = await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    await r.fulfil_to_shipped(order_id)
+    await _return(r, order_id, {"reason": "Scuffed", "amount": 5.00})
+    (refund,) = (await r.stripe.v1.refunds.list_async(params={"payment_intent": pi})).data
+    await r.control(f"/_vult/refunds/{refund.id}/fail", {})
+    await r.attention(order_id, True)
+    assert (await r.ops(order_id, "retry")).status_code == 204
+    await r.attention(order_id, False)
+    for _ in range(int(_WAIT_S / _POLL_S)):
+        listed = (await r.stripe.v1.refunds.list_async(params={"payment_intent": pi})).data
+        if len(listed) == 2:
+            break
+        await asyncio.sleep(_POLL_S)
+    assert (await r.ops(order_id, "deliver")).status_code == 204
+    await r.finish("return_refund_failed_then_retried")
+
+
+async def dispute_past_return_window(r: Recorder) -> None:
+    order_id = await r.place(
+        "delivered_dispute_open_past_return_window",
+        "paid, delivered, disputed: the return window closed with the dispute open; Stripe "
+        "asked again until the dispute was won, then the workflow closed",
+    )
+    await r.first_run("delivered_dispute_open_past_return_window")
+    pi = await r.pay(order_id, GOOD)
+    await r.status(order_id, "Confirmed")
+    await r.fulfil(order_id)
+    charge = (await r.intent(pi))["latest_charge"]
+    charge_id = charge["id"] if isinstance(charge, dict) else charge
+    dispute = await r.control(f"/_vult/charges/{charge_id}/dispute", {})
+    await r.payment_status(order_id, "disputed")
+    await asyncio.sleep(6)  # past the return window (4 s), the dispute open
+    await r.control(f"/_vult/disputes/{dispute['id']}/close", {"outcome": "won"})
+    await r.finish("delivered_dispute_open_past_return_window")
+
+
 async def authorization_renewed(r: Recorder) -> None:
     order_id = await r.place(
         "authorization_renewed_then_delivered",
@@ -1015,6 +1123,10 @@ JOURNEYS: list[Journey] = [
     authorization_lapsed,
     authorization_renewed,
     authorization_renewal_refused,
+    shipment_repeated,
+    captured_outside_then_partly_shipped,
+    return_refund_failed,
+    dispute_past_return_window,
     capture_refused,
 ]
 
