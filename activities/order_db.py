@@ -202,6 +202,7 @@ class OrderDbActivities:
             "resolution_note",
             "resumed_at",
             "amount_captured",
+            "pending_cancel_reason",
         ):
             value = getattr(change, name)
             if value is not None:

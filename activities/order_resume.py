@@ -129,6 +129,9 @@ class OrderResumeActivities:
             next_reconcile_at=now + self._timing.reconcile_after,
             cancelled_at=row.updated_date if status == S.Cancelled else None,
             cancellation_reason=row.cancellation_reason,
+            # A cancellation the customer was told of (202) while the payment was
+            # mid-charge: the resumed run completes it.
+            pending_cancel=row.pending_cancel_reason if status != S.Cancelled else None,
             resumes=[ResumedRun(at=now, previous=ended)],
             catching_up=True,
             captured=to_minor_units(row.amount_captured, row.currency)

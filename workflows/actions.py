@@ -249,6 +249,11 @@ class OrderActions:
                         self.state.cancel_asks - 1,
                     )
                     self.state.next_cancel_ask_at = workflow.now() + delay
+                    if self.state.cancel_asks == 1 and workflow.patched(
+                        patches.CANCEL_RECORDED_ON_ROW
+                    ):
+                        # On the row: a run resumed from it completes the cancellation.
+                        await self._annotate(pending_cancel_reason=reason)
                     raise ApplicationError(
                         "The cancellation is recorded: the payment is being processed, and "
                         "the order is cancelled (any payment refunded) once it settles",

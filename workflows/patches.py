@@ -61,3 +61,6 @@ RESOLVE_SETTLES_REFUNDS = "resolve-settles-refunds"
 # A return sent again whose refund Stripe already holds under its key is recorded as it is,
 # without the checks or a second request (since 0.1.0+g1685141; guarded in issue 29).
 RETURN_FINDS_ITS_REFUND = "return-finds-its-refund"
+# A cancellation recorded mid-charge (202) is written on the row (pending_cancel_reason), so
+# a run resumed from the row completes it (issue 29).
+CANCEL_RECORDED_ON_ROW = "cancel-recorded-on-row"

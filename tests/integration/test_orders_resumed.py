@@ -239,3 +239,27 @@ async def schedule_runs(temporal: Client) -> int:
 async def _task_queue(temporal: Client, order: dict[str, Any]) -> str:
     handle = temporal.get_workflow_handle(workflow_id_for(uuid.UUID(order["orderId"])))
     return (await handle.describe()).task_queue
+
+
+async def test_a_cancel_recorded_mid_charge_is_completed_by_the_resumed_run(
+    http: httpx.AsyncClient,
+    stripe_client: stripe.StripeClient,
+    temporal_client: Client,
+    engine: AsyncEngine,
+) -> None:
+    """The customer was told (202) the order would be cancelled once the charge settled;
+    the workflow was then terminated and the charge went through: the resumed run, built
+    from the row, confirms and then cancels it with a refund, never leaves it shippable."""
+    order = await place(http)
+    pi = await pay(http, order)
+    async with engine.begin() as conn:  # as the workflow records a cancel mid-charge
+        await conn.execute(
+            text("UPDATE orders SET pending_cancel_reason = :r WHERE order_id = :o"),
+            {"r": "Cancelled by customer", "o": order["orderId"]},
+        )
+    await terminate(temporal_client, order)
+    assert await pay_with_card(stripe_client, pi, GOOD_CARD) == "succeeded"
+    await resumed_run(temporal_client, order)
+    shown = await wait_for_status(http, order["orderId"], "Cancelled", timeout=30)
+    assert shown["cancellationReason"] == "Cancelled by customer"
+    assert [r.status for r in await refunds_at_stripe(stripe_client, pi)] == ["succeeded"]

@@ -161,6 +161,7 @@ class Backend:
             "dispute_status",
             "resolution_note",
             "resumed_at",
+            "pending_cancel_reason",
         ):
             if getattr(change, name) is not None:
                 row[name] = str(getattr(change, name))

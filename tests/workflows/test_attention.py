@@ -241,3 +241,18 @@ async def test_stripe_refusing_the_key_parks_with_a_configuration_reason(
     state = await eventually(handle, lambda s: s.attention is not None)
     assert "configuration error" in (state.attention or "")
     assert state.retry_at is not None  # tried again once the key is put right
+
+
+async def test_a_cancellation_recorded_mid_charge_is_written_on_the_row(
+    harness: Harness,
+) -> None:
+    """Issue 29, item 5: the 202 the customer was given survives a terminate and resume (the
+    resumed run is built from the row, activities/order_resume.py)."""
+    placed, handle = await harness.place()
+    intent = await handle.execute_update(OrderWorkflow.request_payment)
+    harness.backend.intents[intent.payment_intent_id].status = "processing"
+    with pytest.raises(WorkflowUpdateFailedError):
+        await asyncio.wait_for(handle.execute_update(OrderWorkflow.cancel, CancelOrder()), 10)
+    row = harness.backend.fields[placed.order_id]
+    assert row["pending_cancel_reason"] == "Cancelled by customer"
+    assert harness.backend.rows[placed.order_id] == S.PaymentProcessing

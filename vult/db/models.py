@@ -93,6 +93,9 @@ class Order(Base):
     amount_captured: Mapped[Decimal | None] = mapped_column(Money)
     delivered_date: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     cancellation_reason: Mapped[str | None] = mapped_column(String(500))
+    # A cancellation recorded while the payment was mid-charge (202), to be completed once
+    # it settles: carried on by a resumed run. Meaningful only while not Cancelled.
+    pending_cancel_reason: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     # SHA-256 of the create request (OrderRequest.fingerprint): binds an Idempotency-Key to it.

@@ -402,6 +402,7 @@ class StatusChange(BaseModel):
     resolution_note: str | None = None
     resumed_at: datetime | None = None
     amount_captured: Decimal | None = None  # major units, captured at shipment
+    pending_cancel_reason: str | None = None  # a cancellation recorded mid-charge
     # Shipped quantities by line item id; with `ship_all`, every line in full.
     shipped_lines: dict[str, int] | None = None
     ship_all: bool = False
