@@ -52,6 +52,8 @@ class Workflow:
     needs_attention: bool = False
     failing_task: str | None = None  # why its workflow task is failing
     running: bool = False  # its latest run
+    attention: str | None = None  # why it needs attention, from its `state` query
+    last: str | None = None  # the last thing it did with Stripe's word (its state's note)
 
 
 @dataclass
@@ -163,6 +165,8 @@ async def read_workflow(client: Client, order_id: str) -> Workflow:
         needs_attention=bool(desc.typed_search_attributes.get(NEEDS_ATTENTION)),
         failing_task=failing,
         running=desc.status == WorkflowExecutionStatus.RUNNING,
+        attention=state.attention if state else None,
+        last=state.last_payment_note if state else None,
     )
 
 
@@ -225,6 +229,17 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
     reached_end = Invariant("every journey ran to its end within its budget")
     no_5xx = Invariant("no server error (5xx other than 503)")
     customer = Invariant("nothing went wrong that the customer could see")
+
+    by_order = {oid: j for j in journeys for oid in j.order_ids}
+
+    def about(order_id: str, wf: Workflow) -> str:
+        """Which journey the order is of, and what its workflow says: what a report of a
+        violation needs to be followed up without rerunning the suite."""
+        j = by_order.get(order_id)
+        journey = f"journey {j.number} ({j.path})" if j else "no journey (another system's?)"
+        said = f"; attention: {wf.attention}" if wf.attention else ""
+        last = f"; last: {wf.last}" if wf.last else ""
+        return f"order {order_id}, {journey}{said}{last}"
 
     emails: dict[str, int] = defaultdict(int)
     for order in orders.values():
@@ -320,13 +335,16 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
                 f"order {order_id}: database {status}, workflow {wf.status},"
                 f" search attribute {wf.search_status}",
             )
-            attention.check(not wf.needs_attention, f"order {order_id} needs attention")
+            attention.check(
+                not wf.needs_attention, f"{about(order_id, wf)} ({status}) needs attention"
+            )
             no_failing_task.check(
-                not wf.failing_task, f"order {order_id}: workflow task failing ({wf.failing_task})"
+                not wf.failing_task,
+                f"{about(order_id, wf)}: workflow task failing ({wf.failing_task})",
             )
         if may_still_change(status, order["stripe_payment_status"], order["resolution_note"]):
-            resumed.check(wf.running, f"order {order_id} ({status}): no running workflow")
-        settled.check(status != "PaymentProcessing", f"order {order_id} is PaymentProcessing")
+            resumed.check(wf.running, f"{about(order_id, wf)} ({status}): no running workflow")
+        settled.check(status != "PaymentProcessing", f"{about(order_id, wf)} is PaymentProcessing")
         kept = kept_by_order.pop(order_id, [])
         share = shipped_share(order)
         if status in PAID_STATUSES:

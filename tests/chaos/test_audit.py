@@ -273,3 +273,19 @@ def test_an_event_delivered_again_that_was_not_acknowledged_is_found() -> None:
     refused = redeliveries_acknowledged({"200": 30, "400": 2, "unanswered": 1})
     assert refused.checked == 33
     assert refused.violations == ["2 answered 400", "1 answered unanswered"]
+
+
+def test_an_order_left_needing_attention_is_reported_with_its_journey_and_why() -> None:
+    """Issue 29, item 10: the report says which journey, the order's status, the reason it
+    was parked and the last thing its workflow did, so it can be followed up from the
+    report alone."""
+    journeys, records = sound()
+    wf = records.workflows[ORDER]
+    wf.needs_attention = True
+    wf.attention = "the cancellation failed: StatusRefused"
+    wf.last = "pi_kept succeeded: order confirmed"
+    (violation,) = failed(audit(journeys, records))["no order left needing attention"]
+    j = journeys[0]
+    assert f"journey {j.number} ({j.path})" in violation and "(Confirmed)" in violation
+    assert "attention: the cancellation failed: StatusRefused" in violation
+    assert "last: pi_kept succeeded: order confirmed" in violation
