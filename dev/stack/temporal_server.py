@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from temporalio.client import Client
 
 from dev.stack.procs import BIN, Child, Children, wait_for_port
 from vult.temporal.search_attributes import REGISTRATION
@@ -61,6 +66,31 @@ def start_temporal(
     if db_file is not None:
         cmd += ["--db-filename", str(db_file)]
     child = children.start("temporal", cmd, log=log)
-    child.ready = lambda started: wait_for_port(started, port, timeout=60)
+
+    def ready(started: Child) -> None:
+        wait_for_port(started, port, timeout=60)
+        answering(port, timeout=60)
+
+    child.ready = ready
     child.ready(child)
     return child
+
+
+def answering(port: int, timeout: float) -> None:
+    """Wait until the dev server's frontend answers a client: it opens its port a moment
+    before it is healthy ("Frontend is not healthy yet"), and a first connect then fails."""
+
+    async def probe() -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await Client.connect(f"127.0.0.1:{port}")
+                return
+            except RuntimeError:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+
+    # On a thread of its own: a caller may be inside an event loop already.
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, probe()).result()
