@@ -62,7 +62,7 @@ from vult.domain.status import OrderStatus
 from vult.domain.stripe_events import HANDLED
 from vult.temporal import orphans
 from vult.temporal import search_attributes as sa
-from workflows.late_payment import late_payment_workflow_id
+from workflows.late_payment import LATE_EVENT_SIGNAL, late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
 from workflows.order_sweep import resume_workflow_id
 
@@ -361,14 +361,22 @@ class OrderCommands:
         still be paid, and records refunds and disputes (flagging what needs a person):
         nothing is acknowledged and then dropped. A second event while it runs joins it;
         one after it closed starts it again (it acts on what Stripe says then, and refunds
-        at most once)."""
+        at most once). The event's type goes with it as a signal, so one that joins a run
+        under way is handled too (a dispute while a payment's run waits)."""
         if event.event_type not in HANDLED:
             return
         pi = event.payment_intent_id
         late = LatePayment(
             payment_intent_id=pi, order_id=order_id, event_type=event.event_type, owner=self._owner
         )
-        await self._available(self._join("LatePaymentWorkflow", late, late_payment_workflow_id(pi)))
+        await self._available(
+            self._join(
+                "LatePaymentWorkflow",
+                late,
+                late_payment_workflow_id(pi),
+                signal=(LATE_EVENT_SIGNAL, event.event_type),
+            )
+        )
 
     async def how_it_ended(self, order_id: uuid.UUID) -> str | None:
         """How the order's workflow ended if not normally (TERMINATED, FAILED, ...,
@@ -382,8 +390,22 @@ class OrderCommands:
             self._join("ResumeOrderWorkflow", order_id, resume_workflow_id(order_id))
         )
 
-    async def _join(self, workflow: str, arg: object, workflow_id: str) -> None:
-        """Start the workflow, or join the one of that id that runs (again after it closed)."""
+    async def _join(
+        self, workflow: str, arg: object, workflow_id: str, signal: tuple[str, str] | None = None
+    ) -> None:
+        """Start the workflow, or join the one of that id that runs (again after it closed);
+        with `signal` (name, argument), it is sent to the run either way (signal-with-start)."""
+        if signal is not None:
+            await self._client.start_workflow(
+                workflow,
+                arg,
+                id=workflow_id,
+                task_queue=self._task_queue,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+                start_signal=signal[0],
+                start_signal_args=[signal[1]],
+            )
+            return
         await self._client.start_workflow(
             workflow,
             arg,

@@ -17,6 +17,7 @@ the `retry` update)."""
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from datetime import timedelta
 
 from temporalio import workflow
@@ -45,6 +46,10 @@ _RETRY_AFTER = timedelta(minutes=15)
 _ROUNDS_PER_RUN = 100  # then continue as new, so the history stays short
 
 
+# The signal that brings each event's type (the API sends it with the start).
+LATE_EVENT_SIGNAL = "event"
+
+
 def late_payment_workflow_id(payment_intent_id: str) -> str:
     return f"late-payment-{payment_intent_id}"
 
@@ -60,10 +65,23 @@ class LatePaymentWorkflow:
         self._wait_for: timedelta | None = _SETTLE_WAIT  # None: until ops retry
         self._retry_asked = False
         self._resolved: str | None = None
+        # Event types signalled and not handled yet: a round handles them all.
+        self._events: list[str] = []
+
+    @workflow.signal(name=LATE_EVENT_SIGNAL)
+    def event(self, event_type: str) -> None:
+        """Another event for this PaymentIntent: handled in the next round (now, if the run
+        is waiting)."""
+        if event_type not in self._events:
+            self._events.append(event_type)
+        self._retry = True
 
     @workflow.run
     async def run(self, late: LatePayment) -> str:
         self._attention = late.attention  # a flag raised before continue-as-new stays up
+        for kind in late.more_events:
+            self.event(kind)
+        kinds = {late.event_type}
         for _ in range(_ROUNDS_PER_RUN):
             if self._resolved is not None:
                 if self._attention is not None:
@@ -71,25 +89,47 @@ class LatePaymentWorkflow:
                 resolved = f"resolved by ops: {self._resolved}"
                 workflow.set_current_details(resolved)
                 return resolved
+            kinds.update(self._events)
+            self._events.clear()
             try:
-                note = await self._settle(late)
+                note = await self._settle(late, kinds)
             except (FailureError, asyncio.CancelledError) as err:
                 self._park(str(err) or type(err).__name__)
                 await self._wait(_RETRY_AFTER)
                 continue
-            if note is not None:
+            if note is not None and not self._events:
                 if self._attention is not None:
                     attention.unflag(True)
                 workflow.set_current_details(note)
                 return note
+            if self._events:
+                continue  # an event came meanwhile: a round for it now
             await self._wait(self._wait_for)
-        workflow.continue_as_new(late.model_copy(update={"attention": self._attention}))
+        workflow.continue_as_new(
+            late.model_copy(
+                update={
+                    "attention": self._attention,
+                    "more_events": sorted(kinds | set(self._events)),
+                }
+            )
+        )
 
-    async def _settle(self, late: LatePayment) -> str | None:
-        """The note of what was done, or None to ask again later."""
+    async def _settle(self, late: LatePayment, kinds: set[str]) -> str | None:
+        """The note of what was done for every kind of event seen, or None to ask again
+        later."""
         self._wait_for = _SETTLE_WAIT
-        if late.event_type in MONEY_EVENTS:
-            return await self._record_money(late)
+        notes: list[str | None] = []
+        if kinds & MONEY_EVENTS:
+            notes.append(await self._record_money(late))  # a dispute or ops: a longer wait
+        if kinds - MONEY_EVENTS:
+            notes.append(await self._settle_intent(late))
+        if any(n is None for n in notes):
+            return None
+        return "; ".join(n for n in notes if n is not None)
+
+    async def _settle_intent(self, late: LatePayment) -> str | None:
+        """A PaymentIntent event: refund what pays no order, cancel what could still be
+        paid. The note of what was done, or None to ask again later."""
         pi = late.payment_intent_id
         try:
             intent = await steps.retrieve_payment_intent(pi)
@@ -118,7 +158,7 @@ class LatePaymentWorkflow:
         if decision.act == Act.CANCEL:
             settled = await steps.cancel_payment_intent(order_id, pi)
             if settled.status == "succeeded":  # paid as we cancelled: refund it
-                return await self._settle(late)
+                return await self._settle_intent(late)
             return f"{decision.note}: {settled.status}"
         if decision.act == Act.WAIT:
             workflow.set_current_details(decision.note)
@@ -157,17 +197,27 @@ class LatePaymentWorkflow:
             self._wait_for = _DISPUTE_WAIT
             return None
         owed = _owed(facts, order, order_id)
-        if owed is not None:
+        if owed:
             if self._retry_asked:
                 self._retry_asked = False
-                refund = await steps.refund_payment(
-                    order_id, pi, retry=owed, amount=payments.held(facts)
-                )
-                ops_view.count("vult_refunds_total", "Refunds issued")
-                return f"{summary}; refunded again: {refund.refund_id} ({refund.status})"
+                made = []
+                held = payments.held(facts)
+                for again in owed:
+                    amount = min(again.amount, held) if again.amount is not None else held
+                    if amount <= 0:
+                        break
+                    refund = await steps.refund_payment(
+                        order_id, pi, retry=again.retry, amount=amount, key=again.key
+                    )
+                    held -= amount
+                    made.append(f"{refund.refund_id} ({refund.status})")
+                    ops_view.count("vult_refunds_total", "Refunds issued")
+                return f"{summary}; refunded again: {', '.join(made) or 'nothing held'}"
+            amounts = sum(a.amount or payments.held(facts) for a in owed)
             self._flag(
-                f"a refund of {pi} failed at Stripe and {payments.held(facts)} (minor units) "
-                "is owed to the customer: retry to refund again, or pay them back another way"
+                f"{len(owed)} refund(s) of {pi} failed at Stripe and "
+                f"{min(amounts, payments.held(facts))} (minor units) is owed to the customer: "
+                "retry to refund again, or pay them back another way"
             )
             self._wait_for = None  # only ops decide: a second refund might pay back twice
             return None
@@ -218,16 +268,44 @@ class LatePaymentWorkflow:
         return self._attention
 
 
-def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> int | None:
-    """The retry number of the next refund when a refund of ours failed and the money it
-    was to return is still held for an order that must not keep it; None otherwise."""
-    ours = f"order:{order_id}:refund:{facts.payment_intent_id}"
-    failed = [
-        r
-        for r in facts.refunds
-        if (r.key or "").startswith(ours) and r.status in payments.DEAD_REFUND
-    ]
+@dataclass(frozen=True)
+class _Again:
+    """A refund of ours to make again: under `key` (a step's `<key>:again-<n>`), or the
+    order's refund key with `retry`; `amount` None: what is still held."""
+
+    key: str | None
+    retry: int
+    amount: int | None
+
+
+def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> list[_Again]:
+    """The refunds of ours (a cancellation's, a return's, an unshipped share's, one above
+    the share) that failed at Stripe and were not made again, while money is still held:
+    what is still owed. The order's own refund only when the order must not keep the
+    payment (a return's or a share's whatever the order's status)."""
+    if payments.held(facts) <= 0 or payments.pending_refunds(facts):
+        return []
+    ours = f"order:{order_id}:"
+    cancel_key = f"{ours}refund:{facts.payment_intent_id}"
+    steps_of: dict[str, list[str]] = {}  # a purpose's first key -> the statuses of its tries
+    amounts: dict[str, int] = {}
+    for r in facts.refunds:
+        key = r.key or ""
+        if not key.startswith(ours):
+            continue
+        first = cancel_key if key.startswith(cancel_key) else key.split(":again-")[0]
+        steps_of.setdefault(first, []).append(r.status)
+        amounts.setdefault(first, r.amount)
     keeps = order.status in decisions.PAID and order.payment_intent_id == facts.payment_intent_id
-    if not failed or keeps or payments.held(facts) <= 0 or payments.pending_refunds(facts):
-        return None
-    return len(failed)
+    owed = []
+    for first, statuses in sorted(steps_of.items()):
+        if any(status not in payments.DEAD_REFUND for status in statuses):
+            continue  # made again already, or it stands
+        if first == cancel_key:
+            if not keeps:
+                owed.append(_Again(key=None, retry=len(statuses), amount=None))
+        else:
+            owed.append(
+                _Again(key=f"{first}:again-{len(statuses)}", retry=0, amount=amounts[first])
+            )
+    return owed

@@ -485,6 +485,7 @@ class LatePayment(BaseModel):
     event_type: str = ""
     owner: str = ""  # this deployment's owner marker: a PaymentIntent with another is left alone
     attention: str | None = None  # carried over continue-as-new: the flag stays up
+    more_events: list[str] = []  # event types seen before continue-as-new
 
 
 class CancelPaymentIntent(BaseModel):
