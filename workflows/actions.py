@@ -192,13 +192,18 @@ class OrderActions:
         elif decision.act == Act.CANCEL:
             # An authorization that pays nothing (superseded, after a cancel, the wrong
             # amount): released at Stripe.
-            await steps.ask_to_cancel(self.order_id, pi, 0)
+            released = await steps.ask_to_cancel(self.order_id, pi, 0)
+            money: dict[str, str | Decimal | None] = {"stripe_payment_status": released.status}
+            if released.status == "succeeded" and workflow.patched(patches.CANCEL_READS_ITS_ANSWER):
+                # Captured meanwhile (by hand, in the Dashboard): it pays nothing, so it is
+                # refunded, watched like every refund of ours.
+                money = self._payment_fields(pi, await self._refund(pi))
             if decision.also_fail:
                 await self.change(
                     S.PaymentProcessing,
                     S.Failed,
-                    stripe_payment_status="canceled",
                     payment_error_message=decision.error_message,
+                    **money,
                 )
         elif decision.act == Act.FAIL:
             await self.change(
@@ -269,7 +274,7 @@ class OrderActions:
                 refund = await self._refund(pi)
                 money = self._payment_fields(pi, refund)
             else:
-                money = {"stripe_payment_status": "canceled"}
+                money = {"stripe_payment_status": intent.status}  # Stripe's word, read back
         elif payment is not None and status == S.Confirmed and self.authorized():
             # Capture at shipment, not captured yet: the authorization is released, nothing
             # was taken, nothing is refunded.
@@ -280,7 +285,7 @@ class OrderActions:
                 refund = await self._refund(payment.payment_intent_id)
                 money = self._payment_fields(payment.payment_intent_id, refund)
             else:
-                money = {"stripe_payment_status": "canceled"}
+                money = {"stripe_payment_status": intent.status}
         elif payment is not None and status == S.Confirmed:
             refund = await self._refund(payment.payment_intent_id)
             money = self._payment_fields(payment.payment_intent_id, refund)

@@ -64,3 +64,6 @@ RETURN_FINDS_ITS_REFUND = "return-finds-its-refund"
 # A cancellation recorded mid-charge (202) is written on the row (pending_cancel_reason), so
 # a run resumed from the row completes it (issue 29).
 CANCEL_RECORDED_ON_ROW = "cancel-recorded-on-row"
+# A released authorization's answer is read: one captured meanwhile is refunded, and the
+# row records what Stripe said, not "canceled" (issue 29, item 9).
+CANCEL_READS_ITS_ANSWER = "cancel-reads-its-answer"
