@@ -162,6 +162,7 @@ class Backend:
             "resolution_note",
             "resumed_at",
             "pending_cancel_reason",
+            "amount_captured",
         ):
             if getattr(change, name) is not None:
                 row[name] = str(getattr(change, name))
