@@ -744,6 +744,24 @@ async def refund_after_close(r: Recorder) -> None:
     await r.finish("after_close_refund_recorded")
 
 
+async def events_together_after_close(r: Recorder) -> None:
+    order_id, pi = await r.paid("", "")
+    await r.fulfil(order_id)
+    await r.closed(f"order-{order_id}")
+    r.begin(
+        "after_close_events_together",
+        f"late-payment-{pi}",
+        "a success redelivered and a Dashboard refund after delivery, at once: each event "
+        "reaches the after-close workflow (signal-with-start) and both are handled",
+    )
+    await r.stripe.v1.refunds.create_async(params={"payment_intent": pi, "amount": 100})
+    await asyncio.gather(
+        r.send_event("payment_intent.succeeded", await r.intent(pi)),
+        r.send_event("charge.refunded", await r.charge_of(pi)),
+    )
+    await r.finish("after_close_events_together")
+
+
 async def cancel_mid_charge(r: Recorder) -> None:
     order_id = await r.place(
         "cancel_recorded_mid_charge",
@@ -1112,6 +1130,7 @@ JOURNEYS: list[Journey] = [
     three_d_secure,
     window_waits,
     refund_after_close,
+    events_together_after_close,
     cancel_mid_charge,
     failed_refund_resolved,
     resumed_then_delivered,
