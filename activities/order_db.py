@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Awaitable, Callable
 
-from sqlalchemy import select, update
+from sqlalchemy import ARRAY, String, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -208,6 +208,21 @@ class OrderDbActivities:
             if value is not None:
                 values[name] = value
 
+        if change.settled_refund_ids:
+            # Added to those settled before, each once (a retried write adds nothing).
+            merged = (
+                func.unnest(
+                    func.array_cat(
+                        func.coalesce(_ORDERS.c.settled_refund_ids, cast([], ARRAY(String(255)))),
+                        cast(change.settled_refund_ids, ARRAY(String(255))),
+                    )
+                )
+                .table_valued("refund_id")
+                .render_derived()
+            )
+            values["settled_refund_ids"] = select(
+                func.array_agg(merged.c.refund_id.distinct())
+            ).scalar_subquery()
         if change.new_status == OrderStatus.Delivered:
             values["delivered_date"] = change.at
         async with self._engine.begin() as conn:
@@ -387,9 +402,11 @@ class OrderDbActivities:
         async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
-                    select(_ORDERS.c.status, _ORDERS.c.stripe_payment_intent_id).where(
-                        _ORDERS.c.order_id == order_id
-                    )
+                    select(
+                        _ORDERS.c.status,
+                        _ORDERS.c.stripe_payment_intent_id,
+                        _ORDERS.c.settled_refund_ids,
+                    ).where(_ORDERS.c.order_id == order_id)
                 )
             ).one_or_none()
         if row is None:
@@ -398,6 +415,7 @@ class OrderDbActivities:
             exists=True,
             status=OrderStatus(row.status),
             payment_intent_id=row.stripe_payment_intent_id,
+            settled_refund_ids=list(row.settled_refund_ids or []),
         )
 
 

@@ -461,6 +461,10 @@ class OrderActions:
         state.resolutions.append(Resolution(at=workflow.now(), note=note, problem=problem))
         state.attention, state.retry_at, state.parked_events = None, None, []
         owed = [k for k, w in state.watched_refunds.items() if w.status in payments.DEAD_REFUND]
+        # On the row too: the after-close workflow knows the order from it and Stripe.
+        settled = [r for ids in state.failed_refunds.values() for r in ids] + [
+            state.watched_refunds[k].refund_id for k in owed
+        ]
         if (state.failed_refunds or owed) and workflow.patched(patches.RESOLVE_SETTLES_REFUNDS):
             # Paid back another way: no later event makes these refunds again.
             state.failed_refunds.clear()
@@ -476,10 +480,16 @@ class OrderActions:
         status = state.status
         reason = state.pending_cancel
         if reason is not None and status in CANCELLABLE:
-            await self.change(status, S.Cancelled, cancellation_reason=reason, resolution_note=note)
+            await self.change(
+                status,
+                S.Cancelled,
+                cancellation_reason=reason,
+                resolution_note=note,
+                settled_refund_ids=settled or None,
+            )
             state.cancelled_at, state.cancellation_reason = workflow.now(), reason
         elif status is not None:
-            await self._annotate(resolution_note=note[:1000])
+            await self._annotate(resolution_note=note[:1000], settled_refund_ids=settled or None)
         state.pending_cancel = None
 
     async def remind_of_evidence(self) -> None:
@@ -888,7 +898,10 @@ class OrderActions:
     # ---- the one way the order row changes -------------------------------------------------
 
     async def change(
-        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | datetime | None
+        self,
+        current: OrderStatus,
+        new: OrderStatus,
+        **fields: str | Decimal | datetime | list[str] | None,
     ) -> None:
         if not can_transition(current, new):
             raise refused(f"Cannot change order status from {current} to {new}")
@@ -903,14 +916,17 @@ class OrderActions:
             # Only a paying customer needs the client secret; keep it no longer than that.
             self.state.payment.client_secret = ""
 
-    async def _annotate(self, **fields: str | Decimal | datetime | None) -> None:
+    async def _annotate(self, **fields: str | Decimal | datetime | list[str] | None) -> None:
         """Record Stripe details on the row without a transition."""
         status = self.state.status
         assert status is not None
         await self._write(status, status, **fields)
 
     async def _write(
-        self, current: OrderStatus, new: OrderStatus, **fields: str | Decimal | datetime | None
+        self,
+        current: OrderStatus,
+        new: OrderStatus,
+        **fields: str | Decimal | datetime | list[str] | None,
     ) -> None:
         change = StatusChange(
             order_id=self.order_id, expected=[current], new_status=new, at=workflow.now()

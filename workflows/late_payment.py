@@ -43,6 +43,9 @@ _SETTLE_WAIT = timedelta(minutes=10)
 # A dispute takes weeks: ask about it this often.
 _DISPUTE_WAIT = timedelta(hours=6)
 _RETRY_AFTER = timedelta(minutes=15)
+# A refund just made: looked at again this soon (a test-mode or instant refund has settled),
+# then every _SETTLE_WAIT while it is pending.
+_JUST_REFUNDED = timedelta(seconds=5)
 _ROUNDS_PER_RUN = 100  # then continue as new, so the history stays short
 
 
@@ -67,6 +70,7 @@ class LatePaymentWorkflow:
         self._resolved: str | None = None
         # Event types signalled and not handled yet: a round handles them all.
         self._events: list[str] = []
+        self._done: list[str] = []  # what this run did, for its closing note
 
     @workflow.signal(name=LATE_EVENT_SIGNAL)
     def event(self, event_type: str) -> None:
@@ -91,8 +95,10 @@ class LatePaymentWorkflow:
                 return resolved
             kinds.update(self._events)
             self._events.clear()
+            # Ops' retry is for the round after it came, and for that one only.
+            asked, self._retry_asked = self._retry_asked, False
             try:
-                note = await self._settle(late, kinds)
+                note = await self._settle(late, kinds, asked)
             except (FailureError, asyncio.CancelledError) as err:
                 self._park(str(err) or type(err).__name__)
                 await self._wait(_RETRY_AFTER)
@@ -114,18 +120,18 @@ class LatePaymentWorkflow:
             )
         )
 
-    async def _settle(self, late: LatePayment, kinds: set[str]) -> str | None:
+    async def _settle(self, late: LatePayment, kinds: set[str], asked: bool) -> str | None:
         """The note of what was done for every kind of event seen, or None to ask again
         later."""
         self._wait_for = _SETTLE_WAIT
         notes: list[str | None] = []
         if kinds & MONEY_EVENTS:
-            notes.append(await self._record_money(late))  # a dispute or ops: a longer wait
+            notes.append(await self._record_money(late, asked))  # a dispute, ops: longer
         if kinds - MONEY_EVENTS:
             notes.append(await self._settle_intent(late))
         if any(n is None for n in notes):
             return None
-        return "; ".join(n for n in notes if n is not None)
+        return "; ".join([*self._done, *(n for n in notes if n is not None)])
 
     async def _settle_intent(self, late: LatePayment) -> str | None:
         """A PaymentIntent event: refund what pays no order, cancel what could still be
@@ -149,12 +155,23 @@ class LatePaymentWorkflow:
         decision = decisions.on_late_payment(intent, order)
         if decision.act == Act.REFUND:
             facts = await steps.read_charge(pi)
-            if payments.held(facts) <= 0:
+            if payments.pending_refunds(facts):
+                return None  # a refund settling (ours, say): asked again until it has
+            # What ops paid back another way (failed refunds they resolved) is not owed.
+            paid_back = sum(
+                r.amount for r in facts.refunds if r.refund_id in order.settled_refund_ids
+            )
+            owed = payments.held(facts) - paid_back
+            if owed <= 0:
+                if paid_back:
+                    return f"{decision.note}: paid back another way (resolved by ops)"
                 return f"{decision.note}: nothing of it is held any more"
-            refund = await steps.refund_payment(order_id, pi, amount=payments.held(facts))
+            refund = await steps.refund_payment(order_id, pi, amount=owed)
             ops_view.count("vult_refunds_total", "Refunds issued")
             workflow.logger.warning("Refunded late payment %s (%s)", pi, refund.refund_id)
-            return f"{decision.note}: {refund.refund_id} ({refund.status})"
+            self._done.append(f"{decision.note}: {refund.refund_id} ({refund.status})")
+            self._wait_for = _JUST_REFUNDED
+            return None  # watched until Stripe settles it
         if decision.act == Act.CANCEL:
             settled = await steps.cancel_payment_intent(order_id, pi)
             if settled.status == "succeeded":  # paid as we cancelled: refund it
@@ -165,27 +182,33 @@ class LatePaymentWorkflow:
             return None
         return decision.note
 
-    async def _record_money(self, late: LatePayment) -> str | None:
+    async def _record_money(self, late: LatePayment, asked: bool) -> str | None:
         """A refund or dispute event after the order's workflow closed: Stripe's amounts on
-        the row; a person told of what only a person can settle."""
+        the row; a person told of what only a person can settle. `asked`: ops' retry came
+        for this round (a failed refund of ours is then made again)."""
         pi, order_id = late.payment_intent_id, late.order_id
         order = await steps.read_order_payment(order_id) if order_id is not None else None
         if order_id is None or order is None or not order.exists:
             return f"{late.event_type} for {pi}: no order of ours: left alone"
         facts = await steps.read_charge(pi)
+        dispute_open = payments.dispute_open(facts)
+        owed = [] if dispute_open else _owed(facts, order, order_id)
         if order.payment_intent_id == pi and facts.amount_captured > 0:
             dispute = facts.dispute
             await steps.record_payment(
                 RecordPayment(
                     order_id=order_id,
                     at=workflow.now(),
-                    stripe_payment_status=payments.payment_status(facts),
+                    # Owed money stays visible on the row whatever else Stripe says.
+                    stripe_payment_status="refund_failed"
+                    if owed and not asked
+                    else payments.payment_status(facts),
                     amount_refunded=from_minor_units(facts.amount_refunded, facts.currency.upper()),
                     dispute_status=dispute.status if dispute else None,
                 )
             )
         summary = f"{pi}: captured {facts.amount_captured}, refunded {facts.amount_refunded}"
-        if payments.dispute_open(facts):
+        if dispute_open:
             assert facts.dispute is not None
             due = facts.dispute.evidence_due_by
             self._flag(
@@ -196,23 +219,24 @@ class LatePaymentWorkflow:
             )
             self._wait_for = _DISPUTE_WAIT
             return None
-        owed = _owed(facts, order, order_id)
+        if owed and asked:
+            held = payments.held(facts)
+            for again in owed:
+                amount = min(again.amount, held) if again.amount is not None else held
+                if amount <= 0:
+                    break
+                refund = await steps.refund_payment(
+                    order_id, pi, retry=again.retry, amount=amount, key=again.key
+                )
+                held -= amount
+                self._done.append(f"refunded again: {refund.refund_id} ({refund.status})")
+                ops_view.count("vult_refunds_total", "Refunds issued")
+            self._unflag()
+            self._wait_for = _JUST_REFUNDED
+            # Watched like every refund of ours: the next rounds read it until Stripe
+            # settles it (a card refund can still fail).
+            return None
         if owed:
-            if self._retry_asked:
-                self._retry_asked = False
-                made = []
-                held = payments.held(facts)
-                for again in owed:
-                    amount = min(again.amount, held) if again.amount is not None else held
-                    if amount <= 0:
-                        break
-                    refund = await steps.refund_payment(
-                        order_id, pi, retry=again.retry, amount=amount, key=again.key
-                    )
-                    held -= amount
-                    made.append(f"{refund.refund_id} ({refund.status})")
-                    ops_view.count("vult_refunds_total", "Refunds issued")
-                return f"{summary}; refunded again: {', '.join(made) or 'nothing held'}"
             amounts = sum(a.amount or payments.held(facts) for a in owed)
             self._flag(
                 f"{len(owed)} refund(s) of {pi} failed at Stripe and "
@@ -225,6 +249,12 @@ class LatePaymentWorkflow:
             return None
         return summary
 
+    def _unflag(self) -> None:
+        if self._attention is not None:
+            attention.unflag(True)
+            self._attention = None
+            workflow.set_current_details("a refund made again: watched until Stripe settles it")
+
     def _flag(self, reason: str) -> None:
         first = self._attention is None
         self._attention = reason[:500]
@@ -235,6 +265,8 @@ class LatePaymentWorkflow:
         self._flag(f"late payment: {reason}")
 
     async def _wait(self, delay: timedelta | None) -> None:
+        if self._retry_asked or self._events:
+            return  # ops or Stripe spoke during the round: the next one is for them
         self._retry = False
         try:
             await workflow.wait_condition(lambda: self._retry, timeout=delay)
@@ -291,8 +323,8 @@ def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> list[_Ag
     amounts: dict[str, int] = {}
     for r in facts.refunds:
         key = r.key or ""
-        if not key.startswith(ours):
-            continue
+        if not key.startswith(ours) or r.refund_id in order.settled_refund_ids:
+            continue  # not ours, or failed and resolved by ops (paid back another way)
         first = cancel_key if key.startswith(cancel_key) else key.split(":again-")[0]
         steps_of.setdefault(first, []).append(r.status)
         amounts.setdefault(first, r.amount)

@@ -137,6 +137,31 @@ async def test_a_status_change_applies_once_and_a_replay_is_a_no_op(
     )
 
 
+async def test_refunds_ops_settled_are_added_once_and_read_back(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """Failed refunds ops resolved are kept on the row (the after-close workflow reads
+    them): each resolution adds its own, a retried write adds nothing."""
+    env = ActivityEnvironment()
+    created = await env.run(db.create_order_row, new_order())
+    order_id = created.order_id
+    assert (await env.run(db.read_order_payment, order_id)).settled_refund_ids == []
+    first = StatusChange(
+        order_id=order_id,
+        expected=[S.Pending],
+        new_status=S.Pending,
+        at=NOW,
+        resolution_note="paid back by transfer",
+        settled_refund_ids=["re_1"],
+    )
+    await env.run(db.change_order_status, first)
+    await env.run(db.change_order_status, first)  # a retry after the commit
+    later = first.model_copy(update={"settled_refund_ids": ["re_2", "re_1"]})
+    await env.run(db.change_order_status, later)
+    settled = (await env.run(db.read_order_payment, order_id)).settled_refund_ids
+    assert sorted(settled) == ["re_1", "re_2"]
+
+
 async def test_a_replay_with_another_payment_intent_names_the_workflows_own(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:

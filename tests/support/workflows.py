@@ -115,6 +115,7 @@ class Backend:
     capture_methods: dict[str, str] = field(default_factory=dict)  # PaymentIntent -> method
     reauthorization: str = "requires_capture"  # what a re-authorization leaves it in
     returns: list[RecordReturn] = field(default_factory=list)
+    settled: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # resolved refund ids
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -149,6 +150,8 @@ class Backend:
         self.rows[change.order_id] = change.new_status
         if change.new_status != current:
             self.changes.append((current, change.new_status))
+        if change.settled_refund_ids:
+            self.settled.setdefault(change.order_id, []).extend(change.settled_refund_ids)
         row = self.fields.setdefault(change.order_id, {})
         for name in (
             "cancellation_reason",
@@ -174,7 +177,10 @@ class Backend:
             return OrderPayment(exists=False)
         made = [i.id for i in self.intents.values() if i.order_id == str(order_id)]
         return OrderPayment(
-            exists=True, status=self.rows[order_id], payment_intent_id=made[-1] if made else None
+            exists=True,
+            status=self.rows[order_id],
+            payment_intent_id=made[-1] if made else None,
+            settled_refund_ids=self.settled.get(order_id, []),
         )
 
     @activity.defn(name="create_payment_intent")

@@ -96,6 +96,8 @@ class Order(Base):
     # A cancellation recorded while the payment was mid-charge (202), to be completed once
     # it settles: carried on by a resumed run. Meaningful only while not Cancelled.
     pending_cancel_reason: Mapped[str | None] = mapped_column(String(500))
+    # Refunds of ours that failed and that ops resolved (paid back another way): not owed.
+    settled_refund_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(255)))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     # SHA-256 of the create request (OrderRequest.fingerprint): binds an Idempotency-Key to it.

@@ -403,6 +403,7 @@ class StatusChange(BaseModel):
     resumed_at: datetime | None = None
     amount_captured: Decimal | None = None  # major units, captured at shipment
     pending_cancel_reason: str | None = None  # a cancellation recorded mid-charge
+    settled_refund_ids: list[str] | None = None  # failed refunds ops resolved: added
     # Shipped quantities by line item id; with `ship_all`, every line in full.
     shipped_lines: dict[str, int] | None = None
     ship_all: bool = False
@@ -475,6 +476,7 @@ class OrderPayment(BaseModel):
     exists: bool
     status: OrderStatus | None = None
     payment_intent_id: str | None = None  # the one that paid, or the latest attempt
+    settled_refund_ids: list[str] = []  # failed refunds of ours ops resolved: not owed
 
 
 class LatePayment(BaseModel):
