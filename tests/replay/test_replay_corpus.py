@@ -76,6 +76,7 @@ PATHS = {
     "three_d_secure_confirmed",
     "payment_window_waits_for_processing",
     "after_close_refund_recorded",
+    "after_close_events_together",
     "cancel_recorded_mid_charge",
     "failed_refund_retried_then_resolved",
     "resumed_paid_then_delivered",

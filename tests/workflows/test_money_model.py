@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from temporalio.api.enums.v1 import WorkflowTaskFailedCause
@@ -499,6 +500,8 @@ def known(test: Callable[..., None]) -> Callable[..., None]:
     return test
 
 
+# The suite's 180 s per test is for the short search; a longer one gets time by its size.
+@pytest.mark.timeout(120 + 15 * (EXAMPLES + len(KNOWN)))
 @known
 @settings(
     max_examples=EXAMPLES,
