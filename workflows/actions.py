@@ -192,7 +192,7 @@ class OrderActions:
         elif decision.act == Act.CANCEL:
             # An authorization that pays nothing (superseded, after a cancel, the wrong
             # amount): released at Stripe.
-            released = await steps.ask_to_cancel(self.order_id, pi, 0)
+            released = await self._release(pi)
             money: dict[str, str | Decimal | None] = {"stripe_payment_status": released.status}
             if released.status == "succeeded" and workflow.patched(patches.CANCEL_READS_ITS_ANSWER):
                 # Captured meanwhile (by hand, in the Dashboard): it pays nothing, so it is
@@ -278,8 +278,12 @@ class OrderActions:
         elif payment is not None and status == S.Confirmed and self.authorized():
             # Capture at shipment, not captured yet: the authorization is released, nothing
             # was taken, nothing is refunded.
+            # An ask of its own: an earlier one (a cancel recorded mid-charge) saved its
+            # answer (`processing`) under its key, and Stripe would answer that again.
+            ask = self.state.cancel_asks
+            self.state.cancel_asks += 1
             intent = await steps.ask_to_cancel(
-                self.order_id, payment.payment_intent_id, 0, interactive=interactive
+                self.order_id, payment.payment_intent_id, ask, interactive=interactive
             )
             if intent.status == "succeeded":  # captured meanwhile (by hand, in the Dashboard)
                 refund = await self._refund(payment.payment_intent_id)
@@ -802,7 +806,7 @@ class OrderActions:
             return
         # Processing cannot be cancelled (the seed's table): released, and a notice until
         # ops settle it (the shipment is refused: nothing can be captured).
-        await steps.ask_to_cancel(self.order_id, state.payment.payment_intent_id, 0)
+        await self._release(state.payment.payment_intent_id)
         attention.notify(
             state,
             self.index_for_search,
@@ -840,7 +844,7 @@ class OrderActions:
             raise ApplicationError(
                 f"The card did not authorize again ({found.status})", type=Failure.PAYMENT_REFUSED
             )
-        await steps.ask_to_cancel(self.order_id, old, 0)
+        await self._release(old)
         state.payment_attempt = attempt
         intent.client_secret = ""
         state.payment = intent
@@ -850,6 +854,12 @@ class OrderActions:
         await self._annotate(
             payment_intent_id=intent.payment_intent_id, stripe_payment_status="authorized"
         )
+
+    async def _release(self, pi: str) -> PaymentIntentSnapshot:
+        """Release an authorization that pays nothing, under a key of its own."""
+        ask = self.state.release_asks
+        self.state.release_asks += 1
+        return await steps.ask_to_cancel(self.order_id, pi, ask, purpose="release")
 
     async def close_previous_attempt(self) -> None:
         """Cancel the last PaymentIntent at Stripe before a new attempt; if it was paid

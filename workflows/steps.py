@@ -141,18 +141,20 @@ async def retrieve_payment_intent(pi: str) -> PaymentIntentSnapshot:
 
 
 async def ask_to_cancel(
-    order_id: uuid.UUID, pi: str, ask: int, *, interactive: bool = False
+    order_id: uuid.UUID, pi: str, ask: int, *, interactive: bool = False, purpose: str = "cancel"
 ) -> PaymentIntentSnapshot:
     """One ask to cancel at Stripe, the `ask`-th (from 0): each has its own key, since
     Stripe replays a key's first answer for 24 hours. A PaymentIntent mid-charge answers
     `processing`; the workflow asks again later, from its timer, holding nothing.
-    `interactive`: a customer waits on it, so Stripe gets a minute, not ten."""
+    `interactive`: a customer waits on it, so Stripe gets a minute, not ten. `purpose`
+    names the key's kind: a customer's `cancel`, or the workflow's `release` of an
+    authorization that pays nothing."""
     policy = policies.STRIPE_INTERACTIVE_CALL if interactive else policies.STRIPE_BACKGROUND
     suffix = f":{ask + 1}" if ask else ""
     return await workflow.execute_activity(
         act.cancel_payment_intent,
         CancelPaymentIntent(
-            payment_intent_id=pi, idempotency_key=f"order:{order_id}:cancel:{pi}{suffix}"
+            payment_intent_id=pi, idempotency_key=f"order:{order_id}:{purpose}:{pi}{suffix}"
         ),
         **_summarised(policy, f"Cancel PaymentIntent {pi} at Stripe"),
     )

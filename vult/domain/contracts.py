@@ -201,6 +201,9 @@ class OrderState(BaseModel):
     money_checked_at: datetime | None = None
     # A cancellation waiting for a PaymentIntent mid-charge: asks so far, and the next one.
     cancel_asks: int = 0
+    # Releases of authorizations asked of Stripe (each under a key of its own: a key's
+    # first answer is replayed for 24 hours, so a release never meets an earlier answer).
+    release_asks: int = 0
     next_cancel_ask_at: datetime | None = None
     # Problems ops resolved by hand (the `resolve` update), oldest first.
     resolutions: list[Resolution] = Field(default_factory=list)
