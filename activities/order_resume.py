@@ -149,6 +149,9 @@ class OrderResumeActivities:
                 task_queue=self._task_queue,
                 id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
                 id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=sa.order_summary(
+                    row.order_number, row.customer_email, row.total, row.currency
+                ),
                 search_attributes=TypedSearchAttributes(
                     [
                         SearchAttributePair(sa.ORDER_NUMBER, row.order_number),

@@ -177,6 +177,11 @@ def start_order(
         # or cancelled and past its grace period) must find that order, not start a new
         # run that would adopt the row and never finish.
         id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        # The Web UI's list and the order's page show it: the order at a glance (the
+        # current details say where it stands now).
+        static_summary=sa.order_summary(
+            number, request.customer_email, priced.total, priced.currency
+        ),
         search_attributes=TypedSearchAttributes(
             [
                 SearchAttributePair(sa.ORDER_NUMBER, number),

@@ -205,7 +205,7 @@ class OrderWorkflow:
         due = upcoming[0][0] if upcoming else None
         if due is not None and due <= workflow.now():
             return
-        self._timer.set(due)
+        self._timer.set(due, str(upcoming[0][1]) if upcoming else None)
         await workflow.wait_condition(lambda: bool(self._events) or self._wake or self._timer.fired)
 
     async def _create_order(self) -> None:

@@ -21,18 +21,19 @@ class UpdatableTimer:
         self._due: datetime | None = None
         self.fired = False
 
-    def set(self, due: datetime | None) -> None:
-        """Run one timer until `due` (None: no timer), unless that one is running."""
+    def set(self, due: datetime | None, name: str | None = None) -> None:
+        """Run one timer until `due` (None: no timer), unless that one is running. `name`
+        is what the Web UI's timeline shows for it (the deadline it waits for)."""
         if due == self._due:
             return
         if self._task is not None:
             self._task.cancel()
         self._due, self.fired = due, False
-        self._task = None if due is None else asyncio.create_task(self._sleep_until(due))
+        self._task = None if due is None else asyncio.create_task(self._sleep_until(due, name))
 
-    async def _sleep_until(self, due: datetime) -> None:
+    async def _sleep_until(self, due: datetime, name: str | None) -> None:
         try:
-            await workflow.sleep(max(due - workflow.now(), timedelta(milliseconds=1)))
+            await workflow.sleep(max(due - workflow.now(), timedelta(milliseconds=1)), summary=name)
         except asyncio.CancelledError:
             return
         self.fired = True

@@ -5,6 +5,8 @@ dev stack, the tests and the compose stack register these."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from temporalio.common import SearchAttributeKey
 
 ORDER_NUMBER = SearchAttributeKey.for_keyword("OrderNumber")
@@ -31,3 +33,9 @@ REGISTRATION = {
     DISPUTED.name: "Bool",
     RESUMED.name: "Bool",
 }
+
+
+def order_summary(number: str, customer_email: str, total: Decimal, currency: str) -> str:
+    """The order's workflow in one line, its summary in the Web UI (the list and the
+    order's page): number, customer, total. Where it stands now is in its current details."""
+    return f"Order {number} · {customer_email} · {total} {currency}"

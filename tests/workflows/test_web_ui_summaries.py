@@ -1,0 +1,37 @@
+"""Ops read an order in the Web UI without decoding its input (issue 30): its workflow
+carries a summary (number, customer, total), and its timer is named for the deadline it
+waits for (the timeline shows "payment window", "return window over", ...)."""
+
+from __future__ import annotations
+
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import WorkflowHandle
+
+from tests.support.workflows import Harness
+from vult.domain.contracts import OrderState
+from workflows.decisions import Timer
+from workflows.order import OrderWorkflow
+
+
+async def timer_names(
+    harness: Harness, handle: WorkflowHandle[OrderWorkflow, OrderState]
+) -> list[str]:
+    names = []
+    converter = harness.client.data_converter
+    async for e in handle.fetch_history_events():
+        if e.event_type != EventType.EVENT_TYPE_TIMER_STARTED:
+            continue
+        summary = e.user_metadata.summary
+        names.append((await converter.decode([summary], [str]))[0] if summary.data else "(no name)")
+    return names
+
+
+async def test_an_order_reads_at_a_glance(harness: Harness) -> None:
+    placed, handle = await harness.place()
+    summary = await (await handle.describe()).static_summary()
+    assert summary == f"Order {placed.order_number} · ann@example.com · 108.00 USD", summary
+    await handle.execute_update(OrderWorkflow.request_payment)
+    names = await timer_names(harness, handle)
+    assert names and set(names) <= {str(t) for t in Timer}, names
+    assert str(Timer.PAYMENT_WINDOW) in names, names
+    await handle.terminate("test over")
