@@ -11,7 +11,6 @@ import asyncio
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -20,6 +19,7 @@ from dev.stack.database import drop_database, embedded_server_url, ensure_databa
 from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
 from dev.stack.temporal_server import start_temporal
+from tests.support import tiers
 from vult.db.migrate import upgrade_to_head
 from vult.db.urls import async_url
 from vult.process.event_loop import fast_loop_factory
@@ -81,7 +81,18 @@ def task_queue() -> str:
     return f"test-{uuid.uuid4()}"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    for marker in tiers.markers():
+        config.addinivalue_line("markers", marker)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if Path(str(item.fspath)).parent.name == "integration":
-            item.add_marker(pytest.mark.integration)
+    tiers.mark(items)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = tiers.summary(terminalreporter.stats)
+    if lines:
+        terminalreporter.section("tiers")
+        for line in lines:
+            terminalreporter.write_line(line, yellow="SKIPPED" in line)
