@@ -4,6 +4,9 @@ The worker's default build id (Temporal Worker Versioning) and the replay corpus
 names are both made from it, so "the code an order runs on" and "the histories recorded on
 that code" say the same name: `<version>+g<commit>` in a git checkout, `<version>+src.<hash>`
 elsewhere (an image built without .git), where the hash is of the Python sources that ship.
+A checkout whose shipped code has uncommitted changes is a build of its own,
+`<version>+g<commit>.dirty.<hash>`: a worker started from it never takes the name (and the
+orders) of the commit it differs from.
 """
 
 from __future__ import annotations
@@ -40,6 +43,22 @@ def _git_commit(root: Path) -> str | None:
     return commit or None
 
 
+def _shipped_code_changed(root: Path) -> bool:
+    """Uncommitted changes (or new files) in the code that ships."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--", *_SHIPPED],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return bool(out.stdout.strip())
+
+
 def _source_hash(root: Path) -> str:
     digest = hashlib.sha256()
     for folder in _SHIPPED:
@@ -53,7 +72,11 @@ def build_id_of(root: Path) -> str:
     """The release name of the tree at `root` (this one, or an older commit's checkout)."""
     commit = _git_commit(root)
     release = version(root)
-    return f"{release}+g{commit}" if commit else f"{release}+src.{_source_hash(root)}"
+    if commit is None:
+        return f"{release}+src.{_source_hash(root)}"
+    if _shipped_code_changed(root):
+        return f"{release}+g{commit}.dirty.{_source_hash(root)}"
+    return f"{release}+g{commit}"
 
 
 @lru_cache(maxsize=1)
