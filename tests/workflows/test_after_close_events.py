@@ -7,57 +7,21 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
 
-import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from api.order_commands import OrderCommands
+from tests.support.after_close import (
+    AMOUNT,
+    delivered_with_a_return,
+    flag_of,
+    stripe_event,
+    until,
+)
 from tests.support.workflows import Backend, FakeStripeIntent
-from vult.domain.contracts import DisputeInfo, OrderTiming, PaymentEvent
-from vult.domain.pricing import Pricing
+from vult.domain.contracts import DisputeInfo
 from vult.domain.status import OrderStatus
-from vult.temporal.deployments import deployment_config, set_current
-from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
-
-AMOUNT = 10800
-
-
-@pytest.fixture
-def backend() -> Backend:
-    return Backend()
-
-
-@pytest.fixture
-async def commands(
-    temporal_client: Client, task_queue: str, backend: Backend
-) -> AsyncIterator[OrderCommands]:
-    # LatePaymentWorkflow is PINNED, so its worker is a versioned one, as in production.
-    deployment = f"late-{task_queue}"
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=[LatePaymentWorkflow],
-        activities=backend.activities,
-        workflow_runner=sandbox_runner(),
-        deployment_config=deployment_config(deployment, "1.0.0+gtest"),
-    ):
-        await set_current(temporal_client, deployment, "1.0.0+gtest")
-        yield OrderCommands(temporal_client, task_queue, OrderTiming(), Pricing(), deadline=10.0)
-
-
-async def until(what: str, check: Callable[[], bool]) -> None:
-    for _ in range(200):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within 10 s")
-
-
-def stripe_event(pi: str, kind: str) -> PaymentEvent:
-    return PaymentEvent(event_id=f"evt_{uuid.uuid4().hex}", event_type=kind, payment_intent_id=pi)
 
 
 async def test_a_dispute_that_joins_a_waiting_run_is_recorded_and_flagged(
@@ -112,21 +76,10 @@ async def test_a_return_refund_that_fails_after_close_is_owed_and_made_again(
     """A delivered order whose workflow closed: a return's refund fails at Stripe later.
     The after-close workflow flags the amount owed; ops' retry refunds it again under the
     return's next key, once, for that amount (never the whole payment)."""
-    order_id = uuid.uuid4()
-    pi = f"pi_{uuid.uuid4().hex[:8]}"
-    backend.rows[order_id] = OrderStatus.Delivered
-    backend.intents[pi] = FakeStripeIntent(pi, AMOUNT, "usd", str(order_id), status="succeeded")
-    key = f"order:{order_id}:return:{pi}:r1"
-    backend.refunds[key], backend.refund_amounts[key] = pi, 5400
-    backend.refund_outcomes[backend._refund_id(key)] = "failed"
+    order_id, pi, key = delivered_with_a_return(backend, failed=True)
     await commands.settle_late(order_id, stripe_event(pi, "refund.failed"))
     handle = temporal_client.get_workflow_handle(late_payment_workflow_id(pi))
-    flag: str | None = None
-    for _ in range(200):
-        flag = await handle.query(LatePaymentWorkflow.needs_attention)
-        if flag:
-            break
-        await asyncio.sleep(0.05)
+    flag = await flag_of(temporal_client, pi, lambda f: "owed" in f)
     assert flag is not None and "5400" in flag, flag
     assert list(backend.refunds) == [key]  # nothing made again before ops say so
     await handle.execute_update(LatePaymentWorkflow.retry)

@@ -6,80 +6,29 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 
-import pytest
 from temporalio.client import Client
-from temporalio.worker import Worker
 
 from api.order_commands import OrderCommands
+from tests.support.after_close import (
+    AMOUNT,
+    delivered_with_a_return,
+    flag_of,
+    stripe_event,
+    until,
+)
 from tests.support.workflows import Backend, FakeStripeIntent, Harness, event, stand_in_worker
 from vult.domain.contracts import (
     DisputeInfo,
     OrderTiming,
-    PaymentEvent,
     ResolveOrder,
     ReturnRequest,
     ShipOrder,
 )
-from vult.domain.pricing import Pricing
 from vult.domain.status import OrderStatus
-from vult.temporal.deployments import deployment_config, set_current
-from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
 from workflows.order import OrderWorkflow
-
-AMOUNT = 10800
-
-
-@pytest.fixture
-def backend() -> Backend:
-    return Backend()
-
-
-@pytest.fixture
-async def commands(
-    temporal_client: Client, task_queue: str, backend: Backend
-) -> AsyncIterator[OrderCommands]:
-    deployment = f"late-{task_queue}"
-    async with Worker(
-        temporal_client,
-        task_queue=task_queue,
-        workflows=[LatePaymentWorkflow],
-        activities=backend.activities,
-        workflow_runner=sandbox_runner(),
-        deployment_config=deployment_config(deployment, "1.0.0+gtest"),
-    ):
-        await set_current(temporal_client, deployment, "1.0.0+gtest")
-        yield OrderCommands(temporal_client, task_queue, OrderTiming(), Pricing(), deadline=10.0)
-
-
-async def until(what: str, check: Callable[[], bool], seconds: float = 10.0) -> None:
-    for _ in range(int(seconds / 0.05)):
-        if check():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {seconds} s")
-
-
-async def flag_of(client: Client, pi: str, want: Callable[[str], bool]) -> str | None:
-    handle = client.get_workflow_handle(late_payment_workflow_id(pi))
-    flag: str | None = None
-    for _ in range(200):
-        try:
-            flag = await handle.query(LatePaymentWorkflow.needs_attention)
-        except Exception:
-            flag = None
-        if flag and want(flag):
-            return flag
-        await asyncio.sleep(0.05)
-    return flag
-
-
-def stripe_event(pi: str, kind: str) -> PaymentEvent:
-    return PaymentEvent(event_id=f"evt_{uuid.uuid4().hex}", event_type=kind, payment_intent_id=pi)
-
 
 # ---- 1. A `retry` ops sent about something else is used later to refund again -----------
 
@@ -92,12 +41,7 @@ async def test_a_retry_sent_for_a_dispute_does_not_refund_a_later_failure_withou
     dispute is won and the return's refund fails at the bank. That failure must be flagged
     with the amount owed and wait for ops (they may have paid back another way); it must not
     be refunded again on the strength of the old `retry`."""
-    order_id = uuid.uuid4()
-    pi = f"pi_{uuid.uuid4().hex[:8]}"
-    backend.rows[order_id] = OrderStatus.Delivered
-    backend.intents[pi] = FakeStripeIntent(pi, AMOUNT, "usd", str(order_id), status="succeeded")
-    key = f"order:{order_id}:return:{pi}:r1"
-    backend.refunds[key], backend.refund_amounts[key] = pi, 5400  # succeeded, for now
+    order_id, pi, key = delivered_with_a_return(backend, failed=False)  # succeeded, for now
     backend.disputes[pi] = DisputeInfo(dispute_id="dp_1", status="needs_response", amount=5400)
     await commands.settle_late(order_id, stripe_event(pi, "charge.dispute.created"))
     handle = temporal_client.get_workflow_handle(late_payment_workflow_id(pi))
@@ -178,13 +122,7 @@ async def test_the_row_says_refund_failed_while_a_return_refund_is_owed_after_cl
     "until a refund goes through (or ops resolve it), whatever later events say"
     (workflows/actions.py, `learn`). The after-close workflow, flagging a return's failed
     refund as owed, writes Stripe's plain status instead: the row says all is well."""
-    order_id = uuid.uuid4()
-    pi = f"pi_{uuid.uuid4().hex[:8]}"
-    backend.rows[order_id] = OrderStatus.Delivered
-    backend.intents[pi] = FakeStripeIntent(pi, AMOUNT, "usd", str(order_id), status="succeeded")
-    key = f"order:{order_id}:return:{pi}:r1"
-    backend.refunds[key], backend.refund_amounts[key] = pi, 5400
-    backend.refund_outcomes[backend._refund_id(key)] = "failed"
+    order_id, pi, key = delivered_with_a_return(backend, failed=True)
     await commands.settle_late(order_id, stripe_event(pi, "refund.failed"))
     flag = await flag_of(temporal_client, pi, lambda f: "owed" in f)
     assert flag is not None and "5400" in flag, flag
@@ -203,13 +141,7 @@ async def test_the_after_close_workflow_does_not_end_with_its_own_refund_pending
     refund settles days later, and can still fail). The workflow must not end while money
     it moved can still move (the order's workflow waits for its refunds to settle): if the
     refund.failed webhook is lost, nobody learns that the money is still owed."""
-    order_id = uuid.uuid4()
-    pi = f"pi_{uuid.uuid4().hex[:8]}"
-    backend.rows[order_id] = OrderStatus.Delivered
-    backend.intents[pi] = FakeStripeIntent(pi, AMOUNT, "usd", str(order_id), status="succeeded")
-    key = f"order:{order_id}:return:{pi}:r1"
-    backend.refunds[key], backend.refund_amounts[key] = pi, 5400
-    backend.refund_outcomes[backend._refund_id(key)] = "failed"
+    order_id, pi, key = delivered_with_a_return(backend, failed=True)
     backend.refund_outcomes[backend._refund_id(f"{key}:again-1")] = "pending"  # as Stripe says
     await commands.settle_late(order_id, stripe_event(pi, "refund.failed"))
     flag = await flag_of(temporal_client, pi, lambda f: "owed" in f)
