@@ -400,17 +400,6 @@ class OrderCommands:
     ) -> None:
         """Start the workflow, or join the one of that id that runs (again after it closed);
         with `signal` (name, argument), it is sent to the run either way (signal-with-start)."""
-        if signal is not None:
-            await self._client.start_workflow(
-                workflow,
-                arg,
-                id=workflow_id,
-                task_queue=self._task_queue,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
-                start_signal=signal[0],
-                start_signal_args=[signal[1]],
-            )
-            return
         await self._client.start_workflow(
             workflow,
             arg,
@@ -418,6 +407,8 @@ class OrderCommands:
             task_queue=self._task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
             id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE,
+            start_signal=signal[0] if signal else None,
+            start_signal_args=[signal[1]] if signal else [],
         )
 
     async def _available(self, call: Awaitable[T]) -> T:

@@ -27,36 +27,24 @@ def version(root: Path = ROOT) -> str:
         return str(tomllib.load(f)["project"]["version"])
 
 
-def _git_commit(root: Path) -> str | None:
+def _git(root: Path, *args: str) -> str | None:
+    """What git prints for `args` in `root`; None where git or a checkout is missing."""
     try:
         out = subprocess.run(
-            ["git", "rev-parse", "--short=10", "HEAD"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
+            ["git", *args], cwd=root, capture_output=True, text=True, timeout=5, check=True
         )
     except (OSError, subprocess.SubprocessError):
         return None
-    commit = out.stdout.strip()
-    return commit or None
+    return out.stdout.strip()
+
+
+def _git_commit(root: Path) -> str | None:
+    return _git(root, "rev-parse", "--short=10", "HEAD") or None
 
 
 def _shipped_code_changed(root: Path) -> bool:
     """Uncommitted changes (or new files) in the code that ships."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--", *_SHIPPED],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-    except (OSError, subprocess.SubprocessError):
-        return False
-    return bool(out.stdout.strip())
+    return bool(_git(root, "status", "--porcelain", "--", *_SHIPPED))
 
 
 def _source_hash(root: Path) -> str:

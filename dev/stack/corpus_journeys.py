@@ -524,10 +524,17 @@ async def refunded(r: Recorder) -> None:
     await r.finish("late_payment_refunded_order")
 
 
-async def late_for_delivered(r: Recorder) -> None:
+async def delivered_and_closed(r: Recorder) -> tuple[str, str]:
+    """An order paid, fulfilled and delivered, its workflow closed: (order id, its
+    PaymentIntent), for the after-close journeys."""
     order_id, pi = await r.paid("", "")
     await r.fulfil(order_id)
     await r.closed(f"order-{order_id}")
+    return order_id, pi
+
+
+async def late_for_delivered(r: Recorder) -> None:
+    order_id, pi = await delivered_and_closed(r)
     r.begin(
         "late_payment_delivered_order",
         f"late-payment-{pi}",
@@ -731,9 +738,7 @@ async def window_waits(r: Recorder) -> None:
 
 
 async def refund_after_close(r: Recorder) -> None:
-    order_id, pi = await r.paid("", "")
-    await r.fulfil(order_id)
-    await r.closed(f"order-{order_id}")
+    order_id, pi = await delivered_and_closed(r)
     r.begin(
         "after_close_refund_recorded",
         f"late-payment-{pi}",
@@ -745,9 +750,7 @@ async def refund_after_close(r: Recorder) -> None:
 
 
 async def events_together_after_close(r: Recorder) -> None:
-    order_id, pi = await r.paid("", "")
-    await r.fulfil(order_id)
-    await r.closed(f"order-{order_id}")
+    order_id, pi = await delivered_and_closed(r)
     r.begin(
         "after_close_events_together",
         f"late-payment-{pi}",
