@@ -158,3 +158,19 @@ async def test_an_unpatched_command_change_fails_the_gate_and_a_patched_one_pass
 
 def test_the_gate_has_delivered_histories_to_try() -> None:
     assert DELIVERED
+
+
+# A history today's code recorded and cannot replay (found 2026-12-07 by recording the corpus
+# again): the superseded success's read-back (a local activity) came back in a workflow task
+# of its own (event 49), and the refund's `stripe-amounts` patch marker followed in the next
+# task (event 53); replay reports the marker without its command (TMPRL1100). The same history
+# fails on the code of 0.1.0+g249b119fd3, whose own recording of this journey replays: it
+# depends on how the tasks fell, not on one edit. Not yet understood or fixed; strict, so it
+# says so the day it replays. A worker that loses its cache for such an order hits it too.
+KNOWN = CORPUS / "_known"
+
+
+@pytest.mark.xfail(strict=True, reason="a task split after a local activity fails to replay")
+async def test_a_history_whose_local_activity_came_back_in_a_task_of_its_own_replays() -> None:
+    failure = await _replay(KNOWN / "superseded_success_refunded_split_task.json")
+    assert failure is None, failure
