@@ -85,11 +85,16 @@ class Stack:
 
 def start_worker(children: Children, name: str, env: dict[str, str], log: Path) -> Child:
     """A worker process with these settings. On a development stack the build just started
-    is the one that runs (WORKER_PROMOTE=always), unless the settings say otherwise."""
+    is the one that runs (WORKER_PROMOTE=always), unless the settings say otherwise. Its
+    supervised restarts never take the deployment back from a build made current since:
+    they run with WORKER_PROMOTE=unless-superseded in place of "always"."""
     env = {"WORKER_PROMOTE": os.environ.get("WORKER_PROMOTE", "always"), **env}
-    return children.start(
+    worker = children.start(
         name, [sys.executable, str(ROOT / "worker.py")], log=log, env=env, cwd=ROOT
     )
+    if env["WORKER_PROMOTE"] == "always":
+        worker.env = {**env, "WORKER_PROMOTE": "unless-superseded"}  # what a restart uses
+    return worker
 
 
 # How often the local stack's order sweep runs (production's default is five minutes).

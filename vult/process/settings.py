@@ -151,8 +151,10 @@ class Settings(BaseSettings):
     # Whether a worker makes its own build the deployment's current one when it starts:
     # "first" only when the deployment has no current build yet (the first install),
     # "always" (the local stack: the code you just started is the code that runs),
+    # "unless-superseded" (the local stack's restarts: unless the current build is newer, by
+    # the server's create time, or replaced this one: a rollback or a promotion stays),
     # "never" (every promotion by hand: ramp, then set current).
-    worker_promote: Literal["first", "always", "never"] = "first"
+    worker_promote: Literal["first", "always", "unless-superseded", "never"] = "first"
 
     @field_validator("currency")
     @classmethod
