@@ -125,7 +125,6 @@ class StripeActivities:
             self.retrieve_payment_intent,
             self.cancel_payment_intent,
             self.refund_payment,
-            self.retrieve_refund,
             self.read_charge,
             self.capture_payment,
         ]
@@ -413,10 +412,6 @@ class StripeActivities:
                 type=Failure.PAYMENT_REFUSED,
                 non_retryable=True,
             ) from exc
-
-    @activity.defn(name="retrieve_refund")
-    async def retrieve_refund(self, refund_id: str) -> RefundInfo:
-        return _refund_info(await self._client.v1.refunds.retrieve_async(refund_id))
 
 
 def _intent_info(intent: stripe.PaymentIntent) -> PaymentIntentInfo:

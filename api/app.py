@@ -17,6 +17,7 @@ from api.openapi import DocumentedFastAPI
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
 from api.routes import codec, health, ops, orders, products, shop, webhooks
+from vult import release
 from vult.db.engine import make_engine
 from vult.process.logging import configure_logging
 from vult.process.payload_keys import parse_keys
@@ -60,7 +61,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
 
     app = DocumentedFastAPI(
         title="Vult Orders",
-        version="0.1.0",
+        version=release.version(),
         description="Orders and payments for the Vult shop; each order is a Temporal workflow.",
         lifespan=lifespan,
         # The HTML API explorers are for development; production serves /openapi.json only.

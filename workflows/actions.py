@@ -37,9 +37,9 @@ from vult.domain.contracts import (
 from vult.domain.failures import Failure
 from vult.domain.money import from_minor_units, to_minor_units
 from vult.domain.status import CANCELLABLE, UNPAID, OrderStatus, can_transition
-from vult.domain.stripe_events import MONEY_EVENTS, REFUND_EVENTS
+from vult.domain.stripe_events import MONEY_EVENTS
 from vult.temporal import search_attributes as sa
-from workflows import attention, decisions, ops_view, patches, steps
+from workflows import attention, decisions, ops_view, steps
 from workflows.decisions import Act, Timer
 from workflows.steps import refused
 
@@ -65,10 +65,8 @@ class OrderActions:
         pi = event.payment_intent_id
         if pi not in self.state.payment_intent_ids:
             return f"{event.event_type} for {pi} ignored: not one of this order's PaymentIntents"
-        if event.event_type in MONEY_EVENTS and workflow.patched(patches.STRIPE_AMOUNTS):
+        if event.event_type in MONEY_EVENTS:
             return await self.learn(pi)
-        if event.event_type in REFUND_EVENTS:
-            return await self._check_refund(pi)
         # Act on what Stripe says now, not on the event alone: events arrive late, twice
         # and out of order, and the PaymentIntent's own status settles all three.
         return await self._apply(await steps.retrieve_payment_intent(pi))
@@ -89,10 +87,9 @@ class OrderActions:
         elif timer == Timer.MONEY_IN_FLIGHT:
             # Cancelled, past its grace period, with a refund pending or a dispute open:
             # ask Stripe now and then, until the money has settled.
-            if workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT):
-                self.state.money_checked_at = workflow.now()
-                for pi in decisions.money_in_flight(self.state):
-                    await self.learn(pi)
+            self.state.money_checked_at = workflow.now()
+            for pi in decisions.money_in_flight(self.state):
+                await self.learn(pi)
         # GRACE_OVER needs nothing: the main loop sees the order is finished.
 
     async def catch_up(self) -> None:
@@ -160,11 +157,7 @@ class OrderActions:
             pi = self.state.payment.payment_intent_id
             intent = await steps.retrieve_payment_intent(pi)
             await self._apply(intent)
-            if (
-                intent.status == "processing"
-                and self.state.status in UNPAID
-                and workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT)
-            ):
+            if intent.status == "processing" and self.state.status in UNPAID:
                 # Mid-charge (a bank debit, a slow card network): Stripe's outcome decides,
                 # not the clock. Ask again later; a success confirms the order.
                 self.state.window_extended_until = workflow.now() + self.timing.reconcile_after
@@ -194,7 +187,7 @@ class OrderActions:
             # amount): released at Stripe.
             released = await self._release(pi)
             money: dict[str, str | Decimal | None] = {"stripe_payment_status": released.status}
-            if released.status == "succeeded" and workflow.patched(patches.CANCEL_READS_ITS_ANSWER):
+            if released.status == "succeeded":
                 # Captured meanwhile (by hand, in the Dashboard): it pays nothing, so it is
                 # refunded, watched like every refund of ours.
                 money = self._payment_fields(pi, await self._refund(pi))
@@ -240,36 +233,29 @@ class OrderActions:
         money: dict[str, str | Decimal | None]
         if payment is not None and status in (S.PaymentProcessing, S.Failed):
             pi = payment.payment_intent_id
-            if workflow.patched(patches.CANCEL_WAITS_OUTSIDE_LOCK):
-                intent = await steps.ask_to_cancel(
-                    self.order_id, pi, self.state.cancel_asks, interactive=interactive
+            intent = await steps.ask_to_cancel(
+                self.order_id, pi, self.state.cancel_asks, interactive=interactive
+            )
+            self.state.cancel_asks += 1
+            if intent.status == "processing":
+                # Mid-charge: Stripe cannot cancel it yet. Recorded; the workflow asks
+                # again from its timer, and a success meanwhile confirms, then refunds.
+                delay = decisions.backoff(
+                    self.timing.in_flight_retry,
+                    self.timing.reconcile_max_interval,
+                    self.state.cancel_asks - 1,
                 )
-                self.state.cancel_asks += 1
-                if intent.status == "processing":
-                    # Mid-charge: Stripe cannot cancel it yet. Recorded; the workflow asks
-                    # again from its timer, and a success meanwhile confirms, then refunds.
-                    delay = decisions.backoff(
-                        self.timing.in_flight_retry,
-                        self.timing.reconcile_max_interval,
-                        self.state.cancel_asks - 1,
-                    )
-                    self.state.next_cancel_ask_at = workflow.now() + delay
-                    if self.state.cancel_asks == 1 and workflow.patched(
-                        patches.CANCEL_RECORDED_ON_ROW
-                    ):
-                        # On the row: a run resumed from it completes the cancellation.
-                        await self._annotate(pending_cancel_reason=reason)
-                    raise ApplicationError(
-                        "The cancellation is recorded: the payment is being processed, and "
-                        "the order is cancelled (any payment refunded) once it settles",
-                        type=Failure.CANCEL_RECORDED,
-                        non_retryable=True,
-                    )
-                self.state.next_cancel_ask_at = None
-            else:
-                intent = await steps.cancel_payment_intent(
-                    self.order_id, pi, in_flight_retry=self.timing.in_flight_retry
+                self.state.next_cancel_ask_at = workflow.now() + delay
+                if self.state.cancel_asks == 1:
+                    # On the row: a run resumed from it completes the cancellation.
+                    await self._annotate(pending_cancel_reason=reason)
+                raise ApplicationError(
+                    "The cancellation is recorded: the payment is being processed, and "
+                    "the order is cancelled (any payment refunded) once it settles",
+                    type=Failure.CANCEL_RECORDED,
+                    non_retryable=True,
                 )
+            self.state.next_cancel_ask_at = None
             if intent.status == "succeeded":
                 refund = await self._refund(pi)
                 money = self._payment_fields(pi, refund)
@@ -314,11 +300,6 @@ class OrderActions:
         if pi in self.state.refunds:
             return self.state.refunds[pi]
         failed = len(self.state.failed_refunds.get(pi, []))
-        if not workflow.patched(patches.STRIPE_AMOUNTS):
-            refund = await steps.refund_payment(self.order_id, pi, retry=failed)
-            self.state.refunds[pi] = refund
-            ops_view.count("vult_refunds_total", "Refunds issued")
-            return refund
         facts = await self._read_charge(pi)
         if decisions.is_current(self.state, pi):
             self._notice(facts)  # a dispute closed while its events were lost, say
@@ -398,7 +379,7 @@ class OrderActions:
                 dispute_status=dispute.status if dispute else None,
             )
             self._notice(facts)
-        if newly_failed and workflow.patched(patches.WATCH_EVERY_REFUND):
+        if newly_failed:
             lost = newly_failed[0]
             raise ApplicationError(
                 f"The refund of {lost.amount} minor units for {lost.what} ({lost.refund_id}, "
@@ -469,7 +450,7 @@ class OrderActions:
         settled = [r for ids in state.failed_refunds.values() for r in ids] + [
             state.watched_refunds[k].refund_id for k in owed
         ]
-        if (state.failed_refunds or owed) and workflow.patched(patches.RESOLVE_SETTLES_REFUNDS):
+        if state.failed_refunds or owed:
             # Paid back another way: no later event makes these refunds again.
             state.failed_refunds.clear()
             for key in owed:
@@ -514,44 +495,17 @@ class OrderActions:
                 f"{dispute.evidence_due_by:%Y-%m-%d %H:%M} UTC, soon: submit it in the Dashboard",
             )
 
-    async def _check_refund(self, pi: str) -> str:
-        """A refund event: ask Stripe about our refund and record where it stands. A failed
-        one is still owed: it parks the order, and a retry refunds again."""
-        known = self.state.refunds.get(pi)
-        if known is None:
-            if pi in self.state.failed_refunds:
-                refund = await self._refund(pi)  # the retry of a failed refund
-                assert refund is not None  # histories from before STRIPE_AMOUNTS only
-                return f"refunded {pi} again: {refund.refund_id} ({refund.status})"
-            return f"refund event for {pi}: no refund of ours to record"
-        refund = await steps.retrieve_refund(known.refund_id)
-        if refund.status in ("failed", "canceled"):
-            del self.state.refunds[pi]
-            self.state.failed_refunds.setdefault(pi, []).append(refund.refund_id)
-            await self._annotate(stripe_payment_status=_refund_status(refund))
-            raise ApplicationError(
-                f"Refund {refund.refund_id} of {pi} {refund.status} at Stripe: the money is "
-                "still owed. Retry to refund again, or pay the customer back another way",
-                type=Failure.REFUND_FAILED,
-                non_retryable=True,
-            )
-        self.state.refunds[pi] = refund
-        if decisions.is_current(self.state, pi):
-            await self._annotate(stripe_payment_status=_refund_status(refund))
-        return f"refund {refund.refund_id} for {pi} is {refund.status}"
-
     def _watch(self, pi: str, key: str, what: str, refund: RefundInfo) -> None:
         """Watch a refund this service made until Stripe settles it (a card refund can fail
         days later, even after it succeeded): a failure parks the order."""
-        if workflow.patched(patches.WATCH_EVERY_REFUND):
-            self.state.watched_refunds[key] = WatchedRefund(
-                payment_intent_id=pi,
-                key=key,
-                what=what,
-                amount=refund.amount,
-                refund_id=refund.refund_id,
-                status=refund.status,
-            )
+        self.state.watched_refunds[key] = WatchedRefund(
+            payment_intent_id=pi,
+            key=key,
+            what=what,
+            amount=refund.amount,
+            refund_id=refund.refund_id,
+            status=refund.status,
+        )
 
     async def _refund_watched_again(self, pi: str) -> None:
         """Ops' `retry` of refunds that failed at Stripe: each made again, under a fresh key
@@ -580,11 +534,7 @@ class OrderActions:
         whose authorization lapsed meanwhile is refused, never shipped unpaid)."""
         if self.authorized():
             return True
-        return (
-            self.capture == "at_shipment"
-            and self.state.captured is None
-            and workflow.patched(patches.SHIP_CAPTURES_AT_SHIPMENT)
-        )
+        return self.capture == "at_shipment" and self.state.captured is None
 
     # ---- shipping and returns ---------------------------------------------------------------
 
@@ -598,7 +548,7 @@ class OrderActions:
         wanted = {li.line_item_id: li.quantity for li in shipment.line_items or []} or None
         fields: dict[str, str | Decimal | datetime | None] = {}
         moved = state.shipment_moved
-        if moved is not None and workflow.patched(patches.SHIP_REMEMBERS_ITS_MONEY):
+        if moved is not None:
             if moved.lines != wanted:
                 raise refused(
                     "A shipment of other lines has already moved its money at Stripe (its "
@@ -669,7 +619,7 @@ class OrderActions:
                 )
             await steps.capture_payment(self.order_id, pi, amount)
             facts = await self._read_charge(pi)
-        elif payments.held(facts) > amount and workflow.patched(patches.REFUND_ABOVE_THE_SHARE):
+        elif payments.held(facts) > amount:
             # Captured outside the service above this shipment's share: the rest goes back,
             # as a release would have left it.
             key = f"order:{self.order_id}:above-share:{pi}"
@@ -700,9 +650,7 @@ class OrderActions:
             wanted = {li.line_item_id: li.quantity for li in request.line_items}
             if problems := fulfilment.problems_with(lines, wanted, returning=True):
                 raise refused("; ".join(problems))
-            amount = fulfilment.returned_share(
-                amounts, lines, wanted, cumulative=workflow.patched(patches.RETURN_SHARES_ADD_UP)
-            )
+            amount = fulfilment.returned_share(amounts, lines, wanted)
         else:
             assert request.amount is not None
             amount = request.amount
@@ -714,8 +662,6 @@ class OrderActions:
         # Made already under this key (its answer lost, or the row write after it failed):
         # that refund is the return, whatever is held now.
         refund = payments.our_refund(facts, key)
-        if refund is not None and not workflow.patched(patches.RETURN_FINDS_ITS_REFUND):
-            refund = None  # recorded before it: the checks, then Stripe asked again
         if refund is None:
             if payments.refund_blocked(facts):
                 raise refused(payments.refused_while_disputed(pi))
@@ -779,17 +725,16 @@ class OrderActions:
         assert state.payment is not None
         attention.clear_notice(state, self.index_for_search, "authorization")
         pi = state.payment.payment_intent_id
-        if workflow.patched(patches.LAPSE_READS_STRIPE):
-            facts = await self._read_charge(pi)
-            if facts.amount_captured > 0:
-                # Captured outside the service (by hand in the Dashboard) before the lapse:
-                # that is the order's capture; nothing is renewed, nothing released.
-                state.captured = facts.amount_captured
-                await self._annotate(
-                    amount_captured=self._major(facts.amount_captured),
-                    **self._payment_fields(pi, None),
-                )
-                return
+        facts = await self._read_charge(pi)
+        if facts.amount_captured > 0:
+            # Captured outside the service (by hand in the Dashboard) before the lapse:
+            # that is the order's capture; nothing is renewed, nothing released.
+            state.captured = facts.amount_captured
+            await self._annotate(
+                amount_captured=self._major(facts.amount_captured),
+                **self._payment_fields(pi, None),
+            )
+            return
         if self.timing.on_authorization_expiry == "reauthorize":
             try:
                 await self._reauthorize()

@@ -99,11 +99,6 @@ async def refund_payment(req: RefundPayment) -> RefundInfo:
     _stub("refund_payment")
 
 
-@activity.defn(name="retrieve_refund")
-async def retrieve_refund(refund_id: str) -> RefundInfo:
-    _stub("retrieve_refund")
-
-
 @activity.defn(name="read_charge")
 async def read_charge(payment_intent_id: str) -> ChargeFacts:
     """Stripe's amounts for the PaymentIntent: captured, refunded, disputed."""
@@ -141,7 +136,6 @@ ALL = (
     retrieve_payment_intent,
     cancel_payment_intent,
     refund_payment,
-    retrieve_refund,
     read_charge,
     capture_payment,
     read_order_lines,

@@ -12,7 +12,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 from vult.domain.contracts import OrderState, OrderTiming, PaymentEvent
 from vult.domain.failures import Failure
 from vult.temporal import search_attributes as sa
-from workflows import ops_view, patches
+from workflows import ops_view
 
 _REASON_CHARS = 500
 
@@ -45,7 +45,7 @@ def park(
     kind = cause.type if isinstance(cause, ApplicationError) else None
     if kind == Failure.STRIPE_KEY_REFUSED:
         ops_view.count("vult_stripe_key_refused_total", "Stripe refused the service's API key")
-    if kind == Failure.REFUND_FAILED and workflow.patched(patches.FAILED_REFUND_WAITS_FOR_OPS):
+    if kind == Failure.REFUND_FAILED:
         # A second refund only when ops ask: they may pay the customer back another way.
         state.retry_at = None
     else:

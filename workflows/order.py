@@ -30,7 +30,7 @@ from vult.domain.contracts import (
 )
 from vult.domain.failures import Failure
 from vult.domain.status import CANCELLABLE, OrderStatus
-from workflows import attention, decisions, guards, ops_view, patches, steps
+from workflows import attention, decisions, guards, ops_view, steps
 from workflows.actions import OrderActions
 from workflows.decisions import Timer
 from workflows.steps import OrderRefused, refused
@@ -157,10 +157,7 @@ class OrderWorkflow:
         if not decisions.finished(self._state, self._timing, workflow.now()):
             return False
         # A refund pending at Stripe or a dispute open: money may still move.
-        return not (
-            decisions.money_in_flight(self._state)
-            and workflow.patched(patches.WAIT_FOR_MONEY_IN_FLIGHT)
-        )
+        return not decisions.money_in_flight(self._state)
 
     async def _attempt(
         self, what: str, work: PaymentEvent | Timer | CancelOrder | ShipOrder
@@ -317,7 +314,7 @@ class OrderWorkflow:
             assert status is not None
             if status == S.PaymentProcessing and self._state.payment is not None:
                 return self._state.payment
-            if status == S.Failed and workflow.patched(patches.CLOSE_PREVIOUS_PAYMENT_INTENT):
+            if status == S.Failed:
                 # The declined PaymentIntent must not stay payable beside the new one.
                 await self._act.close_previous_attempt()
                 if self._state.status != S.Failed:  # it was paid after all
@@ -408,7 +405,7 @@ class OrderWorkflow:
         opened or closed whose event is still on its way or lost), so what
         stripe_keeps_payment checks is the truth, not the last event's word."""
         payment = self._state.payment
-        if payment is not None and workflow.patched(patches.FULFIL_READS_STRIPE):
+        if payment is not None:
             await self._act.learn(payment.payment_intent_id)
 
     @start_processing.validator
@@ -476,8 +473,7 @@ class OrderWorkflow:
         async with self._lock:
             guards.in_status(self._state, S.Shipped, "deliver")
             await self._act.change(S.Shipped, S.Delivered)
-            if workflow.patched(patches.RETURN_WINDOW):
-                self._state.delivered_at = workflow.now()  # open for returns until then
+            self._state.delivered_at = workflow.now()  # open for returns until then
             self._wake = True
 
     @deliver.validator
@@ -528,8 +524,7 @@ class OrderWorkflow:
         if event.event_id in seen:
             # A redelivery still grows the history: the main loop looks at the
             # continue-as-new suggestion for it too, or a storm of them never would.
-            if workflow.patched(patches.REDELIVERIES_COUNT):
-                self._wake = True
+            self._wake = True
             return
         seen.append(event.event_id)
         del seen[:-_SEEN_EVENTS_KEPT]

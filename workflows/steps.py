@@ -237,14 +237,6 @@ async def record_payment(record: RecordPayment) -> bool:
     )
 
 
-async def retrieve_refund(refund_id: str) -> RefundInfo:
-    return await workflow.execute_activity(
-        act.retrieve_refund,
-        refund_id,
-        **_summarised(policies.STRIPE_BACKGROUND, f"Ask Stripe about refund {refund_id}"),
-    )
-
-
 async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
     return await workflow.execute_local_activity(
         act.read_order_payment,

@@ -112,7 +112,7 @@ def test_the_worker_registers_no_activity_the_workflow_does_not_declare() -> Non
 
 async def test_a_stub_refuses_to_run_in_place_of_its_activity() -> None:
     with pytest.raises(NotImplementedError, match="stub"):
-        await activity_stubs.retrieve_refund("re_1")
+        await activity_stubs.read_charge("pi_1")
 
 
 # The packages whose imports must form layers, each importing only those below it.

@@ -80,18 +80,13 @@ def returned_share(
     order: OrderAmounts,
     lines: Iterable[OrderLine],
     returned: Mapping[str, int],
-    *,
-    cumulative: bool = True,
 ) -> Decimal:
     """What a return of `returned` (line id -> quantity) refunds: no shipping. Its tax is
     the tax of everything returned with it less that of what the lines had returned before,
     so any sequence of returns sums to the tax of what they returned together (3 x 10.19
-    returned one at a time: 11.01 + 11.00 + 11.01, not 3 x 11.01). `cumulative=False`: each
-    return's own share rounded (what orders placed before it had)."""
+    returned one at a time: 11.01 + 11.00 + 11.01, not 3 x 11.01)."""
     lines = list(lines)
     merchandise = _merchandise(lines, returned)
-    if not cumulative:
-        return round_money(merchandise + _tax_share(order, merchandise))
     before = _merchandise(lines, {li.line_item_id: li.returned for li in lines})
     tax = _tax_share(order, before + merchandise) - _tax_share(order, before)
     return round_money(merchandise + tax)
