@@ -9,6 +9,7 @@
     python3 tasks.py chaos   # kill programs mid-flight, then audit every order (--short: CI's)
     python3 tasks.py record-corpus  # record this release's replay histories (tests/replay/)
     python3 tasks.py lint    # ruff check, ruff format --check, mypy over all the Python
+    python3 tasks.py docs    # remake the OpenAPI document and docs/settings.md from the code
 
 Only the standard library is used here, so this works on a machine with nothing but
 Python 3.11+. It creates `.venv`, installs the locked dependencies with uv, then runs the
@@ -106,6 +107,7 @@ def main(argv: list[str]) -> int:
         "worker": [PYTHON, "worker.py"],
         "api": [BIN / "uvicorn", "--factory", "api.app:app_factory", "--host", "127.0.0.1"],
         "lint": [PYTHON, "-c", _LINT],
+        "docs": [PYTHON, "-m", "dev.docs_gen"],
     }
     if not argv or argv[0] not in commands:
         print(__doc__)

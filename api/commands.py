@@ -39,7 +39,7 @@ async def run_command(
 async def run_cancel(
     engine: AsyncEngine, commands: OrderCommands, order_id: uuid.UUID, command: Awaitable[None]
 ) -> None:
-    """A cancel, safe to send again (the README's promise): an order whose workflow has
+    """A cancel, safe to send again (docs/http.md's promise): an order whose workflow has
     closed Cancelled (and settled) answers as the cancel did, doing nothing."""
     try:
         await command

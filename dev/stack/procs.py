@@ -176,5 +176,5 @@ def require_free(port: int, what: str) -> None:
     if port_open(port):
         raise SystemExit(
             f"Port {port} is already in use, so {what} cannot start there. "
-            "Stop whatever holds it, or set the matching port variable (see README)."
+            "Stop whatever holds it, or set the matching port variable (see docs/testing.md)."
         )

@@ -70,7 +70,7 @@ async def test_cancelling_a_confirmed_order_refunds_it_in_full_exactly_once(
 ) -> None:
     order, pi = await confirmed_order(http, stripe_client)
     assert (await cancel(http, order)).status_code == 204
-    again = await cancel(http, order)  # safe to send again (README): nothing more is done
+    again = await cancel(http, order)  # safe to send again (docs/http.md): nothing more is done
     assert again.status_code == 204
 
     (refund,) = await refunds_at_stripe(stripe_client, pi)

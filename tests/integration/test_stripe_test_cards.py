@@ -1,7 +1,7 @@
 """The service against what Stripe's test cards do after the payment, on the real programs:
 a refund that is pending before it succeeds, a refund that succeeds and then fails, and an
 inquiry (a dispute before any chargeback), which withdraws nothing and leaves the charge
-refundable (the README's test cards)."""
+refundable (the test cards of docs/http.md)."""
 
 from __future__ import annotations
 

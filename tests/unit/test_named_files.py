@@ -12,7 +12,7 @@ TOP = ("vult", "api", "workflows", "activities", "tests", "dev", "docs", "migrat
 PATH = re.compile(
     r"(?<![\w/.-])((?:"
     + "|".join(TOP)
-    + r")/(?:[\w.-]+/)*[\w-]+\.(?:py|md|js|yml|yaml|toml|ini|json))"
+    + r")/(?:[\w.-]+/)*[\w-]+\.(?:py|md|json|js|yml|yaml|toml|ini))(?!\w)"
 )
 # Named on purpose though absent: the name a lint probe is checked under.
 NOT_FILES = {"workflows/probe.py"}

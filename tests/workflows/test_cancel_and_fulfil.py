@@ -135,7 +135,7 @@ async def test_a_cancel_sent_again_does_nothing_and_a_cancelled_order_is_not_ful
     placed, handle = await harness.place()
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
     changes = list(harness.backend.changes)
-    # Safe to send again (the README): answered as the first was, nothing more done.
+    # Safe to send again (docs/http.md): answered as the first was, nothing more done.
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="again"))
     state = await handle.query(OrderWorkflow.state)
     assert state.cancellation_reason == "Cancelled by customer"
