@@ -54,39 +54,45 @@ HISTORIES = sorted(
 # Every path a journey can take, as the recorder names them: the newest recorded release
 # must hold each one.
 PATHS = {
-    "paid",
-    "paid_delivered",
-    "declined_then_paid",
-    "reconciled_without_webhook",
-    "cancelled_pending",
-    "cancelled_payment_processing",
-    "cancelled_failed",
+    "after_close_events_together",
+    "after_close_refund_recorded",
+    "at_shipment_cancelled_before_shipment",
+    "at_shipment_captured_outside_then_partly_shipped",
+    "at_shipment_partly_shipped_then_returned",
+    "at_shipment_shipment_repeated_after_its_write_failed",
+    "authorization_lapsed_cancelled",
+    "authorization_renewal_wants_customer_cancelled",
+    "authorization_renewed_then_delivered",
+    "cancel_recorded_mid_charge",
     "cancelled_confirmed_refunded",
-    "superseded_success_refunded",
-    "parked_then_retried",
-    "pending_cancel_finished_by_workflow",
-    "payment_window_expired",
+    "cancelled_failed",
+    "cancelled_payment_processing",
+    "cancelled_pending",
+    "capture_refused_then_resolved",
     "continued_as_new_first_run",
     "continued_as_new_second_run",
-    "late_payment_refunded_order",
-    "late_payment_delivered_order",
-    "dashboard_partial_refund_then_cancelled",
     "dashboard_full_refund_not_fulfilled",
+    "dashboard_partial_refund_then_cancelled",
+    "declined_then_paid",
+    "delivered_dispute_open_past_return_window",
     "disputed_won_delivered",
-    "three_d_secure_confirmed",
-    "payment_window_waits_for_processing",
-    "after_close_refund_recorded",
-    "after_close_events_together",
-    "cancel_recorded_mid_charge",
     "failed_refund_retried_then_resolved",
-    "resumed_paid_then_delivered",
-    "resumed_paid_then_cancelled",
-    "resumed_unpaid_then_expired",
+    "late_payment_delivered_order",
+    "late_payment_refunded_order",
+    "paid",
+    "paid_delivered",
+    "parked_then_retried",
     "partly_shipped_then_returned",
-    "at_shipment_partly_shipped_then_returned",
-    "at_shipment_cancelled_before_shipment",
-    "authorization_lapsed_cancelled",
-    "capture_refused_then_resolved",
+    "payment_window_expired",
+    "payment_window_waits_for_processing",
+    "pending_cancel_finished_by_workflow",
+    "reconciled_without_webhook",
+    "resumed_paid_then_cancelled",
+    "resumed_paid_then_delivered",
+    "resumed_unpaid_then_expired",
+    "return_refund_failed_then_retried",
+    "superseded_success_refunded",
+    "three_d_secure_confirmed",
 }
 
 
@@ -104,22 +110,10 @@ async def _replay(path: Path, *workflows: type) -> Exception | None:
     return result.replay_failure
 
 
-def _known_incompatible(path: Path) -> str | None:
-    """Why this history cannot replay, when its release's manifest says so (a change that
-    shipped without a patch and that no patch can now tell apart: architecture.md)."""
-    manifest = json.loads((path.parent / "manifest.json").read_text())
-    reason = manifest.get("known_incompatible", {}).get(path.stem)
-    return None if reason is None else str(reason)
-
-
 @pytest.mark.parametrize("path", HISTORIES, ids=[f"{p.parent.name}/{p.stem}" for p in HISTORIES])
 async def test_a_recorded_history_replays_on_todays_code(path: Path) -> None:
     failure = await _replay(path)
-    if _known_incompatible(path) is None:
-        assert failure is None, f"{path.parent.name}/{path.name}: {failure}"
-    else:
-        # Kept honest both ways: if it starts replaying, take it off the list.
-        assert failure is not None and "nondeterminism" in str(failure).lower(), failure
+    assert failure is None, f"{path.parent.name}/{path.name}: {failure}"
 
 
 def test_every_release_folder_says_what_it_holds() -> None:
@@ -158,19 +152,3 @@ async def test_an_unpatched_command_change_fails_the_gate_and_a_patched_one_pass
 
 def test_the_gate_has_delivered_histories_to_try() -> None:
     assert DELIVERED
-
-
-# A history today's code recorded and cannot replay (found 2026-12-07 by recording the corpus
-# again): the superseded success's read-back (a local activity) came back in a workflow task
-# of its own (event 49), and the refund's `stripe-amounts` patch marker followed in the next
-# task (event 53); replay reports the marker without its command (TMPRL1100). The same history
-# fails on the code of 0.1.0+g249b119fd3, whose own recording of this journey replays: it
-# depends on how the tasks fell, not on one edit. Not yet understood or fixed; strict, so it
-# says so the day it replays. A worker that loses its cache for such an order hits it too.
-KNOWN = CORPUS / "_known"
-
-
-@pytest.mark.xfail(strict=True, reason="a task split after a local activity fails to replay")
-async def test_a_history_whose_local_activity_came_back_in_a_task_of_its_own_replays() -> None:
-    failure = await _replay(KNOWN / "superseded_success_refunded_split_task.json")
-    assert failure is None, failure
