@@ -4,7 +4,7 @@
 row (its status, number, total, PaymentIntents, cancellation) and from Stripe (the current
 PaymentIntent, for its amount and the customer's client secret). The run's first work is
 to read Stripe's word on every PaymentIntent of the order and carry on from there
-(workflows/actions.py `catch_up`). The start itself keeps the rule that a run which ended
+(workflows/order_actions/resume.py). The start itself keeps the rule that a run which ended
 normally is never resumed: Temporal starts the new run only after a run that failed, was
 terminated, cancelled or timed out (ALLOW_DUPLICATE_FAILED_ONLY), or when none ever ran.
 """

@@ -19,7 +19,7 @@ from vult.domain.contracts import (
     PaymentIntentSnapshot,
     WatchedRefund,
 )
-from vult.domain.status import UNPAID, OrderStatus
+from vult.domain.status import Clock, OrderStatus, starts
 
 S = OrderStatus
 
@@ -232,15 +232,16 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     """Every timer that applies in the order's current state, earliest first."""
     found: list[tuple[datetime, Timer]] = []
     status = state.status
-    if status in UNPAID and state.created_at is not None:
+    if starts(status, Clock.PAYMENT_WINDOW) and state.created_at is not None:
         window = state.created_at + timing.payment_window
         if state.window_extended_until is not None:
             window = max(window, state.window_extended_until)
         found.append((window, Timer.PAYMENT_WINDOW))
-    if status == S.PaymentProcessing and state.next_reconcile_at is not None:
+    if starts(status, Clock.RECONCILE) and state.next_reconcile_at is not None:
         found.append((state.next_reconcile_at, Timer.RECONCILE))
-    if status == S.Cancelled and state.cancelled_at is not None:
-        found.append(_closing(state, timing, state.cancelled_at + timing.cancelled_grace))
+    if starts(status, Clock.CANCELLED_GRACE) and state.cancelled_at is not None:
+        at = state.cancelled_at + timing.cancelled_grace
+        found.append(_closing(state, timing, at, Timer.GRACE_OVER))
     if state.pending_cancel is not None and state.next_cancel_ask_at is not None:
         found.append((state.next_cancel_ask_at, Timer.CANCEL_ASK))
     reminder = _evidence_reminder(state, timing)
@@ -251,8 +252,9 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
         if not state.authorization_reminded:
             found.append((lapses - timing.authorization_reminder, Timer.AUTHORIZATION_REMINDER))
         found.append((lapses, Timer.AUTHORIZATION_EXPIRED))
-    if status == S.Delivered and state.delivered_at is not None:
-        found.append(_closing(state, timing, state.delivered_at + timing.return_window))
+    if starts(status, Clock.RETURN_WINDOW) and state.delivered_at is not None:
+        at = state.delivered_at + timing.return_window
+        found.append(_closing(state, timing, at, Timer.RETURN_WINDOW_OVER))
     if state.attention is not None and state.retry_at is None:
         return []  # parked until ops act (a failed refund): nothing runs by itself
     if state.retry_at is not None:
@@ -262,13 +264,15 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     return sorted(found)
 
 
-def _closing(state: OrderState, timing: OrderTiming, at: datetime) -> tuple[datetime, Timer]:
+def _closing(
+    state: OrderState, timing: OrderTiming, at: datetime, closes: Timer
+) -> tuple[datetime, Timer]:
     """The timer that may close the order at `at` (a cancelled order's grace, a delivered
     one's return window): with money still in flight (a refund pending, a dispute open),
     Stripe is asked again every RECONCILE_MAX_INTERVAL instead, until it has settled. A
     timer due with nothing to do would wake the loop at once, for ever."""
     if not money_in_flight(state):
-        return at, Timer.GRACE_OVER if state.status == S.Cancelled else Timer.RETURN_WINDOW_OVER
+        return at, closes
     checked = state.money_checked_at
     later = checked + timing.reconcile_max_interval if checked else at
     return max(at, later), Timer.MONEY_IN_FLIGHT
@@ -279,7 +283,7 @@ def authorization_lapses(state: OrderState, timing: OrderTiming) -> datetime | N
     shipment), or None."""
     if state.authorized_at is None or state.captured is not None or state.authorization_over:
         return None
-    if state.status not in (S.Confirmed, S.Processing):
+    if not starts(state.status, Clock.AUTHORIZATION):
         return None
     if state.authorization_ends_at is not None:
         return state.authorization_ends_at  # the charge's own capture_before, Stripe's word
@@ -332,3 +336,8 @@ def on_late_payment(intent: PaymentIntentSnapshot, order: OrderPayment) -> Decis
     if intent.status == "processing":
         return Decision(Act.WAIT, f"{pi} is mid-charge: asking again later")
     return Decision(Act.NOTHING, f"{pi} is {intent.status}: nothing to do")
+
+
+def authorized(state: OrderState) -> bool:
+    """Capture at shipment: the card is authorized and nothing captured yet."""
+    return state.authorized_at is not None and state.captured is None

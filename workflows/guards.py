@@ -1,33 +1,30 @@
 """What each command requires of the order, checked by the update's validator (before
-anything is recorded) and again by its handler. Each raises the refusal the caller sees."""
+anything is recorded) and again by its handler. Each raises the refusal the caller sees.
+Which statuses take which command is the status table's (vult/domain/status.py); the rest
+here is what the workflow knows beyond the status."""
 
 from __future__ import annotations
 
 from vult.domain import payments
 from vult.domain.contracts import LineQuantity, OrderState, ReturnRequest
-from vult.domain.status import CANCELLABLE, PAYABLE, OrderStatus
+from vult.domain.status import REFUSALS, Command, accepts
 from workflows.steps import refused
 
-S = OrderStatus
+
+def require(state: OrderState, command: Command) -> None:
+    """The order's status takes this command (the status table's row)."""
+    if not accepts(state.status, command):
+        raise refused(REFUSALS[command].format(status=state.status))
 
 
 def payable(state: OrderState) -> None:
     if state.pending_cancel is not None:
         raise refused("The order is being cancelled: it cannot be paid")
-    status = state.status
-    if status is not None and status not in PAYABLE and status != S.PaymentProcessing:
-        raise refused(f"Cannot process payment for order with status: {status}")
+    require(state, Command.PAY)
 
 
 def cancellable(state: OrderState) -> None:
-    status = state.status
-    if status is not None and status not in CANCELLABLE:
-        raise refused(f"Cannot cancel order with status: {status}")
-
-
-def in_status(state: OrderState, status: OrderStatus, action: str) -> None:
-    if state.status != status:
-        raise refused(f"Cannot {action} an order with status: {state.status}")
+    require(state, Command.CANCEL)
 
 
 def keeps_payment(state: OrderState) -> None:
@@ -80,8 +77,7 @@ def no_shipment_waiting(state: OrderState) -> None:
 
 
 def returnable(state: OrderState, request: ReturnRequest) -> None:
-    if state.status not in (S.Shipped, S.Delivered):
-        raise refused(f"Cannot take a return of an order with status: {state.status}")
+    require(state, Command.TAKE_RETURN)
     if not 0 < len(request.reason.strip()) <= 500:
         raise refused("A reason of 1 to 500 characters is required")
     if not 0 < len(request.key) <= 255:

@@ -29,10 +29,19 @@ from vult.domain.contracts import (
     ShipOrder,
 )
 from vult.domain.failures import Failure
-from vult.domain.status import CANCELLABLE, OrderStatus
+from vult.domain.status import CANCELLABLE, Command, OrderStatus
 from workflows import attention, decisions, guards, ops_view, steps
-from workflows.actions import OrderActions
 from workflows.decisions import Timer
+from workflows.order_actions import (
+    cancellation,
+    payment,
+    refunds,
+    resolution,
+    row,
+    shipping,
+    timers,
+)
+from workflows.order_actions.context import OrderContext
 from workflows.steps import OrderRefused, refused
 from workflows.timer import UpdatableTimer
 
@@ -66,7 +75,7 @@ class OrderWorkflow:
         self._state.queued_events = []
         self._wake = False  # set by handlers whose change moves a timer
         self._timer = UpdatableTimer()
-        self._act = OrderActions(
+        self._ctx = OrderContext(
             input.order_id, self._state, self._timing, input.index_for_search, input.capture
         )
         # Updates, events and timers interleave at every await; one lock keeps each
@@ -167,13 +176,13 @@ class OrderWorkflow:
         move for it."""
         try:
             if isinstance(work, Timer):
-                await self._act.on_timer(work)
+                await timers.on_timer(self._ctx, work)
             elif isinstance(work, CancelOrder):
                 await self._finish_cancel(work.reason)
             elif isinstance(work, ShipOrder):
-                await self._act.ship(work)
+                await shipping.ship(self._ctx, work)
             else:
-                self._state.last_payment_note = await self._act.on_event(work)
+                self._state.last_payment_note = await payment.on_event(self._ctx, work)
         except ApplicationError as err:
             if err.type == Failure.CANCEL_RECORDED:
                 self._state.last_payment_note = err.message  # asked again later
@@ -316,15 +325,15 @@ class OrderWorkflow:
                 return self._state.payment
             if status == S.Failed:
                 # The declined PaymentIntent must not stay payable beside the new one.
-                await self._act.close_previous_attempt()
+                await payment.close_previous_attempt(self._ctx)
                 if self._state.status != S.Failed:  # it was paid after all
                     self._check(guards.payable)
             attempt = self._state.payment_attempt + 1
-            intent = await self._act.create_payment_intent(attempt)
+            intent = await payment.create_payment_intent(self._ctx, attempt)
             self._state.payment_attempt = attempt
             self._state.payment_intent_ids.append(intent.payment_intent_id)
-            await self._act.change(
-                status, S.PaymentProcessing, payment_intent_id=intent.payment_intent_id
+            await row.change(
+                self._ctx, status, S.PaymentProcessing, payment_intent_id=intent.payment_intent_id
             )
             self._state.payment = intent
             self._state.reconcile_attempts = 0
@@ -377,7 +386,7 @@ class OrderWorkflow:
 
     async def _finish_cancel(self, reason: str, *, interactive: bool = False) -> None:
         if self._state.status in CANCELLABLE:
-            await self._act.cancel(reason, interactive=interactive)
+            await cancellation.cancel(self._ctx, reason, interactive=interactive)
         self._state.pending_cancel = None
 
     @cancel.validator
@@ -395,24 +404,24 @@ class OrderWorkflow:
         """Ops: Confirmed -> Processing (fulfilment has begun)."""
         await self._caught_up()
         async with self._lock:
-            guards.in_status(self._state, S.Confirmed, "start processing")
+            guards.require(self._state, Command.START_PROCESSING)
             await self._read_back_payment()
             guards.stripe_keeps_payment(self._state)
-            await self._act.change(S.Confirmed, S.Processing)
+            await row.change(self._ctx, S.Confirmed, S.Processing)
 
     async def _read_back_payment(self) -> None:
         """Before goods go out: Stripe's amounts now (a refund in the Dashboard, a dispute
         opened or closed whose event is still on its way or lost), so what
         stripe_keeps_payment checks is the truth, not the last event's word."""
-        payment = self._state.payment
-        if payment is not None:
-            await self._act.learn(payment.payment_intent_id)
+        paying = self._state.payment
+        if paying is not None:
+            await refunds.learn(self._ctx, paying.payment_intent_id)
 
     @start_processing.validator
     def _validate_start_processing(self) -> None:
         if self._resuming():
             return
-        guards.in_status(self._state, S.Confirmed, "start processing")
+        guards.require(self._state, Command.START_PROCESSING)
         guards.keeps_payment(self._state)
 
     @workflow.update
@@ -423,12 +432,12 @@ class OrderWorkflow:
         `retry` captures again and ships)."""
         await self._caught_up()
         async with self._lock:
-            guards.in_status(self._state, S.Processing, "ship")
+            guards.require(self._state, Command.SHIP)
             guards.no_shipment_waiting(self._state)
             await self._read_back_payment()
             guards.stripe_keeps_payment(self._state)
             try:
-                await self._act.ship(shipment)
+                await shipping.ship(self._ctx, shipment)
             except ApplicationError as err:
                 if err.type != Failure.PAYMENT_REFUSED:
                     raise
@@ -449,7 +458,7 @@ class OrderWorkflow:
         guards.valid_lines(shipment.line_items)
         if self._resuming():
             return
-        guards.in_status(self._state, S.Processing, "ship")
+        guards.require(self._state, Command.SHIP)
         guards.no_shipment_waiting(self._state)
 
     @workflow.update
@@ -459,7 +468,7 @@ class OrderWorkflow:
         await self._caught_up()
         async with self._lock:
             guards.returnable(self._state, request)
-            return await self._act.take_return(request)
+            return await shipping.take_return(self._ctx, request)
 
     @take_return.validator
     def _validate_take_return(self, request: ReturnRequest) -> None:
@@ -471,15 +480,15 @@ class OrderWorkflow:
         """Ops: Shipped -> Delivered. The workflow then completes."""
         await self._caught_up()
         async with self._lock:
-            guards.in_status(self._state, S.Shipped, "deliver")
-            await self._act.change(S.Shipped, S.Delivered)
+            guards.require(self._state, Command.DELIVER)
+            await row.change(self._ctx, S.Shipped, S.Delivered)
             self._state.delivered_at = workflow.now()  # open for returns until then
             self._wake = True
 
     @deliver.validator
     def _validate_deliver(self) -> None:
         if not self._resuming():
-            guards.in_status(self._state, S.Shipped, "deliver")
+            guards.require(self._state, Command.DELIVER)
 
     @workflow.update
     async def retry(self) -> None:
@@ -501,7 +510,7 @@ class OrderWorkflow:
         row. A pending cancellation is then recorded without moving money."""
         async with self._lock:
             self._require_resolvable()
-            await self._act.resolve(command.note.strip())
+            await resolution.resolve(self._ctx, command.note.strip())
             self._wake = True
 
     @resolve.validator

@@ -5,7 +5,7 @@ is the one end no workflow can refuse; a workflow can also fail or time out by a
 misconfiguration. An order whose row says it can still change (not Delivered; a Cancelled
 one only while money of it may still move) then has nothing to move it. These bring it
 back with a new run of `order-<orderId>`, started from the row and from what Stripe says
-now (activities/order_resume.py; workflows/actions.py `catch_up`); a run that ended
+now (activities/order_resume.py; workflows/order_actions/resume.py); a run that ended
 normally is never resumed.
 
 - OrderSweepWorkflow is what the Temporal Schedule `order-sweep` starts every

@@ -88,7 +88,7 @@ def test_alert_rules_watch_payment_failures_and_webhook_signatures() -> None:
     # Every metric an alert names is one the service exports, under that exact name: the
     # worker's counters are exported as named in `count(...)`, prometheus_client's
     # Counters (the API's) with `_total` added.
-    workflow_code = "".join(p.read_text() for p in sorted((ROOT / "workflows").glob("*.py")))
+    workflow_code = "".join(p.read_text() for p in sorted((ROOT / "workflows").rglob("*.py")))
     activity_code = "".join(p.read_text() for p in sorted((ROOT / "activities").glob("*.py")))
     exported = (
         set(re.findall(r'count\(\s*"(vult_[a-z_]+)"', workflow_code))

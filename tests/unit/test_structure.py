@@ -233,7 +233,7 @@ def test_workflow_code_calls_no_io_builtin() -> None:
 
     calls = {
         (path.name, node.lineno, node.func.id)
-        for path in sorted((ROOT / "workflows").glob("*.py"))
+        for path in sorted((ROOT / "workflows").rglob("*.py"))
         for node in ast.walk(ast.parse(path.read_text()))
         if isinstance(node, ast.Call)
         and isinstance(node.func, ast.Name)
@@ -271,7 +271,7 @@ def test_workflow_code_keeps_no_mutable_state_outside_its_instances() -> None:
 
     mutable = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp)
     found = []
-    for path in sorted((ROOT / "workflows").glob("*.py")):
+    for path in sorted((ROOT / "workflows").rglob("*.py")):
         tree = ast.parse(path.read_text())
         scopes = [tree.body] + [n.body for n in tree.body if isinstance(n, ast.ClassDef)]
         for body in scopes:

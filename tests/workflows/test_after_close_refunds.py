@@ -120,8 +120,9 @@ async def test_the_row_says_refund_failed_while_a_return_refund_is_owed_after_cl
 ) -> None:
     """The order's workflow writes `refund_failed` on the row while a refund of ours is owed
     "until a refund goes through (or ops resolve it), whatever later events say"
-    (workflows/actions.py, `learn`). The after-close workflow, flagging a return's failed
-    refund as owed, writes Stripe's plain status instead: the row says all is well."""
+    (workflows/order_actions/refunds.py, `learn`). The after-close workflow, flagging a
+    return's failed refund as owed, writes Stripe's plain status instead: the row says all is
+    well."""
     order_id, pi, key = delivered_with_a_return(backend, failed=True)
     await commands.settle_late(order_id, stripe_event(pi, "refund.failed"))
     flag = await flag_of(temporal_client, pi, lambda f: "owed" in f)
