@@ -51,7 +51,9 @@ async def test_unencrypted_payloads_pass_through_decode() -> None:
 
 
 @pytest.mark.parametrize(
-    "spec", ["", "nocolon", "k1:not base64!", "k1:AAAA", f"{new_key_spec('a')},a:" + "A" * 44]
+    "spec",
+    ["", "nocolon", "k1:not base64!", "k1:AAAA", f"{new_key_spec('a')},a:" + "A" * 44],
+    ids=["empty", "nocolon", "not-base64", "short", "id-twice"],  # the key is random
 )
 def test_bad_key_configuration_is_refused(spec: str) -> None:
     with pytest.raises(KeyConfigError):
