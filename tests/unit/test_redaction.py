@@ -60,8 +60,12 @@ def test_uvicorns_own_access_log_handlers_are_filtered() -> None:
     access = logging.getLogger("uvicorn.access")
     handler = logging.StreamHandler()
     access.addHandler(handler)
+    # configure_logging sets process-wide levels: put them back for the tests after this.
+    levels = {name: logging.getLogger(name).level for name in ("", "stripe", "httpx")}
     try:
         configure_logging()
         assert any(isinstance(f, RedactingFilter) for f in handler.filters)
     finally:
         access.removeHandler(handler)
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
