@@ -27,6 +27,8 @@ from vult.process.stripe_client import make_stripe_client
 from vult.temporal.client import connect
 from vult.temporal.deployments import deployment_config, promote_on_start
 from vult.temporal.sandbox import sandbox_runner
+from workflows import declared_activities as declared
+from workflows.declared_activities import ORDER_DB, RESUME, STRIPE
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.order_sweep import OrderSweepWorkflow, ResumeOrderWorkflow
@@ -49,7 +51,7 @@ def build_worker(
         client,
         task_queue=settings.temporal_task_queue,
         workflows=[OrderWorkflow, LatePaymentWorkflow, OrderSweepWorkflow, ResumeOrderWorkflow],
-        activities=[*db.all(), *payments.all(), *resume.all()],
+        activities=declared.registered({ORDER_DB: db, STRIPE: payments, RESUME: resume}),
         workflow_runner=sandbox_runner(),
         deployment_config=deployment_config(
             settings.worker_deployment_name, settings.worker_build_id

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 
 from sqlalchemy import ARRAY, String, cast, func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -49,17 +48,6 @@ class OrderDbActivities:
     def __init__(self, engine: AsyncEngine, pricing: Pricing) -> None:
         self._engine = engine
         self._pricing = pricing
-
-    def all(self) -> list[Callable[..., Awaitable[object]]]:
-        """Every activity, for the worker to register."""
-        return [
-            self.create_order_row,
-            self.change_order_status,
-            self.read_order_payment,
-            self.record_payment,
-            self.read_order_lines,
-            self.record_return,
-        ]
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:

@@ -12,7 +12,6 @@ terminated, cancelled or timed out (ALLOW_DUPLICATE_FAILED_ONLY), or when none e
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,9 +64,6 @@ class OrderResumeActivities:
         self._stripe = stripe_client
         self._task_queue = task_queue
         self._timing = timing
-
-    def all(self) -> list[Callable[..., Awaitable[object]]]:
-        return [self.find_orders_to_resume, self.resume_order]
 
     @activity.defn(name="find_orders_to_resume")
     async def find_orders_to_resume(self, limit: int) -> list[uuid.UUID]:

@@ -118,17 +118,6 @@ class StripeActivities:
         # of an order we have) are this service's to act on.
         self._owner = owner
 
-    def all(self) -> list[Callable[..., Awaitable[object]]]:
-        """Every activity, for the worker to register."""
-        return [
-            self.create_payment_intent,
-            self.retrieve_payment_intent,
-            self.cancel_payment_intent,
-            self.refund_payment,
-            self.read_charge,
-            self.capture_payment,
-        ]
-
     @activity.defn(name="create_payment_intent")
     async def create_payment_intent(self, req: CreatePaymentIntent) -> PaymentIntentInfo:
         """A PaymentIntent for the customer to pay. With `save_card`, its card is kept for an

@@ -1,15 +1,14 @@
-"""The order workflow's calls to its activities, each with its policy, the summary ops see
-in the Web UI, and the unwrapping of its failures into what the workflow acts on."""
+"""The order workflow's calls to its activities (declared in workflows/declared_activities.py
+with their policies and summaries): the requests with their idempotency keys, and the
+unwrapping of their failures into what the workflow acts on."""
 
 from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import TypeVar
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
-from temporalio.workflow import ActivityConfig, LocalActivityConfig
 
 from vult.domain.contracts import (
     CancelPaymentIntent,
@@ -31,13 +30,12 @@ from vult.domain.contracts import (
     StatusChange,
 )
 from vult.domain.failures import Failure
-from workflows import activity_stubs as act
+from workflows import declared_activities as declared
 from workflows import ops_view, policies
 
 # A PaymentIntent mid-charge cannot be cancelled; ask again this often, this many times.
 _IN_FLIGHT_RETRY = OrderTiming().in_flight_retry
 _IN_FLIGHT_TRIES = 20
-_PLACE_SUMMARY = "Snapshot the products, total the order and save it"
 
 
 class OrderRefused(Exception):
@@ -46,16 +44,6 @@ class OrderRefused(Exception):
     def __init__(self, problems: list[str]) -> None:
         super().__init__("; ".join(problems))
         self.problems = problems
-
-
-_Config = TypeVar("_Config", ActivityConfig, LocalActivityConfig)
-
-
-def _summarised(policy: _Config, summary: str) -> _Config:
-    """The policy, with the line ops read beside the call in the Web UI."""
-    config = policy.copy()
-    config["summary"] = summary
-    return config
 
 
 def application_cause(err: ActivityError | ApplicationError) -> ApplicationError | None:
@@ -81,11 +69,7 @@ def refused(message: str) -> ApplicationError:
 
 async def create_order_row(req: CreateOrderRow) -> CreatedOrderRow:
     try:
-        return await workflow.execute_local_activity(
-            act.create_order_row,
-            req,
-            **_summarised(policies.CREATE_ORDER, _PLACE_SUMMARY),
-        )
+        return await declared.create_order_row(req)
     except (ActivityError, ApplicationError) as err:
         cause = application_cause(err)
         if cause is None or cause.type != Failure.INVALID_ORDER:
@@ -94,14 +78,8 @@ async def create_order_row(req: CreateOrderRow) -> CreatedOrderRow:
 
 
 async def write_status(change: StatusChange) -> None:
-    new, current = change.new_status, change.expected[0]
-    summary = f"Record {new}" if new != current else f"Record Stripe details ({new})"
     try:
-        await workflow.execute_local_activity(
-            act.change_order_status,
-            change,
-            **_summarised(policies.DB_WRITE, summary),
-        )
+        await declared.change_order_status(change)
     except (ActivityError, ApplicationError) as err:
         cause = application_cause(err)
         if cause is not None and cause.type == Failure.STATUS_CONFLICT:
@@ -114,9 +92,7 @@ async def write_status(change: StatusChange) -> None:
 
 async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> PaymentIntentInfo:
     try:
-        return await workflow.execute_local_activity(
-            act.create_payment_intent, req, **_summarised(policies.STRIPE_INTERACTIVE, summary)
-        )
+        return await declared.create_payment_intent(req, summary=summary)
     except (ActivityError, ApplicationError) as err:
         if (refusal := _payment_refused(err)) is not None:
             raise refusal from err
@@ -133,11 +109,7 @@ async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> Payme
 async def retrieve_payment_intent(pi: str) -> PaymentIntentSnapshot:
     # Short Stripe calls on the hot path run as local activities: no extra server round
     # trip each (docs/performance.md).
-    return await workflow.execute_local_activity(
-        act.retrieve_payment_intent,
-        pi,
-        **_summarised(policies.STRIPE_READ, f"Ask Stripe about PaymentIntent {pi}"),
-    )
+    return await declared.retrieve_payment_intent(pi)
 
 
 async def ask_to_cancel(
@@ -151,12 +123,11 @@ async def ask_to_cancel(
     authorization that pays nothing."""
     policy = policies.STRIPE_INTERACTIVE_CALL if interactive else policies.STRIPE_BACKGROUND
     suffix = f":{ask + 1}" if ask else ""
-    return await workflow.execute_activity(
-        act.cancel_payment_intent,
+    return await declared.cancel_payment_intent(
         CancelPaymentIntent(
             payment_intent_id=pi, idempotency_key=f"order:{order_id}:{purpose}:{pi}{suffix}"
         ),
-        **_summarised(policy, f"Cancel PaymentIntent {pi} at Stripe"),
+        config=policy,
     )
 
 
@@ -174,12 +145,11 @@ async def cancel_payment_intent(
         # Each ask gets its own key: Stripe replays a key's first answer for 24 hours, so a
         # reused key would never see the PaymentIntent leave `processing`.
         suffix = f":{attempt + 1}" if attempt else ""
-        intent = await workflow.execute_activity(
-            act.cancel_payment_intent,
+        intent = await declared.cancel_payment_intent(
             CancelPaymentIntent(
                 payment_intent_id=pi, idempotency_key=f"order:{order_id}:cancel:{pi}{suffix}"
             ),
-            **_summarised(policy, f"Cancel PaymentIntent {pi} at Stripe"),
+            config=policy,
         )
         if intent.status != "processing" or interactive:
             return intent
@@ -208,89 +178,56 @@ async def refund_payment(
     """Refund `amount` (minor units; None: what is still held); the key (the order's
     refund key, or `key`: a return's, the unshipped lines') makes a retry, here or at
     Stripe, the same refund."""
-    what = "what is still held" if amount is None else f"{amount} (minor units)"
-    return await workflow.execute_activity(
-        act.refund_payment,
+    return await declared.refund_payment(
         RefundPayment(
             order_id=order_id,
             payment_intent_id=pi,
             idempotency_key=key or refund_key(order_id, pi, retry),
             amount=amount,
-        ),
-        **_summarised(policies.STRIPE_BACKGROUND, f"Refund {pi}: {what}"),
+        )
     )
 
 
 async def read_charge(pi: str) -> ChargeFacts:
-    return await workflow.execute_activity(
-        act.read_charge,
-        pi,
-        **_summarised(policies.STRIPE_BACKGROUND, f"Read {pi}'s amounts at Stripe"),
-    )
+    return await declared.read_charge(pi)
 
 
 async def record_payment(record: RecordPayment) -> bool:
-    return await workflow.execute_local_activity(
-        act.record_payment,
-        record,
-        **_summarised(policies.DB_WRITE, f"Record {record.stripe_payment_status}"),
-    )
+    return await declared.record_payment(record)
 
 
 async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
-    return await workflow.execute_local_activity(
-        act.read_order_payment,
-        order_id,
-        **_summarised(policies.DB_WRITE, "Read the order's payment from the database"),
-    )
+    return await declared.read_order_payment(order_id)
 
 
 async def find_orders_to_resume(limit: int) -> list[uuid.UUID]:
-    return await workflow.execute_activity(
-        act.find_orders_to_resume,
-        limit,
-        **_summarised(policies.FIND_ORPHANS, "Find orders that can still change with no workflow"),
-    )
+    return await declared.find_orders_to_resume(limit)
 
 
 async def resume_order(order_id: uuid.UUID) -> ResumeOutcome:
-    return await workflow.execute_activity(
-        act.resume_order,
-        order_id,
-        **_summarised(policies.RESUME, f"Resume the workflow of order {order_id}"),
-    )
+    return await declared.resume_order(order_id)
 
 
 async def read_order_lines(order_id: uuid.UUID) -> OrderLines:
-    return await workflow.execute_local_activity(
-        act.read_order_lines,
-        order_id,
-        **_summarised(policies.DB_WRITE, "Read the order's lines"),
-    )
+    return await declared.read_order_lines(order_id)
 
 
 async def record_return(req: RecordReturn) -> None:
-    await workflow.execute_local_activity(
-        act.record_return,
-        req,
-        **_summarised(policies.DB_WRITE, f"Record the return of {req.record.amount}"),
-    )
+    await declared.record_return(req)
 
 
 async def capture_payment(order_id: uuid.UUID, pi: str, amount: int) -> PaymentIntentSnapshot:
     """Capture at shipment; the key is the order's and the PaymentIntent's, so a retried
     capture is the same capture at Stripe."""
     try:
-        return await workflow.execute_activity(
-            act.capture_payment,
+        return await declared.capture_payment(
             CapturePayment(
                 payment_intent_id=pi,
                 amount=amount,
                 # The amount is part of the request: another amount (other lines shipped
                 # after a refused capture) is another key.
                 idempotency_key=f"order:{order_id}:capture:{pi}:{amount}",
-            ),
-            **_summarised(policies.STRIPE_INTERACTIVE_CALL, f"Capture {amount} of {pi}"),
+            )
         )
     except ActivityError as err:
         if (refusal := _payment_refused(err)) is not None:

@@ -326,14 +326,6 @@ class Backend:
         self.recorded.append(record)
         return record.order_id in self.rows
 
-    @activity.defn(name="retrieve_refund")
-    async def retrieve_refund(self, refund_id: str) -> RefundInfo:
-        intent = self.intents["_".join(refund_id.removeprefix("re_").split("_")[:2])]
-        status = self.refund_outcomes.get(refund_id, "succeeded")
-        return RefundInfo(
-            refund_id=refund_id, status=status, amount=intent.amount, currency=intent.currency
-        )
-
     @property
     def activities(self) -> list[Callable[..., Any]]:
         return [
@@ -344,7 +336,6 @@ class Backend:
             self.retrieve_payment_intent,
             self.cancel_payment_intent,
             self.refund_payment,
-            self.retrieve_refund,
             self.read_charge,
             self.record_payment,
             self.capture_payment,

@@ -20,7 +20,7 @@ from temporalio import activity
 from activities.order_db import OrderDbActivities
 from activities.order_resume import OrderResumeActivities
 from activities.stripe_payments import StripeActivities
-from workflows import activity_stubs
+from workflows import declared_activities as declared
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("vult", "workflows", "activities", "api", "worker", "dev")
@@ -74,45 +74,38 @@ def test_the_api_imports_nothing_from_activities() -> None:
     assert not {m for m in loaded if _top(m) == "activities"}
 
 
-def _registered() -> dict[str, Callable[..., Any]]:
-    # The constructors only keep what they are given; nothing is called here.
+def _registered() -> list[Callable[..., Any]]:
+    """What the worker registers (worker.py: `declared.registered`). The constructors only
+    keep what they are given; nothing is called here."""
     db = OrderDbActivities(engine=None, pricing=None)  # type: ignore[arg-type]  # unused
     payments = StripeActivities(client=None, owner="test")  # type: ignore[arg-type]  # unused
     resume = OrderResumeActivities(None, None, None, "q", None)  # type: ignore[arg-type]
-    found: dict[str, Callable[..., Any]] = {}
-    for fn in [*db.all(), *payments.all(), *resume.all()]:
-        definition = activity._Definition.from_callable(fn)
-        assert definition is not None and definition.name, fn
-        assert definition.name not in found, f"{definition.name} registered twice"
-        found[definition.name] = fn
-    return found
+    return declared.registered(
+        {declared.ORDER_DB: db, declared.STRIPE: payments, declared.RESUME: resume}
+    )
 
 
 def _signature(fn: Callable[..., Any]) -> tuple[list[Any], Any]:
     hints = typing.get_type_hints(fn)
     params = [hints[p] for p in inspect.signature(fn).parameters if p != "self"]
-    return params, hints.get("return")
+    return params, hints.get("return", type(None))
 
 
-@pytest.mark.parametrize("stub", activity_stubs.ALL, ids=lambda s: s.__name__)
-def test_every_stub_has_a_registered_activity_of_the_same_signature(
-    stub: Callable[..., Any],
+@pytest.mark.parametrize("spec", declared.ALL, ids=lambda d: d.name)
+def test_each_declared_activity_is_implemented_under_its_name_with_its_signature(
+    spec: Any,
 ) -> None:
-    definition = activity._Definition.from_callable(stub)
-    assert definition is not None
-    registered = _registered()
-    assert definition.name in registered, f"no activity registered as {definition.name}"
-    assert _signature(registered[definition.name]) == _signature(stub)
+    implementation = next(fn for fn in _registered() if fn.__name__ == spec.name)
+    definition = activity._Definition.from_callable(implementation)
+    assert definition is not None and definition.name == spec.name
+    output = type(None) if spec.output is type(None) else spec.output
+    assert _signature(implementation) == ([spec.input], output)
 
 
-def test_the_worker_registers_no_activity_the_workflow_does_not_declare() -> None:
-    declared = {activity._Definition.must_from_callable(s).name for s in activity_stubs.ALL}
-    assert set(_registered()) == declared
-
-
-async def test_a_stub_refuses_to_run_in_place_of_its_activity() -> None:
-    with pytest.raises(NotImplementedError, match="stub"):
-        await activity_stubs.read_charge("pi_1")
+def test_the_worker_registers_each_declared_activity_once() -> None:
+    names = [str(activity._Definition.must_from_callable(fn).name) for fn in _registered()]
+    assert sorted(names) == sorted({d.name for d in declared.ALL})
+    assert len(names) == len(set(names)) == len(declared.ALL)
 
 
 # The packages whose imports must form layers, each importing only those below it.
