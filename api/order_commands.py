@@ -9,6 +9,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
+from temporalio.api.enums.v1 import WorkflowTaskFailedCause
+from temporalio.api.history.v1 import WorkflowTaskFailedEventAttributes
+from temporalio.api.workflowservice.v1 import DescribeWorkflowExecutionResponse
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
@@ -207,6 +210,38 @@ COMMAND_UNKNOWN = (
 )
 
 
+# How long the API looks into an order whose workflow did not answer a command in time.
+_DIAGNOSIS_SECONDS = 2.0
+_NONDETERMINISM = WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+
+
+def stuck_on_build(
+    described: DescribeWorkflowExecutionResponse,
+    last_failure: WorkflowTaskFailedEventAttributes | None,
+) -> str | None:
+    """The caller's message when the order's next workflow task keeps failing because its
+    history cannot run on the build the task went to (a nondeterminism error: a rollback
+    past a path the order took), or None."""
+    if not described.HasField("pending_workflow_task"):
+        return None
+    if described.pending_workflow_task.attempt < 2 or last_failure is None:
+        return None
+    if (
+        last_failure.cause
+        != WorkflowTaskFailedCause.WORKFLOW_TASK_FAILED_CAUSE_NON_DETERMINISTIC_ERROR
+    ):
+        return None
+    build = described.workflow_execution_info.versioning_info.deployment_version.build_id
+    last = f" (it last ran on {build})" if build else ""
+    return (
+        f"The order's workflow cannot run on the build that is current now{last}: its history "
+        "took a path this build does not know (a deploy rolled back past a change the order "
+        "already took), so its next step fails and the command was not carried out. Make a "
+        "build that can run it current again, or roll forward, then send the command again "
+        "(it is safe to repeat)."
+    )
+
+
 class OrderCommands:
     def __init__(
         self,
@@ -339,11 +374,28 @@ class OrderCommands:
         except (TimeoutError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
             # The SDK turns our deadline's cancellation (or the server's own timeout of the
             # update call) into its own error: either way nobody knows the outcome yet.
-            raise OutcomeUnknown(COMMAND_UNKNOWN) from err
+            raise OutcomeUnknown(await self._why_no_answer(handle)) from err
         except RPCError as err:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowClosed(str(order_id)) from err
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
+
+    async def _why_no_answer(self, handle: _Handle) -> str:
+        """What the caller is told when the order's workflow did not answer in time: that it
+        cannot run on the current build, when its next task keeps failing (a rollback past a
+        path it took), else that the outcome is not known yet."""
+        try:
+            async with asyncio.timeout(_DIAGNOSIS_SECONDS):
+                described = (await handle.describe()).raw_description
+                failed = None
+                if described.pending_workflow_task.attempt >= 2:
+                    # The first failure of a run of them is in the history (not the retries).
+                    async for event in handle.fetch_history_events():
+                        if event.HasField("workflow_task_failed_event_attributes"):
+                            failed = event.workflow_task_failed_event_attributes
+        except (RPCError, TimeoutError):
+            return COMMAND_UNKNOWN
+        return stuck_on_build(described, failed) or COMMAND_UNKNOWN
 
     async def deliver_payment_event(self, order_id: uuid.UUID, event: PaymentEvent) -> None:
         """Signal the order's workflow; WorkflowClosed when it has closed or never ran (the

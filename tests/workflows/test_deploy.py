@@ -15,19 +15,25 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
+import pytest
 from temporalio.api.enums.v1 import VersioningBehavior
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
+from api.errors import BadRequest, OutcomeUnknown
+from api.order_commands import OrderCommands
 from tests.support.variants import BuildB
 from tests.support.workflows import Backend, FakeStripeIntent, Harness, eventually
 from vult.domain.contracts import (
     CancelOrder,
     LatePayment,
     OrderState,
+    OrderTiming,
     ShipOrder,
 )
+from vult.domain.pricing import Pricing
 from vult.domain.status import OrderStatus
 from vult.temporal.deployments import (
     Routing,
@@ -58,6 +64,9 @@ def build(
         workflow_runner=sandbox_runner(),
         deployment_config=deployment_config(deployment, build_id),
     )
+
+
+HOUR = timedelta(hours=1)
 
 
 async def builds_of(client: Client, workflow_id: str) -> list[str]:
@@ -142,6 +151,11 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
             await fulfil(new)
             assert set(await builds_of(client, new.id)) == {B}
             assert await delivered_by(new) == "B"
+            # One that stays open for returns after its delivery on B's new path.
+            keeps = Harness(client, task_queue, backend, timing=OrderTiming(return_window=HOUR))
+            kept_order, kept, _ = await keeps.paid()
+            await fulfil(kept)
+            assert await delivered_by(kept) == "B"
 
             # Old orders (AUTO_UPGRADE) carry on on B and end there.
             intent = await pending.execute_update(OrderWorkflow.request_payment)
@@ -178,6 +192,27 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
             await fulfil(processing)
             assert (await builds_of(client, processing.id))[-1] == A
             assert (await processing.query(OrderWorkflow.state)).status == S.Delivered
+
+            # The order that took B's new path (delivered on B, open for returns) cannot run
+            # on A: a command to it says so and what to do, instead of "outcome unknown".
+            commands = OrderCommands(client, task_queue, OrderTiming(), Pricing(), deadline=5.0)
+            with pytest.raises(OutcomeUnknown) as stuck:
+                await commands.deliver(kept_order.order_id)
+            assert "cannot run on the build that is current now" in str(stuck.value), stuck
+            assert "send the command again" in str(stuck.value)
+            # Rolled forward again, the same command sent again is answered (a delivered
+            # order's deliver is refused: its status allows it no more) once the failing
+            # task's next retry runs on B.
+            await set_current(client, deployment, B)
+            answer: Exception | None = None
+            for _ in range(12):
+                try:
+                    await commands.deliver(kept_order.order_id)
+                except (OutcomeUnknown, BadRequest) as err:
+                    answer = err
+                if isinstance(answer, BadRequest):
+                    break
+            assert isinstance(answer, BadRequest) and "Cannot deliver" in str(answer), answer
 
 
 def backend_pi(backend: Backend, workflow_id: str) -> str:
