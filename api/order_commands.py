@@ -393,7 +393,7 @@ class OrderCommands:
                     async for event in handle.fetch_history_events():
                         if event.HasField("workflow_task_failed_event_attributes"):
                             failed = event.workflow_task_failed_event_attributes
-        except (RPCError, TimeoutError):
+        except Exception:  # noqa: BLE001 - only a better message was at stake: the 503 stands
             return COMMAND_UNKNOWN
         return stuck_on_build(described, failed) or COMMAND_UNKNOWN
 
