@@ -30,10 +30,14 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 from vult.db.models import ORDER_PAYMENT_INTENTS, ORDERS
 from vult.domain.contracts import (
+    Cancelling,
+    Fulfilment,
+    Hold,
     OrderState,
     OrderTiming,
     OrderWorkflowInput,
     PaymentIntentInfo,
+    Payments,
     ResumedRun,
     ResumeOutcome,
 )
@@ -117,23 +121,29 @@ class OrderResumeActivities:
             total=row.total,
             currency=row.currency,
             created_at=row.created_date,
-            # Each attempt made one PaymentIntent; a next attempt's key is new. One made at
-            # Stripe but never recorded gets its key again: Stripe answers with it.
-            payment_attempt=len(pis),
-            payment=await self._payment(current, row) if current else None,
-            payment_intent_ids=pis,
-            next_reconcile_at=now + self._timing.reconcile_after,
-            cancelled_at=row.updated_date if status == S.Cancelled else None,
-            cancellation_reason=row.cancellation_reason,
-            # A cancellation the customer was told of (202) while the payment was
-            # mid-charge: the resumed run completes it.
-            pending_cancel=row.pending_cancel_reason if status != S.Cancelled else None,
+            payments=Payments(
+                # Each attempt made one PaymentIntent; a next attempt's key is new. One made
+                # at Stripe but never recorded gets its key again: Stripe answers with it.
+                attempt=len(pis),
+                current=await self._payment(current, row) if current else None,
+                intent_ids=pis,
+                next_reconcile_at=now + self._timing.reconcile_after,
+            ),
+            cancelling=Cancelling(
+                at=row.updated_date if status == S.Cancelled else None,
+                reason=row.cancellation_reason,
+                # A cancellation the customer was told of (202) while the payment was
+                # mid-charge: the resumed run completes it.
+                pending=row.pending_cancel_reason if status != S.Cancelled else None,
+            ),
+            hold=Hold(
+                captured=to_minor_units(row.amount_captured, row.currency)
+                if row.amount_captured is not None
+                else None
+            ),
+            fulfilment=Fulfilment(delivered_at=row.delivered_date),
             resumes=[ResumedRun(at=now, previous=ended)],
             catching_up=True,
-            captured=to_minor_units(row.amount_captured, row.currency)
-            if row.amount_captured is not None
-            else None,
-            delivered_at=row.delivered_date,
         )
         try:
             await self._client.start_workflow(

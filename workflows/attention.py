@@ -28,7 +28,7 @@ def _reason(what: str, err: BaseException) -> str:
 
 
 def needs_attention(state: OrderState) -> bool:
-    return state.attention is not None or bool(state.notices)
+    return state.ops.attention is not None or bool(state.ops.notices)
 
 
 def park(
@@ -40,19 +40,19 @@ def park(
     event: PaymentEvent | None,
 ) -> None:
     first = not needs_attention(state)
-    state.attention = _reason(what, err)
+    state.ops.attention = _reason(what, err)
     cause = _cause(err)
     kind = cause.type if isinstance(cause, ApplicationError) else None
     if kind == Failure.STRIPE_KEY_REFUSED:
         ops_view.count("vult_stripe_key_refused_total", "Stripe refused the service's API key")
     if kind == Failure.REFUND_FAILED:
         # A second refund only when ops ask: they may pay the customer back another way.
-        state.retry_at = None
+        state.ops.retry_at = None
     else:
-        state.retry_at = workflow.now() + timing.attention_retry
+        state.ops.retry_at = workflow.now() + timing.attention_retry
     if event is not None:
-        state.parked_events.append(event)
-    flag(indexed, state.attention, first)
+        state.ops.parked_events.append(event)
+    flag(indexed, state.ops.attention, first)
 
 
 def flag(indexed: bool, reason: str, first: bool) -> None:
@@ -72,26 +72,26 @@ def notify(state: OrderState, indexed: bool, kind: str, text: str) -> None:
     """A notice for ops that no retry settles (a payment refunded in full outside the
     service, an open dispute): flagged like a parked step, kept until its condition clears
     (`clear_notice`) or ops resolve it. The workflow carries on meanwhile."""
-    if state.notices.get(kind) == text:
+    if state.ops.notices.get(kind) == text:
         return
-    first = state.attention is None and not state.notices
-    state.notices[kind] = text[:_REASON_CHARS]
+    first = state.ops.attention is None and not state.ops.notices
+    state.ops.notices[kind] = text[:_REASON_CHARS]
     flag(indexed, text, first)
 
 
 def clear_notice(state: OrderState, indexed: bool, kind: str) -> None:
-    if state.notices.pop(kind, None) is not None and state.attention is None:
-        if not state.notices:
+    if state.ops.notices.pop(kind, None) is not None and state.ops.attention is None:
+        if not state.ops.notices:
             unflag(indexed)
 
 
 def unpark(state: OrderState, indexed: bool) -> list[PaymentEvent]:
     """Clear the attention and return the parked events, to be handled again. Notices
     stay: they clear with their condition."""
-    if state.attention is not None and not state.notices:
+    if state.ops.attention is not None and not state.ops.notices:
         unflag(indexed)
-    events, state.parked_events = state.parked_events, []
-    state.attention, state.retry_at = None, None
+    events, state.ops.parked_events = state.ops.parked_events, []
+    state.ops.attention, state.ops.retry_at = None, None
     return events
 
 

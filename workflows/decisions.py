@@ -13,6 +13,7 @@ from enum import StrEnum
 from vult.domain import payments
 from vult.domain.contracts import (
     ChargeFacts,
+    HoldPhase,
     OrderPayment,
     OrderState,
     OrderTiming,
@@ -45,7 +46,7 @@ class Decision:
 
 def is_current(state: OrderState, pi: str) -> bool:
     """Is `pi` the order's current PaymentIntent (the one a successful payment confirms)?"""
-    return state.payment is not None and state.payment.payment_intent_id == pi
+    return state.payments.current is not None and state.payments.current.payment_intent_id == pi
 
 
 def _wrong_amount(
@@ -53,8 +54,8 @@ def _wrong_amount(
 ) -> Decision | None:
     """A payment for another amount or currency than the order's is undone (`act`), never
     confirmed; the current attempt fails."""
-    assert state.payment is not None
-    expected = (state.payment.amount, state.payment.currency)
+    assert state.payments.current is not None
+    expected = (state.payments.current.amount, state.payments.current.currency)
     if (intent.amount, intent.currency) == expected:
         return None
     return Decision(
@@ -69,14 +70,14 @@ def _wrong_amount(
 def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSnapshot) -> Decision:
     """What Stripe's current word on one PaymentIntent means for the order."""
     pi = intent.payment_intent_id
-    if pi not in state.payment_intent_ids and intent.order_id != order_id:
+    if pi not in state.payments.intent_ids and intent.order_id != order_id:
         return Decision(Act.NOTHING, f"{pi} does not belong to this order")
     current = is_current(state, pi)
     status = state.status
 
     if intent.status == "requires_capture":
         # Capture at shipment: the card is authorized, nothing is taken yet.
-        if pi == state.renewal and status != S.Cancelled:
+        if pi == state.hold.renewal and status != S.Cancelled:
             return Decision(Act.NOTHING, f"{pi} is the renewal of the authorization under way")
         if not current or status == S.Cancelled:
             return Decision(Act.CANCEL, f"{pi} is authorized but pays nothing: releasing it")
@@ -90,7 +91,7 @@ def on_payment_intent(state: OrderState, order_id: str, intent: PaymentIntentSna
         )
 
     if intent.status == "succeeded":
-        if pi in state.refunds:
+        if pi in state.money.refunds:
             return Decision(Act.NOTHING, f"{pi} succeeded and was already refunded")
         if not current:
             return Decision(Act.REFUND, f"{pi} succeeded but was superseded: refunding")
@@ -149,21 +150,21 @@ def adopt_our_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: str)
         if refund.key is None or not refund.key.startswith(ours):
             continue
         if refund.status in payments.DEAD_REFUND:
-            failed = state.failed_refunds.setdefault(pi, [])
+            failed = state.money.failed_refunds.setdefault(pi, [])
             if refund.refund_id not in failed:
                 failed.append(refund.refund_id)
         else:
-            state.refunds[pi] = refund
+            state.money.refunds[pi] = refund
 
 
 def refund_owed(state: OrderState, pi: str, facts: ChargeFacts) -> bool:
     """A refund of ours failed, none went through since, and the money is still held: it
     is owed, and only ops' `retry` asks Stripe again."""
     return (
-        bool(state.failed_refunds.get(pi))
-        and pi not in state.refunds
+        bool(state.money.failed_refunds.get(pi))
+        and pi not in state.money.refunds
         and payments.held(facts) > 0
-        and not state.refund_retry_asked
+        and not state.money.retry_asked
     )
 
 
@@ -172,15 +173,15 @@ def money_in_flight(state: OrderState) -> list[str]:
     dispute open. The workflow does not close while there is one."""
     pending = {
         pi
-        for pi, refund in state.refunds.items()
+        for pi, refund in state.money.refunds.items()
         if refund.status in ("pending", "requires_action")
     }
     pending |= {
         w.payment_intent_id
-        for w in state.watched_refunds.values()
+        for w in state.money.watched_refunds.values()
         if w.status in ("pending", "requires_action")
     }
-    disputed = {pi for pi, facts in state.charges.items() if payments.dispute_open(facts)}
+    disputed = {pi for pi, facts in state.money.charges.items() if payments.dispute_open(facts)}
     return sorted(pending | disputed)
 
 
@@ -189,15 +190,15 @@ def watched_owed(state: OrderState, pi: str) -> list[WatchedRefund]:
     and are not made again yet: money still owed."""
     return [
         w
-        for w in state.watched_refunds.values()
+        for w in state.money.watched_refunds.values()
         if w.payment_intent_id == pi and w.status in payments.DEAD_REFUND
     ]
 
 
 def refunds_owed(state: OrderState) -> bool:
     """A refund of this service failed at Stripe and is not made again yet."""
-    return bool(state.failed_refunds) or any(
-        w.status in payments.DEAD_REFUND for w in state.watched_refunds.values()
+    return bool(state.money.failed_refunds) or any(
+        w.status in payments.DEAD_REFUND for w in state.money.watched_refunds.values()
     )
 
 
@@ -205,7 +206,7 @@ def settle_watched(state: OrderState, pi: str, facts: ChargeFacts) -> list[Watch
     """Take Stripe's word on the watched refunds of `pi` (a succeeded one stays watched: a
     card refund can still fail later); returns those that have just failed."""
     failed = []
-    for watched in state.watched_refunds.values():
+    for watched in state.money.watched_refunds.values():
         if watched.payment_intent_id != pi:
             continue
         found = next((r for r in facts.refunds if r.refund_id == watched.refund_id), None)
@@ -218,12 +219,12 @@ def settle_watched(state: OrderState, pi: str, facts: ChargeFacts) -> list[Watch
 
 
 def _evidence_reminder(state: OrderState, timing: OrderTiming) -> datetime | None:
-    pi = state.payment.payment_intent_id if state.payment else None
-    facts = state.charges.get(pi) if pi else None
+    pi = state.payments.current.payment_intent_id if state.payments.current else None
+    facts = state.money.charges.get(pi) if pi else None
     dispute = facts.dispute if facts else None
     if dispute is None or dispute.evidence_due_by is None or not payments.dispute_open(facts):
         return None
-    if state.dispute_reminded == dispute.dispute_id:
+    if state.ops.dispute_reminded == dispute.dispute_id:
         return None
     return dispute.evidence_due_by - timing.dispute_reminder
 
@@ -234,33 +235,33 @@ def deadlines(state: OrderState, timing: OrderTiming) -> list[tuple[datetime, Ti
     status = state.status
     if starts(status, Clock.PAYMENT_WINDOW) and state.created_at is not None:
         window = state.created_at + timing.payment_window
-        if state.window_extended_until is not None:
-            window = max(window, state.window_extended_until)
+        if state.payments.window_extended_until is not None:
+            window = max(window, state.payments.window_extended_until)
         found.append((window, Timer.PAYMENT_WINDOW))
-    if starts(status, Clock.RECONCILE) and state.next_reconcile_at is not None:
-        found.append((state.next_reconcile_at, Timer.RECONCILE))
-    if starts(status, Clock.CANCELLED_GRACE) and state.cancelled_at is not None:
-        at = state.cancelled_at + timing.cancelled_grace
+    if starts(status, Clock.RECONCILE) and state.payments.next_reconcile_at is not None:
+        found.append((state.payments.next_reconcile_at, Timer.RECONCILE))
+    if starts(status, Clock.CANCELLED_GRACE) and state.cancelling.at is not None:
+        at = state.cancelling.at + timing.cancelled_grace
         found.append(_closing(state, timing, at, Timer.GRACE_OVER))
-    if state.pending_cancel is not None and state.next_cancel_ask_at is not None:
-        found.append((state.next_cancel_ask_at, Timer.CANCEL_ASK))
+    if state.cancelling.pending is not None and state.cancelling.next_ask_at is not None:
+        found.append((state.cancelling.next_ask_at, Timer.CANCEL_ASK))
     reminder = _evidence_reminder(state, timing)
     if reminder is not None:
         found.append((reminder, Timer.DISPUTE_EVIDENCE))
     lapses = authorization_lapses(state, timing)
     if lapses is not None:
-        if not state.authorization_reminded:
+        if not state.hold.reminded:
             found.append((lapses - timing.authorization_reminder, Timer.AUTHORIZATION_REMINDER))
         found.append((lapses, Timer.AUTHORIZATION_EXPIRED))
-    if starts(status, Clock.RETURN_WINDOW) and state.delivered_at is not None:
-        at = state.delivered_at + timing.return_window
+    if starts(status, Clock.RETURN_WINDOW) and state.fulfilment.delivered_at is not None:
+        at = state.fulfilment.delivered_at + timing.return_window
         found.append(_closing(state, timing, at, Timer.RETURN_WINDOW_OVER))
-    if state.attention is not None and state.retry_at is None:
+    if state.ops.attention is not None and state.ops.retry_at is None:
         return []  # parked until ops act (a failed refund): nothing runs by itself
-    if state.retry_at is not None:
+    if state.ops.retry_at is not None:
         # Parked: the stuck step is tried again at retry_at, not in a loop before it.
-        found = [(max(due, state.retry_at), timer) for due, timer in found]
-        found.append((state.retry_at, Timer.RETRY))
+        found = [(max(due, state.ops.retry_at), timer) for due, timer in found]
+        found.append((state.ops.retry_at, Timer.RETRY))
     return sorted(found)
 
 
@@ -273,7 +274,7 @@ def _closing(
     timer due with nothing to do would wake the loop at once, for ever."""
     if not money_in_flight(state):
         return at, closes
-    checked = state.money_checked_at
+    checked = state.money.checked_at
     later = checked + timing.reconcile_max_interval if checked else at
     return max(at, later), Timer.MONEY_IN_FLIGHT
 
@@ -281,13 +282,13 @@ def _closing(
 def authorization_lapses(state: OrderState, timing: OrderTiming) -> datetime | None:
     """When the card authorization of an order not yet captured lapses (capture at
     shipment), or None."""
-    if state.authorized_at is None or state.captured is not None or state.authorization_over:
+    hold = state.hold
+    if hold.phase != HoldPhase.HELD or not starts(state.status, Clock.AUTHORIZATION):
         return None
-    if not starts(state.status, Clock.AUTHORIZATION):
-        return None
-    if state.authorization_ends_at is not None:
-        return state.authorization_ends_at  # the charge's own capture_before, Stripe's word
-    return state.authorized_at + timing.authorization_validity
+    assert hold.authorized_at is not None
+    if hold.ends_at is not None:
+        return hold.ends_at  # the charge's own capture_before, Stripe's word
+    return hold.authorized_at + timing.authorization_validity
 
 
 def backoff(first: timedelta, cap: timedelta, attempts: int) -> timedelta:
@@ -301,16 +302,16 @@ def reconcile_delay(timing: OrderTiming, attempts: int) -> timedelta:
 
 
 def finished(state: OrderState, timing: OrderTiming, now: datetime) -> bool:
-    if state.attention is not None:
+    if state.ops.attention is not None:
         return False  # never end while a step is stuck: money may still have to move
     if state.status == S.Delivered:
         # Open for returns until the window closes (delivered_at: since RETURN_WINDOW).
-        at = state.delivered_at
+        at = state.fulfilment.delivered_at
         return at is None or now >= at + timing.return_window
     return (
         state.status == S.Cancelled
-        and state.cancelled_at is not None
-        and now >= state.cancelled_at + timing.cancelled_grace
+        and state.cancelling.at is not None
+        and now >= state.cancelling.at + timing.cancelled_grace
     )
 
 
@@ -340,4 +341,4 @@ def on_late_payment(intent: PaymentIntentSnapshot, order: OrderPayment) -> Decis
 
 def authorized(state: OrderState) -> bool:
     """Capture at shipment: the card is authorized and nothing captured yet."""
-    return state.authorized_at is not None and state.captured is None
+    return state.hold.authorized_at is not None and state.hold.captured is None

@@ -18,7 +18,7 @@ def require(state: OrderState, command: Command) -> None:
 
 
 def payable(state: OrderState) -> None:
-    if state.pending_cancel is not None:
+    if state.cancelling.pending is not None:
         raise refused("The order is being cancelled: it cannot be paid")
     require(state, Command.PAY)
 
@@ -30,10 +30,10 @@ def cancellable(state: OrderState) -> None:
 def keeps_payment(state: OrderState) -> None:
     """An order whose payment this service refunded, or that is being cancelled, is not
     fulfilled (the validators check this: it is the workflow's own knowledge)."""
-    payment = state.payment
-    if payment is not None and payment.payment_intent_id in state.refunds:
+    payment = state.payments.current
+    if payment is not None and payment.payment_intent_id in state.money.refunds:
         raise refused("The order's payment was refunded: it cannot be fulfilled")
-    if state.pending_cancel is not None:
+    if state.cancelling.pending is not None:
         raise refused("The order is being cancelled: it cannot be fulfilled")
 
 
@@ -42,8 +42,8 @@ def stripe_keeps_payment(state: OrderState) -> None:
     lost): a payment refunded in full by anyone, taken back by a lost dispute, or disputed
     is not fulfilled. Partly refunded, it may be."""
     keeps_payment(state)
-    payment = state.payment
-    facts = state.charges.get(payment.payment_intent_id) if payment is not None else None
+    payment = state.payments.current
+    facts = state.money.charges.get(payment.payment_intent_id) if payment is not None else None
     if payments.dispute_open(facts):
         raise refused(
             "The order's payment is disputed: it cannot be fulfilled while the dispute is open"
@@ -70,7 +70,7 @@ def valid_lines(lines: list[LineQuantity] | None) -> None:
 
 
 def no_shipment_waiting(state: OrderState) -> None:
-    if state.pending_shipment is not None:
+    if state.fulfilment.pending_shipment is not None:
         raise refused(
             "A shipment is waiting for its payment to be captured: retry or resolve the order"
         )

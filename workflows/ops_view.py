@@ -21,7 +21,7 @@ def money(state: OrderState) -> str:
 
 def sentence(state: OrderState) -> str:
     """The order in one plain sentence."""
-    payment = state.payment
+    payment = state.payments.current
     pi = payment.payment_intent_id if payment else ""
     match state.status:
         case S.Pending:
@@ -30,7 +30,7 @@ def sentence(state: OrderState) -> str:
             return f"Waiting for payment of {money(state)} ({pi})"
         case S.Failed:
             return f"Payment of {money(state)} failed ({pi}); waiting for another attempt"
-        case S.Confirmed if state.authorized_at is not None and state.captured is None:
+        case S.Confirmed if state.hold.authorized_at is not None and state.hold.captured is None:
             return f"Authorized {money(state)} ({pi}), captured at shipment; waiting for fulfilment"
         case S.Confirmed:
             return f"Paid {money(state)} ({pi}); waiting for fulfilment"
@@ -38,14 +38,14 @@ def sentence(state: OrderState) -> str:
             return "Being prepared for shipping"
         case S.Shipped:
             return "Shipped; waiting for delivery"
-        case S.Delivered if state.returns:
-            return f"Delivered; {len(state.returns)} return(s) taken"
+        case S.Delivered if state.fulfilment.returns:
+            return f"Delivered; {len(state.fulfilment.returns)} return(s) taken"
         case S.Delivered:
             return "Delivered"
         case S.Cancelled:
-            refunds = ", ".join(f"{r.refund_id} ({r.status})" for r in state.refunds.values())
+            refunds = ", ".join(f"{r.refund_id} ({r.status})" for r in state.money.refunds.values())
             refunded = f"; refunds: {refunds}" if refunds else ""
-            return f"Cancelled: {state.cancellation_reason}{refunded}"
+            return f"Cancelled: {state.cancelling.reason}{refunded}"
     return "Placing the order"
 
 
@@ -57,11 +57,11 @@ def describe(state: OrderState) -> None:
             f"RESUMED {resumed.at:%Y-%m-%d %H:%M} UTC from the order's row and Stripe (the "
             f"previous run: {resumed.previous}). {details}"
         )
-    for notice in state.notices.values():
+    for notice in state.ops.notices.values():
         details = f"NEEDS ATTENTION: {notice}. {details}"
-    if state.attention is not None:
-        when = f"{state.retry_at:%Y-%m-%d %H:%M} UTC" if state.retry_at else "by ops"
-        details = f"NEEDS ATTENTION: {state.attention} (tried again {when}, or by the retry "
+    if state.ops.attention is not None:
+        when = f"{state.ops.retry_at:%Y-%m-%d %H:%M} UTC" if state.ops.retry_at else "by ops"
+        details = f"NEEDS ATTENTION: {state.ops.attention} (tried again {when}, or by the retry "
         details += f"update). {details}"
     workflow.set_current_details(details)
 

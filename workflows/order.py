@@ -110,7 +110,7 @@ class OrderWorkflow:
             except asyncio.CancelledError:
                 attention.refuse_cancellation()
                 continue
-            retry_at = self._state.retry_at
+            retry_at = self._state.ops.retry_at
             if retry_at is not None and retry_at <= workflow.now():
                 self._unpark()
             if self._catch_up_due():
@@ -124,18 +124,21 @@ class OrderWorkflow:
                     event = self._events.pop(0)
                     await self._attempt(f"{event.event_type} {event.event_id}", event)
             for due_at, timer in decisions.deadlines(self._state, self._timing):
-                if due_at <= workflow.now() and self._state.attention is None:
+                if due_at <= workflow.now() and self._state.ops.attention is None:
                     async with self._lock:
                         await self._attempt(f"the {timer} timer", timer)
-            if self._state.pending_shipment is not None and self._state.attention is None:
+            if (
+                self._state.fulfilment.pending_shipment is not None
+                and self._state.ops.attention is None
+            ):
                 async with self._lock:
-                    shipment = self._state.pending_shipment
+                    shipment = self._state.fulfilment.pending_shipment
                     if shipment is not None and self._state.status == S.Processing:
                         await self._attempt("the shipment", shipment)
             if self._cancel_due():
                 async with self._lock:
                     # The customer's cancel may have finished it while this waited.
-                    reason = self._state.pending_cancel
+                    reason = self._state.cancelling.pending
                     if reason is not None and self._cancel_due():
                         await self._attempt("the cancellation", CancelOrder(reason=reason))
             if workflow.info().is_continue_as_new_suggested():
@@ -148,15 +151,15 @@ class OrderWorkflow:
         return self._state
 
     def _catch_up_due(self) -> bool:
-        return self._state.catching_up and self._state.attention is None
+        return self._state.catching_up and self._state.ops.attention is None
 
     def _cancel_due(self) -> bool:
         """A cancellation to finish, not parked, and not waiting for its next ask."""
         state = self._state
-        ask_at = state.next_cancel_ask_at
+        ask_at = state.cancelling.next_ask_at
         return (
-            state.pending_cancel is not None
-            and state.attention is None
+            state.cancelling.pending is not None
+            and state.ops.attention is None
             and (ask_at is None or ask_at <= workflow.now())
         )
 
@@ -182,10 +185,10 @@ class OrderWorkflow:
             elif isinstance(work, ShipOrder):
                 await shipping.ship(self._ctx, work)
             else:
-                self._state.last_payment_note = await payment.on_event(self._ctx, work)
+                self._state.payments.last_note = await payment.on_event(self._ctx, work)
         except ApplicationError as err:
             if err.type == Failure.CANCEL_RECORDED:
-                self._state.last_payment_note = err.message  # asked again later
+                self._state.payments.last_note = err.message  # asked again later
                 return
             self._park(what, err, work if isinstance(work, PaymentEvent) else None)
         except (FailureError, asyncio.CancelledError) as err:
@@ -241,12 +244,12 @@ class OrderWorkflow:
                 ops_view.describe(self._state)
                 try:
                     await workflow.wait_condition(
-                        lambda: self._state.attention is None,
+                        lambda: self._state.ops.attention is None,
                         timeout=self._timing.attention_retry,
                     )
                 except TimeoutError:
                     self._unpark()
-        if self._state.attention is not None:  # a retry by ops raced the success
+        if self._state.ops.attention is not None:  # a retry by ops raced the success
             self._unpark()
         self._state.status = created.status
         self._state.order_number = created.order_number
@@ -265,7 +268,7 @@ class OrderWorkflow:
         if not self._state.catching_up:
             return
         await workflow.wait_condition(
-            lambda: not self._state.catching_up or self._state.attention is not None
+            lambda: not self._state.catching_up or self._state.ops.attention is not None
         )
         if self._state.catching_up:
             raise ApplicationError(
@@ -321,23 +324,23 @@ class OrderWorkflow:
             self._check(guards.payable)
             status = self._state.status
             assert status is not None
-            if status == S.PaymentProcessing and self._state.payment is not None:
-                return self._state.payment
+            if status == S.PaymentProcessing and self._state.payments.current is not None:
+                return self._state.payments.current
             if status == S.Failed:
                 # The declined PaymentIntent must not stay payable beside the new one.
                 await payment.close_previous_attempt(self._ctx)
                 if self._state.status != S.Failed:  # it was paid after all
                     self._check(guards.payable)
-            attempt = self._state.payment_attempt + 1
+            attempt = self._state.payments.attempt + 1
             intent = await payment.create_payment_intent(self._ctx, attempt)
-            self._state.payment_attempt = attempt
-            self._state.payment_intent_ids.append(intent.payment_intent_id)
+            self._state.payments.attempt = attempt
+            self._state.payments.intent_ids.append(intent.payment_intent_id)
             await row.change(
                 self._ctx, status, S.PaymentProcessing, payment_intent_id=intent.payment_intent_id
             )
-            self._state.payment = intent
-            self._state.reconcile_attempts = 0
-            self._state.next_reconcile_at = workflow.now() + self._timing.reconcile_after
+            self._state.payments.current = intent
+            self._state.payments.reconcile_attempts = 0
+            self._state.payments.next_reconcile_at = workflow.now() + self._timing.reconcile_after
             self._wake = True
             return intent
 
@@ -355,7 +358,7 @@ class OrderWorkflow:
             if self._state.status == S.Cancelled:
                 return  # cancel is safe to send again: nothing more is done
             self._check(guards.cancellable)
-            self._state.pending_cancel = command.reason
+            self._state.cancelling.pending = command.reason
             try:
                 await self._finish_cancel(command.reason, interactive=True)
             except ApplicationError as err:
@@ -365,7 +368,7 @@ class OrderWorkflow:
                 if err.type != Failure.DISPUTED:
                     raise self._parked_cancel(err) from err
                 # Nothing is refunded while a dispute is open: refused, nothing recorded.
-                self._state.pending_cancel = None
+                self._state.cancelling.pending = None
                 raise refused(
                     "The order's payment is disputed: it cannot be cancelled and refunded "
                     "until the dispute is closed"
@@ -387,7 +390,7 @@ class OrderWorkflow:
     async def _finish_cancel(self, reason: str, *, interactive: bool = False) -> None:
         if self._state.status in CANCELLABLE:
             await cancellation.cancel(self._ctx, reason, interactive=interactive)
-        self._state.pending_cancel = None
+        self._state.cancelling.pending = None
 
     @cancel.validator
     def _validate_cancel(self, command: CancelOrder) -> None:
@@ -413,7 +416,7 @@ class OrderWorkflow:
         """Before goods go out: Stripe's amounts now (a refund in the Dashboard, a dispute
         opened or closed whose event is still on its way or lost), so what
         stripe_keeps_payment checks is the truth, not the last event's word."""
-        paying = self._state.payment
+        paying = self._state.payments.current
         if paying is not None:
             await refunds.learn(self._ctx, paying.payment_intent_id)
 
@@ -441,9 +444,9 @@ class OrderWorkflow:
             except ApplicationError as err:
                 if err.type != Failure.PAYMENT_REFUSED:
                     raise
-                self._state.pending_shipment = shipment
+                self._state.fulfilment.pending_shipment = shipment
                 self._park("capturing the payment at shipment", err)
-                self._state.retry_at = None  # a refused capture is ops' to retry or resolve
+                self._state.ops.retry_at = None  # a refused capture is ops' to retry or resolve
                 raise refused(
                     f"The payment could not be captured: {err.message}. The order is not "
                     "shipped; it stays Processing and needs attention"
@@ -482,7 +485,7 @@ class OrderWorkflow:
         async with self._lock:
             guards.require(self._state, Command.DELIVER)
             await row.change(self._ctx, S.Shipped, S.Delivered)
-            self._state.delivered_at = workflow.now()  # open for returns until then
+            self._state.fulfilment.delivered_at = workflow.now()  # open for returns until then
             self._wake = True
 
     @deliver.validator
@@ -494,12 +497,12 @@ class OrderWorkflow:
     async def retry(self) -> None:
         """Ops: try the order's stuck step again now (it needs attention); a refund that
         failed at Stripe is made again."""
-        self._state.refund_retry_asked = decisions.refunds_owed(self._state)
+        self._state.money.retry_asked = decisions.refunds_owed(self._state)
         self._unpark()
 
     @retry.validator
     def _validate_retry(self) -> None:
-        if self._state.attention is None:
+        if self._state.ops.attention is None:
             raise refused("Nothing to retry: the order needs no attention")
 
     @workflow.update

@@ -165,8 +165,8 @@ async def read_workflow(client: Client, order_id: str) -> Workflow:
         needs_attention=bool(desc.typed_search_attributes.get(NEEDS_ATTENTION)),
         failing_task=failing,
         running=desc.status == WorkflowExecutionStatus.RUNNING,
-        attention=state.attention if state else None,
-        last=state.last_payment_note if state else None,
+        attention=state.ops.attention if state else None,
+        last=state.payments.last_note if state else None,
     )
 
 

@@ -398,7 +398,7 @@ class Recorder:
 
     async def attention(self, order_id: str, flagged: bool) -> None:
         for _ in range(int(_WAIT_S / _POLL_S)):
-            if ((await self.state(order_id)).get("attention") is not None) == flagged:
+            if ((await self.state(order_id))["ops"].get("attention") is not None) == flagged:
                 return
             await asyncio.sleep(_POLL_S)
         raise AssertionError(f"order {order_id}: attention never became {flagged}")
@@ -560,7 +560,7 @@ async def superseded_success(r: Recorder) -> None:
     await r.send_event("payment_intent.succeeded", await r.intent(first))
     for _ in range(int(_WAIT_S / _POLL_S)):
         state = await r.state(order_id)
-        if state.get("refunds") or state.get("attention"):
+        if state["money"].get("refunds") or state["ops"].get("attention"):
             break
         await asyncio.sleep(_POLL_S)
     r.refusal.succeeded.discard(first)
@@ -719,7 +719,7 @@ async def window_waits(r: Recorder) -> None:
     pi = await r.pay(order_id, None)
     r.refusal.processing.add(pi)
     for _ in range(int(_WAIT_S / _POLL_S)):
-        if (await r.state(order_id)).get("window_extended_until"):
+        if (await r.state(order_id))["payments"].get("window_extended_until"):
             break
         await asyncio.sleep(_POLL_S)
     else:

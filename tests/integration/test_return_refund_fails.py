@@ -46,7 +46,7 @@ async def test_a_failed_return_refund_is_owed_until_ops_retry_it(
     handle = temporal_client.get_workflow_handle(workflow_id_for(uuid.UUID(oid)))
 
     async def owed() -> str | None:
-        attention = (await handle.query(OrderWorkflow.state)).attention
+        attention = (await handle.query(OrderWorkflow.state)).ops.attention
         return attention if attention and "2000 minor units" in attention else None
 
     reason = await eventually(owed, "the order parked for the failed return refund")

@@ -62,7 +62,7 @@ async def test_a_refund_that_fails_later_parks_the_order_for_ops(
     )
     handle = temporal_client.get_workflow_handle(workflow_id_for(uuid.UUID(order_id)))
     state = await handle.query(OrderWorkflow.state)
-    assert "failed at Stripe" in (state.attention or "")
+    assert "failed at Stripe" in (state.ops.attention or "")
     assert [r.status for r in await refunds_at_stripe(stripe_client, pi)] == ["failed"]
 
 

@@ -39,7 +39,7 @@ async def failed_refund(
 
     async def parked() -> bool:
         state = await handle.query(OrderWorkflow.state)
-        return state.attention is not None
+        return state.ops.attention is not None
 
     await eventually(parked, "the order parked for its failed refund")
     return order, pi, handle

@@ -65,10 +65,10 @@ async def test_a_signed_success_the_payment_intent_does_not_confirm_is_not_belie
     )
     for _ in range(100):
         state = await handle.query(OrderWorkflow.state)
-        if state.last_payment_note:
+        if state.payments.last_note:
             break
         await asyncio.sleep(0.1)
-    assert state.last_payment_note == f"{pi} is requires_payment_method: nothing to do"
+    assert state.payments.last_note == f"{pi} is requires_payment_method: nothing to do"
     assert (await http.get(f"/api/orders/{order_id}")).json()["status"] == "PaymentProcessing"
 
 

@@ -7,10 +7,12 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from vult.domain.contracts import (
+    Money,
     OrderState,
     OrderTiming,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
+    Payments,
     RefundInfo,
 )
 from vult.domain.status import OrderStatus
@@ -30,15 +32,21 @@ def state(
 ) -> OrderState:
     return OrderState(
         status=status,
-        payment=PaymentIntentInfo(
-            payment_intent_id=current, client_secret="s", amount=10800, currency="usd"
-        ),
-        payment_intent_ids=list(all_pis),
-        refunds={
-            pi: RefundInfo(refund_id=f"re_{pi}", status="succeeded", amount=10800, currency="usd")
-            for pi in refunded
-        },
         created_at=T0,
+        payments=Payments(
+            current=PaymentIntentInfo(
+                payment_intent_id=current, client_secret="s", amount=10800, currency="usd"
+            ),
+            intent_ids=list(all_pis),
+        ),
+        money=Money(
+            refunds={
+                pi: RefundInfo(
+                    refund_id=f"re_{pi}", status="succeeded", amount=10800, currency="usd"
+                )
+                for pi in refunded
+            }
+        ),
     )
 
 
@@ -117,11 +125,11 @@ def test_timers_follow_the_status() -> None:
     pending = state(S.Pending)
     assert deadlines(pending, timing) == [(T0 + timedelta(hours=24), Timer.PAYMENT_WINDOW)]
     paying = state(S.PaymentProcessing)
-    paying.next_reconcile_at = T0 + timedelta(minutes=15)
+    paying.payments.next_reconcile_at = T0 + timedelta(minutes=15)
     assert [t for _, t in deadlines(paying, timing)] == [Timer.RECONCILE, Timer.PAYMENT_WINDOW]
     assert deadlines(state(S.Confirmed), timing) == []
     cancelled = state(S.Cancelled)
-    cancelled.cancelled_at = T0
+    cancelled.cancelling.at = T0
     assert deadlines(cancelled, timing) == [(T0 + timedelta(days=3), Timer.GRACE_OVER)]
     assert not finished(cancelled, timing, T0 + timedelta(days=2))
     assert finished(cancelled, timing, T0 + timedelta(days=3))

@@ -15,10 +15,14 @@ import pytest
 from temporalio.exceptions import ApplicationError
 
 from vult.domain.contracts import (
+    Cancelling,
     CancelOrder,
+    Fulfilment,
+    Hold,
     OrderState,
     OrderTiming,
     OrderWorkflowInput,
+    Payments,
     ReturnRequest,
     ShipOrder,
 )
@@ -95,10 +99,10 @@ def test_a_status_starts_exactly_the_clocks_of_its_row(status: OrderStatus) -> N
     state = OrderState(
         status=status,
         created_at=NOW,
-        next_reconcile_at=NOW,
-        cancelled_at=NOW,
-        delivered_at=NOW,
-        authorized_at=NOW,
+        payments=Payments(next_reconcile_at=NOW),
+        cancelling=Cancelling(at=NOW),
+        fulfilment=Fulfilment(delivered_at=NOW),
+        hold=Hold(authorized_at=NOW),
     )
     found = {timer for _, timer in deadlines(state, OrderTiming())}
     status_driven = set().union(*TIMERS.values())

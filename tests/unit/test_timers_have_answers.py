@@ -11,7 +11,16 @@ from decimal import Decimal
 
 import pytest
 
-from vult.domain.contracts import ChargeFacts, DisputeInfo, OrderState, OrderTiming, RefundInfo
+from vult.domain.contracts import (
+    Cancelling,
+    ChargeFacts,
+    DisputeInfo,
+    Fulfilment,
+    Money,
+    OrderState,
+    OrderTiming,
+    RefundInfo,
+)
 from vult.domain.status import OrderStatus
 from workflows import decisions
 from workflows.decisions import Timer
@@ -41,10 +50,9 @@ def order(status: OrderStatus, refund_pending: bool, dispute_open: bool) -> Orde
         total=Decimal("108.00"),
         currency="USD",
         created_at=T0,
-        cancelled_at=T0 if status == OrderStatus.Cancelled else None,
-        delivered_at=T0 if status == OrderStatus.Delivered else None,
-        charges={"pi_1": charge},
-        refunds=refunds,
+        cancelling=Cancelling(at=T0 if status == OrderStatus.Cancelled else None),
+        fulfilment=Fulfilment(delivered_at=T0 if status == OrderStatus.Delivered else None),
+        money=Money(charges={"pi_1": charge}, refunds=refunds),
     )
 
 
@@ -68,6 +76,6 @@ def test_with_money_in_flight_stripe_is_asked_again_later_each_time(status: Orde
     state = order(status, refund_pending=False, dispute_open=True)
     ((first, timer),) = [d for d in decisions.deadlines(state, TIMING) if d[1] != Timer.RETRY]
     assert timer == Timer.MONEY_IN_FLIGHT
-    state.money_checked_at = first  # asked then; still open
+    state.money.checked_at = first  # asked then; still open
     ((second, _),) = decisions.deadlines(state, TIMING)
     assert second == first + TIMING.reconcile_max_interval

@@ -91,10 +91,10 @@ async def test_a_failed_return_refund_ops_resolved_is_not_owed_again_after_close
         await handle.signal(OrderWorkflow.payment_event, event(pi, "refund.failed"))
         for _ in range(200):
             state = await handle.query(OrderWorkflow.state)
-            if state.attention is not None:
+            if state.ops.attention is not None:
                 break
             await asyncio.sleep(0.05)
-        assert state.attention is not None, state
+        assert state.ops.attention is not None, state
         await handle.execute_update(OrderWorkflow.resolve, ResolveOrder(note="Paid by transfer"))
         await asyncio.wait_for(handle.result(), timeout=20)  # the return window closes
     calls = backend.refund_calls

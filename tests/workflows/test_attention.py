@@ -31,9 +31,9 @@ async def test_a_refund_stripe_refuses_parks_the_order_and_ops_can_retry_it(
     harness.backend.intents[first.payment_intent_id].status = "succeeded"
     await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
 
-    state = await eventually(handle, lambda s: s.attention is not None)
-    assert "This charge is disputed" in (state.attention or "")
-    assert [e.payment_intent_id for e in state.parked_events] == [first.payment_intent_id]
+    state = await eventually(handle, lambda s: s.ops.attention is not None)
+    assert "This charge is disputed" in (state.ops.attention or "")
+    assert [e.payment_intent_id for e in state.ops.parked_events] == [first.payment_intent_id]
     described = await handle.describe()
     assert described.status == WorkflowExecutionStatus.RUNNING
     assert described.typed_search_attributes.get(sa.NEEDS_ATTENTION) is True
@@ -45,8 +45,8 @@ async def test_a_refund_stripe_refuses_parks_the_order_and_ops_can_retry_it(
 
     harness.backend.refuse_refund = None
     await handle.execute_update(OrderWorkflow.retry)
-    state = await eventually(handle, lambda s: first.payment_intent_id in s.refunds)
-    assert state.attention is None and state.parked_events == []
+    state = await eventually(handle, lambda s: first.payment_intent_id in s.money.refunds)
+    assert state.ops.attention is None and state.ops.parked_events == []
     assert list(harness.backend.refunds.values()) == [first.payment_intent_id]
     described = await handle.describe()
     assert described.typed_search_attributes.get(sa.NEEDS_ATTENTION) is False
@@ -82,8 +82,8 @@ async def test_a_refund_whose_status_write_fails_parks_and_the_order_is_not_fulf
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == Failure.PAYMENT_UNAVAILABLE
     state = await handle.query(OrderWorkflow.state)
-    assert state.attention is not None and state.pending_cancel == "out of stock"
-    assert intent.payment_intent_id in state.refunds  # the money went back...
+    assert state.ops.attention is not None and state.cancelling.pending == "out of stock"
+    assert intent.payment_intent_id in state.money.refunds  # the money went back...
     # ... so the order, still Confirmed in the database, must not be shipped.
     with pytest.raises(WorkflowUpdateFailedError) as refused_update:
         await handle.execute_update(OrderWorkflow.start_processing)
@@ -93,7 +93,7 @@ async def test_a_refund_whose_status_write_fails_parks_and_the_order_is_not_fulf
     harness.backend.refuse_status = None
     await handle.execute_update(OrderWorkflow.retry)
     state = await eventually(handle, lambda s: s.status == S.Cancelled)
-    assert state.pending_cancel is None and state.attention is None
+    assert state.cancelling.pending is None and state.ops.attention is None
     assert harness.backend.rows[placed.order_id] == S.Cancelled
     assert list(harness.backend.refunds.values()) == [intent.payment_intent_id]  # once
 
@@ -107,14 +107,14 @@ async def test_a_refund_that_fails_at_stripe_parks_the_order_and_a_retry_refunds
     harness.backend.refund_outcomes[f"re_{pi}"] = "failed"
     await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.refund.updated"))
 
-    state = await eventually(handle, lambda s: s.attention is not None)
-    assert f"Refund re_{pi} of {pi} failed at Stripe" in (state.attention or "")
-    assert state.failed_refunds == {pi: [f"re_{pi}"]} and pi not in state.refunds
+    state = await eventually(handle, lambda s: s.ops.attention is not None)
+    assert f"Refund re_{pi} of {pi} failed at Stripe" in (state.ops.attention or "")
+    assert state.money.failed_refunds == {pi: [f"re_{pi}"]} and pi not in state.money.refunds
     assert harness.backend.fields[placed.order_id]["stripe_payment_status"] == "refund_failed"
 
     await handle.execute_update(OrderWorkflow.retry)
-    state = await eventually(handle, lambda s: pi in s.refunds)
-    assert state.refunds[pi].refund_id == f"re_{pi}_2" and state.attention is None
+    state = await eventually(handle, lambda s: pi in s.money.refunds)
+    assert state.money.refunds[pi].refund_id == f"re_{pi}_2" and state.ops.attention is None
     # A new refund under a new key: Stripe would answer the old key with the failed one.
     assert sorted(harness.backend.refunds) == [
         f"order:{placed.order_id}:refund:{pi}",
@@ -136,11 +136,13 @@ async def test_cancelling_mid_charge_is_recorded_and_finished_without_holding_th
     assert isinstance(cause, ApplicationError) and cause.type == Failure.CANCEL_RECORDED
     # Meanwhile the order takes events: nothing waits behind the cancellation.
     await handle.signal(OrderWorkflow.payment_event, event("pi_elsewhere"))
-    state = await eventually(handle, lambda s: "pi_elsewhere" in (s.last_payment_note or ""))
-    assert state.pending_cancel == "Cancelled by customer" and state.status == S.PaymentProcessing
+    state = await eventually(handle, lambda s: "pi_elsewhere" in (s.payments.last_note or ""))
+    assert (
+        state.cancelling.pending == "Cancelled by customer" and state.status == S.PaymentProcessing
+    )
     harness.backend.intents[pi].status = "requires_payment_method"  # the charge fell through
     state = await eventually(handle, lambda s: s.status == S.Cancelled, timeout=10)
-    assert harness.backend.intents[pi].status == "canceled" and state.pending_cancel is None
+    assert harness.backend.intents[pi].status == "canceled" and state.cancelling.pending is None
     assert harness.backend.rows[placed.order_id] == S.Cancelled
     assert harness.backend.fields[placed.order_id]["stripe_payment_status"] == "canceled"
     # Each ask had its own key: Stripe replays a key's first answer ("processing").
@@ -167,8 +169,8 @@ async def test_a_temporal_cancellation_while_an_update_holds_the_lock_loses_noth
     await asyncio.sleep(0.3)
     harness.backend.refunds_held.set()
     await asyncio.wait_for(cancelling, timeout=10)
-    state = await eventually(handle, lambda s: "pi_elsewhere" in (s.last_payment_note or ""))
-    assert state.status == S.Cancelled and intent.payment_intent_id in state.refunds
+    state = await eventually(handle, lambda s: "pi_elsewhere" in (s.payments.last_note or ""))
+    assert state.status == S.Cancelled and intent.payment_intent_id in state.money.refunds
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     assert harness.backend.rows[placed.order_id] == S.Cancelled
 
@@ -181,7 +183,7 @@ async def test_a_placement_the_database_cannot_take_parks_and_places_the_order_l
     placed, handle = await asyncio.wait_for(harness.place(), timeout=20)
     assert placed.status == S.Pending and harness.backend.create_row_calls == 3
     state = await handle.query(OrderWorkflow.state)
-    assert state.attention is None and state.status == S.Pending
+    assert state.ops.attention is None and state.status == S.Pending
     described = await handle.describe()
     assert described.status == WorkflowExecutionStatus.RUNNING
     assert described.typed_search_attributes.get(sa.NEEDS_ATTENTION) is False
@@ -194,15 +196,15 @@ async def test_a_failed_refund_is_refunded_again_only_when_ops_ask(harness: Harn
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="out of stock"))
     harness.backend.refund_outcomes[f"re_{pi}"] = "failed"
     await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.refund.updated"))
-    state = await eventually(handle, lambda s: s.attention is not None)
-    assert state.retry_at is None  # waits for ops, not for a timer
+    state = await eventually(handle, lambda s: s.ops.attention is not None)
+    assert state.ops.retry_at is None  # waits for ops, not for a timer
     # More events about it, and time passing: still no second refund.
     await handle.signal(OrderWorkflow.payment_event, event(pi, "refund.failed"))
     await asyncio.sleep(1.5)
     assert list(harness.backend.refunds) == [f"order:{placed.order_id}:refund:{pi}"]
     await handle.execute_update(OrderWorkflow.retry)
-    state = await eventually(handle, lambda s: pi in s.refunds)
-    assert len(harness.backend.refunds) == 2 and state.attention is None
+    state = await eventually(handle, lambda s: pi in s.money.refunds)
+    assert len(harness.backend.refunds) == 2 and state.ops.attention is None
 
 
 async def test_ops_resolve_a_parked_cancellation_and_its_retries_stop(harness: Harness) -> None:
@@ -211,12 +213,15 @@ async def test_ops_resolve_a_parked_cancellation_and_its_retries_stop(harness: H
     harness.backend.refuse_refund = "No such charge"
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="out of stock"))
-    await eventually(handle, lambda s: s.attention is not None)
+    await eventually(handle, lambda s: s.ops.attention is not None)
     note = "Refunded by bank transfer on 2026-12-01 (ticket 4411), ann@ops"
     await handle.execute_update(OrderWorkflow.resolve, ResolveOrder(note=note))
     state = await handle.query(OrderWorkflow.state)
-    assert state.attention is None and state.status == S.Cancelled
-    assert state.resolutions[0].note == note and "No such charge" in state.resolutions[0].problem
+    assert state.ops.attention is None and state.status == S.Cancelled
+    assert (
+        state.ops.resolutions[0].note == note
+        and "No such charge" in state.ops.resolutions[0].problem
+    )
     assert harness.backend.fields[placed.order_id]["resolution_note"] == note
     calls = harness.backend.refund_calls
     await asyncio.sleep(1.2)  # several ATTENTION_RETRY periods
@@ -238,9 +243,9 @@ async def test_stripe_refusing_the_key_parks_with_a_configuration_reason(
     harness.backend.refuse_refund_as = Failure.STRIPE_KEY_REFUSED
     with pytest.raises(WorkflowUpdateFailedError):
         await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
-    state = await eventually(handle, lambda s: s.attention is not None)
-    assert "configuration error" in (state.attention or "")
-    assert state.retry_at is not None  # tried again once the key is put right
+    state = await eventually(handle, lambda s: s.ops.attention is not None)
+    assert "configuration error" in (state.ops.attention or "")
+    assert state.ops.retry_at is not None  # tried again once the key is put right
 
 
 async def test_a_cancellation_recorded_mid_charge_is_written_on_the_row(

@@ -29,7 +29,7 @@ async def authorized(harness: Harness) -> tuple[WorkflowHandle[OrderWorkflow, Or
         event(pi, "payment_intent.amount_capturable_updated"),
     )
     state = await eventually(handle, lambda s: s.status == S.Confirmed)
-    assert state.authorized_at is not None and state.captured is None
+    assert state.hold.authorized_at is not None and state.hold.captured is None
     return handle, pi
 
 
@@ -48,11 +48,11 @@ async def test_an_authorized_order_not_shipped_is_reminded_then_cancelled_and_re
 ) -> None:
     short_clock(harness, "cancel")
     handle, pi = await authorized(harness)
-    state = await eventually(handle, lambda s: "authorization" in s.notices, timeout=10)
-    assert "lapses at" in state.notices["authorization"]
+    state = await eventually(handle, lambda s: "authorization" in s.ops.notices, timeout=10)
+    assert "lapses at" in state.ops.notices["authorization"]
     state = await eventually(handle, lambda s: s.status == S.Cancelled, timeout=15)
-    assert state.cancellation_reason == "authorization expired before shipment"
-    assert "authorization" not in state.notices
+    assert state.cancelling.reason == "authorization expired before shipment"
+    assert "authorization" not in state.ops.notices
     assert harness.backend.intents[pi].status == "canceled"  # released
     assert harness.backend.refund_calls == 0
 
@@ -63,9 +63,11 @@ async def test_a_lapsed_authorization_is_renewed_with_the_same_card_when_the_set
     short_clock(harness, "reauthorize")
     handle, old = await authorized(harness)
     state = await eventually(
-        handle, lambda s: s.payment is not None and s.payment.payment_intent_id != old, timeout=15
+        handle,
+        lambda s: s.payments.current is not None and s.payments.current.payment_intent_id != old,
+        timeout=15,
     )
-    new = state.payment.payment_intent_id if state.payment else ""
+    new = state.payments.current.payment_intent_id if state.payments.current else ""
     assert state.status == S.Confirmed and harness.backend.intents[old].status == "canceled"
     assert harness.backend.intents[new].status == "requires_capture"
     assert harness.backend.intents[new].payment_method == "pm_card_visa"
@@ -81,7 +83,7 @@ async def test_a_renewal_the_card_refuses_cancels_the_order(harness: Harness) ->
     harness.backend.reauthorization = "requires_payment_method"
     handle, old = await authorized(harness)
     state = await eventually(handle, lambda s: s.status == S.Cancelled, timeout=15)
-    assert "re-authorization refused" in (state.cancellation_reason or "")
+    assert "re-authorization refused" in (state.cancelling.reason or "")
     assert harness.backend.intents[old].status == "canceled"
 
 
@@ -94,8 +96,10 @@ async def test_a_renewal_interrupted_half_way_makes_no_second_authorization(
     handle, old = await authorized(harness)
     harness.backend.failing_retrieves.append("pi_2")  # the renewal's, when it is read back
     state = await eventually(
-        handle, lambda s: s.payment is not None and s.payment.payment_intent_id != old, timeout=20
+        handle,
+        lambda s: s.payments.current is not None and s.payments.current.payment_intent_id != old,
+        timeout=20,
     )
-    assert state.payment is not None and state.payment.payment_intent_id == "pi_2"
+    assert state.payments.current is not None and state.payments.current.payment_intent_id == "pi_2"
     assert sorted(harness.backend.intents) == [old, "pi_2"]  # one renewal, not two
-    assert state.status == S.Confirmed and state.attention is None
+    assert state.status == S.Confirmed and state.ops.attention is None

@@ -35,7 +35,7 @@ async def test_a_pending_order_is_cancelled_without_touching_stripe(harness: Har
     placed, handle = await harness.place()
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="changed my mind"))
     state = await handle.query(OrderWorkflow.state)
-    assert state.status == S.Cancelled and state.cancellation_reason == "changed my mind"
+    assert state.status == S.Cancelled and state.cancelling.reason == "changed my mind"
     assert harness.backend.fields[placed.order_id]["cancellation_reason"] == "changed my mind"
     assert harness.backend.cancel_calls == 0 and harness.backend.refunds == {}
 
@@ -60,7 +60,7 @@ async def test_cancelling_while_paying_refunds_a_payment_that_already_succeeded(
     assert list(harness.backend.refunds.values()) == [intent.payment_intent_id]
     # The late webhook changes nothing and refunds nothing more.
     await handle.signal(OrderWorkflow.payment_event, event(intent.payment_intent_id))
-    state = await eventually(handle, lambda s: "already refunded" in (s.last_payment_note or ""))
+    state = await eventually(handle, lambda s: "already refunded" in (s.payments.last_note or ""))
     assert state.status == S.Cancelled
     assert len(harness.backend.refunds) == 1
     assert harness.backend.fields[placed.order_id]["stripe_refund_id"] == (
@@ -74,11 +74,11 @@ async def test_cancelling_a_confirmed_order_refunds_it_in_full_once(harness: Har
     state = await handle.query(OrderWorkflow.state)
     assert state.status == S.Cancelled
     assert len(harness.backend.refunds) == 1
-    (pi,) = state.refunds
-    assert state.refunds[pi].status == "pending"
+    (pi,) = state.money.refunds
+    assert state.money.refunds[pi].status == "pending"
     # Stripe reports the refund done: it is recorded as complete.
     await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.refunded"))
-    state = await eventually(handle, lambda s: s.refunds[pi].status == "succeeded")
+    state = await eventually(handle, lambda s: s.money.refunds[pi].status == "succeeded")
     assert harness.backend.fields[state_order_id(handle)]["stripe_payment_status"] == "refunded"
 
 
@@ -106,7 +106,7 @@ async def test_fulfilment_runs_to_delivered_and_the_workflow_completes(harness: 
     # Open for returns until the return window closes, then complete.
     assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
     result = await handle.result()
-    assert result.status == S.Delivered and result.delivered_at is not None
+    assert result.status == S.Delivered and result.fulfilment.delivered_at is not None
     assert harness.backend.changes[-3:] == [
         (S.Confirmed, S.Processing),
         (S.Processing, S.Shipped),
@@ -138,7 +138,7 @@ async def test_a_cancel_sent_again_does_nothing_and_a_cancelled_order_is_not_ful
     # Safe to send again (docs/http.md): answered as the first was, nothing more done.
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder(reason="again"))
     state = await handle.query(OrderWorkflow.state)
-    assert state.cancellation_reason == "Cancelled by customer"
+    assert state.cancelling.reason == "Cancelled by customer"
     assert harness.backend.changes == changes
     assert harness.backend.fields[placed.order_id]["cancellation_reason"] == (
         "Cancelled by customer"

@@ -16,6 +16,7 @@ from vult.domain.contracts import (
     OrderTiming,
     OrderWorkflowInput,
     PaymentIntentInfo,
+    Payments,
     ResumedRun,
     ShipOrder,
 )
@@ -105,14 +106,16 @@ async def resumed_at_shipment(
         total=STAND_IN_TOTAL,
         currency="USD",
         created_at=now - timedelta(days=8),
-        payment_attempt=len(pis),
-        payment=PaymentIntentInfo(
-            payment_intent_id=current, client_secret="", amount=AMOUNT, currency="usd"
-        ),
-        payment_intent_ids=[pi for pi, _ in pis],
-        next_reconcile_at=now + timedelta(minutes=15),
         resumes=[ResumedRun(at=now, previous="TERMINATED")],
         catching_up=True,
+        payments=Payments(
+            attempt=len(pis),
+            current=PaymentIntentInfo(
+                payment_intent_id=current, client_secret="", amount=AMOUNT, currency="usd"
+            ),
+            intent_ids=[pi for pi, _ in pis],
+            next_reconcile_at=now + timedelta(minutes=15),
+        ),
     )
     return await harness.client.start_workflow(
         OrderWorkflow.run,
@@ -163,7 +166,7 @@ async def test_the_event_of_a_renewal_in_progress_does_not_release_that_renewal(
     harness.timing = short_clock("reauthorize")
     handle, old = await authorized(harness)
     harness.backend.failing_retrieves.append("pi_2")  # the renewal's read-back fails
-    await eventually(handle, lambda s: "pi_2" in s.payment_intent_ids, timeout=15)
+    await eventually(handle, lambda s: "pi_2" in s.payments.intent_ids, timeout=15)
     await handle.signal(
         OrderWorkflow.payment_event, event("pi_2", "payment_intent.amount_capturable_updated")
     )

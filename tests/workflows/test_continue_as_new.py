@@ -65,13 +65,13 @@ async def test_an_order_continues_as_new_with_all_it_knows(short_harness: Harnes
     # Enough events to grow the history past the server's suggestion.
     for i in range(40):
         await handle.signal(OrderWorkflow.payment_event, event(f"pi_other_{i}"))
-    await eventually(handle, lambda s: "pi_other_39" in (s.last_payment_note or ""), timeout=20)
+    await eventually(handle, lambda s: "pi_other_39" in (s.payments.last_note or ""), timeout=20)
     assert (await handle.describe()).run_id != first_run  # it did continue as new
 
     # The new run is the same order: it still confirms on its PaymentIntent.
     await harness.settle(handle, intent.payment_intent_id, succeeded=True)
     state = await handle.query(OrderWorkflow.state)
-    assert state.payment_intent_ids == [intent.payment_intent_id]
+    assert state.payments.intent_ids == [intent.payment_intent_id]
     assert len(state.seen_event_ids) == 41
     assert harness.backend.rows[placed.order_id] == OrderStatus.Confirmed
 
@@ -97,7 +97,7 @@ async def test_events_the_previous_run_had_not_handled_are_handled_by_the_next(
         id=workflow_id_for(order_id),
         task_queue=harness.task_queue,
     )
-    state = await eventually(handle, lambda s: "pi_marker" in (s.last_payment_note or ""))
+    state = await eventually(handle, lambda s: "pi_marker" in (s.payments.last_note or ""))
     assert state.queued_events == []
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
     assert harness.backend.rows[order_id] == OrderStatus.Cancelled

@@ -112,7 +112,7 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
             await parked.execute_update(OrderWorkflow.cancel, CancelOrder(reason="changed mind"))
         except Exception:  # noqa: BLE001 - the 'completed automatically' answer
             pass
-        await eventually(parked, lambda s: s.attention is not None)
+        await eventually(parked, lambda s: s.ops.attention is not None)
         backend.refuse_refund = None
         # A payment mid-charge for a closed order: the late-payment workflow waits on it.
         late_pi = "pi_late_1"
@@ -163,7 +163,7 @@ async def test_orders_keep_working_through_a_deploy_a_ramp_and_a_rollback(
             await fulfil(pending)
             await fulfil(paid)
             await parked.execute_update(OrderWorkflow.retry)
-            await eventually(parked, lambda s: s.status == S.Cancelled and s.attention is None)
+            await eventually(parked, lambda s: s.status == S.Cancelled and s.ops.attention is None)
             for handle in (pending, paid, parked):
                 tasks = await builds_of(client, handle.id)
                 assert tasks[0] == A and tasks[-1] == B, tasks

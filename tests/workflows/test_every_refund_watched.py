@@ -32,7 +32,7 @@ async def returned_then_failed(
 
 
 def owed(state: OrderState) -> bool:
-    return state.attention is not None and "the return 'r-1'" in state.attention
+    return state.ops.attention is not None and "the return 'r-1'" in state.ops.attention
 
 
 async def test_a_return_refund_that_fails_parks_the_order_and_retry_refunds_it_once(
@@ -40,19 +40,19 @@ async def test_a_return_refund_that_fails_parks_the_order_and_retry_refunds_it_o
 ) -> None:
     handle, pi, _ = await returned_then_failed(harness)
     state = await eventually(handle, owed)
-    assert "2000 minor units" in (state.attention or "")
+    assert "2000 minor units" in (state.ops.attention or "")
     (row,) = harness.backend.fields.values()
     assert row["stripe_payment_status"] == "refund_failed"
     await handle.execute_update(OrderWorkflow.retry)
     state = await eventually(
-        handle, lambda s: any(w.retries == 1 for w in s.watched_refunds.values())
+        handle, lambda s: any(w.retries == 1 for w in s.money.watched_refunds.values())
     )
-    assert state.attention is None and harness.backend.refund_calls == 2
+    assert state.ops.attention is None and harness.backend.refund_calls == 2
     again = [k for k in harness.backend.refunds if k.endswith(":again-1")]
     assert len(again) == 1 and harness.backend.refund_amounts[again[0]] == 2000
     # The retried refund's own events change nothing more.
     await handle.signal(OrderWorkflow.payment_event, event(pi, "refund.updated"))
-    await eventually(handle, lambda s: not s.parked_events and s.attention is None)
+    await eventually(handle, lambda s: not s.ops.parked_events and s.ops.attention is None)
     assert harness.backend.refund_calls == 2
 
 
@@ -66,5 +66,5 @@ async def test_a_failed_return_refund_resolved_by_ops_is_not_made_again(
     await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.refund.updated"))
     await asyncio.sleep(0.5)  # the event handled
     state = await handle.query(OrderWorkflow.state)
-    assert state.attention is None and not state.watched_refunds
+    assert state.ops.attention is None and not state.money.watched_refunds
     assert harness.backend.refund_calls == 1

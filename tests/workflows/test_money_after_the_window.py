@@ -30,7 +30,7 @@ async def test_a_dispute_open_when_the_return_window_closes_neither_spins_nor_en
         dispute_id="dp_1", status="needs_response", amount=intent.amount, reason="fraudulent"
     )
     await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.dispute.created"))
-    await eventually(handle, lambda s: "dispute" in s.notices)
+    await eventually(handle, lambda s: "dispute" in s.ops.notices)
     await asyncio.sleep(4)  # past the return window: the dispute still open
     # It answers (a workflow task stuck in a loop would time out here) and has not ended.
     state = await asyncio.wait_for(handle.query(OrderWorkflow.state), timeout=5)

@@ -52,13 +52,17 @@ from tests.support.workflows import (
 )
 from vult.domain import payments
 from vult.domain.contracts import (
+    Cancelling,
     CancelOrder,
     DisputeInfo,
+    Fulfilment,
+    Hold,
     LineQuantity,
     OrderState,
     OrderTiming,
     OrderWorkflowInput,
     PaymentIntentInfo,
+    Payments,
     RefundInfo,
     ResumedRun,
     ReturnRequest,
@@ -174,7 +178,7 @@ async def check(h: Harness, run: Run, m: Model) -> None:
         authorized, captured, refunded, _ = stripe_amounts(h.backend, each)
         assert captured <= authorized, f"{each} captured {captured} > {authorized}: {where}"
         assert refunded <= captured, f"{each} refunded {refunded} > captured: {where}"
-    pi = state.payment.payment_intent_id if state.payment else None
+    pi = state.payments.current.payment_intent_id if state.payments.current else None
     held = 0
     if pi is not None:
         _, captured, refunded, disputed = stripe_amounts(h.backend, pi)
@@ -186,9 +190,9 @@ async def check(h: Harness, run: Run, m: Model) -> None:
     value = kept_value(m, state.status)
     # A refund of ours that failed is made again, or the order says it is owed: with
     # neither, what is held stays above what was kept, and the first assertion fails.
-    if state.attention is None and not m.outside and not state.pending_cancel:
+    if state.ops.attention is None and not m.outside and not state.cancelling.pending:
         assert held == value, f"held {held}, kept {value} ({state.status}): {where}"
-    elif state.attention is None:
+    elif state.ops.attention is None:
         assert held <= value, f"held {held} above kept {value} ({state.status}): {where}"
     if state.status in (S.Shipped, S.Delivered):
         assert pi is not None and stripe_amounts(h.backend, pi)[1] > 0, f"shipped unpaid: {where}"
@@ -220,7 +224,7 @@ async def check(h: Harness, run: Run, m: Model) -> None:
         assert dispute is None or dispute.status not in payments.OPEN_DISPUTE, (
             f"the workflow ended with a dispute open: {where}"
         )
-        assert state.attention is None, f"the workflow ended needing attention: {where}"
+        assert state.ops.attention is None, f"the workflow ended needing attention: {where}"
         assert m.moving is None, f"the workflow ended with a shipment half made: {where}"
 
 
@@ -263,7 +267,7 @@ async def walk_to(h: Harness, run: Run, m: Model, target: OrderStatus) -> None:
     for _ in range(4):
         state = await run.handle.query(OrderWorkflow.state)
         status = state.status
-        if status is None or status not in ROAD or state.attention is not None:
+        if status is None or status not in ROAD or state.ops.attention is not None:
             return
         if status in ORDER and ORDER.index(status) >= ORDER.index(target):
             return
@@ -296,21 +300,25 @@ async def resume(h: Harness, run: Run, m: Model) -> None:
         total=STAND_IN_TOTAL,
         currency="USD",
         created_at=now,
-        payment_attempt=len(made),
-        payment=PaymentIntentInfo(
-            payment_intent_id=made[-1], client_secret="", amount=TOTAL, currency="usd"
-        )
-        if made
-        else None,
-        payment_intent_ids=made,
-        next_reconcile_at=now + timedelta(minutes=15),
-        cancelled_at=now if status == S.Cancelled else None,
-        cancellation_reason=fields.get("cancellation_reason"),
-        pending_cancel=fields.get("pending_cancel_reason") if status != S.Cancelled else None,
         resumes=[ResumedRun(at=now, previous="TERMINATED")],
         catching_up=True,
-        captured=int(Decimal(captured) * 100) if captured is not None else None,
-        delivered_at=m.delivered_at,
+        payments=Payments(
+            attempt=len(made),
+            current=PaymentIntentInfo(
+                payment_intent_id=made[-1], client_secret="", amount=TOTAL, currency="usd"
+            )
+            if made
+            else None,
+            intent_ids=made,
+            next_reconcile_at=now + timedelta(minutes=15),
+        ),
+        cancelling=Cancelling(
+            at=now if status == S.Cancelled else None,
+            reason=fields.get("cancellation_reason"),
+            pending=fields.get("pending_cancel_reason") if status != S.Cancelled else None,
+        ),
+        hold=Hold(captured=int(Decimal(captured) * 100) if captured is not None else None),
+        fulfilment=Fulfilment(delivered_at=m.delivered_at),
     )
     run.handle = await h.client.start_workflow(
         OrderWorkflow.run,
@@ -330,7 +338,7 @@ async def step(h: Harness, run: Run, m: Model, what: str, walk: bool = True) -> 
     handle = run.handle
     state = await handle.query(OrderWorkflow.state)
     status = state.status
-    pi = state.payment.payment_intent_id if state.payment else None
+    pi = state.payments.current.payment_intent_id if state.payments.current else None
     b = h.backend
     try:
         if what in ("pay", "pay_3ds", "decline") and status in (S.Pending, S.Failed):
@@ -432,13 +440,13 @@ async def step(h: Harness, run: Run, m: Model, what: str, walk: bool = True) -> 
                 return
             b.refund_outcomes[b._refund_id(ours[-1])] = "failed"
             await handle.signal(OrderWorkflow.payment_event, event(pi, "refund.failed"))
-        elif what == "retry" and state.attention is not None:
+        elif what == "retry" and state.ops.attention is not None:
             await handle.execute_update(OrderWorkflow.retry)
         elif what == "cancel" and status != S.Cancelled:
             await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
         elif what == "terminate_resume" and status is not None:
             await resume(h, run, m)
-            await eventually(run.handle, lambda s: not s.catching_up or s.attention is not None)
+            await eventually(run.handle, lambda s: not s.catching_up or s.ops.attention is not None)
         elif what == "wait":
             await asyncio.sleep(1.5)  # the return window and the attention retry come due
         else:

@@ -104,7 +104,7 @@ async def test_a_late_success_on_a_superseded_intent_is_refunded_once_and_change
         await handle.signal(OrderWorkflow.payment_event, event(first.payment_intent_id))
     state = await eventually(
         handle,
-        lambda s: len(s.seen_event_ids) == 3 and "already refunded" in (s.last_payment_note or ""),
+        lambda s: len(s.seen_event_ids) == 3 and "already refunded" in (s.payments.last_note or ""),
     )
     assert state.status == S.PaymentProcessing
     assert harness.backend.refunds == {
@@ -136,7 +136,7 @@ async def test_a_failure_event_arriving_after_success_never_moves_the_order_back
         handle,
         lambda s: (
             harness.backend.retrieve_calls == 2
-            and "already Confirmed" in (s.last_payment_note or "")
+            and "already Confirmed" in (s.payments.last_note or "")
         ),
     )
     assert state.status == S.Confirmed
@@ -149,8 +149,8 @@ async def test_an_event_for_a_payment_intent_that_is_not_the_orders_is_ignored(
     _, handle = await harness.place()
     await handle.execute_update(OrderWorkflow.request_payment)
     await handle.signal(OrderWorkflow.payment_event, event("pi_someone_else"))
-    state = await eventually(handle, lambda s: s.last_payment_note is not None)
-    assert "not one of this order's PaymentIntents" in (state.last_payment_note or "")
+    state = await eventually(handle, lambda s: s.payments.last_note is not None)
+    assert "not one of this order's PaymentIntents" in (state.payments.last_note or "")
     assert state.status == S.PaymentProcessing
     assert harness.backend.retrieve_calls == 0
 
@@ -164,7 +164,7 @@ async def test_a_charge_for_the_wrong_amount_is_refunded_and_fails_the_attempt(
     pi.status, pi.amount = "succeeded", 100
     await handle.signal(OrderWorkflow.payment_event, event(pi.id))
     state = await eventually(handle, lambda s: s.status == S.Failed)
-    assert "refunding, not confirming" in (state.last_payment_note or "")
+    assert "refunding, not confirming" in (state.payments.last_note or "")
     assert list(harness.backend.refunds.values()) == [pi.id]
     assert harness.backend.fields[placed.order_id]["payment_error_message"] == (
         "The payment did not match the order total"
@@ -193,4 +193,4 @@ async def test_a_payment_stripe_refuses_reports_stripes_reason_and_changes_nothi
     assert cause.message == "Amount must be at least $0.50 usd"
     assert harness.backend.rows[placed.order_id] == S.Pending
     state = await handle.query(OrderWorkflow.state)
-    assert state.status == S.Pending and state.payment_attempt == 0
+    assert state.status == S.Pending and state.payments.attempt == 0

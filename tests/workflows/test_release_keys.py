@@ -37,7 +37,7 @@ async def cancelled_mid_charge(harness: Harness) -> None:
         raise AssertionError("a cancel mid-charge is recorded (202), not done")
     except WorkflowUpdateFailedError:
         pass
-    await eventually(handle, lambda s: s.pending_cancel is not None)
+    await eventually(handle, lambda s: s.cancelling.pending is not None)
     fake.status = "requires_capture"  # then the bank authorizes
     await handle.signal(
         OrderWorkflow.payment_event, event(pi, "payment_intent.amount_capturable_updated")

@@ -51,7 +51,7 @@ async def test_a_release_answered_captured_is_refunded(captured_meanwhile: Harne
         OrderWorkflow.payment_event, event(pi, "payment_intent.amount_capturable_updated")
     )
     await eventually(handle, lambda s: s.status == OrderStatus.Failed)
-    await eventually(handle, lambda s: bool(s.refunds) or s.attention is not None)
+    await eventually(handle, lambda s: bool(s.money.refunds) or s.ops.attention is not None)
     assert h.backend.cancel_calls == 1
     assert list(h.backend.refunds.values()) == [pi], "the captured money was not refunded"
     row = h.backend.fields[placed.order_id]

@@ -12,11 +12,13 @@ from temporalio.client import WorkflowHandle
 
 from tests.support.workflows import STAND_IN_TOTAL, FakeStripeIntent, Harness, eventually
 from vult.domain.contracts import (
+    Cancelling,
     CancelOrder,
     OrderState,
     OrderTiming,
     OrderWorkflowInput,
     PaymentIntentInfo,
+    Payments,
     ResumedRun,
 )
 from vult.domain.status import OrderStatus
@@ -51,18 +53,22 @@ async def resume(
         total=STAND_IN_TOTAL,
         currency="USD",
         created_at=now - created_ago,
-        payment_attempt=len(pis),
-        payment=PaymentIntentInfo(
-            payment_intent_id=current, client_secret="", amount=AMOUNT, currency="usd"
-        )
-        if current
-        else None,
-        payment_intent_ids=[pi for pi, _ in pis],
-        next_reconcile_at=now + timedelta(minutes=15),
-        cancelled_at=now if status == S.Cancelled else None,
-        cancellation_reason="Cancelled by customer" if status == S.Cancelled else None,
         resumes=[ResumedRun(at=now, previous="TERMINATED")],
         catching_up=True,
+        payments=Payments(
+            attempt=len(pis),
+            current=PaymentIntentInfo(
+                payment_intent_id=current, client_secret="", amount=AMOUNT, currency="usd"
+            )
+            if current
+            else None,
+            intent_ids=[pi for pi, _ in pis],
+            next_reconcile_at=now + timedelta(minutes=15),
+        ),
+        cancelling=Cancelling(
+            at=now if status == S.Cancelled else None,
+            reason="Cancelled by customer" if status == S.Cancelled else None,
+        ),
     )
     handle = await harness.client.start_workflow(
         OrderWorkflow.run,
@@ -78,9 +84,9 @@ async def test_a_resumed_paid_order_records_the_resume_and_can_be_fulfilled(
 ) -> None:
     order_id, handle = await resume(harness, S.Confirmed, [("pi_paid_1", "succeeded")])
     state = await eventually(handle, lambda s: not s.catching_up)
-    assert state.status == S.Confirmed and state.attention is None
+    assert state.status == S.Confirmed and state.ops.attention is None
     assert "resumed_at" in harness.backend.fields[order_id]
-    assert "pi_paid_1" in state.charges  # Stripe's amounts were read
+    assert "pi_paid_1" in state.money.charges  # Stripe's amounts were read
     await handle.execute_update(OrderWorkflow.start_processing)
     assert harness.backend.rows[order_id] == S.Processing
     assert harness.backend.refund_calls == 0
@@ -94,7 +100,7 @@ async def test_a_resumed_unpaid_order_still_expires_at_its_payment_window(
         harness, S.PaymentProcessing, [("pi_open_1", "requires_payment_method")], timing=timing
     )
     state = await eventually(handle, lambda s: s.status == S.Cancelled, timeout=15)
-    assert state.cancellation_reason == "payment window expired"
+    assert state.cancelling.reason == "payment window expired"
     assert harness.backend.intents["pi_open_1"].status == "canceled"
     assert harness.backend.refund_calls == 0
 
@@ -124,7 +130,7 @@ async def test_a_cancelled_order_whose_payment_is_still_held_is_refunded_once(
 ) -> None:
     order_id, handle = await resume(harness, S.Cancelled, [("pi_held_1", "succeeded")])
     state = await eventually(handle, lambda s: not s.catching_up)
-    assert "pi_held_1" in state.refunds
+    assert "pi_held_1" in state.money.refunds
     assert harness.backend.refund_calls == 1
     # A cancel sent again to the resumed run does nothing more.
     await handle.execute_update(OrderWorkflow.cancel, CancelOrder())
@@ -138,7 +144,7 @@ async def test_a_superseded_payment_that_succeeded_is_refunded(harness: Harness)
         [("pi_old_1", "succeeded"), ("pi_new_1", "requires_payment_method")],
     )
     state = await eventually(handle, lambda s: not s.catching_up)
-    assert set(state.refunds) == {"pi_old_1"} and state.status == S.PaymentProcessing
+    assert set(state.money.refunds) == {"pi_old_1"} and state.status == S.PaymentProcessing
 
 
 async def test_a_refund_that_had_failed_waits_for_ops_and_a_retry_refunds_again(
@@ -149,8 +155,8 @@ async def test_a_refund_that_had_failed_waits_for_ops_and_a_retry_refunds_again(
     harness.backend.refunds[key] = "pi_owed_1"
     harness.backend.refund_outcomes["re_pi_owed_1"] = "failed"
     _, handle = await resume(harness, S.Cancelled, [("pi_owed_1", "succeeded")], order_id=order_id)
-    state = await eventually(handle, lambda s: s.attention is not None)
-    assert state.retry_at is None and "still owed" in (state.attention or "")
+    state = await eventually(handle, lambda s: s.ops.attention is not None)
+    assert state.ops.retry_at is None and "still owed" in (state.ops.attention or "")
     assert harness.backend.refund_calls == 0  # no refund again without ops
     assert harness.backend.fields[order_id]["stripe_payment_status"] == "refund_failed"
     await handle.execute_update(OrderWorkflow.retry)

@@ -105,7 +105,7 @@ async def test_an_unpaid_order_is_cancelled_when_the_payment_window_closes(
     await env.sleep(timedelta(minutes=2))
     state = await handle.query(OrderWorkflow.state)
     assert state.status == S.Cancelled
-    assert state.cancellation_reason == "payment window expired"
+    assert state.cancelling.reason == "payment window expired"
 
 
 async def test_the_payment_window_cancels_the_open_payment_intent(
@@ -132,7 +132,7 @@ async def test_a_lost_webhook_is_recovered_by_reconciliation(
     state = await handle.query(OrderWorkflow.state)
     assert state.status == S.Confirmed
     assert (
-        state.last_payment_note
+        state.payments.last_note
         == f"reconciled: {intent.payment_intent_id} succeeded: order confirmed"
     )
 
@@ -152,7 +152,7 @@ async def test_reconciliation_backs_off_while_the_payment_stays_open(
     await env.sleep(timedelta(minutes=120))
     assert backend.retrieve_calls == 4
     state = await handle.query(OrderWorkflow.state)
-    assert state.status == S.PaymentProcessing and state.reconcile_attempts == 4
+    assert state.status == S.PaymentProcessing and state.payments.reconcile_attempts == 4
 
 
 async def test_a_paid_order_whose_webhook_was_lost_is_confirmed_not_cancelled_at_the_window(
@@ -184,7 +184,7 @@ async def test_late_payments_are_refunded_during_the_grace_period_then_the_workf
     assert list(backend.refunds.values()) == [intent.payment_intent_id]
     await env.sleep(timedelta(days=1, minutes=1))
     result = await handle.result()
-    assert result.status == S.Cancelled and result.cancelled_at is not None
+    assert result.status == S.Cancelled and result.cancelling.at is not None
 
 
 async def test_a_payment_mid_charge_when_the_window_closes_is_waited_for_and_confirms(
@@ -195,7 +195,7 @@ async def test_a_payment_mid_charge_when_the_window_closes_is_waited_for_and_con
     backend.intents[intent.payment_intent_id].status = "processing"  # a slow bank debit
     await env.sleep(timedelta(hours=26))
     state = await handle.query(OrderWorkflow.state)
-    assert state.status == S.PaymentProcessing, state.last_payment_note
+    assert state.status == S.PaymentProcessing, state.payments.last_note
     assert backend.cancel_calls == 0
     backend.intents[intent.payment_intent_id].status = "succeeded"
     await env.sleep(timedelta(hours=1))
@@ -218,7 +218,7 @@ async def test_a_cancelled_order_with_a_refund_pending_stays_open_until_it_settl
     await env.sleep(TIMING.cancelled_grace + timedelta(hours=8))
     described = await handle.describe()
     assert described.status == WorkflowExecutionStatus.RUNNING
-    assert (await handle.query(OrderWorkflow.state)).refunds[pi].status == "pending"
+    assert (await handle.query(OrderWorkflow.state)).money.refunds[pi].status == "pending"
     backend.refund_outcomes[f"re_{pi}"] = "succeeded"
     await env.sleep(TIMING.reconcile_max_interval + timedelta(minutes=1))
     assert (await handle.describe()).status == WorkflowExecutionStatus.COMPLETED
@@ -247,12 +247,12 @@ async def test_an_open_dispute_reminds_ops_before_its_evidence_is_due(
         await handle.signal(OrderWorkflow.payment_event, event(pi, "charge.dispute.created"))
     await env.sleep(timedelta(seconds=1))
     state = await handle.query(OrderWorkflow.state)
-    assert "Dispute dp_1" in state.notices["dispute"] and state.dispute_reminded is None
+    assert "Dispute dp_1" in state.ops.notices["dispute"] and state.ops.dispute_reminded is None
     await env.sleep(timedelta(days=3, hours=23))  # not yet: reminded 3 days before
-    assert (await handle.query(OrderWorkflow.state)).dispute_reminded is None
+    assert (await handle.query(OrderWorkflow.state)).ops.dispute_reminded is None
     await env.sleep(timedelta(hours=2))
     state = await handle.query(OrderWorkflow.state)
-    assert state.dispute_reminded == "dp_1" and "soon" in state.notices["dispute"]
+    assert state.ops.dispute_reminded == "dp_1" and "soon" in state.ops.notices["dispute"]
     assert state.status == S.Confirmed and backend.refunds == {}
 
 

@@ -11,6 +11,7 @@ import json
 import uuid
 from datetime import datetime, timedelta
 from decimal import Decimal
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -155,88 +156,141 @@ class PaymentEvent(BaseModel):
     payment_intent_id: str
 
 
+class Payments(BaseModel):
+    """The order's PaymentIntents: the current one, every one made, and the clocks that
+    watch the current one."""
+
+    current: PaymentIntentInfo | None = None  # the PaymentIntent the order is paid with
+    attempt: int = 0  # PaymentIntents made so far (each attempt's key is its own)
+    intent_ids: list[str] = Field(default_factory=list)  # every one made, oldest first
+    next_reconcile_at: datetime | None = None  # when to ask Stripe if no webhook came
+    reconcile_attempts: int = 0
+    # What the workflow concluded from the last Stripe event, in a sentence for ops.
+    last_note: str | None = None
+    # The payment window closed while the PaymentIntent was mid-charge (`processing`): it
+    # waits for Stripe's outcome, asking again at this time.
+    window_extended_until: datetime | None = None
+    # Releases of authorizations asked of Stripe (each under a key of its own: a key's
+    # first answer is replayed for 24 hours, so a release never meets an earlier answer).
+    release_asks: int = 0
+
+
+class HoldPhase(StrEnum):
+    """Where the card authorization of an order paid at shipment stands."""
+
+    NONE = "none"  # no authorization seen (paid at once, or not paid yet)
+    HELD = "held"  # authorized, nothing captured: its lapse is counted
+    CAPTURED = "captured"  # captured (at shipment, or by hand before the lapse)
+    OVER = "over"  # lapsed or released before anything was captured
+
+
+class Hold(BaseModel):
+    """The card authorization (capture at shipment): when it was seen, when it lapses, what
+    was captured."""
+
+    authorized_at: datetime | None = None
+    # When it lapses, as Stripe says for its charge (capture_before); None: authorized_at
+    # + AUTHORIZATION_VALIDITY.
+    ends_at: datetime | None = None
+    reminded: bool = False  # ops were reminded of the lapse
+    over: bool = False  # lapsed (or released) before anything was captured
+    captured: int | None = None  # minor units captured; None until then
+    # A renewal of a lapsed authorization made at Stripe and not yet the order's payment
+    # (its read-back may have parked): its own events must not release it.
+    renewal: str | None = None
+
+    @property
+    def phase(self) -> HoldPhase:
+        if self.captured is not None:
+            return HoldPhase.CAPTURED
+        if self.over:
+            return HoldPhase.OVER
+        return HoldPhase.NONE if self.authorized_at is None else HoldPhase.HELD
+
+
+class Fulfilment(BaseModel):
+    """Shipping and returns."""
+
+    # A shipment whose capture Stripe refused, waiting for ops (what shipped is on the
+    # row's lines).
+    pending_shipment: ShipOrder | None = None
+    # A shipment whose money moved at Stripe and whose row write has not landed yet.
+    shipment_moved: ShipmentMoved | None = None
+    # When the order was delivered: its workflow stays open for returns until the window.
+    delivered_at: datetime | None = None
+    returns: dict[str, ReturnRecord] = Field(default_factory=dict)  # by Idempotency-Key
+
+
+class Money(BaseModel):
+    """Money going back, and Stripe's amounts as last read: the truth money decisions are
+    taken on."""
+
+    refunds: dict[str, RefundInfo] = Field(default_factory=dict)  # by PaymentIntent id
+    # Refunds Stripe reported failed or canceled, by PaymentIntent id: that money is still
+    # owed to the customer, and the next refund of it needs a new key.
+    failed_refunds: dict[str, list[str]] = Field(default_factory=dict)
+    # Refunds other than a cancellation's (a return's, an unshipped share's, one above the
+    # share), by their step's key: watched until Stripe settles them.
+    watched_refunds: dict[str, WatchedRefund] = Field(default_factory=dict)
+    # Stripe's amounts for each PaymentIntent that took money, as last read back.
+    charges: dict[str, ChargeFacts] = Field(default_factory=dict)
+    # A refund of ours failed at Stripe: the next one is made only when ops ask (`retry`).
+    retry_asked: bool = False
+    # When a cancelled order past its grace period last asked Stripe about money in flight.
+    checked_at: datetime | None = None
+
+
+class Cancelling(BaseModel):
+    """A cancellation: asked for, asked of Stripe, done."""
+
+    # Asked for and not yet carried out (Stripe or the database refused or was away, or
+    # the PaymentIntent is mid-charge): the workflow finishes it before anything else.
+    pending: str | None = None
+    asks: int = 0  # asks of Stripe to cancel the PaymentIntent so far
+    next_ask_at: datetime | None = None  # the next ask, while it is mid-charge
+    at: datetime | None = None  # when the order became Cancelled
+    reason: str | None = None
+
+
+class Ops(BaseModel):
+    """What ops must see and act on."""
+
+    # Set when a step failed in a way no retry fixed: the order waits for ops (the `retry`
+    # update) or for `retry_at`, and keeps taking events meanwhile.
+    attention: str | None = None
+    retry_at: datetime | None = None
+    parked_events: list[PaymentEvent] = Field(default_factory=list)
+    # What ops must look at that no retry settles (a full refund made outside the service,
+    # an open dispute), by kind: kept until the condition clears or ops resolve it.
+    notices: dict[str, str] = Field(default_factory=dict)
+    dispute_reminded: str | None = None  # the dispute ops were last reminded of
+    # Problems ops resolved by hand (the `resolve` update), oldest first.
+    resolutions: list[Resolution] = Field(default_factory=list)
+
+
 class OrderState(BaseModel):
-    """Everything the workflow knows; carried over continue-as-new."""
+    """Everything the workflow knows, grouped by what it is about; carried over
+    continue-as-new, and rebuilt from the row when an order is resumed."""
 
     status: OrderStatus | None = None  # None until the order row exists
     order_number: str | None = None
     total: Decimal | None = None
     currency: str | None = None
     created_at: datetime | None = None
-    payment_attempt: int = 0
-    payment: PaymentIntentInfo | None = None  # the current PaymentIntent
-    payment_intent_ids: list[str] = Field(default_factory=list)  # every one created
-    next_reconcile_at: datetime | None = None  # when to ask Stripe if no webhook came
-    reconcile_attempts: int = 0
-    refunds: dict[str, RefundInfo] = Field(default_factory=dict)  # by PaymentIntent id
-    # Refunds Stripe reported failed or canceled, by PaymentIntent id: that money is still
-    # owed to the customer, and the next refund of it needs a new key.
-    failed_refunds: dict[str, list[str]] = Field(default_factory=dict)
-    cancelled_at: datetime | None = None
-    cancellation_reason: str | None = None
+    payments: Payments = Field(default_factory=Payments)
+    hold: Hold = Field(default_factory=Hold)
+    fulfilment: Fulfilment = Field(default_factory=Fulfilment)
+    money: Money = Field(default_factory=Money)
+    cancelling: Cancelling = Field(default_factory=Cancelling)
+    ops: Ops = Field(default_factory=Ops)
     seen_event_ids: list[str] = Field(default_factory=list)
-    # What the workflow concluded from the last Stripe event, in a sentence for ops.
-    last_payment_note: str | None = None
-    # Set when a step failed in a way no retry fixed: the order waits for ops (the `retry`
-    # update) or for `retry_at`, and keeps taking events meanwhile.
-    attention: str | None = None
-    retry_at: datetime | None = None
-    parked_events: list[PaymentEvent] = Field(default_factory=list)
-    # A cancellation asked for and not yet carried out (Stripe or the database refused or
-    # was away): the workflow finishes it before anything else.
-    pending_cancel: str | None = None
     # Events received but not yet handled when the workflow continued as new.
     queued_events: list[PaymentEvent] = Field(default_factory=list)
-    # Stripe's amounts for each PaymentIntent that took money, as last read back.
-    charges: dict[str, ChargeFacts] = Field(default_factory=dict)
-    # What ops must look at that no retry settles (a full refund made outside the service,
-    # an open dispute), by kind: kept until the condition clears or ops resolve it.
-    notices: dict[str, str] = Field(default_factory=dict)
-    # The dispute whose evidence deadline ops were last reminded of.
-    dispute_reminded: str | None = None
-    # The payment window closed while the PaymentIntent was mid-charge (`processing`): it
-    # waits for Stripe's outcome, asking again at this time.
-    window_extended_until: datetime | None = None
-    # When a cancelled order past its grace period last asked Stripe about money in flight.
-    money_checked_at: datetime | None = None
-    # A cancellation waiting for a PaymentIntent mid-charge: asks so far, and the next one.
-    cancel_asks: int = 0
-    # Releases of authorizations asked of Stripe (each under a key of its own: a key's
-    # first answer is replayed for 24 hours, so a release never meets an earlier answer).
-    release_asks: int = 0
-    next_cancel_ask_at: datetime | None = None
-    # Problems ops resolved by hand (the `resolve` update), oldest first.
-    resolutions: list[Resolution] = Field(default_factory=list)
-    # A refund of ours failed at Stripe: the next one is made only when ops ask (`retry`).
-    refund_retry_asked: bool = False
     # Each time a run of this order's workflow started from the row after the previous run
     # ended while the order could still change (terminated in the Web UI, say), oldest first.
     resumes: list[ResumedRun] = Field(default_factory=list)
     # A resumed run has yet to read Stripe's word on every PaymentIntent of the order.
     catching_up: bool = False
-    # Capture at shipment: when the current PaymentIntent's authorization was seen, what
-    # was captured at shipment (minor units; None until then), whether ops were reminded
-    # of the authorization's lapse.
-    authorized_at: datetime | None = None
-    # When the card authorization lapses, as Stripe says for its charge (capture_before);
-    # None: authorized_at + AUTHORIZATION_VALIDITY.
-    authorization_ends_at: datetime | None = None
-    # A renewal of a lapsed authorization made at Stripe and not yet the order's payment
-    # (its read-back may have parked): its own events must not release it.
-    renewal: str | None = None
-    shipment_moved: ShipmentMoved | None = None
-    # Refunds other than a cancellation's, by their step's key (issue 29).
-    watched_refunds: dict[str, WatchedRefund] = Field(default_factory=dict)
-    captured: int | None = None
-    authorization_reminded: bool = False
-    authorization_over: bool = False  # lapsed (or released) before anything was captured
-    # A shipment whose capture Stripe refused, waiting for ops (what shipped is on the
-    # row's lines).
-    pending_shipment: ShipOrder | None = None
-    # Returns taken, by their Idempotency-Key.
-    returns: dict[str, ReturnRecord] = Field(default_factory=dict)
-    # When the order was delivered: its workflow stays open for returns until the window.
-    delivered_at: datetime | None = None
 
 
 class ResumedRun(BaseModel):

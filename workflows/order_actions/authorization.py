@@ -17,7 +17,7 @@ S = OrderStatus
 
 
 def remind(ctx: OrderContext) -> None:
-    ctx.state.authorization_reminded = True
+    ctx.state.hold.reminded = True
     lapses = decisions.authorization_lapses(ctx.state, ctx.timing)
     if lapses is None:
         return
@@ -39,14 +39,14 @@ async def lapsed(ctx: OrderContext) -> None:
     state = ctx.state
     if decisions.authorization_lapses(state, ctx.timing) is None:
         return
-    assert state.payment is not None
+    assert state.payments.current is not None
     attention.clear_notice(state, ctx.index_for_search, "authorization")
-    pi = state.payment.payment_intent_id
+    pi = state.payments.current.payment_intent_id
     facts = await refunds.read_charge(ctx, pi)
     if facts.amount_captured > 0:
         # Captured outside the service (by hand in the Dashboard) before the lapse:
         # that is the order's capture; nothing is renewed, nothing released.
-        state.captured = facts.amount_captured
+        state.hold.captured = facts.amount_captured
         await row.annotate(
             ctx,
             amount_captured=row.major(ctx, facts.amount_captured),
@@ -63,13 +63,13 @@ async def lapsed(ctx: OrderContext) -> None:
             reason = f"authorization expired; re-authorization refused: {err.message}"
     else:
         reason = "authorization expired before shipment"
-    state.authorization_over = True
+    state.hold.over = True
     if state.status == S.Confirmed:
         await cancellation.cancel(ctx, reason)
         return
     # Processing cannot be cancelled (the seed's table): released, and a notice until
     # ops settle it (the shipment is refused: nothing can be captured).
-    await payment.release(ctx, state.payment.payment_intent_id)
+    await payment.release(ctx, state.payments.current.payment_intent_id)
     attention.notify(
         state,
         ctx.index_for_search,
@@ -83,8 +83,8 @@ async def reauthorize(ctx: OrderContext) -> None:
     """A new authorization off-session with the lapsed one's card; it becomes the
     order's PaymentIntent, the old one is released."""
     state = ctx.state
-    assert state.payment is not None and state.status is not None
-    old = state.payment.payment_intent_id
+    assert state.payments.current is not None and state.status is not None
+    old = state.payments.current.payment_intent_id
     lapsed = await steps.retrieve_payment_intent(old)
     method = lapsed.payment_method
     if method is None:
@@ -94,27 +94,27 @@ async def reauthorize(ctx: OrderContext) -> None:
     # The attempt counts as spent only once it is settled: a step of it tried again
     # after a park sends the same key, and Stripe answers with the same PaymentIntent
     # (never a second authorization on the customer's card).
-    attempt = state.payment_attempt + 1
+    attempt = state.payments.attempt + 1
     intent = await payment.create_payment_intent(
         ctx, attempt, payment_method=method, customer=lapsed.customer
     )
-    if intent.payment_intent_id not in state.payment_intent_ids:
-        state.payment_intent_ids.append(intent.payment_intent_id)
-    state.renewal = intent.payment_intent_id
+    if intent.payment_intent_id not in state.payments.intent_ids:
+        state.payments.intent_ids.append(intent.payment_intent_id)
+    state.hold.renewal = intent.payment_intent_id
     found = await steps.retrieve_payment_intent(intent.payment_intent_id)
-    state.renewal = None
+    state.hold.renewal = None
     if found.status != "requires_capture":
-        state.payment_attempt = attempt
+        state.payments.attempt = attempt
         raise ApplicationError(
             f"The card did not authorize again ({found.status})", type=Failure.PAYMENT_REFUSED
         )
     await payment.release(ctx, old)
-    state.payment_attempt = attempt
+    state.payments.attempt = attempt
     intent.client_secret = ""
-    state.payment = intent
-    state.authorized_at = workflow.now()
-    state.authorization_ends_at = found.capture_before
-    state.authorization_reminded = False
+    state.payments.current = intent
+    state.hold.authorized_at = workflow.now()
+    state.hold.ends_at = found.capture_before
+    state.hold.reminded = False
     await row.annotate(
         ctx, payment_intent_id=intent.payment_intent_id, stripe_payment_status="authorized"
     )

@@ -25,25 +25,25 @@ S = OrderStatus
 async def cancel(ctx: OrderContext, reason: str, *, interactive: bool = False) -> None:
     status = ctx.state.status
     assert status in CANCELLABLE
-    payment = ctx.state.payment
+    payment = ctx.state.payments.current
     refund: RefundInfo | None = None
     money: dict[str, str | Decimal | None]
     if payment is not None and status in (S.PaymentProcessing, S.Failed):
         pi = payment.payment_intent_id
         intent = await steps.ask_to_cancel(
-            ctx.order_id, pi, ctx.state.cancel_asks, interactive=interactive
+            ctx.order_id, pi, ctx.state.cancelling.asks, interactive=interactive
         )
-        ctx.state.cancel_asks += 1
+        ctx.state.cancelling.asks += 1
         if intent.status == "processing":
             # Mid-charge: Stripe cannot cancel it yet. Recorded; the workflow asks
             # again from its timer, and a success meanwhile confirms, then refunds.
             delay = decisions.backoff(
                 ctx.timing.in_flight_retry,
                 ctx.timing.reconcile_max_interval,
-                ctx.state.cancel_asks - 1,
+                ctx.state.cancelling.asks - 1,
             )
-            ctx.state.next_cancel_ask_at = workflow.now() + delay
-            if ctx.state.cancel_asks == 1:
+            ctx.state.cancelling.next_ask_at = workflow.now() + delay
+            if ctx.state.cancelling.asks == 1:
                 # On the row: a run resumed from it completes the cancellation.
                 await row.annotate(ctx, pending_cancel_reason=reason)
             raise ApplicationError(
@@ -52,7 +52,7 @@ async def cancel(ctx: OrderContext, reason: str, *, interactive: bool = False) -
                 type=Failure.CANCEL_RECORDED,
                 non_retryable=True,
             )
-        ctx.state.next_cancel_ask_at = None
+        ctx.state.cancelling.next_ask_at = None
         if intent.status == "succeeded":
             refund = await refunds.refund_held(ctx, pi)
             money = row.payment_fields(ctx, pi, refund)
@@ -63,8 +63,8 @@ async def cancel(ctx: OrderContext, reason: str, *, interactive: bool = False) -
         # was taken, nothing is refunded.
         # An ask of its own: an earlier one (a cancel recorded mid-charge) saved its
         # answer (`processing`) under its key, and Stripe would answer that again.
-        ask = ctx.state.cancel_asks
-        ctx.state.cancel_asks += 1
+        ask = ctx.state.cancelling.asks
+        ctx.state.cancelling.asks += 1
         intent = await steps.ask_to_cancel(
             ctx.order_id, payment.payment_intent_id, ask, interactive=interactive
         )
@@ -88,5 +88,5 @@ async def cancel(ctx: OrderContext, reason: str, *, interactive: bool = False) -
     )
     attention.clear_notice(ctx.state, ctx.index_for_search, "unpaid")
     attention.clear_notice(ctx.state, ctx.index_for_search, "authorization")
-    ctx.state.cancelled_at = workflow.now()
-    ctx.state.cancellation_reason = reason
+    ctx.state.cancelling.at = workflow.now()
+    ctx.state.cancelling.reason = reason

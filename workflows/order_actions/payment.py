@@ -30,7 +30,7 @@ S = OrderStatus
 
 async def on_event(ctx: OrderContext, event: PaymentEvent) -> str:
     pi = event.payment_intent_id
-    if pi not in ctx.state.payment_intent_ids:
+    if pi not in ctx.state.payments.intent_ids:
         return f"{event.event_type} for {pi} ignored: not one of this order's PaymentIntents"
     if event.event_type in MONEY_EVENTS:
         return await refunds.learn(ctx, pi)
@@ -41,31 +41,31 @@ async def on_event(ctx: OrderContext, event: PaymentEvent) -> str:
 
 async def reconcile(ctx: OrderContext) -> None:
     """No webhook for a while: ask Stripe, and apply its answer as the webhook would."""
-    payment = ctx.state.payment
+    payment = ctx.state.payments.current
     if ctx.state.status != S.PaymentProcessing or payment is None:
         return
     note = await apply(ctx, await steps.retrieve_payment_intent(payment.payment_intent_id))
-    ctx.state.last_payment_note = f"reconciled: {note}"
+    ctx.state.payments.last_note = f"reconciled: {note}"
     if ctx.state.status == S.PaymentProcessing:
-        ctx.state.reconcile_attempts += 1
-        ctx.state.next_reconcile_at = workflow.now() + decisions.reconcile_delay(
-            ctx.timing, ctx.state.reconcile_attempts
+        ctx.state.payments.reconcile_attempts += 1
+        ctx.state.payments.next_reconcile_at = workflow.now() + decisions.reconcile_delay(
+            ctx.timing, ctx.state.payments.reconcile_attempts
         )
 
 
 async def expire_payment_window(ctx: OrderContext) -> None:
     if ctx.state.status not in UNPAID:
         return
-    if ctx.state.payment is not None:
+    if ctx.state.payments.current is not None:
         # Paid in time but not yet told? Then the order is confirmed, not cancelled.
-        pi = ctx.state.payment.payment_intent_id
+        pi = ctx.state.payments.current.payment_intent_id
         intent = await steps.retrieve_payment_intent(pi)
         await apply(ctx, intent)
         if intent.status == "processing" and ctx.state.status in UNPAID:
             # Mid-charge (a bank debit, a slow card network): Stripe's outcome decides,
             # not the clock. Ask again later; a success confirms the order.
-            ctx.state.window_extended_until = workflow.now() + ctx.timing.reconcile_after
-            ctx.state.last_payment_note = f"{pi} is processing: the window waits for it"
+            ctx.state.payments.window_extended_until = workflow.now() + ctx.timing.reconcile_after
+            ctx.state.payments.last_note = f"{pi} is processing: the window waits for it"
             return
     if ctx.state.status in UNPAID:
         await cancellation.cancel(ctx, "payment window expired")
@@ -83,8 +83,8 @@ async def apply(ctx: OrderContext, intent: PaymentIntentSnapshot) -> str:
             ctx, S.PaymentProcessing, S.Confirmed, stripe_payment_status=decision.stripe_status
         )
         if decision.stripe_status == "authorized":
-            ctx.state.authorized_at = workflow.now()
-            ctx.state.authorization_ends_at = intent.capture_before
+            ctx.state.hold.authorized_at = workflow.now()
+            ctx.state.hold.ends_at = intent.capture_before
     elif decision.act == Act.CANCEL:
         # An authorization that pays nothing (superseded, after a cancel, the wrong
         # amount): released at Stripe.
@@ -135,15 +135,15 @@ async def apply(ctx: OrderContext, intent: PaymentIntentSnapshot) -> str:
 
 async def release(ctx: OrderContext, pi: str) -> PaymentIntentSnapshot:
     """Release an authorization that pays nothing, under a key of its own."""
-    ask = ctx.state.release_asks
-    ctx.state.release_asks += 1
+    ask = ctx.state.payments.release_asks
+    ctx.state.payments.release_asks += 1
     return await steps.ask_to_cancel(ctx.order_id, pi, ask, purpose="release")
 
 
 async def close_previous_attempt(ctx: OrderContext) -> None:
     """Cancel the last PaymentIntent at Stripe before a new attempt; if it was paid
     meanwhile, the order is confirmed by it instead."""
-    payment = ctx.state.payment
+    payment = ctx.state.payments.current
     if payment is None:
         return
     pi = payment.payment_intent_id
@@ -154,7 +154,7 @@ async def close_previous_attempt(ctx: OrderContext) -> None:
             type=Failure.PAYMENT_UNAVAILABLE,
         )
     if intent.status == "succeeded":
-        ctx.state.last_payment_note = await apply(ctx, intent)
+        ctx.state.payments.last_note = await apply(ctx, intent)
 
 
 async def create_payment_intent(

@@ -27,9 +27,9 @@ async def refund_held(ctx: OrderContext, pi: str) -> RefundInfo | None:
     """Refund what is still held of a PaymentIntent, exactly once (state here, the key
     at Stripe). None: nothing is held any more (refunded by someone else, a dispute
     lost), so nothing was asked of Stripe."""
-    if pi in ctx.state.refunds:
-        return ctx.state.refunds[pi]
-    failed = len(ctx.state.failed_refunds.get(pi, []))
+    if pi in ctx.state.money.refunds:
+        return ctx.state.money.refunds[pi]
+    failed = len(ctx.state.money.failed_refunds.get(pi, []))
     facts = await read_charge(ctx, pi)
     if decisions.is_current(ctx.state, pi):
         notice(ctx, facts)  # a dispute closed while its events were lost, say
@@ -45,16 +45,16 @@ async def refund_held(ctx: OrderContext, pi: str) -> RefundInfo | None:
     if found is None and amount <= 0:
         return None
     refund = found or await steps.refund_payment(ctx.order_id, pi, retry=failed, amount=amount)
-    ctx.state.refunds[pi] = refund
+    ctx.state.money.refunds[pi] = refund
     if found is None:
         ops_view.count("vult_refunds_total", "Refunds issued")
-        ctx.state.charges[pi] = with_refund(facts, refund)
+        ctx.state.money.charges[pi] = with_refund(facts, refund)
     return refund
 
 
 async def read_charge(ctx: OrderContext, pi: str) -> ChargeFacts:
     facts = await steps.read_charge(pi)
-    ctx.state.charges[pi] = facts
+    ctx.state.money.charges[pi] = facts
     return facts
 
 
@@ -63,27 +63,27 @@ async def learn(ctx: OrderContext, pi: str) -> str:
     event, before fulfilment) and take them as the truth: the state, the row, the
     notices for ops. Our own refund that failed is still owed: it parks the order."""
     facts = await read_charge(ctx, pi)
-    if ctx.state.refund_retry_asked and decisions.watched_owed(ctx.state, pi):
+    if ctx.state.money.retry_asked and decisions.watched_owed(ctx.state, pi):
         await refund_watched_again(ctx, pi)
         facts = await read_charge(ctx, pi)
     newly_failed = decisions.settle_watched(ctx.state, pi, facts)
-    known = ctx.state.refunds.get(pi)
+    known = ctx.state.money.refunds.get(pi)
     mine = next((r for r in facts.refunds if known and r.refund_id == known.refund_id), None)
     failed = mine is not None and mine.status in payments.DEAD_REFUND
     if mine is not None and not failed:
-        ctx.state.refunds[pi] = mine
-    again = ctx.state.refund_retry_asked and pi in ctx.state.failed_refunds
+        ctx.state.money.refunds[pi] = mine
+    again = ctx.state.money.retry_asked and pi in ctx.state.money.failed_refunds
     if known is None and again and payments.held(facts) > 0:
         # Only ops' `retry` refunds again after a refund failed: they may have paid the
         # customer back another way (then they `resolve` instead).
-        ctx.state.refund_retry_asked = False
+        ctx.state.money.retry_asked = False
         refund = await refund_held(ctx, pi)
         return f"refunded {pi} again: {refund.refund_id if refund else 'nothing held'}"
     if decisions.is_current(ctx.state, pi) and facts.amount_captured > 0:
         dispute = facts.dispute
         # Our refund failed and the money is still owed: the row says so until a
         # refund goes through (or ops resolve it), whatever later events say.
-        owed = pi in ctx.state.failed_refunds and pi not in ctx.state.refunds
+        owed = pi in ctx.state.money.failed_refunds and pi not in ctx.state.money.refunds
         owed = failed or (owed and payments.held(facts) > 0)
         owed = owed or bool(decisions.watched_owed(ctx.state, pi))
         await row.annotate(
@@ -104,8 +104,8 @@ async def learn(ctx: OrderContext, pi: str) -> str:
         )
     if failed:
         assert mine is not None
-        del ctx.state.refunds[pi]
-        ctx.state.failed_refunds.setdefault(pi, []).append(mine.refund_id)
+        del ctx.state.money.refunds[pi]
+        ctx.state.money.failed_refunds.setdefault(pi, []).append(mine.refund_id)
         raise ApplicationError(
             f"Refund {mine.refund_id} of {pi} {mine.status} at Stripe: the money is "
             "still owed. Retry to refund again, or pay the customer back another way",
@@ -137,7 +137,7 @@ def notice(ctx: OrderContext, facts: ChargeFacts) -> None:
     if payments.dispute_open(facts):
         assert dispute is not None
         due = f"{dispute.evidence_due_by:%Y-%m-%d %H:%M} UTC" if dispute.evidence_due_by else "?"
-        if "dispute" not in state.notices:
+        if "dispute" not in state.ops.notices:
             ops_view.index(indexed, sa.DISPUTED.value_set(True))
             ops_view.count("vult_disputes_opened_total", "Disputes opened on orders' payments")
         attention.notify(
@@ -147,19 +147,19 @@ def notice(ctx: OrderContext, facts: ChargeFacts) -> None:
             f"Dispute {dispute.dispute_id} ({dispute.reason or 'no reason'}) of "
             f"{dispute.amount} minor units is {dispute.status}: evidence due by {due}",
         )
-    elif "dispute" in state.notices:
+    elif "dispute" in state.ops.notices:
         ops_view.index(indexed, sa.DISPUTED.value_set(False))
         attention.clear_notice(state, indexed, "dispute")
 
 
 async def remind_of_evidence(ctx: OrderContext) -> None:
     """A day or more before a dispute's evidence is due: tell ops again."""
-    pi = ctx.state.payment.payment_intent_id if ctx.state.payment else ""
-    facts = ctx.state.charges.get(pi)
+    pi = ctx.state.payments.current.payment_intent_id if ctx.state.payments.current else ""
+    facts = ctx.state.money.charges.get(pi)
     dispute = facts.dispute if facts else None
     if dispute is None:
         return
-    ctx.state.dispute_reminded = dispute.dispute_id
+    ctx.state.ops.dispute_reminded = dispute.dispute_id
     if payments.dispute_open(facts):
         ops_view.count("vult_dispute_evidence_reminders_total", "Dispute evidence reminders")
         attention.notify(
@@ -174,7 +174,7 @@ async def remind_of_evidence(ctx: OrderContext) -> None:
 def watch(ctx: OrderContext, pi: str, key: str, what: str, refund: RefundInfo) -> None:
     """Watch a refund this service made until Stripe settles it (a card refund can fail
     days later, even after it succeeded): a failure parks the order."""
-    ctx.state.watched_refunds[key] = WatchedRefund(
+    ctx.state.money.watched_refunds[key] = WatchedRefund(
         payment_intent_id=pi,
         key=key,
         what=what,
@@ -187,7 +187,7 @@ def watch(ctx: OrderContext, pi: str, key: str, what: str, refund: RefundInfo) -
 async def refund_watched_again(ctx: OrderContext, pi: str) -> None:
     """Ops' `retry` of refunds that failed at Stripe: each made again, under a fresh key
     of its step (never more than is held)."""
-    ctx.state.refund_retry_asked = False
+    ctx.state.money.retry_asked = False
     for watched in decisions.watched_owed(ctx.state, pi):
         # The same key until it is made: a try that parks asks it again, not twice.
         again = watched.retries + 1

@@ -22,28 +22,28 @@ async def resolve(ctx: OrderContext, note: str) -> None:
     """Ops handled the problem outside the service: the flag and the stuck step go, the
     note stays (state, row, history); a pending cancellation is recorded as done."""
     state = ctx.state
-    problem = "; ".join(p for p in (state.attention, *state.notices.values()) if p)
-    state.resolutions.append(Resolution(at=workflow.now(), note=note, problem=problem))
-    state.attention, state.retry_at, state.parked_events = None, None, []
-    owed = [k for k, w in state.watched_refunds.items() if w.status in payments.DEAD_REFUND]
+    problem = "; ".join(p for p in (state.ops.attention, *state.ops.notices.values()) if p)
+    state.ops.resolutions.append(Resolution(at=workflow.now(), note=note, problem=problem))
+    state.ops.attention, state.ops.retry_at, state.ops.parked_events = None, None, []
+    owed = [k for k, w in state.money.watched_refunds.items() if w.status in payments.DEAD_REFUND]
     # On the row too: the after-close workflow knows the order from it and Stripe.
-    settled = [r for ids in state.failed_refunds.values() for r in ids] + [
-        state.watched_refunds[k].refund_id for k in owed
+    settled = [r for ids in state.money.failed_refunds.values() for r in ids] + [
+        state.money.watched_refunds[k].refund_id for k in owed
     ]
-    if state.failed_refunds or owed:
+    if state.money.failed_refunds or owed:
         # Paid back another way: no later event makes these refunds again.
-        state.failed_refunds.clear()
+        state.money.failed_refunds.clear()
         for key in owed:
-            del state.watched_refunds[key]
-    state.notices.clear()
-    state.refund_retry_asked = False
-    if state.pending_shipment is not None:  # a refused capture, settled outside
-        state.pending_shipment = None
-        state.authorization_over = True
+            del state.money.watched_refunds[key]
+    state.ops.notices.clear()
+    state.money.retry_asked = False
+    if state.fulfilment.pending_shipment is not None:  # a refused capture, settled outside
+        state.fulfilment.pending_shipment = None
+        state.hold.over = True
     attention.unflag(ctx.index_for_search)
     ops_view.count("vult_orders_resolved_total", "Orders ops resolved by hand")
     status = state.status
-    reason = state.pending_cancel
+    reason = state.cancelling.pending
     if reason is not None and status in CANCELLABLE:
         await row.change(
             ctx,
@@ -53,7 +53,7 @@ async def resolve(ctx: OrderContext, note: str) -> None:
             resolution_note=note,
             settled_refund_ids=settled or None,
         )
-        state.cancelled_at, state.cancellation_reason = workflow.now(), reason
+        state.cancelling.at, state.cancelling.reason = workflow.now(), reason
     elif status is not None:
         await row.annotate(ctx, resolution_note=note[:1000], settled_refund_ids=settled or None)
-    state.pending_cancel = None
+    state.cancelling.pending = None

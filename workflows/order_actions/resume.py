@@ -29,7 +29,7 @@ async def catch_up(ctx: OrderContext) -> None:
     resumed = state.resumes[-1]
     assert state.status is not None
     await row.annotate(ctx, resumed_at=resumed.at)
-    for pi in list(state.payment_intent_ids):
+    for pi in list(state.payments.intent_ids):
         intent = await steps.retrieve_payment_intent(pi)
         if intent.status == "succeeded" or intent.amount_received > 0:
             facts = await refunds.read_charge(ctx, pi)
@@ -43,21 +43,21 @@ async def catch_up(ctx: OrderContext) -> None:
                     type=Failure.REFUND_FAILED,
                     non_retryable=True,
                 )
-        state.last_payment_note = f"resumed: {await payment.apply(ctx, intent)}"
+        state.payments.last_note = f"resumed: {await payment.apply(ctx, intent)}"
         current = decisions.is_current(state, pi)
-        if intent.status == "requires_capture" and current and state.authorized_at is None:
+        if intent.status == "requires_capture" and current and state.hold.authorized_at is None:
             # Authorized before the resume (its time is not on the row): the lapse is
             # counted from now; Stripe refuses a capture after the real one anyway.
-            state.authorized_at = workflow.now()
-            state.authorization_ends_at = intent.capture_before
-    paying = state.payment
-    if paying is not None and paying.payment_intent_id in state.charges:
+            state.hold.authorized_at = workflow.now()
+            state.hold.ends_at = intent.capture_before
+    paying = state.payments.current
+    if paying is not None and paying.payment_intent_id in state.money.charges:
         await refunds.learn(ctx, paying.payment_intent_id)  # the row's amounts, ops' notices
-        if state.status == S.Confirmed and paying.payment_intent_id in state.refunds:
+        if state.status == S.Confirmed and paying.payment_intent_id in state.money.refunds:
             # The previous run was cancelling: Stripe holds its refund, the row was not
             # written yet.
             await cancellation.cancel(
                 ctx, "Cancelled by customer (completed when the order was resumed)"
             )
-    state.refund_retry_asked = False
+    state.money.retry_asked = False
     state.catching_up = False

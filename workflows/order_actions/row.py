@@ -29,7 +29,7 @@ def payment_fields(
 ) -> dict[str, str | Decimal | None]:
     """The row's payment columns after a refund (or none), from Stripe's amounts when
     they were read."""
-    facts = ctx.state.charges.get(pi)
+    facts = ctx.state.money.charges.get(pi)
     if facts is None:  # a history from before the amounts were read
         assert refund is not None
         return {"stripe_payment_status": refund_status(refund)}
@@ -60,9 +60,9 @@ async def change(
         ops_view.count("vult_payments_succeeded_total", "Payments that confirmed an order")
     elif new == S.Failed:
         ops_view.count("vult_payments_failed_total", "Payment attempts that failed")
-    if new != S.PaymentProcessing and ctx.state.payment is not None:
+    if new != S.PaymentProcessing and ctx.state.payments.current is not None:
         # Only a paying customer needs the client secret; keep it no longer than that.
-        ctx.state.payment.client_secret = ""
+        ctx.state.payments.current.client_secret = ""
 
 
 async def annotate(

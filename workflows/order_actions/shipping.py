@@ -36,7 +36,7 @@ def to_capture(ctx: OrderContext) -> bool:
     whose authorization lapsed meanwhile is refused, never shipped unpaid)."""
     if decisions.authorized(ctx.state):
         return True
-    return ctx.capture == "at_shipment" and ctx.state.captured is None
+    return ctx.capture == "at_shipment" and ctx.state.hold.captured is None
 
 
 async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
@@ -45,10 +45,10 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
     a capture Stripe refuses raises PaymentRefused and nothing is recorded. With
     automatic capture, a shipment of part of the lines refunds the rest's share."""
     state, order_id = ctx.state, ctx.order_id
-    payment = state.payment
+    payment = state.payments.current
     wanted = {li.line_item_id: li.quantity for li in shipment.line_items or []} or None
     fields: dict[str, str | Decimal | datetime | None] = {}
-    moved = state.shipment_moved
+    moved = state.fulfilment.shipment_moved
     if moved is not None:
         if moved.lines != wanted:
             raise refused(
@@ -58,7 +58,7 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
             )
         if moved.amount_captured is not None:
             fields["amount_captured"] = moved.amount_captured
-        if moved.payment_intent_id not in state.charges:
+        if moved.payment_intent_id not in state.money.charges:
             await refunds.read_charge(ctx, moved.payment_intent_id)
         fields.update(row.payment_fields(ctx, moved.payment_intent_id, None))
     elif payment is not None and (wanted is not None or to_capture(ctx)):
@@ -74,10 +74,10 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
         pi = payment.payment_intent_id
         if to_capture(ctx):
             await capture(ctx, pi, amount)
-            captured = from_minor_units(state.captured or 0, state.currency)
+            captured = from_minor_units(state.hold.captured or 0, state.currency)
             fields["amount_captured"] = captured
             fields.update(row.payment_fields(ctx, pi, None))
-            state.shipment_moved = ShipmentMoved(
+            state.fulfilment.shipment_moved = ShipmentMoved(
                 lines=wanted, amount_captured=captured, payment_intent_id=pi
             )
         elif amount < to_minor_units(order.total, state.currency):
@@ -88,7 +88,7 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
             refunds.watch(ctx, pi, key, "the share of the lines not shipped", refund)
             await refunds.read_charge(ctx, pi)
             fields.update(row.payment_fields(ctx, pi, refund))
-            state.shipment_moved = ShipmentMoved(lines=wanted, payment_intent_id=pi)
+            state.fulfilment.shipment_moved = ShipmentMoved(lines=wanted, payment_intent_id=pi)
     await row.change(
         ctx,
         S.Processing,
@@ -98,8 +98,8 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
         **fields,
         **({"shipped_lines": wanted} if wanted is not None else {"ship_all": True}),
     )
-    state.pending_shipment = None
-    state.shipment_moved = None
+    state.fulfilment.pending_shipment = None
+    state.fulfilment.shipment_moved = None
 
 
 async def capture(ctx: OrderContext, pi: str, amount: int) -> None:
@@ -108,8 +108,8 @@ async def capture(ctx: OrderContext, pi: str, amount: int) -> None:
     the Dashboard): taken as it is. Nothing capturable (the authorization lapsed or
     was released): PaymentRefused."""
     state = ctx.state
-    facts = state.charges.get(pi)
-    if facts is None or state.pending_shipment is not None:  # a retry: Stripe again
+    facts = state.money.charges.get(pi)
+    if facts is None or state.fulfilment.pending_shipment is not None:  # a retry: Stripe again
         facts = await refunds.read_charge(ctx, pi)
     if facts.amount_captured <= 0:
         if facts.amount_capturable <= 0:
@@ -130,7 +130,7 @@ async def capture(ctx: OrderContext, pi: str, amount: int) -> None:
         ops_view.count("vult_refunds_total", "Refunds issued")
         refunds.watch(ctx, pi, key, "what was captured above the shipment's share", refund)
         facts = await refunds.read_charge(ctx, pi)
-    state.captured = facts.amount_captured
+    state.hold.captured = facts.amount_captured
     attention.clear_notice(state, ctx.index_for_search, "authorization")
 
 
@@ -138,12 +138,12 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
     """Refund some shipped lines (their share, no shipping) or an amount, once per key,
     never more than Stripe says is still held."""
     state, order_id = ctx.state, ctx.order_id
-    found = state.returns.get(request.key)
+    found = state.fulfilment.returns.get(request.key)
     if found is not None:
         if found.request is not None and found.request != request:
             raise refused("Idempotency-Key was used with a different return")
         return found
-    payment = state.payment
+    payment = state.payments.current
     if payment is None:
         raise refused("The order has no payment to refund")
     pi = payment.payment_intent_id
@@ -177,7 +177,7 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
         ops_view.count("vult_returns_total", "Returns refunded")
         refunds.watch(ctx, pi, key, f"the return {request.key!r}", refund)
         facts = refunds.with_refund(facts, refund)
-        state.charges[pi] = facts
+        state.money.charges[pi] = facts
     record = ReturnRecord(
         key=request.key,
         reason=request.reason.strip(),
@@ -197,5 +197,5 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
             amount_refunded=row.major(ctx, facts.amount_refunded),
         )
     )
-    state.returns[request.key] = record
+    state.fulfilment.returns[request.key] = record
     return record

@@ -29,7 +29,7 @@ async def on_timer(ctx: OrderContext, timer: Timer) -> None:
     elif timer == Timer.MONEY_IN_FLIGHT:
         # Cancelled, past its grace period, with a refund pending or a dispute open:
         # ask Stripe now and then, until the money has settled.
-        ctx.state.money_checked_at = workflow.now()
+        ctx.state.money.checked_at = workflow.now()
         for pi in decisions.money_in_flight(ctx.state):
             await refunds.learn(ctx, pi)
     # GRACE_OVER needs nothing: the main loop sees the order is finished.
