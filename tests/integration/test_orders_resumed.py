@@ -88,7 +88,7 @@ async def test_a_command_for_a_terminated_paid_order_says_so_and_resumes_it(
     )
     state = await handle.query(OrderWorkflow.state)
     assert state.resumes[-1].previous == "TERMINATED"
-    assert state.payment is not None and state.payment.payment_intent_id == pi
+    assert state.payments.current is not None and state.payments.current.payment_intent_id == pi
     shown = (await http.get(f"/api/orders/{order_id}")).json()
     assert shown["resumedAt"] is not None and shown["status"] == "Confirmed"
     listed = await http.get("/api/ops/orders?resumed=true&pageSize=100", headers=OPS)

@@ -53,7 +53,7 @@ async def test_a_failed_refund_resolved_by_ops_stops_there(
 ) -> None:
     order, pi, handle = await failed_refund(http, stripe_client, temporal_client, settings)
     state = await handle.query(OrderWorkflow.state)
-    assert state.retry_at is None and "failed at Stripe" in (state.attention or "")
+    assert state.ops.retry_at is None and "failed at Stripe" in (state.ops.attention or "")
     body = (await http.get(f"/api/orders/{order['orderId']}")).json()
     assert body["paymentStatus"] == "refund_failed"
 
@@ -67,7 +67,7 @@ async def test_a_failed_refund_resolved_by_ops_stops_there(
     )
     assert response.status_code == 204, response.text
     state = await handle.query(OrderWorkflow.state)
-    assert state.attention is None and state.resolutions[-1].note == note
+    assert state.ops.attention is None and state.ops.resolutions[-1].note == note
     attrs = (await handle.describe()).typed_search_attributes
     assert attrs.get(sa.NEEDS_ATTENTION) is False
     assert (await http.get(f"/api/orders/{order['orderId']}")).json()["resolutionNote"] == note
@@ -92,7 +92,7 @@ async def test_a_failed_refund_retried_by_ops_refunds_again_once(
     await eventually(refunded_again, "a second refund")
     statuses = sorted(r.status for r in await refunds_at_stripe(stripe_client, pi))
     assert statuses == ["failed", "succeeded"]
-    assert (await handle.query(OrderWorkflow.state)).attention is None
+    assert (await handle.query(OrderWorkflow.state)).ops.attention is None
 
 
 async def test_resolve_is_refused_for_an_order_that_needs_nothing(
