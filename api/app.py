@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from temporalio.client import Client
 
 from api import metrics
+from api.admission import Admission
 from api.cors import RoutedCORS
 from api.deps import Resources
 from api.errors import install_error_handlers
@@ -48,6 +49,11 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
                 deadline=settings.temporal_command_timeout_seconds,
                 owner=settings.stripe_owner,
                 capture=settings.payment_capture,
+                admission=Admission(
+                    settings.api_max_commands_in_flight,
+                    settings.api_admission_wait_seconds,
+                    settings.api_retry_after_seconds,
+                ),
             ),
             order_changes=order_changes,
         )

@@ -61,7 +61,10 @@ class Unauthorized(ApiError):
 
 
 class ServiceUnavailable(ApiError):
+    """503, always with a Retry-After: a polite client knows when to come back."""
+
     status_code = 503
+    headers: dict[str, str] | None = {"Retry-After": "5"}
 
 
 class OutcomeUnknown(ServiceUnavailable):
@@ -69,6 +72,21 @@ class OutcomeUnknown(ServiceUnavailable):
 
     def body(self) -> dict[str, object]:
         return {"error": str(self), "outcomeKnown": False}
+
+
+class Overloaded(ServiceUnavailable):
+    """503: too many commands in flight; nothing was started, the same request (with the
+    same Idempotency-Key) may be sent again after Retry-After."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "The order service is busy: nothing was done. Send the same request again "
+            f"in {retry_after_seconds} s (with the same Idempotency-Key, if it had one)."
+        )
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+    def body(self) -> dict[str, object]:
+        return {"error": str(self), "outcomeKnown": True}
 
 
 class BeingResumed(ServiceUnavailable):
@@ -93,7 +111,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # The database went away (restart, failover): the pool has dropped its connections
         # and the next request gets fresh ones.
         return JSONResponse(
-            {"error": "The order database is unavailable; please try again"}, status_code=503
+            {"error": "The order database is unavailable; please try again"},
+            status_code=503,
+            headers=ServiceUnavailable.headers,
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -13,6 +13,10 @@ WEBHOOK_SIGNATURE_FAILURES = Counter(
     "vult_webhook_signature_failures", "Stripe webhooks refused for a bad or missing signature"
 )
 WEBHOOK_EVENTS = Counter("vult_webhook_events", "Verified Stripe events received", ["type"])
+# Commands refused at once because this API process had its limit in flight (api/admission.py).
+COMMANDS_SHED = Counter(
+    "vult_api_commands_shed", "Commands refused with 503 because too many were in flight"
+)
 # Verified events acknowledged (200) and not acted on, by why: the account is shared.
 WEBHOOK_EVENTS_IGNORED = Counter(
     "vult_webhook_events_ignored",

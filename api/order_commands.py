@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager, nullcontext
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
@@ -28,6 +29,7 @@ from temporalio.common import (
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from api.admission import Admission
 from api.errors import (
     Accepted,
     ApiError,
@@ -252,8 +254,11 @@ class OrderCommands:
         deadline: float,
         owner: str = "",
         capture: str = "automatic",
+        admission: Admission | None = None,
     ) -> None:
         self._capture = capture  # PAYMENT_CAPTURE, given to each order placed
+        # How many commands may be in flight at once (api/admission.py); None: no limit.
+        self._admission = admission
         self._deadline = deadline
         self._owner = owner  # this deployment's owner marker (STRIPE_OWNER)
         self._client = client
@@ -285,7 +290,7 @@ class OrderCommands:
             capture=self._capture,
         )
         try:
-            async with asyncio.timeout(self._deadline):
+            async with self._admitted(), asyncio.timeout(self._deadline):
                 return await self._client.execute_update_with_start_workflow(
                     OrderWorkflow.place, start_workflow_operation=start
                 )
@@ -367,7 +372,7 @@ class OrderCommands:
             OrderWorkflow.run, workflow_id_for(order_id)
         )
         try:
-            async with asyncio.timeout(self._deadline):
+            async with self._admitted(), asyncio.timeout(self._deadline):
                 return await send(handle)
         except WorkflowUpdateFailedError as err:
             raise _translate(err) from err
@@ -379,6 +384,10 @@ class OrderCommands:
             if err.status == RPCStatusCode.NOT_FOUND:
                 raise WorkflowClosed(str(order_id)) from err
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
+
+    def _admitted(self) -> AbstractAsyncContextManager[None]:
+        """A place for one command (refused at once, Overloaded, when none frees up)."""
+        return nullcontext() if self._admission is None else self._admission.slot()
 
     async def _why_no_answer(self, handle: _Handle) -> str:
         """What the caller is told when the order's workflow did not answer in time: that it

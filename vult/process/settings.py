@@ -53,6 +53,15 @@ class Settings(BaseSettings):
     # The longest the API waits on an order's workflow before answering 503 ("outcome not
     # known yet"): past the 30 s a placement may take, inside what HTTP clients wait.
     temporal_command_timeout_seconds: float = Field(default=45.0, gt=0, le=300)
+    # Admission (api/admission.py): the commands one API process keeps in flight at its
+    # order workflows at once (placements, payment requests, cancels, ops commands). One more
+    # waits up to API_ADMISSION_WAIT_SECONDS for a place, then is refused with 503 and
+    # Retry-After: API_RETRY_AFTER_SECONDS, nothing started. Size it to what the workers
+    # finish well inside the command deadline (docs/deploying.md, "Sizing the API's
+    # admission"); 64 keeps the default benchmark's 48 shoppers unrefused on 2 cores.
+    api_max_commands_in_flight: int = Field(default=64, ge=1, le=10_000)
+    api_admission_wait_seconds: float = Field(default=0.5, ge=0, le=5)
+    api_retry_after_seconds: int = Field(default=2, ge=1, le=120)
 
     # The Stripe account's secret key (sk_... or a restricted rk_...): production refuses
     # the local emulator's.
