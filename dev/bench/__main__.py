@@ -347,10 +347,14 @@ def _cpu_table(phase: dict[str, Any]) -> None:
         )
 
 
+NaN = float("nan")
+
+
 def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     life, floor, reads = r["lifecycles"], r["floor"], r["reads"]
     vult, plain = reads["vult API"], reads["plain FastAPI + PostgreSQL"]
-    create = r["creates"]["latency"]["POST /api/orders"]
+    # No creates phase (`--creates 0`): its targets are not measured, so they miss.
+    create = r["creates"]["latency"].get("POST /api/orders", {"p50_ms": NaN, "p99_ms": NaN})
     rss = r["end_of_run_rss_mb"]
     ratio = life["per_second"] / floor["per_second"] if floor["per_second"] else 0.0
     read_ratio = vult["per_second"] / plain["per_second"] if plain["per_second"] else 0.0
@@ -361,12 +365,12 @@ def targets(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     floor_worker_ms = _cpu_ms_per_lifecycle(floor, "floor worker")
     worker_ratio = worker_ms / floor_worker_ms if floor_worker_ms else float("inf")
     return [
-        # Issue 21's targets, as ratios within one run (the machine's speed drifts by a third
-        # over a day, so absolute figures compare only within a run).
-        ("lifecycles >= 55% of the Temporal floor", ratio >= 0.55, f"{ratio:.0%}"),
+        # Issue 30's targets (1.0), as ratios within one run (the machine's speed drifts by a
+        # third over a day, so absolute figures compare only within a run).
+        ("lifecycles >= 60% of the Temporal floor", ratio >= 0.6, f"{ratio:.0%}"),
         (
-            "worker CPU per lifecycle <= 2x the floor worker's",
-            worker_ratio <= 2,
+            "worker CPU per lifecycle <= 1.6x the floor worker's",
+            worker_ratio <= 1.6,
             f"{worker_ms:.1f} vs {floor_worker_ms:.1f} ms ({worker_ratio:.2f}x)",
         ),
         ("worker < 160 MB resident at the end", rss["worker"] < 160, f"{rss['worker']:.0f} MB"),
