@@ -2,9 +2,13 @@
 is confirmed without polling.
 
 One connection per API process LISTENs on the channel the activities notify after each
-committed change (vult/db/changes.py) and wakes the requests waiting on that order. A
-waiter also looks at the row every few seconds by itself, so a lost connection (restart,
-failover) makes an answer later, never wrong; the listener reconnects on its own.
+committed change (vult/db/changes.py) and wakes the requests waiting on that order. While
+it listens, a waiter reads its row only when woken (and every RECHECK_LISTENING_SECONDS
+besides), so thousands of open checkout pages cost the database almost nothing; when the
+listener is down, waiters read every RECHECK_SECONDS, and once it listens again it wakes
+every waiter, since a change may have been announced while nobody heard. A lost
+connection (restart, failover) makes an answer later, never wrong; the listener reconnects
+on its own.
 """
 
 from __future__ import annotations
@@ -23,8 +27,11 @@ from vult.db.urls import libpq_url
 
 log = logging.getLogger("vult.api.order_changes")
 
-# Without a notification, a waiter reads the row again this often.
+# Without a notification, a waiter reads the row again this often while nobody listens,
+# and this often while the listener listens (a guard against a connection that died
+# without a word).
 RECHECK_SECONDS = 2.0
+RECHECK_LISTENING_SECONDS = 10.0
 # The longest a request may wait (below common proxy and load-balancer idle timeouts).
 MAX_WAIT_SECONDS = 30.0
 _RECONNECT_SECONDS = 1.0
@@ -84,6 +91,15 @@ class OrderChanges:
         for event in self._waiters.get(order_id, ()):
             event.set()
 
+    def recheck_within(self) -> float:
+        """How long a waiter may go without reading its row, if nothing wakes it."""
+        return RECHECK_LISTENING_SECONDS if self.listening.is_set() else RECHECK_SECONDS
+
+    def _wake_all(self) -> None:
+        for events in self._waiters.values():
+            for event in events:
+                event.set()
+
     async def _listen(self) -> None:
         while True:
             try:
@@ -92,6 +108,7 @@ class OrderChanges:
                 ) as conn:
                     await conn.execute(f"LISTEN {CHANNEL}")
                     self.listening.set()
+                    self._wake_all()  # what changed while nobody listened is read now
                     async for notice in conn.notifies():
                         self._wake(notice.payload)
             except asyncio.CancelledError:

@@ -13,7 +13,7 @@ from api import read_model
 from api.commands import run_cancel, run_command
 from api.deps import CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, KeyReused, NotFound
-from api.order_changes import MAX_WAIT_SECONDS, RECHECK_SECONDS
+from api.order_changes import MAX_WAIT_SECONDS
 from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key
 from api.order_commands import order_request as order_request_of
 from api.schemas import (
@@ -141,7 +141,7 @@ async def await_status_change(
             left = deadline - loop.time()
             if order.status != from_status.value or left <= 0:
                 return _as_json(order)
-            await watch.changed(min(left, RECHECK_SECONDS))
+            await watch.changed(min(left, changes.recheck_within()))
 
 
 @router.post(

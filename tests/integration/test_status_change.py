@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -13,6 +14,7 @@ import stripe
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from api import read_model
 from api.order_changes import OrderChanges
 from tests.support.integration import GOOD_CARD, order_body, pay_with_card
 from vult.db import changes
@@ -75,6 +77,26 @@ async def test_without_a_change_the_wait_ends_with_the_order_as_it_is(
     answer = await wait_for_change(http, order_id, "PaymentProcessing", 0.5)
     assert answer.status_code == 200
     assert answer.json()["status"] == "PaymentProcessing"
+
+
+async def test_an_idle_wait_reads_its_row_only_when_it_starts_and_ends(
+    http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the listener listens, an open checkout page costs the database one read when
+    it starts waiting and one when its wait ends, not one every few seconds (issue 32:
+    500 idle pages slowed everything else)."""
+    order_id, _ = await paying_order(http)
+    reads: list[uuid.UUID] = []
+    original = read_model.get_order
+
+    async def counted(connection: Any, wanted: uuid.UUID) -> Any:
+        reads.append(wanted)
+        return await original(connection, wanted)
+
+    monkeypatch.setattr(read_model, "get_order", counted)
+    answer = await wait_for_change(http, order_id, "PaymentProcessing", 5)
+    assert answer.status_code == 200 and answer.json()["status"] == "PaymentProcessing"
+    assert reads.count(uuid.UUID(order_id)) == 2, reads
 
 
 async def test_bad_wait_requests_are_refused(http: httpx.AsyncClient) -> None:
