@@ -59,7 +59,10 @@ def build_worker(
         # Orders wait for days between steps: keep the active ones cached, let idle ones be
         # evicted (they replay from history when their next event comes) to bound memory.
         max_cached_workflows=settings.worker_max_cached_workflows,
-        max_concurrent_workflow_tasks=100,
+        # Never more workflow tasks at once than workflows cached: under a flash sale the
+        # extra tasks wait at the server instead of evicting workflows mid-run, which would
+        # make every next task replay its history (issue 32).
+        max_concurrent_workflow_tasks=min(100, settings.worker_max_cached_workflows),
         max_concurrent_activities=100,
         max_concurrent_local_activities=100,
     )

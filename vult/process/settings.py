@@ -150,8 +150,10 @@ class Settings(BaseSettings):
     # Where an API process serves its own counters ("host:port", an internal interface);
     # empty: not served. Never on the public API port.
     api_metrics_address: str = ""
-    # Workflows kept in the worker's memory between tasks (docs/performance.md).
-    worker_max_cached_workflows: int = 64
+    # Workflows kept in the worker's memory between tasks (docs/performance.md); the
+    # worker also runs at most this many workflow tasks at once (up to 100), so a busy
+    # worker never evicts a workflow it is running.
+    worker_max_cached_workflows: int = Field(default=64, ge=2, le=100_000)
     # Worker Versioning (docs/operations.md, "Deploying new code"): every worker polls as
     # one build of one Worker Deployment. The build id defaults to the release
     # (`<version>+g<commit>`, vult/release.py); a deploy pipeline may set its own.
