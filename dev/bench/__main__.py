@@ -105,6 +105,7 @@ def _phase(
         "seconds": seconds,
         "per_second": _rate(len(done), seconds),
         "latency": lat.summary(),
+        "shed": dict(lat.shed),  # refused at once by admission and sent again
         "processes": watch.as_dict(),
     }
 
@@ -437,6 +438,8 @@ def report(r: dict[str, Any]) -> None:
     }
     for name, p in rows.items():
         print(f"{name:<40}{p['p50_ms']:>9.1f}{p['p95_ms']:>9.1f}{p['p99_ms']:>9.1f}")
+    for name, times in life.get("shed", {}).items():
+        print(f"  {name}: refused {times} times at once (503, Retry-After) and sent again")
     procs = life["processes"]
     print(f"\nlifecycle phase ({procs['wall_s']:.1f}s): CPU seconds, per order, peak memory")
     _cpu_table(life)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,8 @@ CARD = {
 }
 WAIT_SECONDS = 25
 CONFIRM_TIMEOUT = 60.0
+# How many times one call is sent again after the API shed it, at most.
+MAX_SHED_TRIES = 60
 
 
 @dataclass
@@ -60,25 +63,40 @@ async def _call(
     name: str = "",
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """One HTTP call, timed from sending the request to reading the whole answer."""
-    start = time.perf_counter()
-    try:
-        async with http.request(method, url, **kwargs) as response:
-            if response.status != expect:
-                raise Failed(f"{method} {response.url.path}: {response.status}")
-            body: dict[str, Any] = await response.json()
-    except Exception:
+    """One HTTP call, timed from sending the request to reading the whole answer. A refusal
+    the API says nothing was started for (503, `outcomeKnown: true`, Retry-After) is sent
+    again after the wait it names, as a polite client does; the time is the admitted try's."""
+    for _ in range(MAX_SHED_TRIES):
+        start = time.perf_counter()
+        try:
+            async with http.request(method, url, **kwargs) as response:
+                if response.status == 503 and "Retry-After" in response.headers:
+                    refusal = await response.json()
+                    if refusal.get("outcomeKnown") is True:
+                        if lat is not None:
+                            lat.shed[name] += 1
+                        await asyncio.sleep(min(float(response.headers["Retry-After"]), 10.0))
+                        continue
+                if response.status != expect:
+                    raise Failed(f"{method} {response.url.path}: {response.status}")
+                body: dict[str, Any] = await response.json()
+        except Exception:
+            if lat is not None:
+                lat.fail(name)
+            raise
         if lat is not None:
-            lat.fail(name)
-        raise
+            lat.add(name, time.perf_counter() - start)
+        return body
     if lat is not None:
-        lat.add(name, time.perf_counter() - start)
-    return body
+        lat.fail(name)
+    raise Failed(f"{method} {url}: refused {MAX_SHED_TRIES} times")
 
 
 async def create_order(http: aiohttp.ClientSession, target: Target, lat: Latencies) -> str:
     url = f"{target.api}/api/orders"
-    body = await _call(http, "POST", url, 201, lat, "POST /api/orders", json=ORDER)
+    # A key of its own, so a create sent again after a refusal is the same order.
+    key = {"Idempotency-Key": str(uuid.uuid4())}
+    body = await _call(http, "POST", url, 201, lat, "POST /api/orders", json=ORDER, headers=key)
     return str(body["orderId"])
 
 

@@ -15,6 +15,9 @@ import psutil
 class Latencies:
     samples: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     errors: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    # Calls the API refused at once (503, Retry-After, nothing started) and the client sent
+    # again after the wait it was told, as a polite client does (issue 32).
+    shed: dict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def add(self, name: str, seconds: float) -> None:
         self.samples[name].append(seconds)

@@ -58,8 +58,9 @@ class Settings(BaseSettings):
     # waits up to API_ADMISSION_WAIT_SECONDS for a place, then is refused with 503 and
     # Retry-After: API_RETRY_AFTER_SECONDS, nothing started. Size it to what the workers
     # finish well inside the command deadline (docs/deploying.md, "Sizing the API's
-    # admission"); 64 keeps the default benchmark's 48 shoppers unrefused on 2 cores.
-    api_max_commands_in_flight: int = Field(default=64, ge=1, le=10_000)
+    # admission"): 20 is what one 2-core machine running everything answers in about 2 s
+    # at 150 shoppers (docs/performance.md).
+    api_max_commands_in_flight: int = Field(default=20, ge=1, le=10_000)
     api_admission_wait_seconds: float = Field(default=0.5, ge=0, le=5)
     api_retry_after_seconds: int = Field(default=2, ge=1, le=120)
 
