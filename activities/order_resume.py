@@ -33,6 +33,7 @@ from vult.domain.contracts import (
     Cancelling,
     Fulfilment,
     Hold,
+    Money,
     OrderState,
     OrderTiming,
     OrderWorkflowInput,
@@ -142,6 +143,8 @@ class OrderResumeActivities:
                 else None
             ),
             fulfilment=Fulfilment(delivered_at=row.delivered_date),
+            # Failed refunds ops settled by hand: not owed again.
+            money=Money(settled_refund_ids=list(row.settled_refund_ids or [])),
             resumes=[ResumedRun(at=now, previous=ended)],
             catching_up=True,
         )

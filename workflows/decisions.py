@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from types import MappingProxyType
 
 from vult.domain import payments
 from vult.domain.contracts import (
@@ -18,6 +19,7 @@ from vult.domain.contracts import (
     OrderState,
     OrderTiming,
     PaymentIntentSnapshot,
+    RefundInfo,
     WatchedRefund,
 )
 from vult.domain.status import Clock, OrderStatus, starts
@@ -155,6 +157,44 @@ def adopt_our_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: str)
                 failed.append(refund.refund_id)
         else:
             state.money.refunds[pi] = refund
+
+
+# What each kind of refund of ours is for, by the word its key carries after the order id.
+_WATCHED_KINDS = MappingProxyType(
+    {
+        "unshipped": "the share of the lines not shipped",
+        "above-share": "what was captured above the shipment's share",
+        "return": "a return",
+    }
+)
+
+
+def adopt_watched_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: str) -> None:
+    """A resumed run knows no watched refunds (a return's, an unshipped share's, one above
+    the share): take those this service made of `pi` from Stripe's list by their keys
+    (`ours` is the order's key prefix), each purpose with its latest try, so one that
+    failed and was not made again is money still owed (and `retry` makes it again under
+    its next key). Refunds ops settled by hand are left out."""
+    tries: dict[str, list[RefundInfo]] = {}
+    for refund in reversed(facts.refunds):  # oldest first
+        key = refund.key or ""
+        kind = key.removeprefix(ours).split(":", 1)[0]
+        if key.startswith(ours) and kind in _WATCHED_KINDS:
+            tries.setdefault(key.split(":again-")[0], []).append(refund)
+    settled = set(state.money.settled_refund_ids)
+    for key, made in tries.items():
+        if key in state.money.watched_refunds or settled & {r.refund_id for r in made}:
+            continue  # known, or one of its tries ops settled: its purpose is settled
+        latest = made[-1]
+        state.money.watched_refunds[key] = WatchedRefund(
+            payment_intent_id=pi,
+            key=key,
+            what=_WATCHED_KINDS[key.removeprefix(ours).split(":", 1)[0]],
+            amount=made[0].amount,
+            refund_id=latest.refund_id,
+            status=latest.status,
+            retries=len(made) - 1,
+        )
 
 
 def refund_owed(state: OrderState, pi: str, facts: ChargeFacts) -> bool:

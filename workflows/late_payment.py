@@ -321,13 +321,18 @@ def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> list[_Ag
     cancel_key = f"{ours}refund:{facts.payment_intent_id}"
     steps_of: dict[str, list[str]] = {}  # a purpose's first key -> the statuses of its tries
     amounts: dict[str, int] = {}
+    settled: set[str] = set()  # purposes one of whose tries ops settled (paid back another way)
     for r in facts.refunds:
         key = r.key or ""
-        if not key.startswith(ours) or r.refund_id in order.settled_refund_ids:
-            continue  # not ours, or failed and resolved by ops (paid back another way)
+        if not key.startswith(ours):
+            continue  # not ours
         first = cancel_key if key.startswith(cancel_key) else key.split(":again-")[0]
+        if r.refund_id in order.settled_refund_ids:
+            settled.add(first)
         steps_of.setdefault(first, []).append(r.status)
         amounts.setdefault(first, r.amount)
+    for first in settled:
+        del steps_of[first]
     keeps = order.status in decisions.PAID and order.payment_intent_id == facts.payment_intent_id
     owed = []
     for first, statuses in sorted(steps_of.items()):

@@ -499,6 +499,11 @@ KNOWN = [
     ("automatic", ["return_one", "refund_fails", "wait", "retry", "wait"]),
     ("automatic", ["deliver", "dispute_open", "wait", "wait", "dispute_lost", "wait"]),
     ("automatic", ["pay_3ds", "cancel", "refund_fails", "terminate_resume", "retry"]),
+    # Found by the search (issue 30's session): an unshipped share's refund failed, then the
+    # workflow was terminated; the resumed run must still know that money is owed.
+    ("automatic", ["pay", "start_processing", "ship_one", "refund_fails", "terminate_resume"]),
+    ("automatic", ["ship_one", "refund_fails", "terminate_resume", "retry", "wait"]),
+    ("automatic", ["ship_one", "refund_fails", "retry", "refund_fails", "terminate_resume"]),
 ]
 
 

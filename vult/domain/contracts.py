@@ -238,6 +238,9 @@ class Money(BaseModel):
     retry_asked: bool = False
     # When a cancelled order past its grace period last asked Stripe about money in flight.
     checked_at: datetime | None = None
+    # Failed refunds ops settled by hand (`resolve`), as the row keeps them: a run resumed
+    # from the row does not take them for money owed.
+    settled_refund_ids: list[str] = Field(default_factory=list)
 
 
 class Cancelling(BaseModel):

@@ -32,6 +32,7 @@ async def resolve(ctx: OrderContext, note: str) -> None:
     ]
     if state.money.failed_refunds or owed:
         # Paid back another way: no later event makes these refunds again.
+        state.money.settled_refund_ids.extend(settled)
         state.money.failed_refunds.clear()
         for key in owed:
             del state.money.watched_refunds[key]

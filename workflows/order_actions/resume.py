@@ -34,7 +34,9 @@ async def catch_up(ctx: OrderContext) -> None:
         if intent.status == "succeeded" or intent.amount_received > 0:
             facts = await refunds.read_charge(ctx, pi)
             decisions.adopt_our_refunds(state, pi, facts, steps.refund_key(ctx.order_id, pi))
-            if decisions.refund_owed(state, pi, facts):
+            decisions.adopt_watched_refunds(state, pi, facts, f"order:{ctx.order_id}:")
+            watched = decisions.watched_owed(state, pi) and not state.money.retry_asked
+            if decisions.refund_owed(state, pi, facts) or watched:
                 await row.annotate(ctx, stripe_payment_status="refund_failed")
                 raise ApplicationError(
                     f"A refund of {pi} failed at Stripe before the order was resumed: the "
