@@ -151,6 +151,8 @@ def adopt_our_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: str)
     for refund in reversed(facts.refunds):  # oldest first
         if refund.key is None or not refund.key.startswith(ours):
             continue
+        if refund.refund_id in state.money.settled_refund_ids:
+            continue  # failed, and ops paid the customer back another way (`resolve`)
         if refund.status in payments.DEAD_REFUND:
             failed = state.money.failed_refunds.setdefault(pi, [])
             if refund.refund_id not in failed:

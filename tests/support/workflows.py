@@ -285,7 +285,8 @@ class Backend:
             for key, pi in self.refunds.items()
             if pi == payment_intent_id
         ]
-        listed = [*self.outside_refunds.get(payment_intent_id, []), *ours]
+        # Newest first, as Stripe lists them (ours in the order they were made, reversed).
+        listed = [*self.outside_refunds.get(payment_intent_id, []), *reversed(ours)]
         captured = intent.captured if intent.captured is not None else intent.amount
         return ChargeFacts(
             payment_intent_id=payment_intent_id,
