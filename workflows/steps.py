@@ -5,7 +5,6 @@ unwrapping of their failures into what the workflow acts on."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -132,28 +131,17 @@ async def ask_to_cancel(
 
 
 async def cancel_payment_intent(
-    order_id: uuid.UUID,
-    pi: str,
-    *,
-    interactive: bool = False,
-    in_flight_retry: timedelta = _IN_FLIGHT_RETRY,
+    order_id: uuid.UUID, pi: str, *, interactive: bool = False
 ) -> PaymentIntentSnapshot:
     """Cancel at Stripe; a PaymentIntent mid-charge is asked again until it settles.
     `interactive`: a customer waits on it, so Stripe gets a minute, not hours."""
-    policy = policies.STRIPE_INTERACTIVE_CALL if interactive else policies.STRIPE_BACKGROUND
     for attempt in range(1 if interactive else _IN_FLIGHT_TRIES):
         # Each ask gets its own key: Stripe replays a key's first answer for 24 hours, so a
         # reused key would never see the PaymentIntent leave `processing`.
-        suffix = f":{attempt + 1}" if attempt else ""
-        intent = await declared.cancel_payment_intent(
-            CancelPaymentIntent(
-                payment_intent_id=pi, idempotency_key=f"order:{order_id}:cancel:{pi}{suffix}"
-            ),
-            config=policy,
-        )
+        intent = await ask_to_cancel(order_id, pi, attempt, interactive=interactive)
         if intent.status != "processing" or interactive:
             return intent
-        await workflow.sleep(in_flight_retry)  # mid-charge: wait for it to settle
+        await workflow.sleep(_IN_FLIGHT_RETRY)  # mid-charge: wait for it to settle
     raise ApplicationError(
         f"PaymentIntent {pi} stayed processing; try the cancellation again later",
         type=Failure.PAYMENT_UNAVAILABLE,
