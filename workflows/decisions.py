@@ -182,7 +182,7 @@ def adopt_watched_refunds(state: OrderState, pi: str, facts: ChargeFacts, ours: 
         key = refund.key or ""
         kind = key.removeprefix(ours).split(":", 1)[0]
         if key.startswith(ours) and kind in _WATCHED_KINDS:
-            tries.setdefault(key.split(":again-")[0], []).append(refund)
+            tries.setdefault(payments.refund_step(key), []).append(refund)
     settled = set(state.money.settled_refund_ids)
     for key, made in tries.items():
         if key in state.money.watched_refunds or settled & {r.refund_id for r in made}:

@@ -326,7 +326,7 @@ def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> list[_Ag
         key = r.key or ""
         if not key.startswith(ours):
             continue  # not ours
-        first = cancel_key if key.startswith(cancel_key) else key.split(":again-")[0]
+        first = cancel_key if key.startswith(cancel_key) else payments.refund_step(key)
         if r.refund_id in order.settled_refund_ids:
             settled.add(first)
         steps_of.setdefault(first, []).append(r.status)
@@ -343,6 +343,6 @@ def _owed(facts: ChargeFacts, order: OrderPayment, order_id: object) -> list[_Ag
                 owed.append(_Again(key=None, retry=len(statuses), amount=None))
         else:
             owed.append(
-                _Again(key=f"{first}:again-{len(statuses)}", retry=0, amount=amounts[first])
+                _Again(key=payments.again_key(first, len(statuses)), retry=0, amount=amounts[first])
             )
     return owed

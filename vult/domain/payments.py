@@ -77,6 +77,17 @@ def fully_refunded(facts: ChargeFacts | None) -> bool:
     return facts is not None and 0 < facts.amount_captured <= facts.amount_refunded
 
 
+def again_key(key: str, tries: int) -> str:
+    """The key of a refund step made again (ops' `retry`) for its `tries`-th time: a key of
+    its own, since Stripe answers a key with its first refund (a failed one) for 24 hours."""
+    return f"{key}:again-{tries}"
+
+
+def refund_step(key: str) -> str:
+    """The step a refund key belongs to, whichever try of it the key is (`again_key`)."""
+    return key.split(":again-")[0]
+
+
 def our_refund(facts: ChargeFacts, key: str) -> RefundInfo | None:
     """The live refund this service made under `key`, if Stripe holds one."""
     for refund in facts.refunds:

@@ -192,7 +192,7 @@ async def refund_watched_again(ctx: OrderContext, pi: str) -> None:
         # The same key until it is made: a try that parks asks it again, not twice.
         again = watched.retries + 1
         refund = await steps.refund_payment(
-            ctx.order_id, pi, amount=watched.amount, key=f"{watched.key}:again-{again}"
+            ctx.order_id, pi, amount=watched.amount, key=payments.again_key(watched.key, again)
         )
         ops_view.count("vult_refunds_total", "Refunds issued")
         watched.refund_id, watched.status, watched.retries = (
