@@ -36,6 +36,7 @@ from vult.domain.failures import Failure
 from vult.domain.money import from_minor_units
 from vult.domain.stripe_events import MONEY_EVENTS
 from workflows import attention, decisions, ops_view, steps
+from workflows import declared_activities as declared
 from workflows.decisions import Act
 
 # A PaymentIntent mid-charge settles in seconds to days (bank debits); ask this often.
@@ -138,7 +139,7 @@ class LatePaymentWorkflow:
         paid. The note of what was done, or None to ask again later."""
         pi = late.payment_intent_id
         try:
-            intent = await steps.retrieve_payment_intent(pi)
+            intent = await declared.retrieve_payment_intent(pi)
         except (ActivityError, ApplicationError) as err:
             cause = steps.application_cause(err)
             if cause is None or cause.type != Failure.PAYMENT_REFUSED:
@@ -149,12 +150,12 @@ class LatePaymentWorkflow:
             return f"{pi} names no order of ours: left alone"
         if late.owner and intent.owner is not None and intent.owner != late.owner:
             return f"{pi} belongs to {intent.owner!r}, not to this deployment: left alone"
-        order = await steps.read_order_payment(order_id)
+        order = await declared.read_order_payment(order_id)
         if not order.exists:
             return f"{pi} names order {order_id}, which we do not have: left alone"
         decision = decisions.on_late_payment(intent, order)
         if decision.act == Act.REFUND:
-            facts = await steps.read_charge(pi)
+            facts = await declared.read_charge(pi)
             if payments.pending_refunds(facts):
                 return None  # a refund settling (ours, say): asked again until it has
             # What ops paid back another way (failed refunds they resolved) is not owed.
@@ -187,15 +188,15 @@ class LatePaymentWorkflow:
         the row; a person told of what only a person can settle. `asked`: ops' retry came
         for this round (a failed refund of ours is then made again)."""
         pi, order_id = late.payment_intent_id, late.order_id
-        order = await steps.read_order_payment(order_id) if order_id is not None else None
+        order = await declared.read_order_payment(order_id) if order_id is not None else None
         if order_id is None or order is None or not order.exists:
             return f"{late.event_type} for {pi}: no order of ours: left alone"
-        facts = await steps.read_charge(pi)
+        facts = await declared.read_charge(pi)
         dispute_open = payments.dispute_open(facts)
         owed = [] if dispute_open else _owed(facts, order, order_id)
         if order.payment_intent_id == pi and facts.amount_captured > 0:
             dispute = facts.dispute
-            await steps.record_payment(
+            await declared.record_payment(
                 RecordPayment(
                     order_id=order_id,
                     at=workflow.now(),

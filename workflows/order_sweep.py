@@ -26,7 +26,8 @@ from temporalio.common import VersioningBehavior
 from temporalio.exceptions import ActivityError
 
 from vult.domain.contracts import ResumeOutcome, SweepReport
-from workflows import ops_view, steps
+from workflows import declared_activities as declared
+from workflows import ops_view
 
 # Orders resumed by one sweep; more wait for the next (each is a few calls).
 SWEEP_LIMIT = 200
@@ -40,7 +41,7 @@ def resume_workflow_id(order_id: uuid.UUID) -> str:
 class OrderSweepWorkflow:
     @workflow.run
     async def run(self) -> SweepReport:
-        found = await steps.find_orders_to_resume(SWEEP_LIMIT)
+        found = await declared.find_orders_to_resume(SWEEP_LIMIT)
         report = SweepReport(found=len(found))
         workflow.set_current_details(f"Resuming {len(found)} order(s)")
         # All at once: one slow or failing order must not hold the others back (the
@@ -62,7 +63,7 @@ async def _resume(order_id: uuid.UUID) -> ResumeOutcome | None:
     """One order's resume; a failure past its retries is the next sweep's to try again,
     and must not stop the others."""
     try:
-        return await steps.resume_order(order_id)
+        return await declared.resume_order(order_id)
     except ActivityError as err:
         workflow.logger.error("Could not resume order %s: %s", order_id, err.cause or err)
         ops_view.count("vult_order_resumes_failed_total", "Orders the sweep could not resume")
@@ -73,4 +74,4 @@ async def _resume(order_id: uuid.UUID) -> ResumeOutcome | None:
 class ResumeOrderWorkflow:
     @workflow.run
     async def run(self, order_id: uuid.UUID) -> ResumeOutcome:
-        return await steps.resume_order(order_id)
+        return await declared.resume_order(order_id)

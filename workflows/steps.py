@@ -1,6 +1,7 @@
-"""The order workflow's calls to its activities (declared in workflows/declared_activities.py
-with their policies and summaries): the requests with their idempotency keys, and the
-unwrapping of their failures into what the workflow acts on."""
+"""The order workflow's activity calls that need more than their declaration
+(workflows/declared_activities.py, which the workflows call directly otherwise): the
+requests with their idempotency keys, and the unwrapping of failures into what the
+workflow acts on."""
 
 from __future__ import annotations
 
@@ -12,20 +13,14 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from vult.domain.contracts import (
     CancelPaymentIntent,
     CapturePayment,
-    ChargeFacts,
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
-    OrderLines,
-    OrderPayment,
     OrderTiming,
     PaymentIntentInfo,
     PaymentIntentSnapshot,
-    RecordPayment,
-    RecordReturn,
     RefundInfo,
     RefundPayment,
-    ResumeOutcome,
     StatusChange,
 )
 from vult.domain.failures import Failure
@@ -105,12 +100,6 @@ async def create_payment_intent(req: CreatePaymentIntent, summary: str) -> Payme
         ) from err
 
 
-async def retrieve_payment_intent(pi: str) -> PaymentIntentSnapshot:
-    # Short Stripe calls on the hot path run as local activities: no extra server round
-    # trip each (docs/performance.md).
-    return await declared.retrieve_payment_intent(pi)
-
-
 async def ask_to_cancel(
     order_id: uuid.UUID, pi: str, ask: int, *, interactive: bool = False, purpose: str = "cancel"
 ) -> PaymentIntentSnapshot:
@@ -174,34 +163,6 @@ async def refund_payment(
             amount=amount,
         )
     )
-
-
-async def read_charge(pi: str) -> ChargeFacts:
-    return await declared.read_charge(pi)
-
-
-async def record_payment(record: RecordPayment) -> bool:
-    return await declared.record_payment(record)
-
-
-async def read_order_payment(order_id: uuid.UUID) -> OrderPayment:
-    return await declared.read_order_payment(order_id)
-
-
-async def find_orders_to_resume(limit: int) -> list[uuid.UUID]:
-    return await declared.find_orders_to_resume(limit)
-
-
-async def resume_order(order_id: uuid.UUID) -> ResumeOutcome:
-    return await declared.resume_order(order_id)
-
-
-async def read_order_lines(order_id: uuid.UUID) -> OrderLines:
-    return await declared.read_order_lines(order_id)
-
-
-async def record_return(req: RecordReturn) -> None:
-    await declared.record_return(req)
 
 
 async def capture_payment(order_id: uuid.UUID, pi: str, amount: int) -> PaymentIntentSnapshot:

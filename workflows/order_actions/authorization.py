@@ -9,7 +9,8 @@ from temporalio.exceptions import ApplicationError
 
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
-from workflows import attention, decisions, steps
+from workflows import attention, decisions
+from workflows import declared_activities as declared
 from workflows.order_actions import cancellation, payment, refunds, row
 from workflows.order_actions.context import OrderContext
 
@@ -85,7 +86,7 @@ async def reauthorize(ctx: OrderContext) -> None:
     state = ctx.state
     assert state.payments.current is not None and state.status is not None
     old = state.payments.current.payment_intent_id
-    lapsed = await steps.retrieve_payment_intent(old)
+    lapsed = await declared.retrieve_payment_intent(old)
     method = lapsed.payment_method
     if method is None:
         raise ApplicationError(
@@ -101,7 +102,7 @@ async def reauthorize(ctx: OrderContext) -> None:
     if intent.payment_intent_id not in state.payments.intent_ids:
         state.payments.intent_ids.append(intent.payment_intent_id)
     state.hold.renewal = intent.payment_intent_id
-    found = await steps.retrieve_payment_intent(intent.payment_intent_id)
+    found = await declared.retrieve_payment_intent(intent.payment_intent_id)
     state.hold.renewal = None
     if found.status != "requires_capture":
         state.payments.attempt = attempt

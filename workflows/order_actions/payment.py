@@ -21,6 +21,7 @@ from vult.domain.money import to_minor_units
 from vult.domain.status import UNPAID, OrderStatus
 from vult.domain.stripe_events import MONEY_EVENTS
 from workflows import decisions, ops_view, steps
+from workflows import declared_activities as declared
 from workflows.decisions import Act
 from workflows.order_actions import cancellation, refunds, row
 from workflows.order_actions.context import OrderContext
@@ -36,7 +37,7 @@ async def on_event(ctx: OrderContext, event: PaymentEvent) -> str:
         return await refunds.learn(ctx, pi)
     # Act on what Stripe says now, not on the event alone: events arrive late, twice
     # and out of order, and the PaymentIntent's own status settles all three.
-    return await apply(ctx, await steps.retrieve_payment_intent(pi))
+    return await apply(ctx, await declared.retrieve_payment_intent(pi))
 
 
 async def reconcile(ctx: OrderContext) -> None:
@@ -44,7 +45,7 @@ async def reconcile(ctx: OrderContext) -> None:
     payment = ctx.state.payments.current
     if ctx.state.status != S.PaymentProcessing or payment is None:
         return
-    note = await apply(ctx, await steps.retrieve_payment_intent(payment.payment_intent_id))
+    note = await apply(ctx, await declared.retrieve_payment_intent(payment.payment_intent_id))
     ctx.state.payments.last_note = f"reconciled: {note}"
     if ctx.state.status == S.PaymentProcessing:
         ctx.state.payments.reconcile_attempts += 1
@@ -59,7 +60,7 @@ async def expire_payment_window(ctx: OrderContext) -> None:
     if ctx.state.payments.current is not None:
         # Paid in time but not yet told? Then the order is confirmed, not cancelled.
         pi = ctx.state.payments.current.payment_intent_id
-        intent = await steps.retrieve_payment_intent(pi)
+        intent = await declared.retrieve_payment_intent(pi)
         await apply(ctx, intent)
         if intent.status == "processing" and ctx.state.status in UNPAID:
             # Mid-charge (a bank debit, a slow card network): Stripe's outcome decides,

@@ -17,6 +17,7 @@ from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
 from vult.temporal import search_attributes as sa
 from workflows import attention, decisions, ops_view, steps
+from workflows import declared_activities as declared
 from workflows.order_actions import row
 from workflows.order_actions.context import OrderContext
 
@@ -53,7 +54,7 @@ async def refund_held(ctx: OrderContext, pi: str) -> RefundInfo | None:
 
 
 async def read_charge(ctx: OrderContext, pi: str) -> ChargeFacts:
-    facts = await steps.read_charge(pi)
+    facts = await declared.read_charge(pi)
     ctx.state.money.charges[pi] = facts
     return facts
 

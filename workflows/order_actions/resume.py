@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
 from workflows import decisions, steps
+from workflows import declared_activities as declared
 from workflows.order_actions import cancellation, payment, refunds, row
 from workflows.order_actions.context import OrderContext
 
@@ -30,7 +31,7 @@ async def catch_up(ctx: OrderContext) -> None:
     assert state.status is not None
     await row.annotate(ctx, resumed_at=resumed.at)
     for pi in list(state.payments.intent_ids):
-        intent = await steps.retrieve_payment_intent(pi)
+        intent = await declared.retrieve_payment_intent(pi)
         if intent.status == "succeeded" or intent.amount_received > 0:
             facts = await refunds.read_charge(ctx, pi)
             decisions.adopt_our_refunds(state, pi, facts, steps.refund_key(ctx.order_id, pi))

@@ -23,6 +23,7 @@ from vult.domain.failures import Failure
 from vult.domain.money import from_minor_units, to_minor_units
 from vult.domain.status import OrderStatus
 from workflows import attention, decisions, ops_view, steps
+from workflows import declared_activities as declared
 from workflows.order_actions import refunds, row
 from workflows.order_actions.context import OrderContext
 from workflows.steps import refused
@@ -62,7 +63,7 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
             await refunds.read_charge(ctx, moved.payment_intent_id)
         fields.update(row.payment_fields(ctx, moved.payment_intent_id, None))
     elif payment is not None and (wanted is not None or to_capture(ctx)):
-        order = await steps.read_order_lines(order_id)
+        order = await declared.read_order_lines(order_id)
         amounts, lines = fulfilment.of(order)
         if wanted is not None and (
             problems := fulfilment.problems_with(lines, wanted, returning=False)
@@ -147,7 +148,7 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
     if payment is None:
         raise refused("The order has no payment to refund")
     pi = payment.payment_intent_id
-    amounts, lines = fulfilment.of(await steps.read_order_lines(order_id))
+    amounts, lines = fulfilment.of(await declared.read_order_lines(order_id))
     if request.line_items:
         wanted = {li.line_item_id: li.quantity for li in request.line_items}
         if problems := fulfilment.problems_with(lines, wanted, returning=True):
@@ -188,7 +189,7 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
         at=workflow.now(),
         request=request,
     )
-    await steps.record_return(
+    await declared.record_return(
         RecordReturn(
             order_id=order_id,
             record=record,
