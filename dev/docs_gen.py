@@ -7,8 +7,6 @@ from the Settings class, with the comment written above each setting there).
 
 from __future__ import annotations
 
-import ast
-import inspect
 import json
 import sys
 import typing
@@ -21,7 +19,7 @@ from pydantic import SecretStr
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
-from dev.env_example import _iso_duration
+from dev.env_example import _iso_duration, field_comments
 from vult.process.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,28 +71,13 @@ environment, never in a committed file (production refuses to start without each
 def _described() -> dict[str, tuple[str, str | None]]:
     """field name -> (the comment above it, joined; the first field of its group when the
     field has no comment of its own and follows another on the next line)."""
-    source = inspect.getsource(Settings)
-    lines = source.splitlines()
-    class_body = ast.parse(source).body[0]
-    assert isinstance(class_body, ast.ClassDef)
     found: dict[str, tuple[str, str | None]] = {}
-    previous: ast.AnnAssign | None = None
     leader: str | None = None
-    for node in class_body.body:
-        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
-            previous = None
-            continue
-        above: list[str] = []
-        i = node.lineno - 2
-        while i >= 0 and lines[i].strip().startswith("#"):
-            above.insert(0, lines[i].strip().removeprefix("#").strip())
-            i -= 1
-        name = node.target.id
-        grouped = not above and previous is not None and previous.end_lineno == node.lineno - 1
+    for name, (above, grouped) in field_comments().items():
         if not grouped:
             leader = name
-        found[name] = (" ".join(above), leader if grouped else None)
-        previous = node
+        text = " ".join(line.removeprefix("#").strip() for line in above)
+        found[name] = (text, leader if grouped else None)
     return found
 
 

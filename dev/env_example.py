@@ -57,20 +57,32 @@ def _shown(name: str) -> str:
     return "" if value is None else str(value)
 
 
-def _comments() -> dict[str, list[str]]:
-    """field name -> the comment lines written directly above it in the class."""
+def field_comments() -> dict[str, tuple[list[str], bool]]:
+    """field name -> (the comment lines written directly above it in the class, whether
+    the field directly follows another field's line with no comment of its own: one
+    comment above a group describes the group). Also read by dev/docs_gen.py."""
     source = inspect.getsource(Settings)
     lines = source.splitlines()
-    found: dict[str, list[str]] = {}
+    found: dict[str, tuple[list[str], bool]] = {}
+    previous: ast.AnnAssign | None = None
     for node in ast.parse(source).body[0].body:  # type: ignore[attr-defined]
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            above: list[str] = []
-            i = node.lineno - 2
-            while i >= 0 and lines[i].strip().startswith("#"):
-                above.insert(0, lines[i].strip())
-                i -= 1
-            found[node.target.id] = above
+        if not (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)):
+            previous = None
+            continue
+        above: list[str] = []
+        i = node.lineno - 2
+        while i >= 0 and lines[i].strip().startswith("#"):
+            above.insert(0, lines[i].strip())
+            i -= 1
+        follows = not above and previous is not None and previous.end_lineno == node.lineno - 1
+        found[node.target.id] = (above, follows)
+        previous = node
     return found
+
+
+def _comments() -> dict[str, list[str]]:
+    """field name -> the comment lines written directly above it in the class."""
+    return {name: above for name, (above, _) in field_comments().items()}
 
 
 def render() -> str:
