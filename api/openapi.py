@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
-from api.schemas import CreateOrderDto
+from vult.wire.schemas import CreateOrderDto
 
 _REF = "#/components/schemas/{model}"
 _ERROR = {

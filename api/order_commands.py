@@ -39,7 +39,6 @@ from api.errors import (
     OutcomeUnknown,
     ServiceUnavailable,
 )
-from api.schemas import CreateOrderDto, PaymentIntentDto
 from vult.domain import snapshot
 from vult.domain.contracts import (
     Address,
@@ -67,6 +66,7 @@ from vult.domain.status import OrderStatus
 from vult.domain.stripe_events import HANDLED
 from vult.temporal import orphans
 from vult.temporal import search_attributes as sa
+from vult.wire.schemas import CreateOrderDto, PaymentIntentDto
 from workflows.late_payment import LATE_EVENT_SIGNAL, late_payment_workflow_id
 from workflows.order import OrderWorkflow, workflow_id_for
 from workflows.order_sweep import resume_workflow_id

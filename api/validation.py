@@ -8,8 +8,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.schemas import MAX_QUANTITY, CreateOrderDto
 from vult.domain.text import UNSTORABLE
+from vult.wire.schemas import MAX_QUANTITY, CreateOrderDto
 
 NO_LINE_ITEMS = "Order must contain at least one line item"
 

@@ -13,7 +13,10 @@ from api import read_model
 from api.commands import run_cancel, run_command
 from api.deps import CommandsDep, EngineDep, SettingsDep
 from api.errors import BadRequest, NotFound, ServiceUnavailable, Unauthorized
-from api.schemas import (
+from vult.domain.contracts import LineQuantity, ReturnRequest
+from vult.domain.status import OrderStatus
+from vult.domain.text import UNSTORABLE, is_storable_line
+from vult.wire.schemas import (
     AcceptedResponse,
     CancelOrderDto,
     CreateReturnDto,
@@ -25,9 +28,6 @@ from api.schemas import (
     ReturnDto,
     ShipOrderDto,
 )
-from vult.domain.contracts import LineQuantity, ReturnRequest
-from vult.domain.status import OrderStatus
-from vult.domain.text import UNSTORABLE, is_storable_line
 
 
 async def require_ops(settings: SettingsDep, authorization: Annotated[str, Header()] = "") -> None:

@@ -16,15 +16,15 @@ from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS
 from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key
 from api.order_commands import order_request as order_request_of
-from api.schemas import (
+from api.validation import check_create_order, parse_json, requested_product_ids
+from vult.domain.status import OrderStatus
+from vult.wire.schemas import (
     AcceptedResponse,
     ErrorResponse,
     ErrorsResponse,
     OrderDto,
     PaymentIntentDto,
 )
-from api.validation import check_create_order, parse_json, requested_product_ids
-from vult.domain.status import OrderStatus
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
 

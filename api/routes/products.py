@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from api import read_model
 from api.deps import EngineDep
-from api.schemas import ProductDto
+from vult.wire.schemas import ProductDto
 
 router = APIRouter(prefix="/api/products", tags=["products"])
 

@@ -13,8 +13,8 @@ from api.deps import CommandsDep, EngineDep, SettingsDep, VerifiedEventDep
 from api.errors import BeingResumed
 from api.metrics import WEBHOOK_EVENTS_IGNORED
 from api.order_commands import WorkflowClosed
-from api.schemas import ErrorResponse
 from api.stripe_webhooks import NotForUs, OrderEvent
+from vult.wire.schemas import ErrorResponse
 
 router = APIRouter(prefix="/api/webhooks", tags=["webhooks"])
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-from api.schemas import AddressDto
 from vult.db import addresses
 from vult.db.models import ORDERS
 from vult.domain.contracts import Address
+from vult.wire.schemas import AddressDto
 
 ANN = Address(
     full_name="Ann Lee",

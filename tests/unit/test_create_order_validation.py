@@ -93,7 +93,7 @@ def test_a_null_line_item_list_reads_as_none() -> None:
 
 def test_the_wire_model_declares_its_bounds_for_clients() -> None:
     """The rules live on the model, so the OpenAPI document shows them too."""
-    from api.schemas import CreateOrderDto
+    from vult.wire.schemas import CreateOrderDto
 
     schema = CreateOrderDto.model_json_schema(by_alias=True)
     quantity = schema["$defs"]["CreateLineItemDto"]["properties"]["quantity"]
