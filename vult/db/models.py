@@ -98,6 +98,9 @@ class Order(Base):
     pending_cancel_reason: Mapped[str | None] = mapped_column(String(500))
     # Refunds of ours that failed and that ops resolved (paid back another way): not owed.
     settled_refund_ids: Mapped[list[str] | None] = mapped_column(ARRAY(String(255)))
+    # The mail server's answer when it refused the customer's address for good: no more
+    # e-mails are tried for this order (docs/events.md).
+    customer_email_refused: Mapped[str | None] = mapped_column(String(500))
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     # SHA-256 of the create request (OrderRequest.fingerprint): binds an Idempotency-Key to it.
@@ -221,6 +224,61 @@ class Product(Base):
     image_urls: Mapped[list[str]] = mapped_column(ARRAY(Text), server_default=text("'{}'::text[]"))
 
 
+_DELIVERY_STATES = "'pending', 'failing', 'delivered', 'failed', 'refused', 'disabled'"
+
+
+class OrderEvent(Base):
+    """The outbox: each event an order emitted, once (docs/events.md). `body` is what
+    every receiver gets; the id comes from the order and the fact (vult/domain/order_events)."""
+
+    __tablename__ = "order_events"
+    __table_args__ = (Index(None, "order_id", "occurred_at"), Index(None, "occurred_at"))
+
+    event_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    order_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("orders.order_id", ondelete="CASCADE")
+    )
+    type: Mapped[str] = mapped_column(String(50))
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    body: Mapped[dict[str, object]] = mapped_column(JSONB)
+
+
+class EventDelivery(Base):
+    """One event to one target (a webhook endpoint by name, or the customer's e-mail):
+    where its delivery stands, for ops (GET /api/ops/events) and the audit."""
+
+    __tablename__ = "event_deliveries"
+    __table_args__ = (
+        CheckConstraint(f"state IN ({_DELIVERY_STATES})", name="state_known"),
+        CheckConstraint("attempts >= 0", name="attempts_not_negative"),
+        Index(None, "state", "target"),
+    )
+
+    event_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("order_events.event_id", ondelete="CASCADE"), primary_key=True
+    )
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)
+    state: Mapped[str] = mapped_column(String(20))
+    attempts: Mapped[int] = mapped_column(Integer, server_default=text("0"))
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_answer: Mapped[str | None] = mapped_column(String(500))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Each delivery workflow run that tried it (a replay by ops starts another).
+    runs: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+
+
+class WebhookEndpointState(Base):
+    """An endpoint the receiver gave up on (410 Gone) stays off until ops enable it."""
+
+    __tablename__ = "webhook_endpoint_states"
+
+    name: Mapped[str] = mapped_column(String(100), primary_key=True)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    disabled_reason: Mapped[str | None] = mapped_column(String(500))
+
+
 def _table(model: type[Base]) -> Table:
     table = model.__table__
     assert isinstance(table, Table)  # a declarative class maps one Table
@@ -233,3 +291,6 @@ LINE_ITEMS = _table(LineItem)
 PRODUCTS = _table(Product)
 ORDER_PAYMENT_INTENTS = _table(OrderPaymentIntent)
 ORDER_RETURNS = _table(OrderReturn)
+ORDER_EVENTS = _table(OrderEvent)
+EVENT_DELIVERIES = _table(EventDelivery)
+WEBHOOK_ENDPOINT_STATES = _table(WebhookEndpointState)

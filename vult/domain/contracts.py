@@ -1,7 +1,7 @@
 """What the API, the workflow and the activities pass each other (one evolvable model each).
 
 These are internal contracts, serialized by Temporal's pydantic converter (Decimals as exact
-strings). The HTTP wire contract is separate, in api/schemas.py, so either can change alone.
+strings). The HTTP wire contract is separate, in vult/wire/schemas.py, so either can change alone.
 """
 
 from __future__ import annotations
@@ -173,6 +173,8 @@ class Payments(BaseModel):
     # Releases of authorizations asked of Stripe (each under a key of its own: a key's
     # first answer is replayed for 24 hours, so a release never meets an earlier answer).
     release_asks: int = 0
+    # The current PaymentIntent's latest charge at Stripe, as last read (names a decline).
+    last_charge: str | None = None
 
 
 class HoldPhase(StrEnum):
@@ -269,6 +271,11 @@ class Ops(BaseModel):
     dispute_reminded: str | None = None  # the dispute ops were last reminded of
     # Problems ops resolved by hand (the `resolve` update), oldest first.
     resolutions: list[Resolution] = Field(default_factory=list)
+    # When the present parking began (names its order.needs_attention event).
+    attention_since: datetime | None = None
+    # The facts read from Stripe already told as order events in this run ("refund:<id>",
+    # "dispute:<id>", "dispute-closed:<id>", "attention:<since>").
+    told: list[str] = Field(default_factory=list)
 
 
 class OrderState(BaseModel):
@@ -424,6 +431,48 @@ class PlacedOrder(BaseModel):
 # ---- activity inputs and outputs -------------------------------------------------------
 
 
+class EmittedEvent(BaseModel):
+    """An order event as the workflow decides it (vult/domain/order_events.py): written to
+    the outbox in the same transaction as the row change that records its fact."""
+
+    event_id: str
+    type: str  # an OrderEventType value
+    at: datetime  # when the workflow recorded the fact
+    # What only this kind says (docs/events.md): JSON values, camelCase keys.
+    detail: dict[str, str | int | bool | None | list[dict[str, str | int]]] = Field(
+        default_factory=dict
+    )
+
+
+class DeliveryInput(BaseModel):
+    """One event to one target (an endpoint's name or the customer's e-mail): the
+    EventDeliveryWorkflow's input, and how long it waits between tries."""
+
+    event_id: str
+    event_type: str
+    target: str
+    run: int = 1  # 1, then one more for each replay ops ask for
+    retry_delays: list[float]
+
+
+class DeliveryAttempt(BaseModel):
+    event_id: str
+    target: str
+    attempt: int  # 1 for the first try of this run
+    # Seconds until the next try, or None: this is the last, a failure fails the delivery.
+    next_try_in: float | None
+
+
+class DeliveryAnswer(BaseModel):
+    """What one try came to: delivered; refused for good (an address the mail server
+    refuses, an endpoint gone (410), removed from the settings or disabled): no more
+    tries; or try_again."""
+
+    outcome: str  # "delivered" | "refused" | "disabled" | "try_again"
+    status: int | None = None  # the HTTP status or SMTP code, when there was one
+    text: str = ""  # the answer's first words, or the error, for ops
+
+
 class CreateOrderRow(BaseModel):
     order_id: uuid.UUID
     created_at: datetime
@@ -433,6 +482,7 @@ class CreateOrderRow(BaseModel):
     # before the API did, which the activity then snapshots and fingerprints itself.
     priced: PricedOrder | None = None
     request_fingerprint: str | None = None
+    events: list[EmittedEvent] = Field(default_factory=list)  # order.placed
 
 
 class CreatedOrderRow(BaseModel):
@@ -467,6 +517,8 @@ class StatusChange(BaseModel):
     # Shipped quantities by line item id; with `ship_all`, every line in full.
     shipped_lines: dict[str, int] | None = None
     ship_all: bool = False
+    # The facts this change records, as order events (none when the row is already there).
+    events: list[EmittedEvent] = Field(default_factory=list)
 
 
 class RecordPayment(BaseModel):
@@ -508,6 +560,7 @@ class RecordReturn(BaseModel):
     at: datetime
     stripe_payment_status: str
     amount_refunded: Decimal
+    events: list[EmittedEvent] = Field(default_factory=list)  # order.returned
 
 
 class PaymentIntentSnapshot(BaseModel):
@@ -527,6 +580,7 @@ class PaymentIntentSnapshot(BaseModel):
     # An authorization not captured yet: when it lapses, the charge's
     # payment_method_details.card.capture_before.
     capture_before: datetime | None = None
+    latest_charge: str | None = None  # the charge of its latest try, when one was made
 
 
 class OrderPayment(BaseModel):

@@ -14,6 +14,7 @@ from vult.db.urls import async_url
 from vult.domain.contracts import OrderTiming
 from vult.domain.money import currency_exponent
 from vult.domain.pricing import DEFAULT_CURRENCY, DEFAULT_SHIPPING_COST, DEFAULT_TAX_RATE, Pricing
+from vult.process.outbound import DEFAULT_RETRY_DELAYS, WebhookEndpoint
 from vult.process.payload_keys import KeyConfigError, parse_keys
 from vult.release import default_build_id
 
@@ -167,6 +168,51 @@ class Settings(BaseSettings):
     # the server's create time, or replaced this one: a rollback or a promotion stays),
     # "never" (every promotion by hand: ramp, then set current).
     worker_promote: Literal["first", "always", "unless-superseded", "never"] = "first"
+
+    # What the order tells (docs/events.md). Customer e-mails: the shop's name and page
+    # in every mail (an order's page is SHOP_URL/orders/<id>), and where mail is sent from.
+    shop_name: str = Field(default="Vult", min_length=1, max_length=100)
+    shop_url: str = "http://127.0.0.1:8000"
+    mail_from: str = "Vult <orders@vult.localhost>"
+    # The SMTP server customer e-mails go through; empty: no e-mails are sent.
+    smtp_host: str = ""
+    smtp_port: int = Field(default=25, ge=1, le=65535)
+    smtp_username: str = ""
+    smtp_password: SecretStr = SecretStr("")
+    smtp_starttls: bool = False
+    smtp_timeout_seconds: float = Field(default=10.0, gt=0, le=120)
+    # A folder of the shop's own mail templates (activities/mail_templates/ names them);
+    # a template found there replaces the packaged one. Empty: the packaged ones.
+    mail_templates_dir: str = ""
+    # The shop's systems that get webhooks (Standard Webhooks), as JSON: [{"name":
+    # "warehouse", "url": "https://...", "secret": "whsec_...", "events": ["order.paid"]
+    # or ["*"]}]. Empty: none.
+    webhook_endpoints: list[WebhookEndpoint] = []
+    # One webhook try: the whole request, answer included, must take no longer.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    # Seconds between one delivery try and the next (a webhook or an e-mail); after the
+    # last, the delivery is failed (counted and alerted). The default tries 13 times over
+    # about four days.
+    delivery_retry_delays: list[float] = Field(
+        default=list(DEFAULT_RETRY_DELAYS), min_length=1, max_length=50
+    )
+
+    @field_validator("webhook_endpoints")
+    @classmethod
+    def _endpoint_names_unique(cls, v: list[WebhookEndpoint]) -> list[WebhookEndpoint]:
+        names = [e.name for e in v]
+        if len(set(names)) != len(names):
+            raise ValueError("WEBHOOK_ENDPOINTS: each endpoint needs a name of its own")
+        return v
+
+    @field_validator("delivery_retry_delays")
+    @classmethod
+    def _delays_positive(cls, v: list[float]) -> list[float]:
+        if any(d <= 0 or d > 7 * 86400 for d in v):
+            raise ValueError(
+                "DELIVERY_RETRY_DELAYS: each delay is seconds, above 0, at most 7 days"
+            )
+        return v
 
     @field_validator("currency")
     @classmethod
