@@ -15,7 +15,10 @@ from temporalio.client import Client
 from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 
+from activities.event_delivery import EventDeliveryActivities
 from activities.order_db import OrderDbActivities
+from activities.order_events import Outbox
+from activities.order_mail import MailSettings
 from activities.order_resume import OrderResumeActivities
 from activities.stripe_payments import StripeActivities
 from vult.db.engine import make_engine
@@ -28,16 +31,54 @@ from vult.temporal.client import connect
 from vult.temporal.deployments import deployment_config, promote_on_start
 from vult.temporal.sandbox import sandbox_runner
 from workflows import declared_activities as declared
-from workflows.declared_activities import ORDER_DB, RESUME, STRIPE
+from workflows.declared_activities import DELIVERY, ORDER_DB, RESUME, STRIPE
+from workflows.event_delivery import EventDeliveryWorkflow
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.order_sweep import OrderSweepWorkflow, ResumeOrderWorkflow
 
 
+def outbox_of(client: Client, settings: Settings) -> Outbox:
+    """Where order events go: the configured endpoints, the customer's mail when an SMTP
+    server is configured (activities/order_events.py)."""
+    return Outbox(
+        client=client,
+        task_queue=settings.temporal_task_queue,
+        endpoints=settings.webhook_endpoints,
+        mails=bool(settings.smtp_host),
+        retry_delays=settings.delivery_retry_delays,
+    )
+
+
+def mail_settings(settings: Settings) -> MailSettings | None:
+    if not settings.smtp_host:
+        return None
+    return MailSettings(
+        shop_name=settings.shop_name,
+        shop_url=settings.shop_url,
+        mail_from=settings.mail_from,
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_timeout_seconds=settings.smtp_timeout_seconds,
+        smtp_username=settings.smtp_username,
+        smtp_password=settings.smtp_password.get_secret_value(),
+        smtp_starttls=settings.smtp_starttls,
+        templates_dir=settings.mail_templates_dir,
+    )
+
+
 def build_worker(
     client: Client, settings: Settings, engine: AsyncEngine, stripe_client: stripe.StripeClient
 ) -> Worker:
-    db = OrderDbActivities(engine, settings.pricing())
+    outbox = outbox_of(client, settings)
+    db = OrderDbActivities(engine, settings.pricing(), outbox)
+    delivery = EventDeliveryActivities(
+        engine,
+        settings.webhook_endpoints,
+        mail_settings(settings),
+        settings.webhook_timeout_seconds,
+        outbox,
+    )
     payments = StripeActivities(stripe_client, settings.stripe_owner)
     resume = OrderResumeActivities(
         engine,
@@ -50,8 +91,16 @@ def build_worker(
     return Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[OrderWorkflow, LatePaymentWorkflow, OrderSweepWorkflow, ResumeOrderWorkflow],
-        activities=declared.registered({ORDER_DB: db, STRIPE: payments, RESUME: resume}),
+        workflows=[
+            OrderWorkflow,
+            LatePaymentWorkflow,
+            OrderSweepWorkflow,
+            ResumeOrderWorkflow,
+            EventDeliveryWorkflow,
+        ],
+        activities=declared.registered(
+            {ORDER_DB: db, STRIPE: payments, RESUME: resume, DELIVERY: delivery}
+        ),
         workflow_runner=sandbox_runner(),
         deployment_config=deployment_config(
             settings.worker_deployment_name, settings.worker_build_id

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.order_events import Outbox
 from vult.db import addresses, catalogue, changes
 from vult.db.errors import described, is_permanent
 from vult.db.models import LINE_ITEMS, ORDER_PAYMENT_INTENTS, ORDER_RETURNS, ORDERS
@@ -18,6 +19,7 @@ from vult.domain import snapshot
 from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
+    DeliveryInput,
     OrderLineInfo,
     OrderLines,
     OrderPayment,
@@ -45,9 +47,11 @@ class OrderDbActivities:
     """SQLAlchemy Core on one connection per transaction: these run for every order, and
     the ORM's unit of work cost more CPU than the statements themselves (docs/performance.md)."""
 
-    def __init__(self, engine: AsyncEngine, pricing: Pricing) -> None:
+    def __init__(self, engine: AsyncEngine, pricing: Pricing, outbox: Outbox | None = None) -> None:
         self._engine = engine
         self._pricing = pricing
+        # Where the order events each write records go (activities/order_events.py).
+        self._outbox = outbox or Outbox()
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -91,20 +95,29 @@ class OrderDbActivities:
                             for position, line in enumerate(priced.lines)
                         ],
                     )
-                    return CreatedOrderRow(
+                    deliveries = await self._outbox.record(conn, req.order_id, req.events)
+                    created = CreatedOrderRow(
                         order_id=req.order_id,
                         order_number=number,
                         status=OrderStatus.Pending,
                         total=priced.total,
                         currency=priced.currency,
                     )
+                else:
+                    created = None
+            if created is not None:
+                await self._outbox.start(deliveries)
+                return created
+            async with self._engine.connect() as conn:
                 # Nothing inserted: either this order exists (a retry after the insert
                 # committed) or the number is taken. The first returns the row; the second
                 # draws a new number.
                 existing = (
                     await conn.execute(_EXISTING.where(_ORDERS.c.order_id == req.order_id))
                 ).one_or_none()
+                retried = await self._outbox.pending(conn, [e.event_id for e in req.events])
             if existing is not None:
+                await self._outbox.start(retried)
                 return CreatedOrderRow(
                     order_id=req.order_id,
                     order_number=existing.order_number,
@@ -238,8 +251,14 @@ class OrderDbActivities:
             if changed is not None:
                 if change.new_status == OrderStatus.Shipped:
                     await _record_shipment(conn, change)
+                deliveries = await self._outbox.record(conn, change.order_id, change.events)
                 await changes.announce(conn, change.order_id)
-                return
+            else:
+                deliveries = None
+        if deliveries is not None:
+            await self._outbox.start(deliveries)
+            return
+        async with self._engine.connect() as conn:
             row = (
                 await conn.execute(
                     select(_ORDERS.c.status, _ORDERS.c.stripe_payment_intent_id).where(
@@ -257,7 +276,12 @@ class OrderDbActivities:
         same_pi = change.payment_intent_id is None or change.payment_intent_id == pi
         if status == change.new_status.value:
             if same_pi:
-                return  # this change was already applied (a retry after commit)
+                # This change was already applied (a retry after commit); its events were
+                # recorded with it, their deliveries perhaps not yet started.
+                async with self._engine.connect() as conn:
+                    retried = await self._outbox.pending(conn, [e.event_id for e in change.events])
+                await self._outbox.start(retried)
+                return
             # Applied by an attempt whose result the workflow never saw (its task was lost
             # with a crash): that attempt's PaymentIntent was never handed to anyone, and
             # the workflow's own is the one the row must name.
@@ -363,26 +387,34 @@ class OrderDbActivities:
                 .returning(ORDER_RETURNS.c.return_key)
             )
             if inserted is None:
-                return
-            for li in record.line_items:
-                await conn.execute(
-                    update(LINE_ITEMS)
-                    .where(
-                        LINE_ITEMS.c.order_id == req.order_id,
-                        LINE_ITEMS.c.line_item_id == uuid.UUID(li.line_item_id),
-                    )
-                    .values(quantity_returned=LINE_ITEMS.c.quantity_returned + li.quantity)
-                )
+                retried = await self._outbox.pending(conn, [e.event_id for e in req.events])
+            else:
+                retried = await self._record_return(conn, req)
+        await self._outbox.start(retried)
+
+    async def _record_return(self, conn: AsyncConnection, req: RecordReturn) -> list[DeliveryInput]:
+        record = req.record
+        for li in record.line_items:
             await conn.execute(
-                update(_ORDERS)
-                .where(_ORDERS.c.order_id == req.order_id)
-                .values(
-                    stripe_payment_status=req.stripe_payment_status,
-                    amount_refunded=req.amount_refunded,
-                    updated_date=req.at,
+                update(LINE_ITEMS)
+                .where(
+                    LINE_ITEMS.c.order_id == req.order_id,
+                    LINE_ITEMS.c.line_item_id == uuid.UUID(li.line_item_id),
                 )
+                .values(quantity_returned=LINE_ITEMS.c.quantity_returned + li.quantity)
             )
-            await changes.announce(conn, req.order_id)
+        await conn.execute(
+            update(_ORDERS)
+            .where(_ORDERS.c.order_id == req.order_id)
+            .values(
+                stripe_payment_status=req.stripe_payment_status,
+                amount_refunded=req.amount_refunded,
+                updated_date=req.at,
+            )
+        )
+        deliveries = await self._outbox.record(conn, req.order_id, req.events)
+        await changes.announce(conn, req.order_id)
+        return deliveries
 
     @activity.defn(name="read_order_payment")
     async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:

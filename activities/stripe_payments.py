@@ -493,6 +493,7 @@ def _snapshot(found: stripe.PaymentIntent) -> PaymentIntentSnapshot:
         if intent["status"] == "requires_capture"
         else 0,
         customer=_id_of(intent.get("customer")),
+        latest_charge=_id_of(intent.get("latest_charge")),
         capture_before=_capture_before(intent) if intent["status"] == "requires_capture" else None,
     )
 

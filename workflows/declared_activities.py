@@ -26,6 +26,8 @@ from vult.domain.contracts import (
     CreatedOrderRow,
     CreateOrderRow,
     CreatePaymentIntent,
+    DeliveryAnswer,
+    DeliveryAttempt,
     OrderLines,
     OrderPayment,
     PaymentIntentInfo,
@@ -44,6 +46,7 @@ Out = TypeVar("Out")
 
 # The implementations (activities/), by the name `registered` knows them under.
 ORDER_DB, STRIPE, RESUME = "order_db", "stripe_payments", "order_resume"
+DELIVERY = "event_delivery"
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class _Declared(Generic[In, Out]):
     input: Any  # the type of its one argument (a model, an id, a number)
     output: Any  # the type of its result
     summary: Callable[[In], str]  # the Web UI's line beside the call
-    implemented_by: str  # ORDER_DB, STRIPE or RESUME
+    implemented_by: str  # ORDER_DB, STRIPE, RESUME or DELIVERY
 
 
 @dataclass(frozen=True)
@@ -216,6 +219,25 @@ resume_order: Activity[uuid.UUID, ResumeOutcome] = Activity(
     policies.RESUME,
 )
 
+# ---- Order events to the shop's systems and the customer (activities/event_delivery.py)
+
+deliver_event: Activity[DeliveryAttempt, DeliveryAnswer] = Activity(
+    "deliver_event",
+    DeliveryAttempt,
+    DeliveryAnswer,
+    lambda a: f"Deliver {a.event_id} to {a.target} (try {a.attempt})",
+    DELIVERY,
+    policies.DELIVERY_TRY,
+)
+start_pending_deliveries: Activity[int, int] = Activity(
+    "start_pending_deliveries",
+    int,
+    int,
+    lambda _: "Start order event deliveries whose start was lost",
+    DELIVERY,
+    policies.START_PENDING_DELIVERIES,
+)
+
 ALL: tuple[_Declared[Any, Any], ...] = (
     create_order_row,
     change_order_status,
@@ -231,6 +253,8 @@ ALL: tuple[_Declared[Any, Any], ...] = (
     capture_payment,
     find_orders_to_resume,
     resume_order,
+    deliver_event,
+    start_pending_deliveries,
 )
 
 

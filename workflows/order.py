@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
@@ -29,8 +30,9 @@ from vult.domain.contracts import (
     ShipOrder,
 )
 from vult.domain.failures import Failure
+from vult.domain.order_events import OrderEventType
 from vult.domain.status import CANCELLABLE, Command, OrderStatus
-from workflows import attention, decisions, guards, ops_view, steps
+from workflows import attention, decisions, guards, ops_view, patches, steps
 from workflows.decisions import Timer
 from workflows.order_actions import (
     cancellation,
@@ -41,6 +43,7 @@ from workflows.order_actions import (
     shipping,
     timers,
 )
+from workflows.order_actions import events as order_events
 from workflows.order_actions.context import OrderContext
 from workflows.steps import OrderRefused, refused
 from workflows.timer import UpdatableTimer
@@ -76,7 +79,11 @@ class OrderWorkflow:
         self._wake = False  # set by handlers whose change moves a timer
         self._timer = UpdatableTimer()
         self._ctx = OrderContext(
-            input.order_id, self._state, self._timing, input.index_for_search, input.capture
+            input.order_id,
+            self._state,
+            self._timing,
+            input.index_for_search,
+            input.capture,
         )
         # Updates, events and timers interleave at every await; one lock keeps each
         # decision-and-write atomic with respect to the others.
@@ -86,6 +93,8 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, input: OrderWorkflowInput) -> OrderState:
+        # Asked before anything else: every handler waits for the run to place the order.
+        self._ctx = replace(self._ctx, emits_events=workflow.patched(patches.ORDER_EVENTS))
         # A Temporal cancellation request (the Web UI's button, `temporal workflow cancel`)
         # would end the order behind its back while money may still move: refused at
         # whichever await it reaches (a wait for the lock, for handlers to finish, a step),
@@ -141,6 +150,7 @@ class OrderWorkflow:
                     reason = self._state.cancelling.pending
                     if reason is not None and self._cancel_due():
                         await self._attempt("the cancellation", CancelOrder(reason=reason))
+            await self._tell_attention()
             if workflow.info().is_continue_as_new_suggested():
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 # Signals that came while handlers finished go along, not lost.
@@ -196,6 +206,20 @@ class OrderWorkflow:
                 attention.refuse_cancellation()
             self._park(what, err, work if isinstance(work, PaymentEvent) else None)
 
+    async def _tell_attention(self) -> None:
+        """An order parked for ops says so (order.needs_attention), once per parking; a
+        write that fails (the database may be why it parked) is tried at the next wake."""
+        if self._state.status is None or self._state.ops.attention is None:
+            return
+        told = order_events.needs_attention(self._ctx)
+        if not told:
+            return
+        async with self._lock:
+            try:
+                await row.annotate(self._ctx, told)
+            except (FailureError, ApplicationError) as err:
+                workflow.logger.warning("order.needs_attention not written yet: %s", err)
+
     def _park(self, what: str, err: BaseException, event: PaymentEvent | None = None) -> None:
         indexed = self._input.index_for_search
         attention.park(self._state, self._timing, indexed, what, err, event)
@@ -230,10 +254,12 @@ class OrderWorkflow:
             order_number=self._input.order_number,
             priced=self._input.priced,
             request_fingerprint=self._input.request_fingerprint,
+            events=order_events.of(self._ctx, OrderEventType.PLACED),
         )
         while True:
             try:
                 created = await steps.create_order_row(request)
+                order_events.written(self._ctx, request.events)
                 break
             except OrderRefused as refusal:
                 self._rejection = refusal.problems

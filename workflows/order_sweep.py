@@ -27,10 +27,12 @@ from temporalio.exceptions import ActivityError
 
 from vult.domain.contracts import ResumeOutcome, SweepReport
 from workflows import declared_activities as declared
-from workflows import ops_view
+from workflows import ops_view, patches
 
 # Orders resumed by one sweep; more wait for the next (each is a few calls).
 SWEEP_LIMIT = 200
+# A delivery still untried this long after its event is one whose start was lost.
+PENDING_DELIVERY_AGE_SECONDS = 120
 
 
 def resume_workflow_id(order_id: uuid.UUID) -> str:
@@ -52,6 +54,8 @@ class OrderSweepWorkflow:
                 report.failed.append(order_id)
             elif outcome.outcome == "resumed":
                 report.resumed.append(order_id)
+        if workflow.patched(patches.SWEEP_STARTS_DELIVERIES):
+            await _start_pending_deliveries()
         workflow.set_current_details(
             f"Found {report.found} order(s) with no workflow: resumed {len(report.resumed)}, "
             f"failed {len(report.failed)} (tried again by the next sweep)"
@@ -68,6 +72,15 @@ async def _resume(order_id: uuid.UUID) -> ResumeOutcome | None:
         workflow.logger.error("Could not resume order %s: %s", order_id, err.cause or err)
         ops_view.count("vult_order_resumes_failed_total", "Orders the sweep could not resume")
         return None
+
+
+async def _start_pending_deliveries() -> None:
+    """Order events whose deliveries were never started (their start was lost with a
+    crash, or their order's workflow terminated right after the write)."""
+    try:
+        await declared.start_pending_deliveries(PENDING_DELIVERY_AGE_SECONDS)
+    except ActivityError as err:
+        workflow.logger.error("Could not start pending deliveries: %s", err.cause or err)
 
 
 @workflow.defn(name="ResumeOrderWorkflow", versioning_behavior=VersioningBehavior.PINNED)

@@ -16,3 +16,12 @@ renamed or reused.
 """
 
 from __future__ import annotations
+
+# 1.1.0: the order tells its facts as order events (docs/events.md), written with the row
+# change that records each. Asked once when a run begins (OrderContext.emits_events): a
+# run begun on 1.0 emits nothing, the next run of it (continue-as-new, a resume) does.
+# May be retired once no run begun on 1.0 is open (the drain check in docs/architecture.md).
+ORDER_EVENTS = "1.1-order-events"
+# 1.1.0: the order sweep also starts order event deliveries whose start was lost. The
+# sweep is PINNED and lives seconds: may be retired in 1.2.
+SWEEP_STARTS_DELIVERIES = "1.1-sweep-starts-deliveries"

@@ -62,6 +62,19 @@ RESUME = ActivityConfig(
     schedule_to_close_timeout=timedelta(minutes=5),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
+# One try of an order event's delivery (activities/event_delivery.py): the try bounds
+# itself (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS); what Temporal retries is a try
+# whose record failed (the database away) or whose worker died, for as long as it takes.
+DELIVERY_TRY = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=3),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+)
+# The sweep's start of deliveries whose start was lost: one read, a few starts.
+START_PENDING_DELIVERIES = ActivityConfig(
+    start_to_close_timeout=timedelta(minutes=1),
+    schedule_to_close_timeout=timedelta(minutes=3),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
+)
 # Finding them: one read of the open orders, one listing of the running workflows.
 FIND_ORPHANS = ActivityConfig(
     start_to_close_timeout=timedelta(minutes=2),

@@ -17,7 +17,9 @@ from typing import Any
 import pytest
 from temporalio import activity
 
+from activities.event_delivery import EventDeliveryActivities
 from activities.order_db import OrderDbActivities
+from activities.order_events import Outbox
 from activities.order_resume import OrderResumeActivities
 from activities.stripe_payments import StripeActivities
 from workflows import declared_activities as declared
@@ -80,8 +82,14 @@ def _registered() -> list[Callable[..., Any]]:
     db = OrderDbActivities(engine=None, pricing=None)  # type: ignore[arg-type]  # unused
     payments = StripeActivities(client=None, owner="test")  # type: ignore[arg-type]  # unused
     resume = OrderResumeActivities(None, None, None, "q", None)  # type: ignore[arg-type]
+    delivery = EventDeliveryActivities(None, [], None, 1.0, Outbox())  # type: ignore[arg-type]
     return declared.registered(
-        {declared.ORDER_DB: db, declared.STRIPE: payments, declared.RESUME: resume}
+        {
+            declared.ORDER_DB: db,
+            declared.STRIPE: payments,
+            declared.RESUME: resume,
+            declared.DELIVERY: delivery,
+        }
     )
 
 
@@ -112,6 +120,7 @@ def test_the_worker_registers_each_declared_activity_once() -> None:
 _PACKAGES = (
     "vult.domain",
     "vult.db",
+    "vult.wire",
     "vult.process",
     "vult.temporal",
     "workflows",

@@ -19,9 +19,15 @@ from workflows.order import OrderWorkflow, workflow_id_for
 
 
 async def upserts(handle: WorkflowHandle) -> int:
+    """Upserts of the order's own attributes (a `workflow.patched` makes Temporal's
+    TemporalChangeVersion upsert too: not ours to count)."""
     history = await handle.fetch_history()
     return sum(
         e.event_type == EventType.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES
+        and set(
+            e.upsert_workflow_search_attributes_event_attributes.search_attributes.indexed_fields
+        )
+        != {"TemporalChangeVersion"}
         for e in history.events
     )
 

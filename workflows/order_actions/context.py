@@ -17,3 +17,6 @@ class OrderContext:
     timing: OrderTiming
     index_for_search: bool  # whether the order's search attributes are kept up to date
     capture: str = "automatic"  # PAYMENT_CAPTURE when the order was placed
+    # Whether this run tells its facts as order events (a run begun on 1.1 or later;
+    # workflows/order_actions/events.py).
+    emits_events: bool = False

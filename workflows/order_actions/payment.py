@@ -74,6 +74,8 @@ async def expire_payment_window(ctx: OrderContext) -> None:
 
 async def apply(ctx: OrderContext, intent: PaymentIntentSnapshot) -> str:
     decision = decisions.on_payment_intent(ctx.state, str(ctx.order_id), intent)
+    if decisions.is_current(ctx.state, intent.payment_intent_id):
+        ctx.state.payments.last_charge = intent.latest_charge  # names a decline's event
     status = ctx.state.status
     pi = intent.payment_intent_id
     if decision.act == Act.CONFIRM:

@@ -4,6 +4,7 @@ Stripe's details recorded without one, and the row's payment columns from Stripe
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
@@ -11,6 +12,7 @@ from temporalio import workflow
 
 from vult.domain import payments
 from vult.domain.contracts import (
+    EmittedEvent,
     RefundInfo,
     StatusChange,
 )
@@ -18,6 +20,7 @@ from vult.domain.money import from_minor_units
 from vult.domain.status import OrderStatus, can_transition
 from vult.temporal import search_attributes as sa
 from workflows import ops_view, steps
+from workflows.order_actions import events as order_events
 from workflows.order_actions.context import OrderContext
 from workflows.steps import refused
 
@@ -49,11 +52,16 @@ async def change(
     ctx: OrderContext,
     current: OrderStatus,
     new: OrderStatus,
+    events: Sequence[EmittedEvent] = (),
+    /,
     **fields: str | Decimal | datetime | list[str] | None,
 ) -> None:
+    """The transition, and the order events that tell it (the transition's own, then
+    `events`), written in one transaction."""
     if not can_transition(current, new):
         raise refused(f"Cannot change order status from {current} to {new}")
-    await _write(ctx, current, new, **fields)
+    told = [*order_events.on_transition(ctx, new, dict(fields)), *events]
+    await _write(ctx, current, new, told, **fields)
     ctx.state.status = new
     ops_view.index(ctx.index_for_search, sa.ORDER_STATUS.value_set(new.value))
     if new == S.Confirmed:
@@ -66,24 +74,33 @@ async def change(
 
 
 async def annotate(
-    ctx: OrderContext, **fields: str | Decimal | datetime | list[str] | None
+    ctx: OrderContext,
+    events: Sequence[EmittedEvent] = (),
+    /,
+    **fields: str | Decimal | datetime | list[str] | None,
 ) -> None:
-    """Record Stripe details on the row without a transition."""
+    """Record Stripe details on the row without a transition (and the events they tell)."""
     status = ctx.state.status
     assert status is not None
-    await _write(ctx, status, status, **fields)
+    await _write(ctx, status, status, events, **fields)
 
 
 async def _write(
     ctx: OrderContext,
     current: OrderStatus,
     new: OrderStatus,
+    events: Sequence[EmittedEvent],
     **fields: str | Decimal | datetime | list[str] | None,
 ) -> None:
     change = StatusChange(
-        order_id=ctx.order_id, expected=[current], new_status=new, at=workflow.now()
+        order_id=ctx.order_id,
+        expected=[current],
+        new_status=new,
+        at=workflow.now(),
+        events=list(events),
     )
     await steps.write_status(change.model_copy(update=fields))
+    order_events.written(ctx, change.events)
 
 
 def refund_status(refund: RefundInfo) -> str:

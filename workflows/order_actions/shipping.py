@@ -24,6 +24,7 @@ from vult.domain.money import from_minor_units, to_minor_units
 from vult.domain.status import OrderStatus
 from workflows import attention, decisions, ops_view, steps
 from workflows import declared_activities as declared
+from workflows.order_actions import events as order_events
 from workflows.order_actions import refunds, row
 from workflows.order_actions.context import OrderContext
 from workflows.steps import refused
@@ -94,6 +95,9 @@ async def ship(ctx: OrderContext, shipment: ShipOrder) -> None:
         ctx,
         S.Processing,
         S.Shipped,
+        order_events.shipped(
+            ctx, wanted, shipment.carrier.strip(), shipment.tracking_number.strip()
+        ),
         shipping_carrier=shipment.carrier.strip(),
         tracking_number=shipment.tracking_number.strip(),
         **fields,
@@ -196,7 +200,9 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
             at=workflow.now(),
             stripe_payment_status=payments.payment_status(facts),
             amount_refunded=row.major(ctx, facts.amount_refunded),
+            events=(told := order_events.returned(ctx, record)),
         )
     )
+    order_events.written(ctx, told)
     state.fulfilment.returns[request.key] = record
     return record

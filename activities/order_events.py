@@ -1,0 +1,167 @@
+"""The outbox: order events written in the transaction that records their fact, and the
+delivery of each to its targets started once that transaction commits (docs/events.md).
+
+An event's id comes from the order and the fact, so recording it again (a retried write, a
+replay, a resumed run) adds nothing. Each (event, target) is one `event_deliveries` row and
+one EventDeliveryWorkflow, whose id names both: starting it again finds the one running.
+Deliveries left pending (the worker killed between the commit and the start, the order's
+workflow terminated there) are started by the order sweep (`start_pending`).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+from vult.db.models import EVENT_DELIVERIES, ORDER_EVENTS, ORDERS
+from vult.domain.contracts import DeliveryInput, EmittedEvent
+from vult.domain.order_events import CUSTOMER_MAILS, EMAIL_TARGET
+from vult.process.outbound import WebhookEndpoint
+from vult.wire.orders import get_order
+
+log = logging.getLogger("vult.outbox")
+
+# The run of a delivery's workflow id (`delivery_workflow_id`): 1 for the first, one more
+# for each replay ops ask for.
+FIRST_RUN = 1
+
+
+# Deliveries no try has reached: (event id, type, target).
+_UNTRIED = (
+    select(EVENT_DELIVERIES.c.event_id, ORDER_EVENTS.c.type, EVENT_DELIVERIES.c.target)
+    .join(ORDER_EVENTS, ORDER_EVENTS.c.event_id == EVENT_DELIVERIES.c.event_id)
+    .where(EVENT_DELIVERIES.c.state == "pending", EVENT_DELIVERIES.c.attempts == 0)
+)
+
+
+def delivery_workflow_id(event_id: str, target: str, run: int = FIRST_RUN) -> str:
+    suffix = "" if run == FIRST_RUN else f"-replay-{run}"
+    return f"delivery-{event_id}-{target}{suffix}"
+
+
+@dataclass
+class Outbox:
+    """What the order's events go to: the shop's endpoints, the customer's mail (when an
+    SMTP server is configured), and the Temporal client that starts each delivery."""
+
+    client: Client | None = None
+    task_queue: str = ""
+    endpoints: Sequence[WebhookEndpoint] = ()
+    mails: bool = False
+    retry_delays: Sequence[float] = field(default_factory=lambda: (5.0,))
+
+    def targets(self, kind: str, email_refused: bool) -> list[str]:
+        names = [e.name for e in self.endpoints if e.wants(kind)]
+        if self.mails and kind in CUSTOMER_MAILS and not email_refused:
+            names.append(EMAIL_TARGET)
+        return names
+
+    async def record(
+        self, conn: AsyncConnection, order_id: uuid.UUID, events: Sequence[EmittedEvent]
+    ) -> list[DeliveryInput]:
+        """Within the caller's transaction, after its row write: each event new to the
+        outbox, its body (the order as it now reads) and a pending delivery per target.
+        Returns the deliveries to start once the transaction commits."""
+        if not events:
+            return []
+        order = await get_order(conn, order_id)
+        assert order is not None, f"order {order_id} vanished inside its own write"
+        refused = await conn.scalar(
+            select(ORDERS.c.customer_email_refused).where(ORDERS.c.order_id == order_id)
+        )
+        data = order.model_dump(mode="json", by_alias=True)
+        started: list[DeliveryInput] = []
+        for event in events:
+            body = {
+                "id": event.event_id,
+                "type": event.type,
+                "timestamp": _iso(event.at),
+                "orderId": str(order.order_id),
+                "orderNumber": order.order_number,
+                "data": data,
+                "detail": event.detail,
+            }
+            new = await conn.scalar(
+                insert(ORDER_EVENTS)
+                .values(
+                    event_id=event.event_id,
+                    order_id=order.order_id,
+                    type=event.type,
+                    occurred_at=event.at,
+                    body=body,
+                )
+                .on_conflict_do_nothing()
+                .returning(ORDER_EVENTS.c.event_id)
+            )
+            if new is None:
+                continue  # recorded before: its deliveries were made then
+            for target in self.targets(event.type, refused is not None):
+                await conn.execute(
+                    insert(EVENT_DELIVERIES).values(
+                        event_id=event.event_id, target=target, state="pending", attempts=0
+                    )
+                )
+                started.append(self._input(event.event_id, event.type, target, FIRST_RUN))
+        return started
+
+    async def pending(self, conn: AsyncConnection, event_ids: Sequence[str]) -> list[DeliveryInput]:
+        """The deliveries of these events no try has reached yet (a write retried after
+        its commit: the first try may have died before starting them)."""
+        if not event_ids:
+            return []
+        rows = await conn.execute(_UNTRIED.where(EVENT_DELIVERIES.c.event_id.in_(list(event_ids))))
+        return [self._input(e, k, t, FIRST_RUN) for e, k, t in rows]
+
+    async def start(self, deliveries: Sequence[DeliveryInput]) -> None:
+        """Start each delivery's workflow; one already started (or done) is left as it is."""
+        if self.client is None:
+            return
+        for d in deliveries:
+            try:
+                await self.client.start_workflow(
+                    "EventDeliveryWorkflow",
+                    d,
+                    id=delivery_workflow_id(d.event_id, d.target, d.run),
+                    task_queue=self.task_queue,
+                    id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                    static_summary=f"{d.event_type} to {d.target}",
+                )
+            except WorkflowAlreadyStartedError:
+                continue  # done before: a delivery is made once per run
+
+    def _input(self, event_id: str, kind: str, target: str, run: int) -> DeliveryInput:
+        return DeliveryInput(
+            event_id=event_id,
+            event_type=kind,
+            target=target,
+            run=run,
+            retry_delays=list(self.retry_delays),
+        )
+
+    async def start_pending(self, engine: AsyncEngine, older_than: timedelta) -> int:
+        """The sweep's part: deliveries still untried some time after their event was
+        recorded (their start was lost). Returns how many it started."""
+        cutoff = datetime.now(UTC) - older_than
+        async with engine.connect() as conn:
+            rows = (
+                await conn.execute(_UNTRIED.where(ORDER_EVENTS.c.occurred_at < cutoff).limit(500))
+            ).all()
+        await self.start([self._input(e, k, t, FIRST_RUN) for e, k, t in rows])
+        if rows:
+            log.warning("started %d order event deliveries that were never started", len(rows))
+        return len(rows)
+
+
+def _iso(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
