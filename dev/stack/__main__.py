@@ -39,6 +39,8 @@ def main() -> int:
         ui_port=_port("TEMPORAL_UI_PORT", 8233),
         stripe_port=_port("STRIPE_EMULATOR_PORT", 8420),
         metrics_port=_port("WORKER_METRICS_PORT", 9464),
+        inbox_port=_port("INBOX_PORT", 8025),
+        smtp_port=_port("INBOX_SMTP_PORT", 1025),
     )
     stack = None
     try:
@@ -50,6 +52,8 @@ def main() -> int:
             print(
                 f"  Temporal UI    {stack.temporal_ui}  (payloads decoded through the API's codec)"
             )
+        if stack.inbox_url:
+            print(f"  Mail and webhooks  {stack.inbox_url}")
         print(f"  Worker metrics http://{stack.env.get('WORKER_METRICS_ADDRESS')}/metrics")
         print(f"  API metrics    http://{stack.env.get('API_METRICS_ADDRESS')}/metrics")
         print(f"  Logs           {(DATA / 'logs').relative_to(ROOT)}/")

@@ -2,8 +2,9 @@
 
 Honours every variable that is set (DESIGN.md's names) and fills in safe local values for
 the rest: an embedded PostgreSQL in the data folder unless DATABASE_URL is set, the Temporal
-dev server (its SQLite file in the data folder, or in memory), and the Stripe emulator unless
-real Stripe keys are configured.
+dev server (its SQLite file in the data folder, or in memory), the Stripe emulator unless
+real Stripe keys are configured, and the local inbox (dev/inbox/: customer e-mails over SMTP
+and the shop's webhooks, shown at its address) unless SMTP_HOST is set.
 """
 
 from __future__ import annotations
@@ -15,12 +16,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from dev.inbox.launch import start_inbox
+from dev.inbox.local_receiver import (
+    LOCAL_RECEIVER,
+    LOCAL_RECEIVER_SECRET,
+    webhook_endpoints_setting,
+)
 from dev.stack.database import embedded_server_url, ensure_database, with_database
 from dev.stack.procs import (
     BIN,
     Child,
     Children,
     free_port,
+    free_ports,
     open_private_log,
     port_open,
     require_free,
@@ -54,6 +62,11 @@ class StackConfig:
     temporal_in_memory: bool = False
     stripe_persists: bool = True  # keep the emulator's objects across restarts
     stripe_key_seconds: float | None = None  # idempotency keys' lifetime (None: Stripe's)
+    # The local inbox's pages and webhook receiver, and its SMTP server: 0 picks a free
+    # port (so stacks started side by side, as the tests start them, never collide);
+    # `tasks.py run` asks for 8025 and 1025. inbox_port None: no inbox.
+    inbox_port: int | None = 0
+    smtp_port: int = 0
     extra_env: dict[str, str] = field(default_factory=dict)
 
 
@@ -68,10 +81,11 @@ class Stack:
     database_url: str
     processes: dict[str, int]  # component -> pid, for the benchmark's measurements
     _keep: list[object] = field(default_factory=list)  # keeps the embedded database up
+    inbox_url: str | None = None  # the local inbox's pages (None: SMTP_HOST set, or no inbox)
 
     def supervised(self) -> list[Child]:
         """The programs the local stack restarts when they exit (PostgreSQL runs on its own)."""
-        names = ("temporal", "localstripe", "worker", "api")
+        names = ("temporal", "localstripe", "inbox", "worker", "api")
         return [c for c in self.children.started if c.name in names]
 
     env_file: Path | None = None  # the settings a worker or API started by hand joins with
@@ -208,6 +222,11 @@ def start_stack(
         # Stripe
         stripe_base = _start_stripe(config, environ, env, children, processes, say)
 
+        # Mail and webhooks: the local inbox, unless a mail server is configured.
+        inbox_url = _start_inbox(config, environ, env, children, processes, say)
+        if not environ.get("SHOP_URL"):
+            env.setdefault("SHOP_URL", f"http://127.0.0.1:{config.api_port}")
+
         # Worker and API
         if not environ.get("WORKER_METRICS_ADDRESS"):
             env["WORKER_METRICS_ADDRESS"] = f"127.0.0.1:{config.metrics_port}"
@@ -246,6 +265,7 @@ def start_stack(
         database_url=database_url,
         processes=processes,
         _keep=keep,
+        inbox_url=inbox_url,
     )
 
 
@@ -293,6 +313,47 @@ def _start_stripe(
     register()
     say(f"Stripe: emulator at {stripe_base}, webhooks signed and sent to the API")
     return stripe_base
+
+
+def _start_inbox(
+    config: StackConfig,
+    environ: Mapping[str, str],
+    env: dict[str, str],
+    children: Children,
+    processes: dict[str, int],
+    say: Callable[[str], None],
+) -> str | None:
+    """The inbox, unless SMTP_HOST is set (or the config asks for none): the worker's mail
+    goes to its SMTP server and, unless WEBHOOK_ENDPOINTS is set, every webhook to its
+    receiver. Returns its address."""
+    configured_host = environ.get("SMTP_HOST") or env.get("SMTP_HOST")
+    if configured_host:
+        say(f"Mail: sent through {configured_host} (SMTP_HOST); no local inbox")
+        return None
+    if config.inbox_port is None:
+        return None
+    chosen = iter(free_ports(2))
+    http_port = config.inbox_port or next(chosen)
+    smtp_port = config.smtp_port or next(chosen)
+    require_free(http_port, "the mail and webhook inbox")
+    require_free(smtp_port, "the inbox's SMTP server")
+    inbox = start_inbox(
+        children,
+        smtp_port=smtp_port,
+        http_port=http_port,
+        data_dir=config.data_dir / "inbox",
+        endpoints={LOCAL_RECEIVER: LOCAL_RECEIVER_SECRET},
+        log=config.data_dir / "logs" / "inbox.log",
+    )
+    processes["inbox"] = inbox.process.pid
+    inbox_url = f"http://127.0.0.1:{http_port}"
+    env["SMTP_HOST"] = "127.0.0.1"
+    env["SMTP_PORT"] = str(smtp_port)
+    if not (environ.get("WEBHOOK_ENDPOINTS") or env.get("WEBHOOK_ENDPOINTS")):
+        env["WEBHOOK_ENDPOINTS"] = webhook_endpoints_setting(inbox_url)
+        say(f"Webhooks: every event to {inbox_url}/webhooks/{LOCAL_RECEIVER}")
+    say(f"Mail: SMTP on 127.0.0.1:{smtp_port}; mail and webhooks shown at {inbox_url}")
+    return inbox_url
 
 
 def _shown(path: Path) -> str:
