@@ -32,7 +32,7 @@ from vult.temporal.deployments import deployment_config, promote_on_start
 from vult.temporal.sandbox import sandbox_runner
 from workflows import declared_activities as declared
 from workflows.declared_activities import DELIVERY, ORDER_DB, RESUME, STRIPE
-from workflows.event_delivery import EventDeliveryWorkflow
+from workflows.event_delivery import EnableEndpointWorkflow, EventDeliveryWorkflow
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
 from workflows.order_sweep import OrderSweepWorkflow, ResumeOrderWorkflow
@@ -97,6 +97,7 @@ def build_worker(
             OrderSweepWorkflow,
             ResumeOrderWorkflow,
             EventDeliveryWorkflow,
+            EnableEndpointWorkflow,
         ],
         activities=declared.registered(
             {ORDER_DB: db, STRIPE: payments, RESUME: resume, DELIVERY: delivery}

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio import activity
@@ -58,6 +58,21 @@ class EventDeliveryActivities:
     @activity.defn(name="start_pending_deliveries")
     async def start_pending_deliveries(self, older_than_seconds: int) -> int:
         return await self._outbox.start_pending(self._engine, timedelta(seconds=older_than_seconds))
+
+    @activity.defn(name="enable_endpoint")
+    async def enable_endpoint(self, name: str) -> bool:
+        """Whether it was disabled (it is not now)."""
+        async with self._engine.begin() as conn:
+            found = await conn.scalar(
+                update(WEBHOOK_ENDPOINT_STATES)
+                .where(
+                    WEBHOOK_ENDPOINT_STATES.c.name == name,
+                    WEBHOOK_ENDPOINT_STATES.c.disabled_at.is_not(None),
+                )
+                .values(disabled_at=None)
+                .returning(WEBHOOK_ENDPOINT_STATES.c.name)
+            )
+        return found is not None
 
     @activity.defn(name="deliver_event")
     async def deliver_event(self, attempt: DeliveryAttempt) -> DeliveryAnswer:
@@ -133,13 +148,23 @@ class EventDeliveryActivities:
         if state == "delivered":
             values["delivered_at"] = now
         async with self._engine.begin() as conn:
+            # An upsert: ops may send an event again to an endpoint added after it.
             await conn.execute(
-                update(EVENT_DELIVERIES)
-                .where(
-                    EVENT_DELIVERIES.c.event_id == attempt.event_id,
-                    EVENT_DELIVERIES.c.target == attempt.target,
+                insert(EVENT_DELIVERIES)
+                .values(
+                    event_id=attempt.event_id,
+                    target=attempt.target,
+                    attempts=1,
+                    runs=attempt.run,
+                    **{k: v for k, v in values.items() if k != "attempts"},
                 )
-                .values(**values)
+                .on_conflict_do_update(
+                    index_elements=[EVENT_DELIVERIES.c.event_id, EVENT_DELIVERIES.c.target],
+                    set_={
+                        **values,
+                        "runs": func.greatest(EVENT_DELIVERIES.c.runs, attempt.run),
+                    },
+                )
             )
             if attempt.target == EMAIL_TARGET and state == "refused":
                 await conn.execute(

@@ -25,16 +25,14 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from vult.db.models import EVENT_DELIVERIES, ORDER_EVENTS, ORDERS
 from vult.domain.contracts import DeliveryInput, EmittedEvent
-from vult.domain.order_events import CUSTOMER_MAILS, EMAIL_TARGET
+from vult.domain.order_events import CUSTOMER_MAILS, EMAIL_TARGET, delivery_workflow_id
 from vult.process.outbound import WebhookEndpoint
+from vult.wire.events import event_body
 from vult.wire.orders import get_order
 
 log = logging.getLogger("vult.outbox")
 
-# The run of a delivery's workflow id (`delivery_workflow_id`): 1 for the first, one more
-# for each replay ops ask for.
 FIRST_RUN = 1
-
 
 # Deliveries no try has reached: (event id, type, target).
 _UNTRIED = (
@@ -42,11 +40,6 @@ _UNTRIED = (
     .join(ORDER_EVENTS, ORDER_EVENTS.c.event_id == EVENT_DELIVERIES.c.event_id)
     .where(EVENT_DELIVERIES.c.state == "pending", EVENT_DELIVERIES.c.attempts == 0)
 )
-
-
-def delivery_workflow_id(event_id: str, target: str, run: int = FIRST_RUN) -> str:
-    suffix = "" if run == FIRST_RUN else f"-replay-{run}"
-    return f"delivery-{event_id}-{target}{suffix}"
 
 
 @dataclass
@@ -79,18 +72,8 @@ class Outbox:
         refused = await conn.scalar(
             select(ORDERS.c.customer_email_refused).where(ORDERS.c.order_id == order_id)
         )
-        data = order.model_dump(mode="json", by_alias=True)
         started: list[DeliveryInput] = []
         for event in events:
-            body = {
-                "id": event.event_id,
-                "type": event.type,
-                "timestamp": _iso(event.at),
-                "orderId": str(order.order_id),
-                "orderNumber": order.order_number,
-                "data": data,
-                "detail": event.detail,
-            }
             new = await conn.scalar(
                 insert(ORDER_EVENTS)
                 .values(
@@ -98,7 +81,7 @@ class Outbox:
                     order_id=order.order_id,
                     type=event.type,
                     occurred_at=event.at,
-                    body=body,
+                    body=event_body(event, order),
                 )
                 .on_conflict_do_nothing()
                 .returning(ORDER_EVENTS.c.event_id)
@@ -161,7 +144,3 @@ class Outbox:
         if rows:
             log.warning("started %d order event deliveries that were never started", len(rows))
         return len(rows)
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -17,7 +17,7 @@ from api.guard_rails import GuardRails
 from api.openapi import DocumentedFastAPI
 from api.order_changes import OrderChanges
 from api.order_commands import OrderCommands
-from api.routes import codec, health, ops, orders, products, shop, webhooks
+from api.routes import codec, health, ops, ops_events, orders, products, shop, webhooks
 from vult import release
 from vult.db.engine import make_engine
 from vult.process.logging import configure_logging
@@ -80,6 +80,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
         webhooks.router,
         products.router,
         ops.router,
+        ops_events.router,
         codec.router,
         health.router,
         shop.router,

@@ -20,11 +20,13 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 
 from dev.env_example import _iso_duration, field_comments
+from dev.event_examples import render_examples
 from vult.process.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 OPENAPI = ROOT / "docs" / "openapi.json"
 SETTINGS = ROOT / "docs" / "settings.md"
+EVENT_EXAMPLES = ROOT / "docs" / "event-examples.md"
 
 
 class _Defaults(Settings):
@@ -150,7 +152,11 @@ def render_settings() -> str:
 
 def main(argv: list[str]) -> int:
     del argv  # no options
-    for target, text in ((OPENAPI, render_openapi()), (SETTINGS, render_settings())):
+    for target, text in (
+        (OPENAPI, render_openapi()),
+        (SETTINGS, render_settings()),
+        (EVENT_EXAMPLES, render_examples()),
+    ):
         target.write_text(text, encoding="utf-8")
         print(f"wrote {target.relative_to(ROOT)}")
     return 0

@@ -229,6 +229,14 @@ deliver_event: Activity[DeliveryAttempt, DeliveryAnswer] = Activity(
     DELIVERY,
     policies.DELIVERY_TRY,
 )
+enable_endpoint: Activity[str, bool] = Activity(
+    "enable_endpoint",
+    str,
+    bool,
+    lambda name: f"Turn webhook endpoint {name} back on",
+    DELIVERY,
+    policies.START_PENDING_DELIVERIES,
+)
 start_pending_deliveries: Activity[int, int] = Activity(
     "start_pending_deliveries",
     int,
@@ -254,6 +262,7 @@ ALL: tuple[_Declared[Any, Any], ...] = (
     find_orders_to_resume,
     resume_order,
     deliver_event,
+    enable_endpoint,
     start_pending_deliveries,
 )
 

@@ -33,6 +33,7 @@ class EventDeliveryWorkflow:
                     event_id=delivery.event_id,
                     target=delivery.target,
                     attempt=attempt,
+                    run=delivery.run,
                     next_try_in=wait,
                 )
             )
@@ -41,7 +42,8 @@ class EventDeliveryWorkflow:
             ops_view.count(
                 "vult_event_delivery_tries_failed_total",
                 "Tries of an order event's delivery that failed (a receiver or mail server "
-                "down, slow or answering an error)",
+                "down, slow or answering an error), by target",
+                {"target": delivery.target},
             )
             if wait is None:
                 break
@@ -50,11 +52,22 @@ class EventDeliveryWorkflow:
                 f"{timedelta(seconds=wait)}"
             )
             await workflow.sleep(timedelta(seconds=wait), summary=f"wait before try {attempt + 1}")
-        _count(answer)
+        _count(answer, delivery.target)
         workflow.set_current_details(
             f"{_outcome(answer)} after {attempt} tr{'y' if attempt == 1 else 'ies'}: {answer.text}"
         )
         return answer
+
+
+@workflow.defn(name="EnableEndpointWorkflow")
+class EnableEndpointWorkflow:
+    """Ops turn an endpoint a receiver disabled (410) back on (POST
+    /api/ops/webhook-endpoints/{name}/enable); what it missed meanwhile is theirs to send
+    again (POST /api/ops/events/redeliver)."""
+
+    @workflow.run
+    async def run(self, name: str) -> bool:
+        return await declared.enable_endpoint(name)
 
 
 def _outcome(answer: DeliveryAnswer) -> str:
@@ -63,17 +76,20 @@ def _outcome(answer: DeliveryAnswer) -> str:
     )
 
 
-def _count(answer: DeliveryAnswer) -> None:
+def _count(answer: DeliveryAnswer, target: str) -> None:
+    labels = {"target": target}
     if answer.outcome == "delivered":
-        ops_view.count("vult_event_deliveries_delivered_total", "Order events delivered")
+        ops_view.count("vult_event_deliveries_delivered_total", "Order events delivered", labels)
     elif answer.outcome == "try_again":
         ops_view.count(
             "vult_event_deliveries_failed_total",
             "Order event deliveries that failed every try (alerted; ops may send them again)",
+            labels,
         )
     else:
         ops_view.count(
             "vult_event_deliveries_refused_total",
             "Order event deliveries refused for good (an endpoint gone or disabled, an "
             "address the mail server refuses)",
+            labels,
         )

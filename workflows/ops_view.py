@@ -3,6 +3,7 @@ search attributes they query, and the counters the worker exports."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from temporalio import workflow
@@ -94,6 +95,6 @@ def unindex_refused(enabled: bool) -> None:
     index(enabled, *(key.value_unset() for key in sa.ALL if started.get(key) is not None))
 
 
-def count(name: str, description: str) -> None:
+def count(name: str, description: str, labels: Mapping[str, str] | None = None) -> None:
     # The SDK's metric meter is replay-safe: nothing is counted again on replay.
-    workflow.metric_meter().create_counter(name, description).add(1)
+    workflow.metric_meter().create_counter(name, description).add(1, labels)

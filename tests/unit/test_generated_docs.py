@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from dev import docs_gen
+from dev import docs_gen, event_examples
 from vult.process.settings import Settings
 
 RUN = "differs from what the code makes: run `python3 tasks.py docs` and commit the result"
@@ -17,8 +17,12 @@ RUN = "differs from what the code makes: run `python3 tasks.py docs` and commit 
 
 @pytest.mark.parametrize(
     ("target", "render"),
-    [(docs_gen.OPENAPI, docs_gen.render_openapi), (docs_gen.SETTINGS, docs_gen.render_settings)],
-    ids=["openapi.json", "settings.md"],
+    [
+        (docs_gen.OPENAPI, docs_gen.render_openapi),
+        (docs_gen.SETTINGS, docs_gen.render_settings),
+        (docs_gen.EVENT_EXAMPLES, event_examples.render_examples),
+    ],
+    ids=["openapi.json", "settings.md", "event-examples.md"],
 )
 def test_the_committed_document_is_the_one_the_code_makes(
     target: Path, render: Callable[[], str]

@@ -459,6 +459,7 @@ class DeliveryAttempt(BaseModel):
     event_id: str
     target: str
     attempt: int  # 1 for the first try of this run
+    run: int = 1  # which run of the delivery (DeliveryInput.run)
     # Seconds until the next try, or None: this is the last, a failure fails the delivery.
     next_try_in: float | None
 

@@ -57,6 +57,12 @@ def event_id(order_id: uuid.UUID, kind: OrderEventType, fact: str) -> str:
     return "evt_" + uuid.uuid5(_EVENTS, f"{order_id}/{kind.value}/{fact}").hex
 
 
+def delivery_workflow_id(event: str, target: str, run: int = 1) -> str:
+    """One EventDeliveryWorkflow per (event, target, run): run 1 is the outbox's, each
+    later one a delivery ops asked for again."""
+    return f"delivery-{event}-{target}" + ("" if run == 1 else f"-again-{run}")
+
+
 def message_id(event: str, domain: str) -> str:
     """The e-mail's Message-ID: one per (order, fact), so a resent mail is the same mail."""
     return f"<{event}@{domain}>"

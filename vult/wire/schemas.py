@@ -217,3 +217,69 @@ class AcceptedResponse(BaseModel):
     wait for its status-change, for the outcome)."""
 
     message: str
+
+
+# ---- Order events and their deliveries (ops; docs/events.md) --------------------------
+
+
+class DeliveryDto(WireModel):
+    """One event to one target (a webhook endpoint's name, or `email`)."""
+
+    target: str
+    state: str  # pending, failing, delivered, failed, refused, disabled
+    attempts: int
+    runs: int  # 1, and one more for each time ops sent it again
+    last_status: int | None = None
+    last_answer: str | None = None
+    last_attempt_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    delivered_at: datetime | None = None
+
+
+class OrderEventDto(WireModel):
+    event_id: str
+    type: str
+    order_id: uuid.UUID
+    order_number: str
+    occurred_at: datetime
+    deliveries: list[DeliveryDto] = []
+    body: dict[str, object] | None = None  # what every receiver got (one event's read)
+
+
+class OrderEventPageDto(WireModel):
+    events: list[OrderEventDto]
+    # More match: ask again with `until` set to this (the oldest event's time, excluded).
+    next_until: datetime | None = None
+
+
+class RedeliverDto(WireModel):
+    """Send one event again: to one target, or (none named) to every one it went to."""
+
+    target: Annotated[str | None, Field(max_length=100)] = None
+
+
+class RedeliverRangeDto(WireModel):
+    """Send again the events of a time range (at most 500), optionally only one type, one
+    target, or the deliveries in one state (`failed`, say)."""
+
+    since: datetime
+    until: datetime
+    type: Annotated[str | None, Field(max_length=50)] = None
+    target: Annotated[str | None, Field(max_length=100)] = None
+    state: Annotated[str | None, Field(max_length=20)] = None
+
+
+class RedeliveredDto(WireModel):
+    """The delivery workflows started (their ids, for the Web UI)."""
+
+    started: list[str]
+
+
+class WebhookEndpointDto(WireModel):
+    name: str
+    url: str  # without its query, which may carry a token
+    events: list[str]
+    disabled_at: datetime | None = None
+    disabled_reason: str | None = None
+    failing: int = 0  # deliveries being tried again
+    failed: int = 0  # deliveries whose tries ran out
