@@ -111,8 +111,8 @@ def compose(event: Mapping[str, Any], settings: MailSettings) -> EmailMessage | 
             or f"{_one_line(settings.shop_name)}: order {context['order_number']}"
         )
         html = environment.get_template(f"{kind}.html").render(context, subject=subject)
-    except jinja2.TemplateError as error:
-        raise ValueError(f"the {kind} mail does not render: {error}") from error
+    except Exception as error:  # a shop's template may fail any way: the mail cannot be made
+        raise ValueError(f"the {kind} mail does not render: {error!r}") from error
     message = EmailMessage()
     message["Subject"] = subject
     message["From"] = _one_line(settings.mail_from)

@@ -316,8 +316,11 @@ class OrderDbActivities:
                 )
                 .returning(_ORDERS.c.order_id)
             )
+            deliveries = []
             if changed is not None:
+                deliveries = await self._outbox.record(conn, record.order_id, record.events)
                 await changes.announce(conn, record.order_id)
+        await self._outbox.start(deliveries)
         return changed is not None
 
     @activity.defn(name="read_order_lines")

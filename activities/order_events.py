@@ -73,6 +73,7 @@ class Outbox:
             select(ORDERS.c.customer_email_refused).where(ORDERS.c.order_id == order_id)
         )
         started: list[DeliveryInput] = []
+        present: list[str] = []
         for event in events:
             new = await conn.scalar(
                 insert(ORDER_EVENTS)
@@ -87,7 +88,8 @@ class Outbox:
                 .returning(ORDER_EVENTS.c.event_id)
             )
             if new is None:
-                continue  # recorded before: its deliveries were made then
+                present.append(event.event_id)  # recorded before, with its deliveries
+                continue
             for target in self.targets(event.type, refused is not None):
                 await conn.execute(
                     insert(EVENT_DELIVERIES).values(
@@ -95,7 +97,8 @@ class Outbox:
                     )
                 )
                 started.append(self._input(event.event_id, event.type, target, FIRST_RUN))
-        return started
+        # A write retried after its commit: those deliveries may never have been started.
+        return started + await self.pending(conn, present)
 
     async def pending(self, conn: AsyncConnection, event_ids: Sequence[str]) -> list[DeliveryInput]:
         """The deliveries of these events no try has reached yet (a write retried after

@@ -40,6 +40,8 @@ def signed_headers(
         "webhook-signature": signature,
         "content-type": "application/json",
         "user-agent": user_agent,
+        # Read as sent: a compressed answer would be inflated past the read bound.
+        "accept-encoding": "identity",
     }
 
 
@@ -58,7 +60,7 @@ async def post(
                 "POST", endpoint.url, content=body, headers=headers, follow_redirects=False
             ) as answer:
                 read = b""
-                async for chunk in answer.aiter_bytes():
+                async for chunk in answer.aiter_raw():
                     read += chunk
                     if len(read) >= _ANSWER_READ:
                         break

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select
+from sqlalchemy import Row, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from vult.db.models import EVENT_DELIVERIES, ORDER_EVENTS, WEBHOOK_ENDPOINT_STATES
@@ -25,7 +25,10 @@ class EventFilter:
     target: str | None = None
     state: str | None = None  # a delivery's
     since: datetime | None = None
-    until: datetime | None = None  # excluded
+    until: datetime | None = None  # excluded (with until_event_id: from that event on)
+    # Where the previous page ended: the events at `until` after this id (they are listed
+    # newest first, then by id) still come.
+    until_event_id: str | None = None
 
 
 async def list_events(conn: AsyncConnection, where: EventFilter, limit: int) -> list[OrderEventDto]:
@@ -39,7 +42,14 @@ async def list_events(conn: AsyncConnection, where: EventFilter, limit: int) -> 
         query = query.where(_E.c.type == where.type)
     if where.since is not None:
         query = query.where(_E.c.occurred_at >= where.since)
-    if where.until is not None:
+    if where.until is not None and where.until_event_id is not None:
+        query = query.where(
+            or_(
+                _E.c.occurred_at < where.until,
+                and_(_E.c.occurred_at == where.until, _E.c.event_id > where.until_event_id),
+            )
+        )
+    elif where.until is not None:
         query = query.where(_E.c.occurred_at < where.until)
     if where.target is not None or where.state is not None:
         matching = select(_D.c.event_id)

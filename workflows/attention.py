@@ -40,8 +40,8 @@ def park(
     event: PaymentEvent | None,
 ) -> None:
     first = not needs_attention(state)
-    if first:
-        state.ops.attention_since = workflow.now()
+    if state.ops.attention is None:
+        state.ops.attention_since = workflow.now()  # names this parking's event
     state.ops.attention = _reason(what, err)
     cause = _cause(err)
     kind = cause.type if isinstance(cause, ApplicationError) else None

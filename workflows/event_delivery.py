@@ -13,13 +13,17 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import VersioningBehavior
+from temporalio.exceptions import ActivityError
 
 from vult.domain.contracts import DeliveryAnswer, DeliveryAttempt, DeliveryInput
 from workflows import declared_activities as declared
 from workflows import ops_view
 
 
-@workflow.defn(name="EventDeliveryWorkflow")
+# AUTO_UPGRADE: a delivery may wait days between tries; it moves to each new build, so
+# its histories are in the replay corpus like the order's.
+@workflow.defn(name="EventDeliveryWorkflow", versioning_behavior=VersioningBehavior.AUTO_UPGRADE)
 class EventDeliveryWorkflow:
     @workflow.run
     async def run(self, delivery: DeliveryInput) -> DeliveryAnswer:
@@ -28,15 +32,18 @@ class EventDeliveryWorkflow:
         answer = DeliveryAnswer(outcome="try_again")
         for attempt in range(1, tries + 1):
             wait = delays[attempt - 1] if attempt <= len(delays) else None
-            answer = await declared.deliver_event(
-                DeliveryAttempt(
-                    event_id=delivery.event_id,
-                    target=delivery.target,
-                    attempt=attempt,
-                    run=delivery.run,
-                    next_try_in=wait,
+            try:
+                answer = await declared.deliver_event(
+                    DeliveryAttempt(
+                        event_id=delivery.event_id,
+                        target=delivery.target,
+                        attempt=attempt,
+                        run=delivery.run,
+                        next_try_in=wait,
+                    )
                 )
-            )
+            except ActivityError as err:  # the try could not even be recorded
+                answer = DeliveryAnswer(outcome="try_again", text=f"{err.cause or err}"[:300])
             if answer.outcome != "try_again":
                 break
             ops_view.count(
@@ -59,7 +66,7 @@ class EventDeliveryWorkflow:
         return answer
 
 
-@workflow.defn(name="EnableEndpointWorkflow")
+@workflow.defn(name="EnableEndpointWorkflow", versioning_behavior=VersioningBehavior.PINNED)
 class EnableEndpointWorkflow:
     """Ops turn an endpoint a receiver disabled (410) back on (POST
     /api/ops/webhook-endpoints/{name}/enable); what it missed meanwhile is theirs to send

@@ -38,6 +38,7 @@ from vult.domain.stripe_events import MONEY_EVENTS
 from workflows import attention, decisions, ops_view, steps
 from workflows import declared_activities as declared
 from workflows.decisions import Act
+from workflows.order_actions import events as order_events
 
 # A PaymentIntent mid-charge settles in seconds to days (bank debits); ask this often.
 _SETTLE_WAIT = timedelta(minutes=10)
@@ -206,6 +207,7 @@ class LatePaymentWorkflow:
                     else payments.payment_status(facts),
                     amount_refunded=from_minor_units(facts.amount_refunded, facts.currency.upper()),
                     dispute_status=dispute.status if dispute else None,
+                    events=order_events.stripe_events(order_id, None, facts, {}),
                 )
             )
         summary = f"{pi}: captured {facts.amount_captured}, refunded {facts.amount_refunded}"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import replace
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
@@ -84,7 +83,11 @@ class OrderWorkflow:
             self._timing,
             input.index_for_search,
             input.capture,
+            # Asked before anything else: a handler in the run's first task may record a fact.
+            emits_events=workflow.patched(patches.ORDER_EVENTS),
         )
+        if self._ctx.emits_events:
+            order_events.begin(self._ctx)
         # Updates, events and timers interleave at every await; one lock keeps each
         # decision-and-write atomic with respect to the others.
         self._lock = asyncio.Lock()
@@ -93,8 +96,6 @@ class OrderWorkflow:
 
     @workflow.run
     async def run(self, input: OrderWorkflowInput) -> OrderState:
-        # Asked before anything else: every handler waits for the run to place the order.
-        self._ctx = replace(self._ctx, emits_events=workflow.patched(patches.ORDER_EVENTS))
         # A Temporal cancellation request (the Web UI's button, `temporal workflow cancel`)
         # would end the order behind its back while money may still move: refused at
         # whichever await it reaches (a wait for the lock, for handlers to finish, a step),
@@ -211,10 +212,10 @@ class OrderWorkflow:
         write that fails (the database may be why it parked) is tried at the next wake."""
         if self._state.status is None or self._state.ops.attention is None:
             return
-        told = order_events.needs_attention(self._ctx)
-        if not told:
-            return
         async with self._lock:
+            told = order_events.needs_attention(self._ctx)
+            if not told:
+                return
             try:
                 await row.annotate(self._ctx, told)
             except (FailureError, ApplicationError) as err:
@@ -223,6 +224,8 @@ class OrderWorkflow:
     def _park(self, what: str, err: BaseException, event: PaymentEvent | None = None) -> None:
         indexed = self._input.index_for_search
         attention.park(self._state, self._timing, indexed, what, err, event)
+        if self._ctx.emits_events:
+            self._wake = True  # the main loop tells it (order.needs_attention)
 
     def _unpark(self) -> None:
         self._events[:0] = attention.unpark(self._state, self._input.index_for_search)

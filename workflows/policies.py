@@ -64,10 +64,11 @@ RESUME = ActivityConfig(
 )
 # One try of an order event's delivery (activities/event_delivery.py): the try bounds
 # itself (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS); what Temporal retries is a try
-# whose record failed (the database away) or whose worker died, for as long as it takes.
+# whose record failed (the database away) or whose worker died, 8 times over about half an
+# hour; past that the workflow counts it as a failed try and waits for the next.
 DELIVERY_TRY = ActivityConfig(
     start_to_close_timeout=timedelta(minutes=3),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5)),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=8),
 )
 # The sweep's start of deliveries whose start was lost: one read, a few starts.
 START_PENDING_DELIVERIES = ActivityConfig(

@@ -61,19 +61,28 @@ async def list_events(
     state: Annotated[str | None, Query(max_length=20)] = None,
     since: Annotated[datetime | None, Query()] = None,
     until: Annotated[datetime | None, Query()] = None,
+    until_event_id: Annotated[str | None, Query(alias="untilEventId", max_length=64)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> OrderEventPageDto:
     """Events, newest first, with each delivery's state (`state` and `target` filter on
     the deliveries: `state=failed` lists what ran out of tries)."""
     _check_state(state)
     where = event_reads.EventFilter(
-        order_id, event_type.value if event_type else None, target, state, since, until
+        order_id,
+        event_type.value if event_type else None,
+        target,
+        state,
+        since,
+        until,
+        until_event_id,
     )
     async with engine.connect() as conn:
         events = await event_reads.list_events(conn, where, limit + 1)
-    more = len(events) > limit
+    last = events[limit - 1] if len(events) > limit else None
     return OrderEventPageDto(
-        events=events[:limit], next_until=events[limit - 1].occurred_at if more else None
+        events=events[:limit],
+        next_until=last.occurred_at if last else None,
+        next_until_event_id=last.event_id if last else None,
     )
 
 

@@ -1112,6 +1112,98 @@ async def resumed_unpaid_expired(r: Recorder) -> None:
     await r.finish("resumed_unpaid_then_expired")
 
 
+# ---- order events' deliveries (1.1) ------------------------------------------------------
+
+# A Standard Webhooks secret for the recording's own receiver (public, recording only).
+RECEIVER_SECRET = "whsec_Y29ycHVzLXJlY29yZGluZy1yZWNlaXZlci1rZXktMDE="
+
+
+class Receiver:
+    """The shop's systems, for the recording: /ok answers 204, /flaky 503 to each event's
+    first try then 204, /gone 410. A thread of its own on a free loopback port."""
+
+    def __init__(self) -> None:
+        import http.server
+
+        seen: set[str] = set()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - the standard library's name
+                self.rfile.read(int(self.headers.get("content-length") or 0))
+                status = {"/ok": 204, "/gone": 410}.get(self.path, 204)
+                event = str(self.headers.get("webhook-id"))
+                if self.path == "/flaky" and event not in seen:
+                    seen.add(event)  # each event's first try
+                    status = 503
+                self.send_response(status)
+                self.send_header("content-length", "0")
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                return
+
+        self.port = _free_port()
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def endpoints(self) -> str:
+        def one(name: str, path: str, events: list[str]) -> dict[str, Any]:
+            url = f"http://127.0.0.1:{self.port}{path}"
+            return {"name": name, "url": url, "secret": RECEIVER_SECRET, "events": events}
+
+        return json.dumps(
+            [
+                one("corpus-ok", "/ok", ["order.paid"]),
+                one("corpus-flaky", "/flaky", ["order.delivered"]),
+                one("corpus-gone", "/gone", ["order.cancelled"]),
+            ]
+        )
+
+
+async def _event_of(r: Recorder, order_id: str, kind: str) -> str:
+    """The id of the order's event of this kind, once written (its row change's)."""
+    for _ in range(int(_WAIT_S / _POLL_S)):
+        async with r.engine.connect() as conn:
+            found = await conn.scalar(
+                text("SELECT event_id FROM order_events WHERE order_id = :o AND type = :t"),
+                {"o": order_id, "t": kind},
+            )
+        if found:
+            return str(found)
+        await asyncio.sleep(_POLL_S)
+    raise AssertionError(f"no {kind} event for order {order_id}")
+
+
+async def event_delivered(r: Recorder) -> None:
+    order_id, _ = await r.paid("", "")
+    event = await _event_of(r, order_id, "order.paid")
+    path = "event_delivered"
+    r.begin(path, f"delivery-{event}-corpus-ok", "order.paid delivered at the first try")
+    await r.finish(path)
+
+
+async def event_delivered_after_a_failed_try(r: Recorder) -> None:
+    order_id, _ = await r.paid("", "")
+    await r.fulfil(order_id)
+    event = await _event_of(r, order_id, "order.delivered")
+    path = "event_delivered_after_a_failed_try"
+    r.begin(path, f"delivery-{event}-corpus-flaky", "503, the wait, then delivered")
+    await r.finish(path)
+
+
+async def event_endpoint_gone_then_enabled(r: Recorder) -> None:
+    order_id = await r.place("", "")
+    assert (await r.cancel(order_id)).status_code == 204
+    event = await _event_of(r, order_id, "order.cancelled")
+    path = "event_endpoint_gone"
+    r.begin(path, f"delivery-{event}-corpus-gone", "410: the endpoint disabled")
+    await r.finish(path)
+    enabled = await r.api.post("/api/ops/webhook-endpoints/corpus-gone/enable", headers=OPS)
+    assert enabled.status_code == 204, enabled.text
+    r.begin("endpoint_enabled", "enable-endpoint-corpus-gone", "ops turn the endpoint on")
+    await r.finish("endpoint_enabled")
+
+
 JOURNEYS: list[Journey] = [
     paid,
     paid_delivered,
@@ -1150,6 +1242,9 @@ JOURNEYS: list[Journey] = [
     return_refund_failed,
     dispute_past_return_window,
     capture_refused,
+    event_delivered,
+    event_delivered_after_a_failed_try,
+    event_endpoint_gone_then_enabled,
 ]
 
 
@@ -1157,6 +1252,7 @@ async def main(
     out: Path, database_url: str, temporal_address: str, stripe_base: str, release: str
 ) -> int:
     api_port = _free_port()
+    receiver = Receiver()
     os.environ.update(
         {
             "DATABASE_URL": database_url,
@@ -1168,6 +1264,11 @@ async def main(
             "WORKER_BUILD_ID": release,
             "WORKER_PROMOTE": "always",
             "WORKER_METRICS_ADDRESS": f"127.0.0.1:{_free_port()}",
+            # Order events (1.1; an older tree ignores these): three endpoints, short tries.
+            "WEBHOOK_ENDPOINTS": receiver.endpoints(),
+            "DELIVERY_RETRY_DELAYS": "[1, 1, 2]",
+            # Every journey at once through one API: no admission limit to shed them.
+            "API_MAX_COMMANDS_IN_FLIGHT": "1000",
             **TIMING_ENV,
         }
     )

@@ -20,6 +20,7 @@ from temporalio.worker import Replayer
 
 from tests.support.variants import GuardedChange, UnguardedChange
 from vult.temporal.sandbox import sandbox_runner
+from workflows.event_delivery import EnableEndpointWorkflow, EventDeliveryWorkflow
 from workflows.late_payment import LatePaymentWorkflow
 from workflows.order import OrderWorkflow
 
@@ -39,6 +40,8 @@ def _workflow_type(path: Path) -> str:
     return str(first["workflowExecutionStartedEventAttributes"]["workflowType"]["name"])
 
 
+# The workflow types whose runs move to each new build (AUTO_UPGRADE).
+AUTO_UPGRADE = {"OrderWorkflow", "EventDeliveryWorkflow"}
 # The newest release: the one recorded on today's workflow code (or its last change).
 NEWEST = max(RELEASES, key=_recorded_at)
 # OrderWorkflow (AUTO_UPGRADE) moves to every new build: each of its histories, of every
@@ -49,7 +52,7 @@ HISTORIES = sorted(
     h
     for r in RELEASES
     for h in r.glob("*.json")
-    if h.name != "manifest.json" and (r == NEWEST or _workflow_type(h) == "OrderWorkflow")
+    if h.name != "manifest.json" and (r == NEWEST or _workflow_type(h) in AUTO_UPGRADE)
 )
 # Every path a journey can take, as the recorder names them: the newest recorded release
 # must hold each one.
@@ -93,6 +96,10 @@ PATHS = {
     "return_refund_failed_then_retried",
     "superseded_success_refunded",
     "three_d_secure_confirmed",
+    "event_delivered",
+    "event_delivered_after_a_failed_try",
+    "event_endpoint_gone",
+    "endpoint_enabled",
 }
 
 
@@ -102,7 +109,8 @@ def _history(path: Path) -> WorkflowHistory:
 
 async def _replay(path: Path, *workflows: type) -> Exception | None:
     replayer = Replayer(
-        workflows=list(workflows) or [OrderWorkflow, LatePaymentWorkflow],
+        workflows=list(workflows)
+        or [OrderWorkflow, LatePaymentWorkflow, EventDeliveryWorkflow, EnableEndpointWorkflow],
         data_converter=pydantic_data_converter,
         workflow_runner=sandbox_runner(),  # the worker's own
     )
@@ -132,7 +140,12 @@ def test_the_newest_release_holds_every_path_and_both_workflow_types() -> None:
     assert "recorded_at" in manifest, NEWEST.name
     assert PATHS <= set(manifest["paths"]), sorted(PATHS - set(manifest["paths"]))
     types = {_workflow_type(h) for h in NEWEST.glob("*.json") if h.name != "manifest.json"}
-    assert types == {"OrderWorkflow", "LatePaymentWorkflow"}
+    assert types == {
+        "OrderWorkflow",
+        "LatePaymentWorkflow",
+        "EventDeliveryWorkflow",
+        "EnableEndpointWorkflow",
+    }
 
 
 # ---- the gate can fail ----------------------------------------------------------------

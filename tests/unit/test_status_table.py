@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from temporalio.exceptions import ApplicationError
@@ -67,8 +68,15 @@ TIMERS = {
 
 
 def _workflow(status: OrderStatus | None) -> OrderWorkflow:
+    """The workflow object whose validators are checked, made outside a worker: its
+    constructor's patch question (`workflow.patched`) answered as a new run's would be,
+    and its clock read as now."""
     state = OrderState(status=status)
-    return OrderWorkflow(OrderWorkflowInput(order_id=uuid.uuid4(), state=state))
+    with (
+        mock.patch("temporalio.workflow.patched", return_value=True),
+        mock.patch("temporalio.workflow.now", return_value=datetime.now(UTC)),
+    ):
+        return OrderWorkflow(OrderWorkflowInput(order_id=uuid.uuid4(), state=state))
 
 
 def test_every_status_has_a_row_and_every_command_a_validator_and_a_refusal() -> None:

@@ -273,6 +273,9 @@ class Ops(BaseModel):
     resolutions: list[Resolution] = Field(default_factory=list)
     # When the present parking began (names its order.needs_attention event).
     attention_since: datetime | None = None
+    # When this order began telling its facts as order events (its first run on 1.1 or
+    # later); None in a state a run that told nothing carried over.
+    telling_since: datetime | None = None
     # The facts read from Stripe already told as order events in this run ("refund:<id>",
     # "dispute:<id>", "dispute-closed:<id>", "attention:<since>").
     told: list[str] = Field(default_factory=list)
@@ -531,6 +534,8 @@ class RecordPayment(BaseModel):
     stripe_payment_status: str
     amount_refunded: Decimal
     dispute_status: str | None = None
+    # The refunds and dispute facts Stripe's amounts show (the outbox keeps each once).
+    events: list[EmittedEvent] = Field(default_factory=list)
 
 
 class CreatePaymentIntent(BaseModel):

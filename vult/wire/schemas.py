@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Annotated
 
 from pydantic import (
+    AwareDatetime,
     BaseModel,
     ConfigDict,
     EmailStr,
@@ -248,8 +249,10 @@ class OrderEventDto(WireModel):
 
 class OrderEventPageDto(WireModel):
     events: list[OrderEventDto]
-    # More match: ask again with `until` set to this (the oldest event's time, excluded).
+    # More match: ask again with `until` and `untilEventId` set to these (where this page
+    # ended).
     next_until: datetime | None = None
+    next_until_event_id: str | None = None
 
 
 class RedeliverDto(WireModel):
@@ -262,8 +265,8 @@ class RedeliverRangeDto(WireModel):
     """Send again the events of a time range (at most 500), optionally only one type, one
     target, or the deliveries in one state (`failed`, say)."""
 
-    since: datetime
-    until: datetime
+    since: AwareDatetime
+    until: AwareDatetime
     type: Annotated[str | None, Field(max_length=50)] = None
     target: Annotated[str | None, Field(max_length=100)] = None
     state: Annotated[str | None, Field(max_length=20)] = None

@@ -8,6 +8,8 @@ order placed on 1.0 keeps replaying as it ran and tells no one until its next ru
 
 from __future__ import annotations
 
+import uuid
+
 from temporalio import workflow
 
 from vult.domain import payments
@@ -30,10 +32,49 @@ def of(
     this run wrote it already (row.py marks each written one in `Ops.told`)."""
     if not ctx.emits_events:
         return []
-    made = event_id(ctx.order_id, kind, fact)
-    if made in ctx.state.ops.told:
-        return []
-    return [EmittedEvent(event_id=made, type=kind.value, at=workflow.now(), detail=detail)]
+    made = _event(ctx.order_id, kind, fact, detail)
+    return [] if made.event_id in ctx.state.ops.told else [made]
+
+
+def _event(
+    order_id: uuid.UUID, kind: OrderEventType, fact: str, detail: dict[str, Value]
+) -> EmittedEvent:
+    return EmittedEvent(
+        event_id=event_id(order_id, kind, fact), type=kind.value, at=workflow.now(), detail=detail
+    )
+
+
+def begin(ctx: OrderContext) -> None:
+    """The run tells its facts from now on. A state carried over from a run that told
+    nothing (1.0, or rebuilt from the row): what it already holds is not news, so its facts
+    count as told (the outbox has them when a 1.1 run recorded them)."""
+    ops = ctx.state.ops
+    if ops.telling_since is not None:
+        return
+    ops.telling_since = workflow.now()
+    state = ctx.state
+    if state.status is None:
+        return  # a new order: nothing has happened yet
+    known = [(E.PLACED, "")]
+    if state.status in (S.Confirmed, S.Processing, S.Shipped, S.Delivered) or (
+        state.status == S.Cancelled and state.money.charges
+    ):
+        known += [(E.PAID, ""), (E.AUTHORIZED, "")]
+    if state.status == S.Failed:
+        current = state.payments.current
+        known.append(
+            (E.PAYMENT_FAILED, _failed_try(ctx, current.payment_intent_id if current else ""))
+        )
+    if state.status == S.Cancelled:
+        known.append((E.CANCELLED, ""))
+    if state.status in (S.Shipped, S.Delivered):
+        known.append((E.SHIPPED, ""))
+    if state.status == S.Delivered:
+        known.append((E.DELIVERED, ""))
+    known += [(E.RETURNED, key) for key in state.fulfilment.returns]
+    ops.told += [event_id(ctx.order_id, kind, fact) for kind, fact in known]
+    for facts in state.money.charges.values():
+        ops.told += [e.event_id for e in stripe_events(ctx.order_id, state.currency, facts, {})]
 
 
 def written(ctx: OrderContext, events: list[EmittedEvent]) -> None:
@@ -102,37 +143,53 @@ def returned(ctx: OrderContext, record: ReturnRecord) -> list[EmittedEvent]:
     )
 
 
-def from_stripe(ctx: OrderContext, facts: ChargeFacts) -> list[EmittedEvent]:
-    """What Stripe's amounts show: each refund that went through (ours or anyone's), a
-    dispute opened, a dispute closed. `of` leaves out what this run told already; across
-    runs, the outbox keeps each event once."""
-    found: list[EmittedEvent] = []
-    currency = ctx.state.currency or facts.currency
+def from_stripe(ctx: OrderContext) -> list[EmittedEvent]:
+    """What Stripe's amounts, as last read for each PaymentIntent, show that this run has
+    not told: each refund that went through (ours or anyone's), a dispute opened, a
+    dispute closed. Every row write carries them (row.py), so a refund is told with the
+    first write after Stripe's amounts show it; across runs, the outbox keeps each once."""
+    if not ctx.emits_events:
+        return []
+    told = set(ctx.state.ops.told)
     purposes = _purposes(ctx)
+    found: list[EmittedEvent] = []
+    for facts in ctx.state.money.charges.values():
+        for made in stripe_events(ctx.order_id, ctx.state.currency, facts, purposes):
+            if made.event_id not in told:
+                told.add(made.event_id)
+                found.append(made)
+    return found
+
+
+def stripe_events(
+    order_id: uuid.UUID, currency: str | None, facts: ChargeFacts, purposes: dict[str, str]
+) -> list[EmittedEvent]:
+    """The order events Stripe's amounts for one PaymentIntent show, whoever asks (the
+    order's workflow, or the after-close one, which knows no purpose: "other")."""
+    found: list[EmittedEvent] = []
+    currency = (currency or facts.currency).upper()
     for refund in facts.refunds:
         if refund.status != "succeeded":
             continue
-        found += of(
-            ctx,
-            E.REFUNDED,
-            refund.refund_id,
-            refundId=refund.refund_id,
-            amount=str(from_minor_units(refund.amount, currency)),
-            currency=currency.upper(),
-            whole=payments.held(facts) == 0,
-            purpose=purposes.get(refund.refund_id, "other"),
-        )
+        detail: dict[str, Value] = {
+            "refundId": refund.refund_id,
+            "amount": str(from_minor_units(refund.amount, currency)),
+            "currency": currency,
+            "whole": payments.held(facts) == 0,
+            "purpose": purposes.get(refund.refund_id, "other"),
+        }
+        found.append(_event(order_id, E.REFUNDED, refund.refund_id, detail))
     dispute = facts.dispute
     if dispute is not None:
-        detail: dict[str, Value] = {
+        detail = {
             "disputeId": dispute.dispute_id,
             "status": dispute.status,
             "amount": str(from_minor_units(dispute.amount, currency)),
-            "currency": currency.upper(),
+            "currency": currency,
         }
-        found += of(ctx, E.DISPUTED, dispute.dispute_id, **detail)
+        found.append(_event(order_id, E.DISPUTED, dispute.dispute_id, detail))
         if not payments.dispute_open(facts):
-            found += of(ctx, E.DISPUTE_CLOSED, dispute.dispute_id, **detail)
+            found.append(_event(order_id, E.DISPUTE_CLOSED, dispute.dispute_id, detail))
     return found
 
 

@@ -18,7 +18,6 @@ from vult.domain.status import OrderStatus
 from vult.temporal import search_attributes as sa
 from workflows import attention, decisions, ops_view, steps
 from workflows import declared_activities as declared
-from workflows.order_actions import events as order_events
 from workflows.order_actions import row
 from workflows.order_actions.context import OrderContext
 
@@ -90,7 +89,6 @@ async def learn(ctx: OrderContext, pi: str) -> str:
         owed = owed or bool(decisions.watched_owed(ctx.state, pi))
         await row.annotate(
             ctx,
-            order_events.from_stripe(ctx, facts),
             stripe_payment_status="refund_failed" if owed else payments.payment_status(facts),
             amount_refunded=row.major(ctx, facts.amount_refunded),
             dispute_status=dispute.status if dispute else None,

@@ -97,10 +97,15 @@ async def _write(
         expected=[current],
         new_status=new,
         at=workflow.now(),
-        events=list(events),
+        events=_once([*events, *order_events.from_stripe(ctx)]),
     )
     await steps.write_status(change.model_copy(update=fields))
     order_events.written(ctx, change.events)
+
+
+def _once(events: list[EmittedEvent]) -> list[EmittedEvent]:
+    """Each event once (a transition's own may also be one Stripe's amounts show)."""
+    return list({e.event_id: e for e in events}.values())
 
 
 def refund_status(refund: RefundInfo) -> str:
