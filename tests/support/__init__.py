@@ -7,5 +7,7 @@ checks); a conftest holds fixtures and hooks, built from these.
 - workflows.py: the stand-in activities (Backend), the Harness that places and pays orders
   on the time-skipping test server, the stand-in worker.
 - stripe_signing.py: Stripe's webhook signature scheme, for signed test events.
+- inbox.py: the local inbox (dev/inbox/) for tests: its mails and webhook deliveries, its
+  faults, an inbox process of the test's own.
 - variants.py: OrderWorkflow as a next build might change it (deploy test, replay gate).
 """
