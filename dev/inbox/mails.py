@@ -12,7 +12,9 @@ from typing import Any
 def _header(message: EmailMessage, name: str) -> str:
     try:
         value = message.get(name)
-        return "" if value is None else str(value)
+        # A folded header unfolds with the fold's space first (Python folds a long Subject
+        # right after its name): shown as mail clients show it.
+        return "" if value is None else str(value).strip()
     except (ValueError, LookupError, TypeError, IndexError):
         return ""
 
