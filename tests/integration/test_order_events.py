@@ -739,3 +739,90 @@ async def test_a_whole_lifecycle_writes_each_fact_once(
         await delivery_settled(db, oid, event, "email")
     got_mails = [m["messageId"] for m in await mails_to(inbox, email)]
     assert [m.split("@")[0] for m in got_mails] == [f"<{e}" for e in mailed], got_mails
+
+
+# ---- ops: sending events again, turning an endpoint back on ------------------------------
+
+
+async def test_ops_turn_a_gone_endpoint_back_on_and_send_it_what_it_missed(
+    shop: httpx.AsyncClient, inbox: RunningInbox, db: AsyncEngine
+) -> None:
+    inbox.set_faults(webhook={"endpoint": GONE, "status": 410})
+    order = await place(shop, an_email("resend"))
+    oid = order["orderId"]
+    placed = the_id(oid, E.PLACED)
+    row = await delivery_settled(db, oid, placed, GONE)
+    assert row.state == "disabled"
+    listed = (await shop.get("/api/ops/webhook-endpoints", headers=OPS)).json()
+    gone = next(e for e in listed if e["name"] == GONE)
+    assert gone["disabledAt"] is not None and "410" in gone["disabledReason"]
+
+    inbox.set_faults(webhook={"endpoint": GONE, "status": 204})
+    enabled = await shop.post(f"/api/ops/webhook-endpoints/{GONE}/enable", headers=OPS)
+    assert enabled.status_code == 204, enabled.text
+    listed = (await shop.get("/api/ops/webhook-endpoints", headers=OPS)).json()
+    assert next(e for e in listed if e["name"] == GONE)["disabledAt"] is None
+
+    # What it missed, sent again: the same event id, a new run of its delivery.
+    resent = await shop.post(
+        f"/api/ops/events/{placed}/redeliver", json={"target": GONE}, headers=OPS
+    )
+    assert resent.status_code == 202, resent.text
+    assert resent.json()["started"] == [f"delivery-{placed}-{GONE}-again-2"]
+    answered = await hooks_until(inbox, oid, [E.PLACED], endpoint=GONE)
+    assert answered[E.PLACED]["webhookId"] == placed
+
+    async def delivered() -> dict[str, Any] | None:
+        shown = (await shop.get(f"/api/ops/events/{placed}", headers=OPS)).json()
+        to_gone = next(d for d in shown["deliveries"] if d["target"] == GONE)
+        return to_gone if to_gone["state"] == "delivered" else None
+
+    settled = await eventually(delivered, "the resend delivered")
+    assert settled["runs"] == 2 and settled["lastStatus"] == 204
+    # The event's own page shows what every receiver got.
+    body = (await shop.get(f"/api/ops/events/{placed}", headers=OPS)).json()["body"]
+    assert body["id"] == placed and body["orderId"] == oid
+
+
+async def test_ops_event_commands_refuse_bad_input_and_change_nothing(
+    shop: httpx.AsyncClient, db: AsyncEngine
+) -> None:
+    order = await place(shop, an_email("bad-ops"))
+    placed = the_id(order["orderId"], E.PLACED)
+    await eventually(lambda: _has_event(db, order["orderId"], placed), "order.placed written")
+    for target in (SHOP, FLAKY, GONE, TAP):  # each settled: nothing moves but what we send
+        await delivery_settled(db, order["orderId"], placed, target)
+    before = await deliveries_of(db, order["orderId"])
+    refusals = [
+        (f"/api/ops/events/{placed}/redeliver", {"target": "no-such-endpoint"}, 400),
+        ("/api/ops/events/evt_0000/redeliver", {}, 404),
+        (
+            "/api/ops/events/redeliver",
+            {"since": "2026-12-08T00:00:00Z", "until": "2026-12-07T00:00:00Z"},
+            400,
+        ),
+        (
+            "/api/ops/events/redeliver",
+            {"since": "2026-12-07T00:00:00", "until": "2026-12-08T00:00:00Z"},
+            400,
+        ),
+        (
+            "/api/ops/events/redeliver",
+            {"since": "2026-12-07T00:00:00Z", "until": "2026-12-08T00:00:00Z", "state": "x"},
+            400,
+        ),
+        ("/api/ops/webhook-endpoints/no-such-endpoint/enable", None, 404),
+    ]
+    for path, body, status in refusals:
+        answer = await shop.post(path, json=body, headers=OPS)
+        assert answer.status_code == status, (path, answer.text)
+        assert answer.json().get("error"), answer.text
+    listed = await shop.get("/api/ops/events", params={"state": "nonsense"}, headers=OPS)
+    assert listed.status_code == 400
+    assert (await shop.get("/api/ops/events", headers={})).status_code == 401
+    await asyncio.sleep(1)
+    assert await deliveries_of(db, order["orderId"]) == before  # nothing was sent again
+
+
+async def _has_event(db: AsyncEngine, order_id: str, event: str) -> bool | None:
+    return any(e.event_id == event for e in await events_of(db, order_id)) or None
