@@ -628,6 +628,8 @@ async def test_an_address_refused_for_good_is_recorded_and_mailed_no_more(
     assert "550" in (row.last_answer or ""), row
     why = await refused_address(db, oid)
     assert why is not None and "550" in why, why
+    shown = (await shop.get(f"/api/ops/orders/{oid}", headers=OPS)).json()
+    assert shown["customerEmailRefused"] == why  # flagged where ops read the order
 
     # The server would take it now: only the order's record keeps the mails from going.
     inbox.set_faults(smtp="ok")

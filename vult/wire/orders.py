@@ -101,6 +101,7 @@ def order_dto(o: Row[Any], items: Sequence[Row[Any]], returns: Sequence[Row[Any]
         resolution_note=o.resolution_note,
         resumed_at=o.resumed_at,
         amount_captured=o.amount_captured,
+        customer_email_refused=o.customer_email_refused,
         returns=[
             ReturnDto.model_construct(
                 return_key=r.return_key,

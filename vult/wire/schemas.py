@@ -144,6 +144,9 @@ class OrderDto(WireModel):
     # automatic capture); returns taken, oldest first.
     amount_captured: Money | None = None
     returns: list[ReturnDto] = []
+    # The mail server refused the customer's address for good (its answer): no more
+    # e-mails are tried for this order (docs/events.md).
+    customer_email_refused: str | None = None
 
 
 class PaymentIntentDto(WireModel):
