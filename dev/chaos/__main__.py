@@ -1,15 +1,19 @@
 """`python3 tasks.py chaos`: hundreds of orders down every path while programs are killed,
-then an audit of every order against Stripe's records.
+then an audit of every order against Stripe's records, and of every event the orders told
+against what the inbox got.
 
 Starts a stack of its own (two workers, two API processes, the Temporal dev server, the
-Stripe emulator, PostgreSQL; short reconciliation timers), drives journeys (pay; pay and
-deliver; double-click on pay; decline then retry; cancel before, after and while paying;
-cancel racing the card's confirmation) retrying as a frontend does, and meanwhile injects at
-random moments: kill -9 of a worker, an API process, the Temporal dev server and PostgreSQL,
+Stripe emulator, the inbox taking the order events' mail and webhooks, PostgreSQL; short
+reconciliation timers and delivery tries), drives journeys (pay; pay and deliver;
+double-click on pay; decline then retry; cancel before, after and while paying; cancel
+racing the card's confirmation) retrying as a frontend does, and meanwhile injects at random
+moments: kill -9 of a worker, an API process, the Temporal dev server and PostgreSQL,
 PostgreSQL's immediate stop, a PostgreSQL outage of over a minute, and a Stripe emulator
-outage (its webhooks are lost). Then everything comes back, reconciliation settles what it
-must, and the audit runs. Exits 1 on any violation; the seed it prints replays the same
-plan (journey paths, fault order and moments; timings between processes still vary).
+outage (its webhooks are lost); and in a lane of their own, the inbox down, its SMTP server
+answering 451, its webhook receiver answering 503 or too late. Then everything comes back,
+reconciliation settles what it must, the deliveries finish, and the audit runs. Exits 1 on
+any violation; the seed it prints replays the same plan (journey paths, fault order and
+moments; timings between processes still vary).
 """
 
 from __future__ import annotations
@@ -46,6 +50,7 @@ from dev.chaos.audit import (
     redeliveries_acknowledged,
 )
 from dev.chaos.cluster import Cluster, start_cluster
+from dev.chaos.event_audit import figures, read_told, wait_for_deliveries
 from dev.chaos.shoppers import Journey, Shop, journey
 from dev.stack.stack import ROOT
 from vult.db.engine import make_engine
@@ -57,6 +62,9 @@ from vult.temporal.orphans import orders_without_workflow
 from vult.temporal.search_attributes import NEEDS_ATTENTION
 
 SETTLE_BUDGET = 240.0
+# Then until no delivery is pending or failing: past a try lost with a killed worker (its
+# activity's 3-minute timeout) and a start lost with one (the sweep's 2 minutes).
+DELIVERIES_BUDGET = 300.0
 # The customers' browsers (Stripe.js) and the Dashboard use a key of their own: only the
 # service's is refused by the "Stripe refuses the service's key" fault.
 SHOPPERS_KEY = "sk_test_chaos_shoppers_and_dashboard"
@@ -80,6 +88,12 @@ def parse(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--outage-seconds", type=float, default=70.0, help="the PostgreSQL outage (70)")
     p.add_argument(
         "--emulator-outage-seconds", type=float, default=15.0, help="the emulator's outage (15)"
+    )
+    p.add_argument(
+        "--inbox-fault-seconds",
+        type=float,
+        default=12.0,
+        help="each of the inbox's faults: down, 451, 503, answering too late (12)",
     )
     p.add_argument(
         "--short",
@@ -191,25 +205,49 @@ async def drive(
         # Journeys keep coming while faults remain, so that each fault finds orders in
         # flight; the faults end (each is bounded in time), and this bounds the count too.
         cap = args.orders * 20
-        fault_task = asyncio.create_task(
-            faults.run_faults(
-                cluster,
-                faults.plan(rng, args.extra_faults),
-                rng,
-                lambda: flying,
-                started,
-                gap=(3.0, 8.0) if args.short else (4.0, 15.0),
-                outage_seconds=args.outage_seconds,
-                emulator_outage_seconds=args.emulator_outage_seconds,
-                resend=resend,
-                say=say,
-                others={
-                    "Temporal cancellation requests": cancellation_requests,
-                    "Temporal terminates order workflows": terminations,
-                    "Stripe refuses the service's key": refuse_key,
-                },
-            )
+        system = faults.run_faults(
+            cluster,
+            faults.plan(rng, args.extra_faults),
+            rng,
+            lambda: flying,
+            started,
+            gap=(3.0, 8.0) if args.short else (4.0, 15.0),
+            outage_seconds=args.outage_seconds,
+            emulator_outage_seconds=args.emulator_outage_seconds,
+            resend=resend,
+            say=say,
+            others={
+                "Temporal cancellation requests": cancellation_requests,
+                "Temporal terminates order workflows": terminations,
+                "Stripe refuses the service's key": refuse_key,
+            },
         )
+        # The inbox's lane, at the same time: spread over the system lane's first minutes
+        # (which the PostgreSQL outage alone makes longer than this lane), so the run takes
+        # no longer; never during the PostgreSQL outage, when no order tells anything and
+        # the inbox's faults would meet no delivery. Its own generator: its plan replays
+        # whatever the journeys draw.
+        inbox_rng = random.Random(f"inbox-{args.seed}")
+        inbox = faults.run_faults(
+            cluster,
+            faults.inbox_plan(inbox_rng, args.extra_faults // 2),
+            inbox_rng,
+            lambda: flying,
+            started,
+            gap=(4.0, 15.0) if args.short else (8.0, 30.0),
+            outage_seconds=args.outage_seconds,
+            emulator_outage_seconds=args.emulator_outage_seconds,
+            resend=resend,
+            say=say,
+            inbox_fault_seconds=args.inbox_fault_seconds,
+            not_while=lambda: cluster.is_held(cluster.database),
+        )
+
+        async def both_lanes() -> list[faults.Injected]:
+            lanes = await asyncio.gather(system, inbox)
+            return sorted((f for lane in lanes for f in lane), key=lambda f: f.at)
+
+        fault_task = asyncio.create_task(both_lanes())
         numbers = iter(range(cap))
 
         async def shopper() -> None:
@@ -288,7 +326,11 @@ async def _settled(
 
 
 async def gather_records(
-    settings: Settings, client: Client, journeys: list[Journey], terminated: set[tuple[str, str]]
+    settings: Settings,
+    client: Client,
+    journeys: list[Journey],
+    terminated: set[tuple[str, str]],
+    inbox_url: str,
 ) -> Records:
     orders = read_orders(settings.database_url)
     ids = set(orders) | {i for j in journeys for i in j.order_ids}
@@ -297,6 +339,7 @@ async def gather_records(
         base_addresses={"api": settings.stripe_api_base},
     )
     found = read_stripe(stripe_client)
+    told = read_told(settings.database_url, inbox_url, found["declines"])
     return Records(
         orders=orders,
         workflows=await read_workflows(client, ids),
@@ -306,6 +349,7 @@ async def gather_records(
         refunds=found["refunds"],
         disputes=found["disputes"],
         any_refunds=found["any_refunds"],
+        told=told,
     )
 
 
@@ -314,6 +358,8 @@ def report(
     journeys: list[Journey],
     injected: list[faults.Injected],
     invariants: list[Invariant],
+    told: dict[str, object],
+    unfinished: list[str],
 ) -> bool:
     say("\nFaults injected:")
     for f in injected:
@@ -325,6 +371,13 @@ def report(
     for j in journeys:
         paths[j.path] = paths.get(j.path, 0) + 1
     say(f"\nJourneys: {len(journeys)} ({', '.join(f'{p} {n}' for p, n in sorted(paths.items()))})")
+    say("\nOrder events:")
+    for name, figure in told.items():
+        say(f"  {name}: {figure}")
+    if unfinished:
+        say(f"  {len(unfinished)} deliveries still pending or failing when the audit began:")
+        for line in unfinished[:20]:
+            say(f"    {line}")
     say("\nInvariants:")
     ok = True
     for inv in invariants:
@@ -359,19 +412,35 @@ async def main(args: argparse.Namespace) -> int:
         say(f"Load and faults done in {seconds:.0f}s; settling ...")
         client = await connect(settings)
         settled = await settle(cluster, settings, client)
-        say(f"Settled in {settled:.0f}s; auditing ...")
-        records = await gather_records(settings, client, journeys, terminated)
+        say(f"Settled in {settled:.0f}s; waiting for the order events' deliveries ...")
+        waited, then, unfinished = await wait_for_deliveries(
+            settings.database_url, DELIVERIES_BUDGET
+        )
+        say(
+            f"{len(then)} deliveries pending or failing then, {len(unfinished)} after"
+            f" {waited:.0f}s; auditing ..."
+        )
+        for line in then[:5]:
+            say(f"  {line}")
+        records = await gather_records(settings, client, journeys, terminated, cluster.inbox_url)
+        assert records.told is not None
+        told = figures(records.told)
         invariants = [*audit(journeys, records), redeliveries_acknowledged(answers)]
     finally:
         await asyncio.to_thread(cluster.stop)
-    ok = report(args, journeys, injected, invariants)
+    ok = report(args, journeys, injected, invariants, told, unfinished)
     (args.data_dir / "report.json").write_text(
         json.dumps(
             {
                 "seed": args.seed,
                 "faults": [asdict(f) for f in injected],
                 "invariants": [asdict(i) for i in invariants],
-                "journeys": [{**asdict(j), "order_ids": sorted(j.order_ids)} for j in journeys],
+                "order events": told,
+                "unfinished deliveries": unfinished,
+                "journeys": [
+                    {**asdict(j), "order_ids": sorted(j.order_ids), "seen": sorted(j.seen)}
+                    for j in journeys
+                ],
             },
             indent=1,
         )

@@ -1,6 +1,7 @@
 """After the faults: every order against PostgreSQL, its workflow, and the emulator's own
-record of every PaymentIntent and refund. Each invariant reports how many things it checked
-and every violation it found."""
+record of every PaymentIntent and refund; then the events the orders told against their
+facts, and what the inbox got of them (dev/chaos/event_audit.py). Each invariant reports
+how many things it checked and every violation it found."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import stripe
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowQueryFailedError
 from temporalio.service import RPCError
 
+from dev.chaos.event_audit import Told, audit_events
+from dev.chaos.invariants import Invariant as Invariant
 from dev.chaos.shoppers import Journey
 from dev.chaos.stripe_lists import every
 from vult.db.urls import libpq_url
@@ -30,18 +33,6 @@ OWNER = "vult-orders"  # the cluster's STRIPE_OWNER (the default)
 # A refund that has not failed: it returns (or will return) the money.
 _LIVE_REFUND = {"succeeded", "pending", "requires_action"}
 BAD_ENDINGS = ("Failed", "TimedOut", "Terminated", "Canceled")
-
-
-@dataclass
-class Invariant:
-    name: str
-    checked: int = 0
-    violations: list[str] = field(default_factory=list)
-
-    def check(self, ok: bool, violation: str) -> None:
-        self.checked += 1
-        if not ok:
-            self.violations.append(violation)
 
 
 @dataclass
@@ -71,29 +62,38 @@ class Records:
     any_refunds: dict[str, int] = field(default_factory=dict)
     # Runs the fault "Temporal terminates order workflows" ended (the sweep resumes them).
     terminated: set[tuple[str, str]] = field(default_factory=set)
+    # The order events, their deliveries and what the inbox got; None: not audited.
+    told: Told | None = None
 
 
 def read_orders(database_url: str) -> dict[str, dict[str, Any]]:
-    """Each order's row, with its lines (what shipped) and the sum of its returns."""
+    """Each order's row, with its lines (what shipped), the sum of its returns and their
+    keys."""
     sql = (
         "SELECT order_id::text AS id, status, customer_email AS email, sub_total, tax,"
         " shipping_cost, total, stripe_payment_intent_id AS pi, amount_refunded,"
-        " dispute_status, stripe_payment_status, resolution_note, amount_captured FROM orders"
+        " dispute_status, stripe_payment_status, resolution_note, amount_captured,"
+        " customer_email_refused AS email_refused FROM orders"
     )
     lines = (
         "SELECT order_id::text AS id, line_item_id::text AS line, unit_price, quantity,"
         " quantity_shipped, quantity_returned FROM line_items"
     )
-    returns = "SELECT order_id::text AS id, sum(amount) AS amount FROM order_returns GROUP BY 1"
+    returns = (
+        "SELECT order_id::text AS id, sum(amount) AS amount,"
+        " array_agg(return_key ORDER BY return_key) AS keys FROM order_returns GROUP BY 1"
+    )
     with psycopg.connect(libpq_url(database_url), connect_timeout=10) as conn:
         cursor = conn.cursor(row_factory=psycopg.rows.dict_row)
         orders = {
-            row["id"]: {**row, "lines": [], "returned": Decimal(0)} for row in cursor.execute(sql)
+            row["id"]: {**row, "lines": [], "returned": Decimal(0), "return_keys": []}
+            for row in cursor.execute(sql)
         }
         for row in cursor.execute(lines):
             orders[row["id"]]["lines"].append(row)
         for row in cursor.execute(returns):
             orders[row["id"]]["returned"] = row["amount"]
+            orders[row["id"]]["return_keys"] = list(row["keys"])
     return orders
 
 
@@ -119,8 +119,9 @@ def _id(reference: Any) -> str | None:
 
 
 def read_stripe(client: stripe.StripeClient) -> dict[str, Any]:
-    """The emulator's PaymentIntents, live refunds, refunds of any status (counted) and
-    latest dispute, each by PaymentIntent id."""
+    """The emulator's PaymentIntents, live refunds, refunds of any status (counted), latest
+    dispute and declines (its payment_intent.payment_failed events), each by PaymentIntent
+    id."""
     intents = {pi["id"]: pi for pi in every(lambda p: client.v1.payment_intents.list(params=p))}
     by_charge = {_id(pi.get("latest_charge")): pi["id"] for pi in intents.values()}
     refunds: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -135,11 +136,16 @@ def read_stripe(client: stripe.StripeClient) -> dict[str, Any]:
         every(lambda p: client.v1.disputes.list(params=p)), key=lambda d: d.get("created", 0)
     ):
         disputes[str(_id(dispute.get("payment_intent")))] = dispute
+    declines: dict[str, int] = defaultdict(int)
+    for event in every(lambda p: client.v1.events.list(params=p)):
+        if event.get("type") == "payment_intent.payment_failed":
+            declines[str(_id(((event.get("data") or {}).get("object") or {}).get("id")))] += 1
     return {
         "intents": intents,
         "refunds": refunds,
         "any_refunds": any_refunds,
         "disputes": disputes,
+        "declines": dict(declines),
     }
 
 
@@ -417,6 +423,11 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         deliberate = (workflow_id, run_id) in records.terminated
         no_bad_end.check(deliberate, f"workflow {workflow_id} ({run_id}) did not end well")
     no_bad_end.checked = max(no_bad_end.checked, len(workflows))
+    told = (
+        audit_events(journeys, orders, ours, records.refunds, records.disputes, records.told)
+        if records.told is not None
+        else []
+    )
     return [
         in_db,
         has_workflow,
@@ -440,4 +451,5 @@ def audit(journeys: list[Journey], records: Records) -> list[Invariant]:
         reached_end,
         no_5xx,
         customer,
+        *told,
     ]

@@ -1,11 +1,13 @@
 """The system the chaos suite attacks: the local stack (Temporal dev server on its SQLite
-file, the Stripe emulator keeping its objects on disk, a worker, an API) plus a second worker
-and a second API, on a PostgreSQL of its own that may be killed, with short reconciliation
-timers. Every program is supervised as `tasks.py run` supervises it; a fault that must keep
-a program down for a while holds it out of supervision until it is brought back."""
+file, the Stripe emulator keeping its objects on disk, the local inbox taking the customers'
+mail and the shop's webhooks, a worker, an API) plus a second worker and a second API, on a
+PostgreSQL of its own that may be killed, with short reconciliation timers and short
+delivery tries. Every program is supervised as `tasks.py run` supervises it; a fault that
+must keep a program down for a while holds it out of supervision until it is brought back."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import threading
@@ -13,7 +15,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
 from dev.chaos import postgres
+from dev.inbox.local_receiver import LOCAL_RECEIVER
 from dev.stack.database import ensure_database
 from dev.stack.procs import Child, Children, free_ports
 from dev.stack.stack import Stack, StackConfig, start_api, start_stack, start_worker
@@ -33,6 +38,24 @@ TIMERS = {
     # Orders whose workflow a fault terminated are found and resumed within the run.
     "ORDER_SWEEP_INTERVAL": "PT15S",
 }
+# Order events: every try of a delivery within the run (production waits up to a day
+# between tries), and a webhook answered slower than this is a failed try. The audit
+# (dev/chaos/event_audit.py) bounds the tries per delivery with these.
+WEBHOOK_TIMEOUT_SECONDS = 3.0
+DELIVERY_RETRY_DELAYS = (1.0, 2.0, 4.0, 8.0, 15.0, 30.0)
+DELIVERIES = {
+    "WEBHOOK_TIMEOUT_SECONDS": f"{WEBHOOK_TIMEOUT_SECONDS:g}",
+    "DELIVERY_RETRY_DELAYS": json.dumps(DELIVERY_RETRY_DELAYS),
+    # The inbox's SMTP server takes plain mail from anyone on 127.0.0.1: whatever the
+    # environment says of another mail server's login is not for it.
+    "SMTP_USERNAME": "",
+    "SMTP_PASSWORD": "",
+    "SMTP_STARTTLS": "false",
+    "MAIL_TEMPLATES_DIR": "",
+}
+# The inbox keeps this many mails and webhook tries (its default, 1000, is less than a run
+# makes): the audit reads every one.
+INBOX_KEEPS = 1_000_000
 # Stripe keeps an idempotency key 24 hours, and a webhook may come days late: compressed
 # like the timers, a late event here meets an expired key, as it would at Stripe.
 STRIPE_KEY_SECONDS = 30.0
@@ -46,8 +69,15 @@ _NOT_INHERITED = (
     "PAYLOAD_ENCRYPTION_KEYS",
     "WORKER_METRICS_ADDRESS",
     "API_METRICS_ADDRESS",
+    # Mail and webhooks go to the stack's own inbox (its SMTP server and receiver).
+    "SMTP_HOST",
+    "SMTP_PORT",
+    "WEBHOOK_ENDPOINTS",
     *TIMERS,
+    *DELIVERIES,
 )
+# What each worker must be started with for its mail and webhooks to reach the inbox.
+_INBOX_SETTINGS = ("SMTP_HOST", "SMTP_PORT", "WEBHOOK_ENDPOINTS", *DELIVERIES)
 
 
 @dataclass
@@ -76,6 +106,11 @@ class Cluster:
         with self._lock:
             self._held.add(child.name)
 
+    def is_held(self, child: Child) -> bool:
+        """Whether a fault keeps it down (an outage) right now."""
+        with self._lock:
+            return child.name in self._held
+
     def release(self, child: Child) -> None:
         """Start it again now (waiting until it is ready), then supervise it again."""
         try:
@@ -84,6 +119,12 @@ class Cluster:
         finally:
             with self._lock:
                 self._held.discard(child.name)
+
+    @property
+    def inbox_url(self) -> str:
+        """The inbox's pages and JSON API (start_cluster made sure there is one)."""
+        assert self.stack.inbox_url is not None
+        return self.stack.inbox_url
 
     def all_running(self) -> bool:
         return all(c.process.poll() is None for c in self.programs())
@@ -141,6 +182,7 @@ def start_cluster(data_dir: Path, say: Callable[[str], None]) -> Cluster:
                 stripe_key_seconds=STRIPE_KEY_SECONDS,
                 extra_env={
                     **TIMERS,
+                    **DELIVERIES,
                     "DATABASE_URL": database_url,
                     "API_METRICS_ADDRESS": f"127.0.0.1:{m1}",
                 },
@@ -158,6 +200,12 @@ def start_cluster(data_dir: Path, say: Callable[[str], None]) -> Cluster:
         say(
             "A second worker and a second API (placing orders under capture at shipment);"
             " Stripe's webhooks go to both APIs"
+        )
+        _inbox_checked(stack)
+        say(
+            f"The inbox at {stack.inbox_url} takes both workers' mail and webhooks; deliveries"
+            f" tried after {', '.join(f'{d:g}' for d in DELIVERY_RETRY_DELAYS)} s, a webhook"
+            f" answered within {WEBHOOK_TIMEOUT_SECONDS:g} s"
         )
     except BaseException:
         stack.stop()
@@ -192,3 +240,33 @@ def _webhook_to_second_api(stack: Stack, api_url: str) -> None:
 
     emulator.on_ready(register)
     register()
+
+
+def _inbox_checked(stack: Stack) -> None:
+    """The inbox runs, keeps everything a run sends it, answers, and both workers were
+    started with its SMTP server, its receiver and the suite's delivery settings: else the
+    run would audit deliveries that went elsewhere, or nowhere."""
+    if stack.inbox_url is None:
+        raise RuntimeError(
+            "the stack started no inbox (is SMTP_HOST set?): the chaos suite audits the"
+            " order events' mail and webhooks in its own inbox"
+        )
+    inbox = next(c for c in stack.children.started if c.name == "inbox")
+    if "--keep" not in inbox.cmd:
+        inbox.cmd = [*inbox.cmd, "--keep", str(INBOX_KEEPS)]
+        inbox.stop()
+        stack.children.restart(inbox)
+    answer = httpx.get(f"{stack.inbox_url}/api/faults", timeout=10)
+    answer.raise_for_status()
+    receiver = f"{stack.inbox_url}/webhooks/{LOCAL_RECEIVER}"
+    endpoints = json.loads(stack.env.get("WEBHOOK_ENDPOINTS") or "[]")
+    if [e.get("url") for e in endpoints] != [receiver]:
+        raise RuntimeError(f"WEBHOOK_ENDPOINTS is not the inbox's receiver alone: {endpoints}")
+    workers = [c for c in stack.children.started if c.name.split("-")[0] == "worker"]
+    for worker in workers:
+        env = worker.env or {}
+        wrong = [n for n in _INBOX_SETTINGS if env.get(n) != stack.env.get(n)]
+        if wrong:
+            raise RuntimeError(f"{worker.name} was started without the inbox's {wrong}")
+    if len(workers) != 2:
+        raise RuntimeError(f"expected two workers, found {[w.name for w in workers]}")

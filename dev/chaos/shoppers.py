@@ -99,6 +99,7 @@ class Journey:
     email: str
     order_ids: set[str] = field(default_factory=set)  # every order id a 201 named
     last_status: str | None = None
+    seen: set[str] = field(default_factory=set)  # every status the API showed the order in
     finished: bool = False
     gave_up: str | None = None
     server_errors: list[str] = field(default_factory=list)
@@ -217,6 +218,7 @@ class Trip:
         if response.status_code != 200:
             raise GaveUp(f"GET order answered {response.status_code}")
         self.j.last_status = str(response.json()["status"])
+        self.j.seen.add(self.j.last_status)
         return self.j.last_status
 
     async def wait_for(self, order_id: str, wanted: set[str]) -> str:
@@ -233,6 +235,7 @@ class Trip:
             )
             if response.status_code == 200:
                 current = self.j.last_status = str(response.json()["status"])
+                self.j.seen.add(current)
         return current
 
     async def payment(self, order_id: str) -> str:
@@ -295,6 +298,8 @@ class Trip:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             response = await self.call("GET", f"/api/orders/{order_id}")
+            if "status" in response.json():
+                self.j.seen.add(str(response.json()["status"]))
             found = str(response.json().get("paymentStatus"))
             if found in wanted:
                 return found

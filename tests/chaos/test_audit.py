@@ -3,13 +3,19 @@ for each, against one that is sound."""
 
 from __future__ import annotations
 
+import json
+import uuid
 from decimal import Decimal
 from typing import Any
 
 import pytest
 
+from dev.chaos import event_audit
 from dev.chaos.audit import OWNER, Invariant, Records, Workflow, audit, redeliveries_acknowledged
+from dev.chaos.event_audit import Told, figures
 from dev.chaos.shoppers import Journey
+from dev.inbox.local_receiver import LOCAL_RECEIVER
+from vult.domain.order_events import OrderEventType, event_id
 from vult.domain.payments import OWNER_KEY, REFUND_KEY
 
 ORDER = "0b4f6d1e-0000-4000-8000-000000000001"
@@ -20,7 +26,8 @@ BAD_END = "no workflow failed, timed out, terminated or cancelled (but by the te
 
 def sound() -> tuple[list[Journey], Records]:
     """One journey, paid and Confirmed; a second charge refunded once, in full; another
-    system's payment left alone."""
+    system's payment left alone. The order told it was placed and paid: each event's
+    webhook tried once and answered, the paid one mailed once."""
     journey = Journey(number=0, path="pay", key="k0", email="c0@example.com")
     journey.order_ids.add(ORDER)
     journey.finished = True
@@ -50,11 +57,93 @@ def sound() -> tuple[list[Journey], Records]:
             "pi_theirs": {"id": "pi_theirs", "status": "succeeded", "amount": 500, "metadata": {}},
         },
         refunds={"pi_extra": [_refund("re_1", 1234)]},
+        told=Told(events=[], deliveries=[], tries=[], mails=[]),
     )
+    told(records, OrderEventType.PLACED)
+    told(records, OrderEventType.PAID, mail=True)
     other = Journey(number=1, path="other-systems-payments", key="k1", email="c1@example.com")
     other.finished = True
     other.foreign["pi_theirs"] = "succeeded"
     return [journey, other], records
+
+
+def eid(kind: OrderEventType, fact: str = "") -> str:
+    return event_id(uuid.UUID(ORDER), kind, fact)
+
+
+def told(
+    r: Records, kind: OrderEventType, fact: str = "", *, mail: bool = False, tries: int = 1
+) -> str:
+    """The order told `kind` (the fact `fact`): its event, its webhook delivered after
+    `tries` tries (the last answered), and its mail when `mail`."""
+    assert r.told is not None
+    event = eid(kind, fact)
+    r.told.events.append(
+        {
+            "id": event,
+            "order_id": ORDER,
+            "type": kind.value,
+            "body_id": event,
+            "body_order": ORDER,
+        }
+    )
+    r.told.deliveries.append(_delivery(event, LOCAL_RECEIVER, tries))
+    for n in range(tries):
+        r.told.tries.append(_try(event, kind, status=204 if n == tries - 1 else 503))
+    if mail:
+        r.told.deliveries.append(_delivery(event, "email", 1))
+        r.told.mails.append(_mail(f"<{event}@vult.localhost>"))
+    return event
+
+
+def untold(r: Records, event: str) -> None:
+    """As if the order had never told `event`: no event, no delivery, nothing received."""
+    assert r.told is not None
+    t = r.told
+    t.events = [e for e in t.events if e["id"] != event]
+    t.deliveries = [d for d in t.deliveries if d["event_id"] != event]
+    t.tries = [x for x in t.tries if json.loads(x["body"])["id"] != event]
+    t.mails = [m for m in t.mails if event not in m["messageId"]]
+
+
+def _delivery(event: str, target: str, attempts: int, state: str = "delivered") -> dict[str, Any]:
+    return {
+        "event_id": event,
+        "target": target,
+        "state": state,
+        "attempts": attempts,
+        "runs": 1,
+        "answer": "204 No Content",
+    }
+
+
+def _try(
+    event: str,
+    kind: OrderEventType,
+    *,
+    status: int = 204,
+    webhook_id: str | None = None,
+    verified: bool = True,
+    delay: float = 0.0,
+) -> dict[str, Any]:
+    """One request the inbox's receiver kept."""
+    body: dict[str, Any] = {"id": event, "type": kind.value, "orderId": ORDER, "data": {}}
+    return {
+        "n": 1,
+        "endpoint": LOCAL_RECEIVER,
+        "webhookId": event if webhook_id is None else webhook_id,
+        "type": kind.value,
+        "orderId": ORDER,
+        "verified": verified,
+        "error": None if verified else "No matching signature found",
+        "status": status,
+        "delaySeconds": delay,
+        "body": json.dumps(body),
+    }
+
+
+def _mail(message_id: str, to: str = "c0@example.com") -> dict[str, Any]:
+    return {"n": 1, "messageId": message_id, "to": [to], "subject": "Your order"}
 
 
 def _refund(
@@ -117,6 +206,18 @@ def shipped_part(r: Records, *, manual: bool, captured: int, unshipped: int, ret
         refunds.append(_refund("re_r", returned, key=f"order:{ORDER}:return:k1"))
     r.refunds["pi_kept"] = refunds
     order["amount_refunded"] = Decimal(unshipped + returned) / 100
+    # What it told: authorized (captured at shipment) or paid, shipped, delivered, each
+    # refund, the return.
+    order["return_keys"] = ["k1"] if returned else []
+    if manual:
+        untold(r, eid(OrderEventType.PAID))
+        told(r, OrderEventType.AUTHORIZED, mail=True)
+    told(r, OrderEventType.SHIPPED, mail=True)
+    told(r, OrderEventType.DELIVERED)
+    for refund in refunds:
+        told(r, OrderEventType.REFUNDED, refund["id"], mail=True)
+    if returned:
+        told(r, OrderEventType.RETURNED, "k1", mail=True)
 
 
 def test_a_part_shipped_and_returned_is_sound_in_both_capture_modes() -> None:
@@ -289,3 +390,189 @@ def test_an_order_left_needing_attention_is_reported_with_its_journey_and_why() 
     assert f"journey {j.number} ({j.path})" in violation and "(Confirmed)" in violation
     assert "attention: the cancellation failed: StatusRefused" in violation
     assert "last: pi_kept succeeded: order confirmed" in violation
+
+
+# ---- The order events ----------------------------------------------------------------
+
+TOLD = event_audit.TOLD
+ONCE = event_audit.ONCE
+DELIVERED = event_audit.DELIVERED
+RECEIVED = event_audit.RECEIVED
+SIGNED = event_audit.SIGNED
+SAME_ID = event_audit.SAME_ID
+BOUNDED = event_audit.BOUNDED
+MAILED = event_audit.MAILED
+
+
+def _told(r: Records) -> Told:
+    assert r.told is not None
+    return r.told
+
+
+def _event_of(r: Records, kind: OrderEventType) -> dict[str, Any]:
+    return next(e for e in _told(r).events if e["type"] == kind.value)
+
+
+def test_every_event_invariant_checks_something_in_a_sound_run() -> None:
+    journeys, records = sound()
+    invariants = {i.name: i for i in audit(journeys, records)}
+    for name in (TOLD, ONCE, DELIVERED, RECEIVED, SIGNED, SAME_ID, BOUNDED, MAILED):
+        assert invariants[name].checked > 0, name
+        assert not invariants[name].violations, name
+    assert figures(_told(records))["repeats"] == 0
+
+
+def test_an_event_missing_for_a_fact_is_found() -> None:
+    journeys, records = sound()
+    paid = _event_of(records, OrderEventType.PAID)
+    _told(records).events.remove(paid)
+    (violation,) = failed(audit(journeys, records))[TOLD]
+    about = f"order {ORDER} (Confirmed, journey 0 (pay)), paid or authorized"
+    assert f"{about}: no event {paid['id']}" in violation
+
+
+def test_a_paid_order_told_authorized_is_found_both_ways() -> None:
+    """The PaymentIntent captures at once: the fact is order.paid, not order.authorized."""
+    journeys, records = sound()
+    paid = _event_of(records, OrderEventType.PAID)
+    paid.update(id=eid(OrderEventType.AUTHORIZED), type="order.authorized")
+    paid["body_id"] = paid["id"]
+    found = failed(audit(journeys, records))
+    assert TOLD in found and ONCE in found
+
+
+def test_a_second_event_id_for_one_fact_is_found() -> None:
+    """The same fact told under another id (a fact string that changed between runs)."""
+    journeys, records = sound()
+    again = told(records, OrderEventType.PAID, "run-2", mail=True)
+    violations = failed(audit(journeys, records))[ONCE]
+    assert any(again in v and "at most 1" in v for v in violations), violations
+
+
+def test_an_event_for_a_fact_the_order_does_not_show_is_found() -> None:
+    journeys, records = sound()
+    told(records, OrderEventType.CANCELLED, mail=True)  # the order is Confirmed
+    assert ONCE in failed(audit(journeys, records))
+
+
+def test_a_cancelled_order_seen_confirmed_must_have_told_both() -> None:
+    journeys, records = sound()
+    records.orders[ORDER]["status"] = "Cancelled"
+    records.workflows[ORDER] = Workflow(exists=True, status="Cancelled", search_status="Cancelled")
+    journeys[0].seen = {"Confirmed", "Cancelled"}
+    _told(records).events.remove(_event_of(records, OrderEventType.PAID))
+    (missing,) = failed(audit(journeys, records))[TOLD][:1]
+    assert "no event" in missing
+    journeys, records = sound()
+    records.orders[ORDER]["status"] = "Cancelled"
+    records.workflows[ORDER] = Workflow(exists=True, status="Cancelled", search_status="Cancelled")
+    told(records, OrderEventType.CANCELLED, mail=True)
+    assert TOLD not in failed(audit(journeys, records))
+
+
+def test_each_refund_of_the_named_payment_must_be_told_once() -> None:
+    journeys, records = sound()
+    records.refunds["pi_kept"] = [_refund("re_k", 100)]
+    records.orders[ORDER]["amount_refunded"] = Decimal("1.00")
+    (violation,) = failed(audit(journeys, records))[TOLD]
+    assert f"for refund re_k of pi_kept, the service's, key order:{ORDER}:refund:x" in violation
+    told(records, OrderEventType.REFUNDED, "re_k", mail=True)
+    assert TOLD not in failed(audit(journeys, records))
+    told(records, OrderEventType.REFUNDED, "re_nobody", mail=True)
+    assert ONCE in failed(audit(journeys, records))
+
+
+def test_a_decline_told_more_often_than_stripe_declined_is_found() -> None:
+    journeys, records = sound()
+    journeys[0].seen = {"Failed", "Confirmed"}
+    assert TOLD in failed(audit(journeys, records))  # seen Failed, nothing told
+    told(records, OrderEventType.PAYMENT_FAILED, "pi_kept/ch_1", mail=True)
+    _told(records).declines["pi_kept"] = 1
+    assert failed(audit(journeys, records)) == {}
+    told(records, OrderEventType.PAYMENT_FAILED, "pi_kept/1", mail=True)
+    assert ONCE in failed(audit(journeys, records))
+
+
+def test_a_delivery_with_a_bad_signature_is_found() -> None:
+    journeys, records = sound()
+    placed = _event_of(records, OrderEventType.PLACED)["id"]
+    _told(records).tries.append(_try(placed, OrderEventType.PLACED, verified=False))
+    (violation,) = failed(audit(journeys, records))[SIGNED]
+    assert f"webhook-id {placed}" in violation and "not verified" in violation
+
+
+def test_a_try_under_another_webhook_id_is_found() -> None:
+    journeys, records = sound()
+    placed = _event_of(records, OrderEventType.PLACED)["id"]
+    _told(records).tries.append(_try(placed, OrderEventType.PLACED, webhook_id="msg_other"))
+    assert SAME_ID in failed(audit(journeys, records))
+
+
+def test_an_event_never_answered_in_time_is_found() -> None:
+    """Tried, but every answer came after the workers' timeout (or was an error)."""
+    journeys, records = sound()
+    placed = _event_of(records, OrderEventType.PLACED)["id"]
+    t = _told(records)
+    t.tries = [x for x in t.tries if json.loads(x["body"])["id"] != placed]
+    t.tries += [
+        _try(placed, OrderEventType.PLACED, delay=t.webhook_timeout + 1),
+        _try(placed, OrderEventType.PLACED, status=503),
+    ]
+    assert RECEIVED in failed(audit(journeys, records))
+
+
+def test_a_delivery_left_failing_or_never_made_is_found() -> None:
+    journeys, records = sound()
+    t = _told(records)
+    t.deliveries[0]["state"] = "failing"
+    assert DELIVERED in failed(audit(journeys, records))
+    journeys, records = sound()
+    t = _told(records)
+    t.deliveries = [d for d in t.deliveries if d["target"] != "email"]
+    assert DELIVERED in failed(audit(journeys, records))
+
+
+def test_repeats_within_the_bound_pass_and_beyond_it_are_found() -> None:
+    journeys, records = sound()
+    t = _told(records)
+    placed = _event_of(records, OrderEventType.PLACED)["id"]
+    limit = 1 + len(t.retry_delays) + event_audit.MAX_REPEATS
+    # Every try failed but the last, two of them twice (a killed worker's, say).
+    t.tries = [x for x in t.tries if json.loads(x["body"])["id"] != placed]
+    t.tries += [_try(placed, OrderEventType.PLACED, status=503) for _ in range(limit - 1)]
+    t.tries.append(_try(placed, OrderEventType.PLACED))
+    next(d for d in t.deliveries if d["event_id"] == placed)["attempts"] = limit - 2
+    assert failed(audit(journeys, records)) == {}
+    assert figures(t)["repeats"] == 2
+    t.tries.append(_try(placed, OrderEventType.PLACED))
+    assert BOUNDED in failed(audit(journeys, records))
+
+
+def test_a_mail_repeated_under_its_message_id_is_a_repeat_within_the_bound() -> None:
+    journeys, records = sound()
+    t = _told(records)
+    t.mails.append(dict(t.mails[0]))
+    assert failed(audit(journeys, records)) == {}
+    assert figures(t)["repeats"] == 1
+    t.mails += [dict(t.mails[0]) for _ in range(event_audit.MAX_REPEATS)]
+    assert BOUNDED in failed(audit(journeys, records))
+
+
+def test_two_message_ids_for_one_event_are_found() -> None:
+    journeys, records = sound()
+    t = _told(records)
+    paid = _event_of(records, OrderEventType.PAID)["id"]
+    t.mails.append(_mail(f"<{paid}@mail.example.com>"))
+    (violation,) = failed(audit(journeys, records))[MAILED]
+    assert paid in violation and "Message-IDs" in violation
+    journeys, records = sound()
+    _told(records).mails.append(_mail("<20261127.1234@vult.localhost>"))
+    (violation,) = failed(audit(journeys, records))[MAILED]
+    assert "not the mail of a customer-mail event" in violation
+
+
+def test_a_customer_mail_event_without_its_mail_is_found() -> None:
+    journeys, records = sound()
+    _told(records).mails.clear()
+    (violation,) = failed(audit(journeys, records))[MAILED]
+    assert "no e-mail" in violation

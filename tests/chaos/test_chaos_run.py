@@ -1,6 +1,7 @@
 """The short chaos run (`python3 tasks.py chaos --short`): one fault of each kind while
-journeys are under way, a PostgreSQL outage of over a minute among them, then the audit.
-It must find no violation. A fixed seed keeps CI's plan the same from run to run (the
+journeys are under way, a PostgreSQL outage of over a minute among them, the inbox's faults
+beside them, then the audit of the orders and of the events they told. It must find no
+violation. A fixed seed keeps CI's plan the same from run to run (the
 moments between processes still vary); `tasks.py chaos` draws a new seed each time."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from dev.chaos import event_audit
 from dev.chaos.faults import KINDS
 from dev.stack.stack import ROOT
 
@@ -65,6 +67,23 @@ def test_the_short_chaos_run_finds_no_violation(data_dir: Path) -> None:
         "every event delivered again was acknowledged (2xx)",
         "every order that can still change has a running workflow",
         "captured = shipped share, refunded = returned (+ unshipped)",
+        # The events had events, tries and mails to check.
+        event_audit.TOLD,
+        event_audit.ONCE,
+        event_audit.DELIVERED,
+        event_audit.RECEIVED,
+        event_audit.SIGNED,
+        event_audit.SAME_ID,
+        event_audit.BOUNDED,
+        event_audit.MAILED,
     ):
         assert invariants[name]["checked"] > 0, name
     assert len(report["journeys"]) >= 64
+    told = report["order events"]
+    assert told["events"] > 0 and told["mails"] > 0, told
+    # The inbox's faults made tries fail, of mail and of webhooks (and the deliveries
+    # finished anyway).
+    assert told["webhook tries answered other than 2xx in time"] > 0, told
+    again = told["deliveries tried more than once, by target"]
+    assert again.get("email", 0) > 0 and again.get("local-receiver", 0) > 0, told
+    assert not report["unfinished deliveries"], report["unfinished deliveries"]
