@@ -64,6 +64,12 @@ def parse() -> argparse.Namespace:
     p.add_argument(
         "--api-processes", type=int, default=1, help="API processes in the replicas phase (1)"
     )
+    p.add_argument(
+        "--deliveries",
+        action="store_true",
+        help="deliver the order events too: the local inbox as the shop's webhook endpoint "
+        "(every event) and mail server (docs/events.md); off, the events are recorded only",
+    )
     p.add_argument("--json", type=Path, help="where to write the JSON (dev/bench/results/...)")
     return p.parse_args()
 
@@ -159,6 +165,8 @@ async def bench(args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             metrics_port=ports["metrics"],
             temporal_in_memory=args.temporal_in_memory,
             stripe_persists=False,
+            # The order events are always written; delivered only with --deliveries.
+            inbox_port=0 if args.deliveries else None,
         ),
         environ={
             k: v
