@@ -43,7 +43,7 @@ def outbox_of(client: Client, settings: Settings) -> Outbox:
     server is configured (activities/order_events.py)."""
     return Outbox(
         client=client,
-        task_queue=settings.temporal_task_queue,
+        task_queue=settings.delivery_task_queue,
         endpoints=settings.webhook_endpoints,
         mails=bool(settings.smtp_host),
         retry_delays=settings.delivery_retry_delays,
@@ -67,9 +67,39 @@ def mail_settings(settings: Settings) -> MailSettings | None:
     )
 
 
+class Workers:
+    """The worker process's Temporal workers: the orders' task queue, and the order events'
+    deliveries on a queue of their own with slots of their own (a slow receiver holds
+    only those). Run, shut down and entered together."""
+
+    def __init__(self, orders: Worker, deliveries: Worker) -> None:
+        self.orders, self.deliveries = orders, deliveries
+
+    async def run(self) -> None:
+        await asyncio.gather(self.orders.run(), self.deliveries.run())
+
+    async def shutdown(self) -> None:
+        await asyncio.gather(self.orders.shutdown(), self.deliveries.shutdown())
+
+    async def __aenter__(self) -> Workers:
+        await self.orders.__aenter__()
+        try:
+            await self.deliveries.__aenter__()
+        except BaseException:
+            await self.orders.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.deliveries.__aexit__(None, None, None)
+        finally:
+            await self.orders.__aexit__(None, None, None)
+
+
 def build_worker(
     client: Client, settings: Settings, engine: AsyncEngine, stripe_client: stripe.StripeClient
-) -> Worker:
+) -> Workers:
     outbox = outbox_of(client, settings)
     db = OrderDbActivities(engine, settings.pricing(), outbox)
     delivery = EventDeliveryActivities(
@@ -88,24 +118,30 @@ def build_worker(
         settings.order_timing(),
         settings.payment_capture,
     )
-    return Worker(
+    activities = declared.registered(
+        {ORDER_DB: db, STRIPE: payments, RESUME: resume, DELIVERY: delivery}
+    )
+    version = deployment_config(settings.worker_deployment_name, settings.worker_build_id)
+    tries = settings.delivery_max_concurrent_tries
+    deliveries = Worker(
+        client,
+        task_queue=settings.delivery_task_queue,
+        workflows=[EventDeliveryWorkflow, EnableEndpointWorkflow],
+        activities=activities,
+        workflow_runner=sandbox_runner(),
+        deployment_config=version,
+        max_cached_workflows=100,
+        max_concurrent_workflow_tasks=tries,
+        max_concurrent_activities=tries,
+        max_concurrent_local_activities=tries,
+    )
+    orders = Worker(
         client,
         task_queue=settings.temporal_task_queue,
-        workflows=[
-            OrderWorkflow,
-            LatePaymentWorkflow,
-            OrderSweepWorkflow,
-            ResumeOrderWorkflow,
-            EventDeliveryWorkflow,
-            EnableEndpointWorkflow,
-        ],
-        activities=declared.registered(
-            {ORDER_DB: db, STRIPE: payments, RESUME: resume, DELIVERY: delivery}
-        ),
+        workflows=[OrderWorkflow, LatePaymentWorkflow, OrderSweepWorkflow, ResumeOrderWorkflow],
+        activities=activities,
         workflow_runner=sandbox_runner(),
-        deployment_config=deployment_config(
-            settings.worker_deployment_name, settings.worker_build_id
-        ),
+        deployment_config=version,
         # Orders wait for days between steps: keep the active ones cached, let idle ones be
         # evicted (they replay from history when their next event comes) to bound memory.
         max_cached_workflows=settings.worker_max_cached_workflows,
@@ -116,6 +152,7 @@ def build_worker(
         max_concurrent_activities=100,
         max_concurrent_local_activities=100,
     )
+    return Workers(orders, deliveries)
 
 
 def _report_promotion(task: asyncio.Task[bool]) -> None:

@@ -221,7 +221,7 @@ resume_order: Activity[uuid.UUID, ResumeOutcome] = Activity(
 
 # ---- Order events to the shop's systems and the customer (activities/event_delivery.py)
 
-deliver_event: Activity[DeliveryAttempt, DeliveryAnswer] = Activity(
+deliver_event: LocalActivity[DeliveryAttempt, DeliveryAnswer] = LocalActivity(
     "deliver_event",
     DeliveryAttempt,
     DeliveryAnswer,

@@ -62,11 +62,12 @@ RESUME = ActivityConfig(
     schedule_to_close_timeout=timedelta(minutes=5),
     retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30)),
 )
-# One try of an order event's delivery (activities/event_delivery.py): the try bounds
+# One try of an order event's delivery (activities/event_delivery.py), a local activity on
+# the deliveries' own task queue (their own slots: worker.py): the try bounds
 # itself (WEBHOOK_TIMEOUT_SECONDS, SMTP_TIMEOUT_SECONDS); what Temporal retries is a try
 # whose record failed (the database away) or whose worker died, 8 times over about half an
 # hour; past that the workflow counts it as a failed try and waits for the next.
-DELIVERY_TRY = ActivityConfig(
+DELIVERY_TRY = LocalActivityConfig(
     start_to_close_timeout=timedelta(minutes=3),
     retry_policy=RetryPolicy(maximum_interval=timedelta(minutes=5), maximum_attempts=8),
 )

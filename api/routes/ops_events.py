@@ -43,7 +43,7 @@ async def _commands(resources: ResourcesDep) -> EventCommands:
     s = resources.settings
     return EventCommands(
         resources.temporal,
-        s.temporal_task_queue,
+        s.delivery_task_queue,
         s.delivery_retry_delays,
         s.temporal_command_timeout_seconds,
     )

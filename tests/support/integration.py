@@ -22,7 +22,6 @@ import uvicorn
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.worker import Worker
 
 from api.app import create_app
 from dev.stack.procs import Children, free_port, port_open
@@ -30,7 +29,7 @@ from dev.stack.stripe_emulator import register_webhook, start_localstripe
 from vult.process.payload_keys import new_key_spec
 from vult.process.settings import Settings
 from vult.temporal.deployments import set_current
-from worker import build_worker
+from worker import Workers, build_worker
 
 WEBHOOK_SECRET = f"whsec_test_{uuid.uuid4().hex}"
 
@@ -88,7 +87,7 @@ class RunningWorker:
     engine: AsyncEngine
     stripe_client: stripe.StripeClient
     _task: asyncio.Task[None] | None = None
-    _worker: Worker | None = None
+    _worker: Workers | None = None
 
     async def start(self) -> None:
         self._worker = build_worker(self.client, self.settings, self.engine, self.stripe_client)

@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     # The longest the API waits on an order's workflow before answering 503 ("outcome not
     # known yet"): past the 30 s a placement may take, inside what HTTP clients wait.
     temporal_command_timeout_seconds: float = Field(default=45.0, gt=0, le=300)
+    # The order events' deliveries run on a task queue of their own, served by the worker
+    # with slots of their own (DELIVERY_MAX_CONCURRENT_TRIES), so a slow receiver never
+    # takes a slot an order needs. Empty: TEMPORAL_TASK_QUEUE + "-deliveries".
+    temporal_delivery_task_queue: str = ""
     # Admission (api/admission.py): the commands one API process keeps in flight at its
     # order workflows at once (placements, payment requests, cancels, ops commands). One more
     # waits up to API_ADMISSION_WAIT_SECONDS for a place, then is refused with 503 and
@@ -196,6 +200,8 @@ class Settings(BaseSettings):
     delivery_retry_delays: list[float] = Field(
         default=list(DEFAULT_RETRY_DELAYS), min_length=1, max_length=50
     )
+    # Delivery tries one worker makes at once (each bounded by its timeout); more wait.
+    delivery_max_concurrent_tries: int = Field(default=20, ge=1, le=1000)
 
     @field_validator("webhook_endpoints")
     @classmethod
@@ -271,6 +277,10 @@ class Settings(BaseSettings):
             on_authorization_expiry=self.on_authorization_expiry,
             return_window=self.return_window,
         )
+
+    @property
+    def delivery_task_queue(self) -> str:
+        return self.temporal_delivery_task_queue or f"{self.temporal_task_queue}-deliveries"
 
     def pricing(self) -> Pricing:
         return Pricing(self.tax_rate, self.shipping_cost, self.currency)
