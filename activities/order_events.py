@@ -5,11 +5,13 @@ An event's id comes from the order and the fact, so recording it again (a retrie
 replay, a resumed run) adds nothing. Each (event, target) is one `event_deliveries` row and
 one EventDeliveryWorkflow, whose id names both: starting it again finds the one running.
 Deliveries left pending (the worker killed between the commit and the start, the order's
-workflow terminated there) are started by the order sweep (`start_pending`).
+workflow terminated there, Temporal away or slow for the start) are started by the order
+sweep (`start_pending`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Sequence
@@ -22,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from vult.db.models import EVENT_DELIVERIES, ORDER_EVENTS, ORDERS
 from vult.domain.contracts import DeliveryInput, EmittedEvent
@@ -33,6 +36,8 @@ from vult.wire.orders import get_order
 log = logging.getLogger("vult.outbox")
 
 FIRST_RUN = 1
+# How long an order's write waits for its deliveries' starts (the sweep starts the rest).
+START_WITHIN_SECONDS = 5.0
 
 # Deliveries no try has reached: (event id, type, target).
 _UNTRIED = (
@@ -108,10 +113,31 @@ class Outbox:
         rows = await conn.execute(_UNTRIED.where(EVENT_DELIVERIES.c.event_id.in_(list(event_ids))))
         return [self._input(e, k, t, FIRST_RUN) for e, k, t in rows]
 
-    async def start(self, deliveries: Sequence[DeliveryInput]) -> None:
-        """Start each delivery's workflow; one already started (or done) is left as it is."""
-        if self.client is None:
+    async def start(
+        self, deliveries: Sequence[DeliveryInput], within: float | None = START_WITHIN_SECONDS
+    ) -> None:
+        """Start each delivery's workflow; one already started (or done) is left as it is.
+
+        After an order's write (`within` seconds): Temporal away or slow leaves the rest
+        pending for the sweep, so the order's write never waits on Temporal or fails for
+        it. The sweep's own call (`within` None) raises instead, and is retried."""
+        if self.client is None or not deliveries:
             return
+        if within is None:
+            await self._start(deliveries)
+            return
+        try:
+            async with asyncio.timeout(within):
+                await self._start(deliveries)
+        except (TimeoutError, RPCError) as err:
+            log.warning(
+                "order event deliveries left for the sweep to start (%s): %s",
+                len(deliveries),
+                err,
+            )
+
+    async def _start(self, deliveries: Sequence[DeliveryInput]) -> None:
+        assert self.client is not None
         for d in deliveries:
             try:
                 await self.client.start_workflow(
@@ -143,7 +169,7 @@ class Outbox:
             rows = (
                 await conn.execute(_UNTRIED.where(ORDER_EVENTS.c.occurred_at < cutoff).limit(500))
             ).all()
-        await self.start([self._input(e, k, t, FIRST_RUN) for e, k, t in rows])
+        await self.start([self._input(e, k, t, FIRST_RUN) for e, k, t in rows], within=None)
         if rows:
             log.warning("started %d order event deliveries that were never started", len(rows))
         return len(rows)
