@@ -34,6 +34,19 @@ def data_dir() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+def _keep(data_dir: Path) -> None:
+    """A failed run's programs' logs, its report and its output, kept for whoever reads the
+    failure: test-artifacts/chaos-<folder>/ (the run's own folder is removed)."""
+    kept = ROOT / "test-artifacts" / data_dir.name
+    kept.mkdir(parents=True, exist_ok=True)
+    for part in ("chaos/logs", "chaos/report.json", "chaos.out"):
+        found = data_dir / part
+        if found.is_dir():
+            shutil.copytree(found, kept / found.name, dirs_exist_ok=True)
+        elif found.exists():
+            shutil.copy2(found, kept / found.name)
+
+
 @pytest.mark.timeout(1500)
 def test_the_short_chaos_run_finds_no_violation(data_dir: Path) -> None:
     data = data_dir / "chaos"
@@ -49,6 +62,8 @@ def test_the_short_chaos_run_finds_no_violation(data_dir: Path) -> None:
         )
     said = output.read_text(errors="replace")
     shown = "\n".join(line for line in said.splitlines() if " WARN " not in line)[-6000:]
+    if finished.returncode != 0:
+        _keep(data_dir)
     assert finished.returncode == 0, shown
     report = json.loads((data / "report.json").read_text())
     faults = report["faults"]
