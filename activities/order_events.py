@@ -26,7 +26,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
-from vult.db.models import EVENT_DELIVERIES, ORDER_EVENTS, ORDERS
+from vult.db.models import EVENT_DELIVERIES, ORDER_EVENTS
 from vult.domain.contracts import DeliveryInput, EmittedEvent
 from vult.domain.order_events import CUSTOMER_MAILS, EMAIL_TARGET, delivery_workflow_id
 from vult.process.outbound import WebhookEndpoint
@@ -74,9 +74,7 @@ class Outbox:
             return []
         order = await get_order(conn, order_id)
         assert order is not None, f"order {order_id} vanished inside its own write"
-        refused = await conn.scalar(
-            select(ORDERS.c.customer_email_refused).where(ORDERS.c.order_id == order_id)
-        )
+        refused = order.customer_email_refused  # read with the order
         started: list[DeliveryInput] = []
         present: list[str] = []
         for event in events:
