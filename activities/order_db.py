@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from sqlalchemy import ARRAY, String, cast, func, select, update
+from sqlalchemy import ARRAY, String, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import ColumnElement
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -185,6 +187,8 @@ class OrderDbActivities:
 
     async def _change(self, change: StatusChange) -> None:
         values: dict[str, object] = {"status": change.new_status.value, "updated_date": change.at}
+        if change.write is not None:
+            values["workflow_write"] = change.write
         if change.payment_intent_id is not None:
             values["stripe_payment_intent_id"] = change.payment_intent_id
         if change.stripe_payment_status is not None:
@@ -239,12 +243,16 @@ class OrderDbActivities:
                     )
                     .on_conflict_do_nothing()
                 )
+            expected: ColumnElement[bool] = _ORDERS.c.status.in_([s.value for s in change.expected])
+            if change.write is not None:
+                # The row holds a write numbered at or above this one: a workflow task made
+                # it and was lost before it was recorded (its worker or the server died),
+                # and the workflow, running that task again, may have decided otherwise.
+                # The workflow is the truth: its write replaces that one.
+                expected = or_(expected, _ORDERS.c.workflow_write >= change.write)
             changed = await conn.scalar(
                 update(_ORDERS)
-                .where(
-                    _ORDERS.c.order_id == change.order_id,
-                    _ORDERS.c.status.in_([s.value for s in change.expected]),
-                )
+                .where(_ORDERS.c.order_id == change.order_id, expected)
                 .values(**values)
                 .returning(_ORDERS.c.order_id)
             )
@@ -366,9 +374,12 @@ class OrderDbActivities:
             )
 
     @activity.defn(name="record_return")
-    async def record_return(self, req: RecordReturn) -> None:
+    async def record_return(self, req: RecordReturn) -> datetime | None:
         """The return on the order (its row in order_returns, the lines' returned
-        quantities, Stripe's amounts), once: a retry finds its row and does nothing."""
+        quantities, Stripe's amounts), once: a retry finds its row and does nothing.
+        Answers when the return was recorded: the first write's time, which a workflow
+        task run again after a lost one answers with too. (Typed optional: a history
+        recorded before this answered nothing.)"""
         record = req.record
         async with self._engine.begin() as conn:
             inserted = await conn.scalar(
@@ -391,9 +402,17 @@ class OrderDbActivities:
             )
             if inserted is None:
                 retried = await self._outbox.pending(conn, [e.event_id for e in req.events])
+                recorded_at = await conn.scalar(
+                    select(ORDER_RETURNS.c.created_date).where(
+                        ORDER_RETURNS.c.order_id == req.order_id,
+                        ORDER_RETURNS.c.return_key == record.key,
+                    )
+                )
             else:
                 retried = await self._record_return(conn, req)
+                recorded_at = record.at
         await self._outbox.start(retried)
+        return recorded_at
 
     async def _record_return(self, conn: AsyncConnection, req: RecordReturn) -> list[DeliveryInput]:
         record = req.record

@@ -147,6 +147,9 @@ class OrderResumeActivities:
             money=Money(settled_refund_ids=list(row.settled_refund_ids or [])),
             resumes=[ResumedRun(at=now, previous=ended)],
             catching_up=True,
+            # Numbered on from the row's last write: this run's state is read from the row
+            # as it stands, whatever the ended run saw of it.
+            writes=row.workflow_write or 0,
         )
         try:
             await self._client.start_workflow(

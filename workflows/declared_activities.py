@@ -14,6 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from temporalio import workflow
@@ -137,10 +138,11 @@ read_order_lines: LocalActivity[uuid.UUID, OrderLines] = LocalActivity(
     ORDER_DB,
     policies.DB_WRITE,
 )
-record_return: LocalActivity[RecordReturn, None] = LocalActivity(
+# Answers when the return was first recorded (None in a history recorded before it did).
+record_return: LocalActivity[RecordReturn, datetime | None] = LocalActivity(
     "record_return",
     RecordReturn,
-    type(None),
+    datetime | None,
     lambda req: f"Record the return of {req.record.amount}",
     ORDER_DB,
     policies.DB_WRITE,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
@@ -51,6 +52,9 @@ S = OrderStatus
 # Stripe may deliver an event more than once; remembering the last few hundred ids is
 # plenty, as each order sees a handful of events.
 _SEEN_EVENTS_KEPT = 200
+# The name of the millisecond timer that records an update's acceptance before it acts
+# (OrderWorkflow._accepted): the Web UI's timeline shows it after each command.
+ACCEPTED_TIMER = "update accepted"
 
 
 def workflow_id_for(order_id: uuid.UUID) -> str:
@@ -347,6 +351,7 @@ class OrderWorkflow:
     @workflow.update
     async def request_payment(self) -> PaymentIntentInfo:
         """Pending or Failed: create a PaymentIntent. PaymentProcessing: return the current one."""
+        await self._accepted()
         await self._until_created()
         await self._caught_up()
         async with self._lock:
@@ -381,6 +386,7 @@ class OrderWorkflow:
     @workflow.update
     async def cancel(self, command: CancelOrder) -> None:
         """Cancel: release or refund any payment first, then record Cancelled."""
+        await self._accepted()
         await self._until_created()
         await self._caught_up()
         async with self._lock:
@@ -405,6 +411,14 @@ class OrderWorkflow:
             except FailureError as err:
                 raise self._parked_cancel(err) from err
             self._wake = True
+
+    async def _accepted(self) -> None:
+        """Before an update acts: the workflow task that accepted it ends here, so the server
+        records the acceptance before any local activity of the update writes the row or
+        calls Stripe. Without it, a server that died before recording that task forgets the
+        update while its writes stand (the caller saw an error and may never send it again)."""
+        if workflow.patched(patches.ACCEPTED_BEFORE_ACTING):
+            await workflow.sleep(timedelta(milliseconds=1), summary=ACCEPTED_TIMER)
 
     def _parked_cancel(self, err: FailureError) -> ApplicationError:
         # Stripe or the database could not complete it now: the workflow will (every
@@ -434,6 +448,7 @@ class OrderWorkflow:
     @workflow.update
     async def start_processing(self) -> None:
         """Ops: Confirmed -> Processing (fulfilment has begun)."""
+        await self._accepted()
         await self._caught_up()
         async with self._lock:
             guards.require(self._state, Command.START_PROCESSING)
@@ -462,6 +477,7 @@ class OrderWorkflow:
         shipped (all, when none are named). Capture at shipment captures the shipped share
         first; a capture Stripe refuses leaves the order Processing, parked for ops (their
         `retry` captures again and ships)."""
+        await self._accepted()
         await self._caught_up()
         async with self._lock:
             guards.require(self._state, Command.SHIP)
@@ -497,6 +513,7 @@ class OrderWorkflow:
     async def take_return(self, request: ReturnRequest) -> ReturnRecord:
         """Ops: refund some shipped lines, or an amount, of a shipped or delivered order
         (with a reason); once per Idempotency-Key, never more than is still held."""
+        await self._accepted()
         await self._caught_up()
         async with self._lock:
             guards.returnable(self._state, request)
@@ -510,6 +527,7 @@ class OrderWorkflow:
     @workflow.update
     async def deliver(self) -> None:
         """Ops: Shipped -> Delivered. The workflow then completes."""
+        await self._accepted()
         await self._caught_up()
         async with self._lock:
             guards.require(self._state, Command.DELIVER)
@@ -526,6 +544,7 @@ class OrderWorkflow:
     async def retry(self) -> None:
         """Ops: try the order's stuck step again now (it needs attention); a refund that
         failed at Stripe is made again."""
+        await self._accepted()
         self._state.money.retry_asked = decisions.refunds_owed(self._state)
         self._unpark()
 
@@ -540,6 +559,7 @@ class OrderWorkflow:
         bank transfer, a dispute answered in the Dashboard). Stops the stuck step's
         retries, clears the flag, and keeps the note in the history, the state and the
         row. A pending cancellation is then recorded without moving money."""
+        await self._accepted()
         async with self._lock:
             self._require_resolvable()
             await resolution.resolve(self._ctx, command.note.strip())

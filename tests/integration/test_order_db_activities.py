@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.order_db import OrderDbActivities
 from tests.support.workflows import order_request
-from vult.domain.contracts import CreateOrderRow, StatusChange
+from vult.domain.contracts import CreateOrderRow, RecordReturn, ReturnRecord, StatusChange
 from vult.domain.failures import Failure
 from vult.domain.pricing import Pricing
 from vult.domain.status import OrderStatus
@@ -202,6 +202,73 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
         await env.run(db.change_order_status, late)
     assert caught.value.type == Failure.STATUS_CONFLICT
     assert await row_of(engine, created.order_id, "status") == ("Pending",)
+
+
+async def test_writes_a_lost_workflow_task_made_are_replaced_by_the_workflows_own(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """The workflow's writes are numbered. Write 2 (Confirmed) landed, and the workflow task
+    that made it was lost; run again, the task's write 2 records Stripe's details from
+    PaymentProcessing instead. The row holds number 2 already: made by the lost task, so
+    the workflow's write replaces it (docs/architecture.md), and write 3 goes on from there."""
+    env = ActivityEnvironment()
+    created = await env.run(db.create_order_row, new_order())
+    order_id = created.order_id
+
+    def change(write: int, expected: S, new: S, **fields: Any) -> StatusChange:
+        return StatusChange(
+            order_id=order_id, expected=[expected], new_status=new, at=NOW, write=write, **fields
+        )
+
+    await env.run(db.change_order_status, change(1, S.Pending, S.PaymentProcessing))
+    await env.run(db.change_order_status, change(2, S.PaymentProcessing, S.Confirmed))  # lost
+    again = change(2, S.PaymentProcessing, S.PaymentProcessing, stripe_payment_status="pending")
+    await env.run(db.change_order_status, again)
+    assert await row_of(engine, order_id, "status", "workflow_write") == ("PaymentProcessing", 2)
+    await env.run(db.change_order_status, change(3, S.PaymentProcessing, S.Confirmed))
+    assert await row_of(engine, order_id, "status", "workflow_write") == ("Confirmed", 3)
+    # A write whose number is past the row's, from a status the row is not in: a change
+    # made outside the workflow, refused as before.
+    async with engine.begin() as conn:
+        await conn.execute(
+            text("UPDATE orders SET status = 'Cancelled' WHERE order_id = :id"), {"id": order_id}
+        )
+    with pytest.raises(ApplicationError) as caught:
+        await env.run(db.change_order_status, change(4, S.Confirmed, S.Processing))
+    assert caught.value.type == Failure.STATUS_CONFLICT
+    assert await row_of(engine, order_id, "status", "workflow_write") == ("Cancelled", 3)
+
+
+async def test_a_return_recorded_again_answers_when_it_was_first_recorded(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """A workflow task that recorded a return was lost; run again (later, so with another
+    time), it records the same return: nothing more is written, and the answer is the
+    first write's time, so both answers to the return say the same."""
+    env = ActivityEnvironment()
+    created = await env.run(db.create_order_row, new_order())
+    record = ReturnRecord(key="rma-1", reason="too small", amount=Decimal("10.00"), at=NOW)
+    first = RecordReturn(
+        order_id=created.order_id,
+        record=record,
+        at=NOW,
+        stripe_payment_status="partially_refunded",
+        amount_refunded=Decimal("10.00"),
+    )
+    assert await env.run(db.record_return, first) == NOW
+    later = NOW + timedelta(seconds=12)
+    again = first.model_copy(
+        update={"record": record.model_copy(update={"at": later}), "at": later}
+    )
+    assert await env.run(db.record_return, again) == NOW
+    async with engine.connect() as conn:
+        stored = (
+            await conn.execute(
+                text("SELECT count(*), min(created_date) FROM order_returns WHERE order_id = :id"),
+                {"id": created.order_id},
+            )
+        ).one()
+    assert tuple(stored) == (1, NOW)
 
 
 async def test_data_postgresql_refuses_fails_at_once_without_retry_or_customer_data(

@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -116,6 +116,9 @@ class Backend:
     reauthorization: str = "requires_capture"  # what a re-authorization leaves it in
     returns: list[RecordReturn] = field(default_factory=list)
     settled: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # resolved refund ids
+    # The number of the workflow's write that last changed each row (orders.workflow_write):
+    # a write numbered at or below it replaces what a lost workflow task wrote.
+    writes: dict[uuid.UUID, int] = field(default_factory=dict)
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -145,9 +148,14 @@ class Backend:
         if change.new_status == self.refuse_status:
             raise ApplicationError("refused", type=Failure.STATUS_REFUSED, non_retryable=True)
         current = self.rows[change.order_id]
-        if current not in change.expected:
+        lost_task_wrote = (
+            change.write is not None and self.writes.get(change.order_id, 0) >= change.write
+        )
+        if current not in change.expected and not lost_task_wrote:
             raise ApplicationError("conflict", type=Failure.STATUS_CONFLICT, non_retryable=True)
         self.rows[change.order_id] = change.new_status
+        if change.write is not None:
+            self.writes[change.order_id] = change.write
         if change.new_status != current:
             self.changes.append((current, change.new_status))
         if change.settled_refund_ids:
@@ -319,8 +327,13 @@ class Backend:
         )
 
     @activity.defn(name="record_return")
-    async def record_return(self, req: RecordReturn) -> None:
+    async def record_return(self, req: RecordReturn) -> datetime | None:
+        """Once per key, as the table's key keeps it: a retry answers the first's time."""
+        for earlier in self.returns:
+            if (earlier.order_id, earlier.record.key) == (req.order_id, req.record.key):
+                return earlier.record.at
         self.returns.append(req)
+        return req.record.at
 
     @activity.defn(name="record_payment")
     async def record_payment(self, record: RecordPayment) -> bool:

@@ -87,9 +87,10 @@ class Recording(Backend):
         self.emitted += change.events
 
     @activity.defn(name="record_return")
-    async def record_return(self, req: RecordReturn) -> None:
-        await super().record_return(req)
+    async def record_return(self, req: RecordReturn) -> datetime | None:
+        recorded_at = await super().record_return(req)
         self.emitted += req.events
+        return recorded_at
 
     @activity.defn(name="refund_payment")
     async def refund_payment(self, req: RefundPayment) -> RefundInfo:

@@ -101,6 +101,9 @@ class Order(Base):
     # The mail server's answer when it refused the customer's address for good: no more
     # e-mails are tried for this order (docs/events.md).
     customer_email_refused: Mapped[str | None] = mapped_column(String(500))
+    # The order workflow's number of the write that last changed this row (StatusChange.write):
+    # a write made by a workflow task that was then lost is known by it, and replaced.
+    workflow_write: Mapped[int | None] = mapped_column(Integer)
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))
     # SHA-256 of the create request (OrderRequest.fingerprint): binds an Idempotency-Key to it.

@@ -304,6 +304,11 @@ class OrderState(BaseModel):
     resumes: list[ResumedRun] = Field(default_factory=list)
     # A resumed run has yet to read Stripe's word on every PaymentIntent of the order.
     catching_up: bool = False
+    # Row writes this order's workflow has seen land, across its runs (a resumed run takes
+    # the row's count). The next write is numbered one more: a write the row holds at or
+    # above that number was made by a workflow task that was lost (docs/architecture.md,
+    # "Writes a lost workflow task made").
+    writes: int = 0
 
 
 class ResumedRun(BaseModel):
@@ -523,6 +528,10 @@ class StatusChange(BaseModel):
     ship_all: bool = False
     # The facts this change records, as order events (none when the row is already there).
     events: list[EmittedEvent] = Field(default_factory=list)
+    # The workflow's number for this write (OrderState.writes + 1); None from a build that
+    # did not number them. The row keeps it: a write that finds a number at or above its
+    # own there replaces what a lost workflow task wrote, whatever its status.
+    write: int | None = None
 
 
 class RecordPayment(BaseModel):

@@ -92,14 +92,19 @@ async def _write(
     events: Sequence[EmittedEvent],
     **fields: str | Decimal | datetime | list[str] | None,
 ) -> None:
+    number = ctx.state.writes + 1
     change = StatusChange(
         order_id=ctx.order_id,
         expected=[current],
         new_status=new,
         at=workflow.now(),
         events=_once([*events, *order_events.from_stripe(ctx)]),
+        # Counted only once it landed: a write that failed (it may have committed all the
+        # same) is replaced by the next one, which carries its number.
+        write=number,
     )
     await steps.write_status(change.model_copy(update=fields))
+    ctx.state.writes = number
     order_events.written(ctx, change.events)
 
 

@@ -193,7 +193,7 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
         at=workflow.now(),
         request=request,
     )
-    await declared.record_return(
+    recorded_at = await declared.record_return(
         RecordReturn(
             order_id=order_id,
             record=record,
@@ -204,5 +204,8 @@ async def take_return(ctx: OrderContext, request: ReturnRequest) -> ReturnRecord
         )
     )
     order_events.written(ctx, told)
+    if recorded_at is not None:
+        # Recorded by a workflow task that was lost: this is the return, as the row has it.
+        record.at = recorded_at
     state.fulfilment.returns[request.key] = record
     return record
