@@ -39,6 +39,7 @@ import httpx
 import stripe
 import uvicorn
 from sqlalchemy import text
+from temporalio.client import WorkflowHistory
 
 SECRET = "whsec_corpus_recording"
 OPS_TOKEN = "corpus-ops-token"
@@ -410,6 +411,22 @@ class Recorder:
         task = asyncio.current_task()
         self.begun[path] = (workflow_id, what, task.get_name() if task else "")
 
+    async def _run_history(self, workflow_id: str, run_id: str | None) -> WorkflowHistory:
+        """That run's history; with no run named, the first run's (each later run's start
+        names the run it continued, back to the first)."""
+        if run_id is not None:
+            named = self.temporal.get_workflow_handle(workflow_id, run_id=run_id)
+            return await named.fetch_history()
+        previous: str | None = None
+        for _ in range(100):
+            handle = self.temporal.get_workflow_handle(workflow_id, run_id=previous)
+            history = await handle.fetch_history()
+            started = history.events[0].workflow_execution_started_event_attributes
+            if not started.continued_execution_run_id:
+                return history
+            previous = started.continued_execution_run_id
+        raise AssertionError(f"{workflow_id}: no first run within 100 continuations")
+
     async def first_run(self, path: str) -> None:
         """Record the run the path began with, even if it continues as new later (a
         delivered order's waits for its return window, past the server's suggestion)."""
@@ -424,10 +441,11 @@ class Recorder:
         await self.save(path)
 
     async def save(self, path: str, stopped: BaseException | None = None) -> None:
+        """Save the run `begin` named, or else the path's first run: a long path may
+        continue as new past the server's suggestion, and its later runs hold only its end."""
         workflow_id, what, _ = self.begun.pop(path)
         workflow_id, _, run_id = workflow_id.partition("@")
-        handle = self.temporal.get_workflow_handle(workflow_id, run_id=run_id or None)
-        history = await handle.fetch_history()
+        history = await self._run_history(workflow_id, run_id or None)
         (self.out / f"{path}.json").write_text(_without_local_paths(history.to_json()))
         if stopped is not None:
             what = f"{what} (the journey stopped there: {stopped!r})"[:400]
@@ -644,6 +662,9 @@ async def continued_as_new(r: Recorder) -> None:
         handle.id,
         "the run after continue-as-new: the carried state and events, then delivered",
     )
+    second = await r.temporal.get_workflow_handle(handle.id).describe()
+    _, what, journey = r.begun["continued_as_new_second_run"]
+    r.begun["continued_as_new_second_run"] = (f"{handle.id}@{second.run_id}", what, journey)
     await r.save("continued_as_new_second_run")
 
 
