@@ -416,11 +416,12 @@ class Recorder:
         names the run it continued, back to the first)."""
         if run_id is not None:
             named = self.temporal.get_workflow_handle(workflow_id, run_id=run_id)
-            return await named.fetch_history()
+            only: WorkflowHistory = await named.fetch_history()
+            return only
         previous: str | None = None
         for _ in range(100):
             handle = self.temporal.get_workflow_handle(workflow_id, run_id=previous)
-            history = await handle.fetch_history()
+            history: WorkflowHistory = await handle.fetch_history()
             started = history.events[0].workflow_execution_started_event_attributes
             if not started.continued_execution_run_id:
                 return history
