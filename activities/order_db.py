@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ARRAY, String, cast, func, or_, select, update
+from sqlalchemy import ARRAY, String, and_, cast, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -187,8 +187,11 @@ class OrderDbActivities:
 
     async def _change(self, change: StatusChange) -> None:
         values: dict[str, object] = {"status": change.new_status.value, "updated_date": change.at}
-        if change.write is not None:
-            values["workflow_write"] = change.write
+        stamp = change.stamp
+        if stamp is not None:
+            values["workflow_run"] = stamp.run_id
+            values["workflow_task"] = stamp.task
+            values["workflow_write"] = stamp.number
         if change.payment_intent_id is not None:
             values["stripe_payment_intent_id"] = change.payment_intent_id
         if change.stripe_payment_status is not None:
@@ -244,12 +247,20 @@ class OrderDbActivities:
                     .on_conflict_do_nothing()
                 )
             expected: ColumnElement[bool] = _ORDERS.c.status.in_([s.value for s in change.expected])
-            if change.write is not None:
-                # The row holds a write numbered at or above this one: a workflow task made
-                # it and was lost before it was recorded (its worker or the server died),
-                # and the workflow, running that task again, may have decided otherwise.
-                # The workflow is the truth: its write replaces that one.
-                expected = or_(expected, _ORDERS.c.workflow_write >= change.write)
+            if stamp is not None:
+                # The row holds a write of this run, made by this task or an earlier one,
+                # numbered at or above this one: a workflow task made it and was lost
+                # before it was recorded (its worker or the server died), and the workflow,
+                # running that task again, may have decided otherwise. The workflow is the
+                # truth: its write replaces that one. (A late write of an ended run, or of
+                # an earlier task, or a row whose workflow_run was cleared by hand, is held
+                # to the status.)
+                lost = and_(
+                    _ORDERS.c.workflow_run == stamp.run_id,
+                    _ORDERS.c.workflow_task <= stamp.task,
+                    _ORDERS.c.workflow_write >= stamp.number,
+                )
+                expected = or_(expected, lost)
             changed = await conn.scalar(
                 update(_ORDERS)
                 .where(_ORDERS.c.order_id == change.order_id, expected)

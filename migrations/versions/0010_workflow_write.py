@@ -1,9 +1,10 @@
-"""The order workflow's number of the write that last changed an order row
+"""The stamp of the order workflow's write that last changed an order row
 
-`orders.workflow_write`: each status write of the order's workflow carries its number
-(StatusChange.write). A write the row holds at or above the number of the write now made
-was made by a workflow task that was lost (its worker or the Temporal server died before
-the task was recorded): the workflow's write replaces it instead of being refused as an
+`orders.workflow_run`, `workflow_task`, `workflow_write`: each status write of the order's
+workflow carries its run, workflow task and number (WriteStamp). A write the row holds from
+the same run, an earlier or the same task and a number at or above the one now made was
+made by a workflow task that was lost (its worker or the Temporal server died before the
+task was recorded): the workflow's write replaces it instead of being refused as an
 outside change (docs/architecture.md, "Writes a lost workflow task made").
 
 Revision ID: 0010
@@ -23,8 +24,12 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column("orders", sa.Column("workflow_run", sa.String(64), nullable=True))
+    op.add_column("orders", sa.Column("workflow_task", sa.Integer(), nullable=True))
     op.add_column("orders", sa.Column("workflow_write", sa.Integer(), nullable=True))
 
 
 def downgrade() -> None:
     op.drop_column("orders", "workflow_write")
+    op.drop_column("orders", "workflow_task")
+    op.drop_column("orders", "workflow_run")

@@ -16,7 +16,13 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.order_db import OrderDbActivities
 from tests.support.workflows import order_request
-from vult.domain.contracts import CreateOrderRow, RecordReturn, ReturnRecord, StatusChange
+from vult.domain.contracts import (
+    CreateOrderRow,
+    RecordReturn,
+    ReturnRecord,
+    StatusChange,
+    WriteStamp,
+)
 from vult.domain.failures import Failure
 from vult.domain.pricing import Pricing
 from vult.domain.status import OrderStatus
@@ -204,39 +210,134 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
     assert await row_of(engine, created.order_id, "status") == ("Pending",)
 
 
+RUN, ENDED_RUN = "run-2", "run-1"
+
+
+def stamped(
+    order_id: uuid.UUID,
+    number: int,
+    expected: S,
+    new: S,
+    *,
+    task: int,
+    run: str = RUN,
+    **fields: Any,
+) -> StatusChange:
+    return StatusChange(
+        order_id=order_id,
+        expected=[expected],
+        new_status=new,
+        at=NOW,
+        stamp=WriteStamp(run_id=run, task=task, number=number),
+        **fields,
+    )
+
+
+async def paid_order(env: ActivityEnvironment, db: OrderDbActivities) -> uuid.UUID:
+    """An order whose workflow wrote 1 (PaymentProcessing, task 5) and 2 (Confirmed, 9)."""
+    order_id = (await env.run(db.create_order_row, new_order())).order_id
+    pay = stamped(order_id, 1, S.Pending, S.PaymentProcessing, task=5)
+    await env.run(db.change_order_status, pay)
+    await env.run(db.change_order_status, stamped(order_id, 2, pay.new_status, S.Confirmed, task=9))
+    return order_id
+
+
+async def refused(env: ActivityEnvironment, db: OrderDbActivities, change: StatusChange) -> None:
+    with pytest.raises(ApplicationError) as caught:
+        await env.run(db.change_order_status, change)
+    assert caught.value.type == Failure.STATUS_CONFLICT
+
+
 async def test_writes_a_lost_workflow_task_made_are_replaced_by_the_workflows_own(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
-    """The workflow's writes are numbered. Write 2 (Confirmed) landed, and the workflow task
-    that made it was lost; run again, the task's write 2 records Stripe's details from
-    PaymentProcessing instead. The row holds number 2 already: made by the lost task, so
-    the workflow's write replaces it (docs/architecture.md), and write 3 goes on from there."""
+    """Task 14 wrote 3 (Stripe's amounts) and 4 (Processing), and was lost. Run again as
+    task 17, its write 3 meets a row already Processing: made by an earlier task of this
+    run under a number at or above 3, so the workflow's write replaces it
+    (docs/architecture.md), and 4 goes on from there."""
     env = ActivityEnvironment()
-    created = await env.run(db.create_order_row, new_order())
-    order_id = created.order_id
-
-    def change(write: int, expected: S, new: S, **fields: Any) -> StatusChange:
-        return StatusChange(
-            order_id=order_id, expected=[expected], new_status=new, at=NOW, write=write, **fields
-        )
-
-    await env.run(db.change_order_status, change(1, S.Pending, S.PaymentProcessing))
-    await env.run(db.change_order_status, change(2, S.PaymentProcessing, S.Confirmed))  # lost
-    again = change(2, S.PaymentProcessing, S.PaymentProcessing, stripe_payment_status="pending")
+    order_id = await paid_order(env, db)
+    amounts = {"stripe_payment_status": "succeeded"}
+    await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Confirmed, task=14))
+    await env.run(db.change_order_status, stamped(order_id, 4, S.Confirmed, S.Processing, task=14))
+    again = stamped(order_id, 3, S.Confirmed, S.Confirmed, task=17, **amounts)
     await env.run(db.change_order_status, again)
-    assert await row_of(engine, order_id, "status", "workflow_write") == ("PaymentProcessing", 2)
-    await env.run(db.change_order_status, change(3, S.PaymentProcessing, S.Confirmed))
     assert await row_of(engine, order_id, "status", "workflow_write") == ("Confirmed", 3)
-    # A write whose number is past the row's, from a status the row is not in: a change
-    # made outside the workflow, refused as before.
+    await env.run(db.change_order_status, stamped(order_id, 4, S.Confirmed, S.Processing, task=17))
+    assert await row_of(engine, order_id, "status", "workflow_task", "workflow_write") == (
+        "Processing",
+        17,
+        4,
+    )
+
+
+async def test_a_change_made_outside_the_workflow_is_refused(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """The row's stamp is the workflow's last write: a status the workflow did not write
+    there is someone else's, and the next write is held to the status it expects."""
+    env = ActivityEnvironment()
+    order_id = await paid_order(env, db)
     async with engine.begin() as conn:
         await conn.execute(
             text("UPDATE orders SET status = 'Cancelled' WHERE order_id = :id"), {"id": order_id}
         )
-    with pytest.raises(ApplicationError) as caught:
-        await env.run(db.change_order_status, change(4, S.Confirmed, S.Processing))
-    assert caught.value.type == Failure.STATUS_CONFLICT
-    assert await row_of(engine, order_id, "status", "workflow_write") == ("Cancelled", 3)
+    await refused(env, db, stamped(order_id, 3, S.Confirmed, S.Processing, task=14))
+    assert await row_of(engine, order_id, "status", "workflow_write") == ("Cancelled", 2)
+
+
+async def test_an_ended_runs_late_write_does_not_undo_the_resumed_runs(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """The ended run's write 3 (Processing) was in flight when ops terminated it. The
+    resumed run numbers on from the row (2) and cancels: its own write 3. Then the ended
+    run's write lands: another run's, held to the status it expects, and refused."""
+    env = ActivityEnvironment()
+    order_id = (await env.run(db.create_order_row, new_order())).order_id
+    first = stamped(order_id, 1, S.Pending, S.PaymentProcessing, task=5, run=ENDED_RUN)
+    await env.run(db.change_order_status, first)
+    paid = stamped(order_id, 2, S.PaymentProcessing, S.Confirmed, task=9, run=ENDED_RUN)
+    await env.run(db.change_order_status, paid)
+    cancel = stamped(order_id, 3, S.Confirmed, S.Cancelled, task=4, cancellation_reason="no")
+    await env.run(db.change_order_status, cancel)
+    late = stamped(order_id, 3, S.Confirmed, S.Processing, task=14, run=ENDED_RUN)
+    await refused(env, db, late)
+    assert await row_of(engine, order_id, "status", "workflow_run") == ("Cancelled", RUN)
+
+
+async def test_a_late_attempt_of_an_earlier_tasks_write_never_moves_the_order_back(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """Task 14's write 3 (Processing) stalled on a worker; the task timed out and ran again
+    as task 17: write 3 landed, then 4 (Shipped). The stalled attempt commits now: made in
+    an earlier task than the row's write, so it is held to the status, and refused."""
+    env = ActivityEnvironment()
+    order_id = await paid_order(env, db)
+    await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Processing, task=17))
+    shipped = stamped(order_id, 4, S.Processing, S.Shipped, task=17, ship_all=True)
+    await env.run(db.change_order_status, shipped)
+    await refused(env, db, stamped(order_id, 3, S.Confirmed, S.Processing, task=14))
+    assert await row_of(engine, order_id, "status", "workflow_write") == ("Shipped", 4)
+
+
+async def test_a_row_put_right_by_hand_holds_when_its_run_is_cleared(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """Write 3 committed but was reported failed (its retries spent), so the workflow's
+    next write is numbered 3 again. Ops who put the row right by hand in between clear
+    `workflow_run` (docs/operations.md): the next write is then held to the status."""
+    env = ActivityEnvironment()
+    order_id = await paid_order(env, db)
+    await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Processing, task=14))
+    async with engine.begin() as conn:
+        await conn.execute(
+            text(
+                "UPDATE orders SET status = 'Cancelled', workflow_run = NULL WHERE order_id = :id"
+            ),
+            {"id": order_id},
+        )
+    await refused(env, db, stamped(order_id, 3, S.Confirmed, S.Confirmed, task=21))
+    assert await row_of(engine, order_id, "status") == ("Cancelled",)
 
 
 async def test_a_return_recorded_again_answers_when_it_was_first_recorded(

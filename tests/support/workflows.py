@@ -44,6 +44,7 @@ from vult.domain.contracts import (
     RefundPayment,
     RequestedLineItem,
     StatusChange,
+    WriteStamp,
 )
 from vult.domain.failures import Failure
 from vult.domain.status import OrderStatus
@@ -116,9 +117,8 @@ class Backend:
     reauthorization: str = "requires_capture"  # what a re-authorization leaves it in
     returns: list[RecordReturn] = field(default_factory=list)
     settled: dict[uuid.UUID, list[str]] = field(default_factory=dict)  # resolved refund ids
-    # The number of the workflow's write that last changed each row (orders.workflow_write):
-    # a write numbered at or below it replaces what a lost workflow task wrote.
-    writes: dict[uuid.UUID, int] = field(default_factory=dict)
+    # The stamp of the workflow's write that last changed each row (orders.workflow_*).
+    stamps: dict[uuid.UUID, WriteStamp] = field(default_factory=dict)
 
     @activity.defn(name="create_order_row")
     async def create_order_row(self, req: CreateOrderRow) -> CreatedOrderRow:
@@ -148,14 +148,11 @@ class Backend:
         if change.new_status == self.refuse_status:
             raise ApplicationError("refused", type=Failure.STATUS_REFUSED, non_retryable=True)
         current = self.rows[change.order_id]
-        lost_task_wrote = (
-            change.write is not None and self.writes.get(change.order_id, 0) >= change.write
-        )
-        if current not in change.expected and not lost_task_wrote:
+        if current not in change.expected and not self._lost_task_wrote(change):
             raise ApplicationError("conflict", type=Failure.STATUS_CONFLICT, non_retryable=True)
         self.rows[change.order_id] = change.new_status
-        if change.write is not None:
-            self.writes[change.order_id] = change.write
+        if change.stamp is not None:
+            self.stamps[change.order_id] = change.stamp
         if change.new_status != current:
             self.changes.append((current, change.new_status))
         if change.settled_refund_ids:
@@ -177,6 +174,17 @@ class Backend:
         ):
             if getattr(change, name) is not None:
                 row[name] = str(getattr(change, name))
+
+    def _lost_task_wrote(self, change: StatusChange) -> bool:
+        """The row's last write is one a lost task of this run made (orders.workflow_*)."""
+        mine, there = change.stamp, self.stamps.get(change.order_id)
+        return (
+            mine is not None
+            and there is not None
+            and there.run_id == mine.run_id
+            and there.task <= mine.task
+            and there.number >= mine.number
+        )
 
     @activity.defn(name="read_order_payment")
     async def read_order_payment(self, order_id: uuid.UUID) -> OrderPayment:

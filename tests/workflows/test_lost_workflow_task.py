@@ -8,17 +8,37 @@ change (docs/architecture.md, "Writes a lost workflow task made")."""
 from __future__ import annotations
 
 import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.exceptions import ApplicationError
 
-from tests.support.workflows import Harness
-from vult.domain.contracts import CancelOrder, OrderState
+from tests.support.workflows import STAND_IN_TOTAL, Backend, Harness
+from vult.domain.contracts import (
+    CancelOrder,
+    OrderState,
+    OrderWorkflowInput,
+    Payments,
+    ResumedRun,
+    StatusChange,
+)
 from vult.domain.status import OrderStatus
-from workflows.order import OrderWorkflow
+from workflows.order import OrderWorkflow, workflow_id_for
 
 S = OrderStatus
 LOCAL_ACTIVITY = "core_local_activity"  # the marker a local activity's result is kept in
+
+
+def lost_task(backend: Backend, order_id: uuid.UUID, status: S, ahead: int) -> None:
+    """What a lost workflow task left on the row: `status`, under a number `ahead` of the
+    workflow's last write, stamped by the task that made that write (no later than the
+    task that runs it again)."""
+    last = backend.stamps[order_id]
+    backend.rows[order_id] = status
+    backend.stamps[order_id] = last.model_copy(update={"number": last.number + ahead})
 
 
 async def test_writes_a_lost_task_made_are_replaced_when_the_task_runs_again(
@@ -31,12 +51,11 @@ async def test_writes_a_lost_task_made_are_replaced_when_the_task_runs_again(
     placed, handle, _ = await harness.paid()
     backend, order_id = harness.backend, placed.order_id
     before = await handle.query(OrderWorkflow.state)
-    backend.rows[order_id] = S.Processing  # what the lost task left
-    backend.writes[order_id] = before.writes + 2
+    lost_task(backend, order_id, S.Processing, ahead=2)
     await asyncio.wait_for(handle.execute_update(OrderWorkflow.start_processing), 30)
     state = await handle.query(OrderWorkflow.state)
     assert state.status == backend.rows[order_id] == S.Processing
-    assert state.writes == backend.writes[order_id] == before.writes + 2
+    assert state.writes == backend.stamps[order_id].number == before.writes + 2
     # The lost task's work made again, under the same numbers: back to what the workflow
     # knew, then on.
     assert backend.changes[-2:] == [(S.Processing, S.Confirmed), (S.Confirmed, S.Processing)]
@@ -50,12 +69,59 @@ async def test_a_write_a_lost_update_made_is_replaced_by_the_workflows_next(
     and the order is not cancelled. The row says so again with the workflow's next write."""
     placed, handle, _ = await harness.paid()
     backend, order_id = harness.backend, placed.order_id
-    before = await handle.query(OrderWorkflow.state)
-    backend.rows[order_id] = S.Cancelled
-    backend.writes[order_id] = before.writes + 1
+    lost_task(backend, order_id, S.Cancelled, ahead=1)
     await asyncio.wait_for(handle.execute_update(OrderWorkflow.start_processing), 30)
     assert (await handle.query(OrderWorkflow.state)).status == S.Processing
     assert backend.rows[order_id] == S.Processing
+
+
+async def test_an_ended_runs_late_write_does_not_reopen_the_resumed_runs_cancel(
+    harness: Harness,
+) -> None:
+    """The ended run's fulfilment write was in flight when ops terminated it; the resumed
+    run (numbering on from the row) cancels and refunds. Then the ended run's write lands:
+    another run's, refused, and the order stays Cancelled on the row too."""
+    placed, handle, intent = await harness.paid()
+    backend, order_id = harness.backend, placed.order_id
+    before = await handle.query(OrderWorkflow.state)
+    ended = backend.stamps[order_id]
+    in_flight = StatusChange(
+        order_id=order_id,
+        expected=[S.Confirmed],
+        new_status=S.Processing,
+        at=datetime.now(UTC),
+        stamp=ended.model_copy(update={"task": ended.task + 10, "number": before.writes + 1}),
+    )
+    await handle.terminate("stuck: resumed by ops")
+    state = OrderState(  # as activities/order_resume.py builds it from the row
+        status=S.Confirmed,
+        order_number=placed.order_number,
+        total=STAND_IN_TOTAL,
+        currency="USD",
+        created_at=datetime.now(UTC) - timedelta(minutes=1),
+        resumes=[ResumedRun(at=datetime.now(UTC), previous="TERMINATED")],
+        catching_up=True,
+        payments=Payments(
+            attempt=1,
+            current=intent.model_copy(update={"client_secret": ""}),
+            intent_ids=[intent.payment_intent_id],
+            next_reconcile_at=datetime.now(UTC) + timedelta(minutes=15),
+        ),
+        writes=ended.number,
+    )
+    resumed = await harness.client.start_workflow(
+        OrderWorkflow.run,
+        OrderWorkflowInput(order_id=order_id, timing=harness.timing, state=state),
+        id=workflow_id_for(order_id),
+        task_queue=harness.task_queue,
+    )
+    cancel = resumed.execute_update(OrderWorkflow.cancel, CancelOrder(reason="changed my mind"))
+    await asyncio.wait_for(cancel, 30)
+    assert backend.rows[order_id] == S.Cancelled and backend.refunds
+    with pytest.raises(ApplicationError):
+        await backend.change_order_status(in_flight)
+    assert backend.rows[order_id] == S.Cancelled
+    assert (await resumed.query(OrderWorkflow.state)).status == S.Cancelled
 
 
 async def test_a_change_made_outside_the_workflow_is_still_refused(harness: Harness) -> None:
@@ -63,7 +129,7 @@ async def test_a_change_made_outside_the_workflow_is_still_refused(harness: Harn
     overwritten: the workflow's task fails, visible in the Web UI, until ops put it right."""
     placed, handle, _ = await harness.paid()
     backend, order_id = harness.backend, placed.order_id
-    backend.rows[order_id] = S.Cancelled  # by hand: the write number is unchanged
+    backend.rows[order_id] = S.Cancelled  # by hand: the stamp is the workflow's last write
     processing = asyncio.create_task(handle.execute_update(OrderWorkflow.start_processing))
     await eventually_task_fails(handle)
     assert backend.rows[order_id] == S.Cancelled

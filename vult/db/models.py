@@ -101,8 +101,11 @@ class Order(Base):
     # The mail server's answer when it refused the customer's address for good: no more
     # e-mails are tried for this order (docs/events.md).
     customer_email_refused: Mapped[str | None] = mapped_column(String(500))
-    # The order workflow's number of the write that last changed this row (StatusChange.write):
-    # a write made by a workflow task that was then lost is known by it, and replaced.
+    # The stamp of the order workflow's write that last changed this row (WriteStamp): a
+    # write made by a workflow task that was then lost is known by it, and replaced.
+    # Clearing workflow_run makes the next write hold to the status (a row put right by hand).
+    workflow_run: Mapped[str | None] = mapped_column(String(64))
+    workflow_task: Mapped[int | None] = mapped_column(Integer)
     workflow_write: Mapped[int | None] = mapped_column(Integer)
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))

@@ -305,9 +305,7 @@ class OrderState(BaseModel):
     # A resumed run has yet to read Stripe's word on every PaymentIntent of the order.
     catching_up: bool = False
     # Row writes this order's workflow has seen land, across its runs (a resumed run takes
-    # the row's count). The next write is numbered one more: a write the row holds at or
-    # above that number was made by a workflow task that was lost (docs/architecture.md,
-    # "Writes a lost workflow task made").
+    # the row's count). The next write is numbered one more (WriteStamp.number).
     writes: int = 0
 
 
@@ -502,6 +500,22 @@ class CreatedOrderRow(BaseModel):
     currency: str
 
 
+class WriteStamp(BaseModel):
+    """Names one row write of an order's workflow (docs/architecture.md, "Writes a lost
+    workflow task made"). The row keeps the stamp of its last write. A write replaces the
+    row's, whatever the status, only when that one is of the same run (`run_id`), by a
+    workflow task no later than this write's (`task`), with a number at or above this
+    one's (`number`): a task whose writes the workflow never saw land, which it has run
+    again. Any other write is held to the expected status."""
+
+    run_id: str
+    # The workflow task the write is made in: the history's length when it began, which
+    # only grows from one task to the next.
+    task: int
+    # OrderState.writes + 1: the writes the workflow saw land, plus this one.
+    number: int
+
+
 class StatusChange(BaseModel):
     """A conditional status write: applied only if the row is in one of `expected`."""
 
@@ -528,10 +542,10 @@ class StatusChange(BaseModel):
     ship_all: bool = False
     # The facts this change records, as order events (none when the row is already there).
     events: list[EmittedEvent] = Field(default_factory=list)
-    # The workflow's number for this write (OrderState.writes + 1); None from a build that
-    # did not number them. The row keeps it: a write that finds a number at or above its
-    # own there replaces what a lost workflow task wrote, whatever its status.
-    write: int | None = None
+    # Which write of the workflow's this is; None from a build that did not stamp them.
+    # The row keeps it: a write that finds there a stamp of a lost task of the same run
+    # replaces what that task wrote, whatever its status (WriteStamp).
+    stamp: WriteStamp | None = None
 
 
 class RecordPayment(BaseModel):

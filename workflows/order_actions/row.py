@@ -15,6 +15,7 @@ from vult.domain.contracts import (
     EmittedEvent,
     RefundInfo,
     StatusChange,
+    WriteStamp,
 )
 from vult.domain.money import from_minor_units
 from vult.domain.status import OrderStatus, can_transition
@@ -101,7 +102,11 @@ async def _write(
         events=_once([*events, *order_events.from_stripe(ctx)]),
         # Counted only once it landed: a write that failed (it may have committed all the
         # same) is replaced by the next one, which carries its number.
-        write=number,
+        stamp=WriteStamp(
+            run_id=workflow.info().run_id,
+            task=workflow.info().get_current_history_length(),
+            number=number,
+        ),
     )
     await steps.write_status(change.model_copy(update=fields))
     ctx.state.writes = number
