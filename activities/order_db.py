@@ -189,8 +189,8 @@ class OrderDbActivities:
         values: dict[str, object] = {"status": change.new_status.value, "updated_date": change.at}
         stamp = change.stamp
         if stamp is not None:
-            values["workflow_run"] = stamp.run_id
-            values["workflow_task"] = stamp.task
+            values["workflow_chain"] = stamp.chain
+            values["workflow_task_began"] = stamp.task_began
             values["workflow_write"] = stamp.number
         if change.payment_intent_id is not None:
             values["stripe_payment_intent_id"] = change.payment_intent_id
@@ -248,16 +248,16 @@ class OrderDbActivities:
                 )
             expected: ColumnElement[bool] = _ORDERS.c.status.in_([s.value for s in change.expected])
             if stamp is not None:
-                # The row holds a write of this run, made by this task or an earlier one,
-                # numbered at or above this one: a workflow task made it and was lost
-                # before it was recorded (its worker or the server died), and the workflow,
-                # running that task again, may have decided otherwise. The workflow is the
-                # truth: its write replaces that one. (A late write of an ended run, or of
-                # an earlier task, or a row whose workflow_run was cleared by hand, is held
-                # to the status.)
+                # The row holds a write of this chain of runs, made by a task begun no
+                # later than this one, numbered at or above this one: a workflow task made
+                # it and was lost before it was recorded (its worker or the server died),
+                # and the workflow, running that task again, may have decided otherwise.
+                # The workflow is the truth: its write replaces that one. (A late write of
+                # an ended run, or of an attempt that stalled while the task ran again, or
+                # a row whose workflow_chain was cleared by hand, is held to the status.)
                 lost = and_(
-                    _ORDERS.c.workflow_run == stamp.run_id,
-                    _ORDERS.c.workflow_task <= stamp.task,
+                    _ORDERS.c.workflow_chain == stamp.chain,
+                    _ORDERS.c.workflow_task_began <= stamp.task_began,
                     _ORDERS.c.workflow_write >= stamp.number,
                 )
                 expected = or_(expected, lost)
@@ -294,16 +294,20 @@ class OrderDbActivities:
         status, pi = row
         same_pi = change.payment_intent_id is None or change.payment_intent_id == pi
         if status == change.new_status.value:
-            if same_pi:
+            if same_pi or change.stamp is not None:
+                # A stamped write lands here only when the row is not a lost task's of its
+                # chain: someone else's (an ended run's, a hand's) that happens to name
+                # the same status. It stands as it is.
                 # This change was already applied (a retry after commit); its events were
                 # recorded with it, their deliveries perhaps not yet started.
                 async with self._engine.connect() as conn:
                     retried = await self._outbox.pending(conn, [e.event_id for e in change.events])
                 await self._outbox.start(retried)
                 return
-            # Applied by an attempt whose result the workflow never saw (its task was lost
-            # with a crash): that attempt's PaymentIntent was never handed to anyone, and
-            # the workflow's own is the one the row must name.
+            # An unstamped write (from a build before 1.1) applied by an attempt whose
+            # result the workflow never saw (its task was lost with a crash): that
+            # attempt's PaymentIntent was never handed to anyone, and the workflow's own is
+            # the one the row must name. (A stamped one is replaced above.)
             async with self._engine.begin() as conn:
                 await conn.execute(
                     update(_ORDERS)

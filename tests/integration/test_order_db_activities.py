@@ -210,7 +210,12 @@ async def test_a_change_from_a_status_the_row_is_not_in_is_refused(
     assert await row_of(engine, created.order_id, "status") == ("Pending",)
 
 
-RUN, ENDED_RUN = "run-2", "run-1"
+CHAIN, ENDED_CHAIN = "run-2", "run-1"
+
+
+def began(second: int) -> datetime:
+    """When a workflow task began, `second` seconds into the order's life."""
+    return NOW + timedelta(seconds=second)
 
 
 def stamped(
@@ -220,7 +225,7 @@ def stamped(
     new: S,
     *,
     task: int,
-    run: str = RUN,
+    chain: str = CHAIN,
     **fields: Any,
 ) -> StatusChange:
     return StatusChange(
@@ -228,13 +233,14 @@ def stamped(
         expected=[expected],
         new_status=new,
         at=NOW,
-        stamp=WriteStamp(run_id=run, task=task, number=number),
+        stamp=WriteStamp(chain=chain, task_began=began(task), number=number),
         **fields,
     )
 
 
 async def paid_order(env: ActivityEnvironment, db: OrderDbActivities) -> uuid.UUID:
-    """An order whose workflow wrote 1 (PaymentProcessing, task 5) and 2 (Confirmed, 9)."""
+    """An order whose workflow wrote 1 (PaymentProcessing, task at 5 s) and 2 (Confirmed,
+    task at 9 s)."""
     order_id = (await env.run(db.create_order_row, new_order())).order_id
     pay = stamped(order_id, 1, S.Pending, S.PaymentProcessing, task=5)
     await env.run(db.change_order_status, pay)
@@ -251,10 +257,10 @@ async def refused(env: ActivityEnvironment, db: OrderDbActivities, change: Statu
 async def test_writes_a_lost_workflow_task_made_are_replaced_by_the_workflows_own(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
-    """Task 14 wrote 3 (Stripe's amounts) and 4 (Processing), and was lost. Run again as
-    task 17, its write 3 meets a row already Processing: made by an earlier task of this
-    run under a number at or above 3, so the workflow's write replaces it
-    (docs/architecture.md), and 4 goes on from there."""
+    """The task begun at 14 s wrote 3 (Stripe's amounts) and 4 (Processing), and was lost.
+    Run again (begun at 17 s), its write 3 meets a row already Processing: made by an
+    earlier task of the chain under a number at or above 3, so the workflow's write
+    replaces it (docs/architecture.md), and 4 goes on from there."""
     env = ActivityEnvironment()
     order_id = await paid_order(env, db)
     amounts = {"stripe_payment_status": "succeeded"}
@@ -264,9 +270,9 @@ async def test_writes_a_lost_workflow_task_made_are_replaced_by_the_workflows_ow
     await env.run(db.change_order_status, again)
     assert await row_of(engine, order_id, "status", "workflow_write") == ("Confirmed", 3)
     await env.run(db.change_order_status, stamped(order_id, 4, S.Confirmed, S.Processing, task=17))
-    assert await row_of(engine, order_id, "status", "workflow_task", "workflow_write") == (
+    assert await row_of(engine, order_id, "status", "workflow_task_began", "workflow_write") == (
         "Processing",
-        17,
+        began(17),
         4,
     )
 
@@ -290,27 +296,29 @@ async def test_an_ended_runs_late_write_does_not_undo_the_resumed_runs(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
     """The ended run's write 3 (Processing) was in flight when ops terminated it. The
-    resumed run numbers on from the row (2) and cancels: its own write 3. Then the ended
-    run's write lands: another run's, held to the status it expects, and refused."""
+    resumed run (a chain of its own) numbers on from the row (2) and cancels: its own
+    write 3. Then the ended run's write lands, later: another chain's, held to the status
+    it expects, and refused."""
     env = ActivityEnvironment()
     order_id = (await env.run(db.create_order_row, new_order())).order_id
-    first = stamped(order_id, 1, S.Pending, S.PaymentProcessing, task=5, run=ENDED_RUN)
+    first = stamped(order_id, 1, S.Pending, S.PaymentProcessing, task=5, chain=ENDED_CHAIN)
     await env.run(db.change_order_status, first)
-    paid = stamped(order_id, 2, S.PaymentProcessing, S.Confirmed, task=9, run=ENDED_RUN)
+    paid = stamped(order_id, 2, S.PaymentProcessing, S.Confirmed, task=9, chain=ENDED_CHAIN)
     await env.run(db.change_order_status, paid)
-    cancel = stamped(order_id, 3, S.Confirmed, S.Cancelled, task=4, cancellation_reason="no")
+    cancel = stamped(order_id, 3, S.Confirmed, S.Cancelled, task=40, cancellation_reason="no")
     await env.run(db.change_order_status, cancel)
-    late = stamped(order_id, 3, S.Confirmed, S.Processing, task=14, run=ENDED_RUN)
+    late = stamped(order_id, 3, S.Confirmed, S.Processing, task=30, chain=ENDED_CHAIN)
     await refused(env, db, late)
-    assert await row_of(engine, order_id, "status", "workflow_run") == ("Cancelled", RUN)
+    assert await row_of(engine, order_id, "status", "workflow_chain") == ("Cancelled", CHAIN)
 
 
-async def test_a_late_attempt_of_an_earlier_tasks_write_never_moves_the_order_back(
+async def test_a_stalled_attempt_of_a_task_run_again_since_never_moves_the_order_back(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
-    """Task 14's write 3 (Processing) stalled on a worker; the task timed out and ran again
-    as task 17: write 3 landed, then 4 (Shipped). The stalled attempt commits now: made in
-    an earlier task than the row's write, so it is held to the status, and refused."""
+    """An attempt of the task (begun at 14 s) stalled in its write 3 (Processing); the task
+    timed out and ran again (begun at 17 s, at the same history length, as later attempts
+    do): write 3 landed, then 4 (Shipped). The stalled attempt commits now: its task began
+    before the row's write's, so it is held to the status, and refused."""
     env = ActivityEnvironment()
     order_id = await paid_order(env, db)
     await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Processing, task=17))
@@ -320,19 +328,32 @@ async def test_a_late_attempt_of_an_earlier_tasks_write_never_moves_the_order_ba
     assert await row_of(engine, order_id, "status", "workflow_write") == ("Shipped", 4)
 
 
-async def test_a_row_put_right_by_hand_holds_when_its_run_is_cleared(
+async def test_a_lost_write_is_replaced_by_the_next_run_of_the_chain(
+    db: OrderDbActivities, engine: AsyncEngine
+) -> None:
+    """A lost task wrote 3 (Processing); run again, it decided not to write and the run
+    continued as new. The next run (the same chain, later tasks, the count carried) makes
+    write 3: it replaces the lost one."""
+    env = ActivityEnvironment()
+    order_id = await paid_order(env, db)
+    await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Processing, task=14))
+    await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Cancelled, task=60))
+    assert await row_of(engine, order_id, "status", "workflow_write") == ("Cancelled", 3)
+
+
+async def test_a_row_put_right_by_hand_holds_when_its_chain_is_cleared(
     db: OrderDbActivities, engine: AsyncEngine
 ) -> None:
     """Write 3 committed but was reported failed (its retries spent), so the workflow's
     next write is numbered 3 again. Ops who put the row right by hand in between clear
-    `workflow_run` (docs/operations.md): the next write is then held to the status."""
+    `workflow_chain` (docs/operations.md): the next write is then held to the status."""
     env = ActivityEnvironment()
     order_id = await paid_order(env, db)
     await env.run(db.change_order_status, stamped(order_id, 3, S.Confirmed, S.Processing, task=14))
     async with engine.begin() as conn:
         await conn.execute(
             text(
-                "UPDATE orders SET status = 'Cancelled', workflow_run = NULL WHERE order_id = :id"
+                "UPDATE orders SET status = 'Cancelled', workflow_chain = NULL WHERE order_id = :id"
             ),
             {"id": order_id},
         )

@@ -176,13 +176,13 @@ class Backend:
                 row[name] = str(getattr(change, name))
 
     def _lost_task_wrote(self, change: StatusChange) -> bool:
-        """The row's last write is one a lost task of this run made (orders.workflow_*)."""
+        """The row's last write is one a lost task of this chain made (orders.workflow_*)."""
         mine, there = change.stamp, self.stamps.get(change.order_id)
         return (
             mine is not None
             and there is not None
-            and there.run_id == mine.run_id
-            and there.task <= mine.task
+            and there.chain == mine.chain
+            and there.task_began <= mine.task_began
             and there.number >= mine.number
         )
 

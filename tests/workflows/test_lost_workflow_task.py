@@ -90,7 +90,9 @@ async def test_an_ended_runs_late_write_does_not_reopen_the_resumed_runs_cancel(
         expected=[S.Confirmed],
         new_status=S.Processing,
         at=datetime.now(UTC),
-        stamp=ended.model_copy(update={"task": ended.task + 10, "number": before.writes + 1}),
+        stamp=ended.model_copy(
+            update={"task_began": datetime.now(UTC), "number": before.writes + 1}
+        ),
     )
     await handle.terminate("stuck: resumed by ops")
     state = OrderState(  # as activities/order_resume.py builds it from the row

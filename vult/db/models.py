@@ -103,9 +103,10 @@ class Order(Base):
     customer_email_refused: Mapped[str | None] = mapped_column(String(500))
     # The stamp of the order workflow's write that last changed this row (WriteStamp): a
     # write made by a workflow task that was then lost is known by it, and replaced.
-    # Clearing workflow_run makes the next write hold to the status (a row put right by hand).
-    workflow_run: Mapped[str | None] = mapped_column(String(64))
-    workflow_task: Mapped[int | None] = mapped_column(Integer)
+    # Clearing workflow_chain makes the next write hold to the status (a row put right by
+    # hand).
+    workflow_chain: Mapped[str | None] = mapped_column(String(64))
+    workflow_task_began: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     workflow_write: Mapped[int | None] = mapped_column(Integer)
     shipping_carrier: Mapped[str | None] = mapped_column(String(100))
     tracking_number: Mapped[str | None] = mapped_column(String(100))

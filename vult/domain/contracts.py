@@ -503,15 +503,17 @@ class CreatedOrderRow(BaseModel):
 class WriteStamp(BaseModel):
     """Names one row write of an order's workflow (docs/architecture.md, "Writes a lost
     workflow task made"). The row keeps the stamp of its last write. A write replaces the
-    row's, whatever the status, only when that one is of the same run (`run_id`), by a
-    workflow task no later than this write's (`task`), with a number at or above this
-    one's (`number`): a task whose writes the workflow never saw land, which it has run
-    again. Any other write is held to the expected status."""
+    row's, whatever the status, only when that one is of the same chain of runs (`chain`),
+    made by a workflow task that began no later than this write's (`task_began`), with a
+    number at or above this one's (`number`): a task whose writes the workflow never saw
+    land, which it has run again. Any other write is held to the expected status."""
 
-    run_id: str
-    # The workflow task the write is made in: the history's length when it began, which
-    # only grows from one task to the next.
-    task: int
+    # The first run of the workflow's chain (continue-as-new keeps it; a resumed order's
+    # new run, started afresh, begins a chain of its own).
+    chain: str
+    # When the workflow task the write is made in began (workflow.now()): every attempt of
+    # a task, and every later task, begins later; the writes of one task share it.
+    task_began: datetime
     # OrderState.writes + 1: the writes the workflow saw land, plus this one.
     number: int
 

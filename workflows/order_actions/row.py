@@ -103,8 +103,8 @@ async def _write(
         # Counted only once it landed: a write that failed (it may have committed all the
         # same) is replaced by the next one, which carries its number.
         stamp=WriteStamp(
-            run_id=workflow.info().run_id,
-            task=workflow.info().get_current_history_length(),
+            chain=workflow.info().first_execution_run_id,
+            task_began=workflow.now(),
             number=number,
         ),
     )
