@@ -11,7 +11,15 @@ from typing import Any
 import pytest
 
 from dev.chaos import event_audit
-from dev.chaos.audit import OWNER, Invariant, Records, Workflow, audit, redeliveries_acknowledged
+from dev.chaos.audit import (
+    OWNER,
+    Invariant,
+    Records,
+    Workflow,
+    audit,
+    disagreeing,
+    redeliveries_acknowledged,
+)
 from dev.chaos.event_audit import Told, figures
 from dev.chaos.shoppers import Journey
 from dev.inbox.local_receiver import LOCAL_RECEIVER
@@ -366,6 +374,37 @@ def test_a_run_the_terminate_fault_ended_is_no_violation_once_resumed() -> None:
     records.terminated.add((f"order-{ORDER}", "run-0"))
     records.bad_endings.append((f"order-{ORDER}", "run-0"))
     assert not failed(audit(journeys, records))
+
+
+def test_a_run_the_terminate_fault_ended_mid_write_may_lag_its_row() -> None:
+    """Terminated after its write landed and before its task was recorded: the run says
+    PaymentProcessing, the row Cancelled. The row is the order then (settled, so not
+    resumed): no violation. The same lag in a running workflow, or in a run ended by
+    anything else, is one."""
+    journeys, records = sound()
+    records.orders[ORDER]["status"] = "Cancelled"
+    records.orders[ORDER]["stripe_payment_status"] = "canceled"
+    records.intents["pi_kept"]["status"] = "canceled"
+    lagging = Workflow(
+        exists=True, status="PaymentProcessing", search_status="PaymentProcessing", run_id="r1"
+    )
+    records.workflows[ORDER] = lagging
+    agree = "database status = workflow status = OrderStatus search attribute"
+    assert agree in failed(audit(journeys, records))  # ended, not by the fault
+    records.terminated.add((f"order-{ORDER}", "r1"))
+    records.bad_endings.append((f"order-{ORDER}", "r1"))
+    assert agree not in failed(audit(journeys, records))
+    lagging.running = True  # the same run still running: it must catch up first
+    assert agree in failed(audit(journeys, records))
+
+
+def test_settling_waits_for_a_running_workflow_to_say_what_its_row_says() -> None:
+    _, records = sound()
+    assert disagreeing(records.orders, records.workflows) == []
+    records.workflows[ORDER].status = "PaymentProcessing"  # its lost task not run again yet
+    assert disagreeing(records.orders, records.workflows) == [ORDER]
+    records.workflows[ORDER].running = False  # ended: settling cannot wait for it
+    assert disagreeing(records.orders, records.workflows) == []
 
 
 def test_an_event_delivered_again_that_was_not_acknowledged_is_found() -> None:

@@ -35,11 +35,20 @@ def data_dir() -> Iterator[Path]:
 
 
 def _keep(data_dir: Path) -> None:
-    """A failed run's programs' logs, its report and its output, kept for whoever reads the
-    failure: test-artifacts/chaos-<folder>/ (the run's own folder is removed)."""
+    """A failed run's programs' logs, its report, its output and the Temporal server's
+    database with the run's payload keys (every order's history, for `temporal server
+    start-dev --db-filename`), kept for whoever reads the failure:
+    test-artifacts/chaos-<folder>/ (the run's own folder is removed)."""
     kept = ROOT / "test-artifacts" / data_dir.name
     kept.mkdir(parents=True, exist_ok=True)
-    for part in ("chaos/logs", "chaos/report.json", "chaos.out"):
+    histories = ("temporal.sqlite", "temporal.sqlite-wal", "temporal.sqlite-shm")
+    for part in (
+        "chaos/logs",
+        "chaos/report.json",
+        "chaos.out",
+        *(f"chaos/{name}" for name in histories),
+        "chaos/payload-encryption-keys",
+    ):
         found = data_dir / part
         if found.is_dir():
             shutil.copytree(found, kept / found.name, dirs_exist_ok=True)
