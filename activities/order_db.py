@@ -295,11 +295,11 @@ class OrderDbActivities:
         same_pi = change.payment_intent_id is None or change.payment_intent_id == pi
         if status == change.new_status.value:
             if same_pi or change.stamp is not None:
-                # A stamped write lands here only when the row is not a lost task's of its
-                # chain: someone else's (an ended run's, a hand's) that happens to name
-                # the same status. It stands as it is.
-                # This change was already applied (a retry after commit); its events were
-                # recorded with it, their deliveries perhaps not yet started.
+                # Unstamped: this change was already applied (a retry after commit); its
+                # events were recorded with it, their deliveries perhaps not yet started.
+                # Stamped (its own retry matched the stamp above): the row holds someone
+                # else's write (an ended run's, a hand's) naming the same status, and it
+                # stands as it is.
                 async with self._engine.connect() as conn:
                     retried = await self._outbox.pending(conn, [e.event_id for e in change.events])
                 await self._outbox.start(retried)
