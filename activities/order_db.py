@@ -346,6 +346,11 @@ class OrderDbActivities:
         await self._outbox.start(deliveries)
         return changed is not None
 
+    @activity.defn(name="accept_update")
+    async def accept_update(self, update: str) -> None:
+        """Nothing: the workflow task that accepted `update` ends by scheduling this, so
+        the server records the acceptance before the update writes or calls Stripe."""
+
     @activity.defn(name="read_order_lines")
     async def read_order_lines(self, order_id: uuid.UUID) -> OrderLines:
         """The order's amounts and lines, with what shipped and was returned (a read)."""

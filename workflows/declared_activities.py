@@ -114,6 +114,14 @@ change_order_status: LocalActivity[StatusChange, None] = LocalActivity(
     ORDER_DB,
     policies.DB_WRITE,
 )
+accept_update: Activity[str, None] = Activity(
+    "accept_update",
+    str,
+    type(None),
+    lambda update: f"Accept the {update} update before acting on it",
+    ORDER_DB,
+    policies.ACCEPT,
+)
 read_order_payment: LocalActivity[uuid.UUID, OrderPayment] = LocalActivity(
     "read_order_payment",
     uuid.UUID,
@@ -251,6 +259,7 @@ start_pending_deliveries: Activity[int, int] = Activity(
 ALL: tuple[_Declared[Any, Any], ...] = (
     create_order_row,
     change_order_status,
+    accept_update,
     read_order_payment,
     record_payment,
     read_order_lines,

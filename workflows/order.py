@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, FailureError
@@ -33,6 +32,7 @@ from vult.domain.failures import Failure
 from vult.domain.order_events import OrderEventType
 from vult.domain.status import CANCELLABLE, Command, OrderStatus
 from workflows import attention, decisions, guards, ops_view, patches, steps
+from workflows import declared_activities as declared
 from workflows.decisions import Timer
 from workflows.order_actions import (
     cancellation,
@@ -52,9 +52,6 @@ S = OrderStatus
 # Stripe may deliver an event more than once; remembering the last few hundred ids is
 # plenty, as each order sees a handful of events.
 _SEEN_EVENTS_KEPT = 200
-# The name of the millisecond timer that records an update's acceptance before it acts
-# (OrderWorkflow._accepted): the Web UI's timeline shows it after each command.
-ACCEPTED_TIMER = "update accepted"
 
 
 def workflow_id_for(order_id: uuid.UUID) -> str:
@@ -418,7 +415,11 @@ class OrderWorkflow:
         calls Stripe. Without it, a server that died before recording that task forgets the
         update while its writes stand (the caller saw an error and may never send it again)."""
         if workflow.patched(patches.ACCEPTED_BEFORE_ACTING):
-            await workflow.sleep(timedelta(milliseconds=1), summary=ACCEPTED_TIMER)
+            # A regular activity, not a timer: the server fires timers to the second (a
+            # 1 ms timer answered each command about a second late); the worker runs this
+            # at once (eagerly, where the server allows it).
+            update = workflow.current_update_info()
+            await declared.accept_update(update.name if update is not None else "")
 
     def _parked_cancel(self, err: FailureError) -> ApplicationError:
         # Stripe or the database could not complete it now: the workflow will (every

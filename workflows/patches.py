@@ -26,7 +26,7 @@ ORDER_EVENTS = "1.1-order-events"
 # sweep is PINNED and lives seconds: may be retired in 1.2.
 SWEEP_STARTS_DELIVERIES = "1.1-sweep-starts-deliveries"
 # 1.1.0: an update that acts (writes the row, calls Stripe) first has its acceptance
-# recorded (a timer of a millisecond ends the workflow task that accepted it), so that no
+# recorded (the no-op activity accept_update ends the workflow task that accepted it), so that no
 # write of its local activities lands for an update the server then forgets (the server
 # died before the task that accepted it was recorded). May be retired once no run begun
 # before it is open (the drain check in docs/architecture.md).

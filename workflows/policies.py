@@ -55,6 +55,13 @@ STRIPE_READ = LocalActivityConfig(
     schedule_to_close_timeout=_BACKGROUND_SCHEDULE_TO_CLOSE,
     retry_policy=_BACKGROUND_RETRY,
 )
+# The no-op that ends an update's accepting workflow task before the update acts
+# (workflows/order.py, `_accepted`): it only has to run. A worker that died before running
+# it leaves it to another; it is never given up.
+ACCEPT = ActivityConfig(
+    start_to_close_timeout=timedelta(seconds=10),
+    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+)
 # Resuming an order whose workflow is gone (a database read, a Stripe read, a start at
 # Temporal): retried for a few minutes; past that the next sweep tries again.
 RESUME = ActivityConfig(

@@ -113,6 +113,7 @@ class Backend:
     disputes: dict[str, DisputeInfo] = field(default_factory=dict)
     refund_amounts: dict[str, int] = field(default_factory=dict)  # key -> amount asked
     recorded: list[RecordPayment] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # updates accepted before acting
     capture_methods: dict[str, str] = field(default_factory=dict)  # PaymentIntent -> method
     reauthorization: str = "requires_capture"  # what a re-authorization leaves it in
     returns: list[RecordReturn] = field(default_factory=list)
@@ -348,11 +349,16 @@ class Backend:
         self.recorded.append(record)
         return record.order_id in self.rows
 
+    @activity.defn(name="accept_update")
+    async def accept_update(self, update: str) -> None:
+        self.accepted.append(update)
+
     @property
     def activities(self) -> list[Callable[..., Any]]:
         return [
             self.create_order_row,
             self.change_order_status,
+            self.accept_update,
             self.read_order_payment,
             self.create_payment_intent,
             self.retrieve_payment_intent,

@@ -110,6 +110,13 @@ def test_each_declared_activity_is_implemented_under_its_name_with_its_signature
     assert _signature(implementation) == ([spec.input], output)
 
 
+def test_every_activity_declared_is_in_the_list_the_worker_registers() -> None:
+    """A declaration left out of `ALL` is never registered: its first call hangs, retried
+    for ever on a worker that does not know it."""
+    module_level = {v.name for v in vars(declared).values() if isinstance(v, declared._Declared)}
+    assert module_level == {d.name for d in declared.ALL}
+
+
 def test_the_worker_registers_each_declared_activity_once() -> None:
     names = [str(activity._Definition.must_from_callable(fn).name) for fn in _registered()]
     assert sorted(names) == sorted({d.name for d in declared.ALL})
