@@ -10,6 +10,7 @@ from temporalio.client import Client
 
 from api import metrics
 from api.admission import Admission
+from api.client_limits import ClientLimits
 from api.cors import RoutedCORS
 from api.deps import Resources
 from api.errors import install_error_handlers
@@ -53,7 +54,13 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
                     settings.api_max_commands_in_flight,
                     settings.api_admission_wait_seconds,
                     settings.api_retry_after_seconds,
+                    kept_for_started=settings.api_places_kept_for_started_orders,
                 ),
+            ),
+            client_limits=ClientLimits(
+                settings.api_max_commands_per_client,
+                settings.api_max_waits_per_client,
+                settings.api_retry_after_seconds,
             ),
             order_changes=order_changes,
         )

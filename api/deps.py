@@ -7,6 +7,7 @@ thread pool, a thread hop per request for what is an attribute read."""
 from __future__ import annotations
 
 import logging
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from temporalio.client import Client
 from temporalio.converter import PayloadCodec
 
 from api import stripe_webhooks
+from api.client_limits import ClientLimits, client_of
 from api.errors import BadRequest, Unauthorized
 from api.metrics import WEBHOOK_EVENTS, WEBHOOK_SIGNATURE_FAILURES
 from api.order_changes import OrderChanges
@@ -34,6 +36,7 @@ class Resources:
     codec: PayloadCodec | None
     commands: OrderCommands
     order_changes: OrderChanges
+    client_limits: ClientLimits
 
 
 async def _resources(request: Request) -> Resources:
@@ -93,6 +96,22 @@ async def _verified_event(
     WEBHOOK_EVENTS.labels(type=event.type).inc()
     return event
 
+
+async def _client_command(request: Request, resources: ResourcesDep) -> AsyncIterator[None]:
+    """One of the client's command places while the request runs (429 when it has none)."""
+    with resources.client_limits.holding("command", client_of(request)):
+        yield
+
+
+async def _client_wait(request: Request, resources: ResourcesDep) -> AsyncIterator[None]:
+    """One of the client's wait places while the request runs (429 when it has none)."""
+    with resources.client_limits.holding("wait", client_of(request)):
+        yield
+
+
+# Per-client bounds (api/client_limits.py), as a route's `dependencies=[...]`.
+CLIENT_COMMAND = Depends(_client_command)
+CLIENT_WAIT = Depends(_client_wait)
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
 EngineDep = Annotated[AsyncEngine, Depends(_engine)]

@@ -89,6 +89,26 @@ class Overloaded(ServiceUnavailable):
         return {"error": str(self), "outcomeKnown": True}
 
 
+class TooManyFromClient(ApiError):
+    """429: this client already has its bound of commands (or of waits) open here
+    (api/client_limits.py); nothing was started, the same request may be sent again after
+    Retry-After."""
+
+    status_code = 429
+
+    def __init__(self, kind: str, retry_after_seconds: int) -> None:
+        what = "order commands" if kind == "command" else "waits for an order to change"
+        super().__init__(
+            f"Too many {what} from this client at once: nothing was done. Send the same "
+            f"request again in {retry_after_seconds} s, once an earlier one has answered "
+            "(with the same Idempotency-Key, if it had one)."
+        )
+        self.headers = {"Retry-After": str(retry_after_seconds)}
+
+    def body(self) -> dict[str, object]:
+        return {"error": str(self), "outcomeKnown": True}
+
+
 class BeingResumed(ServiceUnavailable):
     """503: the order's workflow ended while the order could still change; it is being
     resumed now (once its last steps settled, about 15 s), then the same request works."""

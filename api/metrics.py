@@ -17,6 +17,12 @@ WEBHOOK_EVENTS = Counter("vult_webhook_events", "Verified Stripe events received
 COMMANDS_SHED = Counter(
     "vult_api_commands_shed", "Commands refused with 503 because too many were in flight"
 )
+# Requests refused with 429 because their client had its bound open (api/client_limits.py).
+CLIENT_REFUSALS = Counter(
+    "vult_api_client_refusals",
+    "Requests refused with 429 because their client had too many open",
+    ["kind"],
+)
 # Verified events acknowledged (200) and not acted on, by why: the account is shared.
 WEBHOOK_EVENTS_IGNORED = Counter(
     "vult_webhook_events_ignored",

@@ -290,7 +290,7 @@ class OrderCommands:
             capture=self._capture,
         )
         try:
-            async with self._admitted(), asyncio.timeout(self._deadline):
+            async with self._admitted(new_order=True), asyncio.timeout(self._deadline):
                 return await self._client.execute_update_with_start_workflow(
                     OrderWorkflow.place, start_workflow_operation=start
                 )
@@ -385,9 +385,12 @@ class OrderCommands:
                 raise WorkflowClosed(str(order_id)) from err
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
 
-    def _admitted(self) -> AbstractAsyncContextManager[None]:
-        """A place for one command (refused at once, Overloaded, when none frees up)."""
-        return nullcontext() if self._admission is None else self._admission.slot()
+    def _admitted(self, *, new_order: bool = False) -> AbstractAsyncContextManager[None]:
+        """A place for one command (refused at once, Overloaded, when none frees up); a
+        new order only one of the places not kept for orders already placed."""
+        if self._admission is None:
+            return nullcontext()
+        return self._admission.slot(new_order=new_order)
 
     async def _why_no_answer(self, handle: _Handle) -> str:
         """What the caller is told when the order's workflow did not answer in time: that it

@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from api import read_model
 from api.commands import run_cancel, run_command
-from api.deps import CommandsDep, EngineDep, OrderChangesDep
+from api.deps import CLIENT_COMMAND, CLIENT_WAIT, CommandsDep, EngineDep, OrderChangesDep
 from api.errors import InvalidOrder, KeyReused, NotFound
 from api.order_changes import MAX_WAIT_SECONDS
 from api.order_commands import AlreadyPlaced, key_order_ids, order_id_for_key
@@ -24,6 +24,7 @@ from vult.wire.schemas import (
     ErrorsResponse,
     OrderDto,
     PaymentIntentDto,
+    RefusedResponse,
 )
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
@@ -51,7 +52,13 @@ def _as_json(
     "",
     status_code=status.HTTP_201_CREATED,
     response_model=OrderDto,
-    responses={400: {"model": ErrorsResponse}, 422: {"model": ErrorsResponse}},
+    responses={
+        400: {"model": ErrorsResponse},
+        422: {"model": ErrorsResponse},
+        429: {"model": RefusedResponse},
+        503: {"model": RefusedResponse},
+    },
+    dependencies=[CLIENT_COMMAND],
 )
 async def create_order(
     request: Request,
@@ -119,7 +126,12 @@ async def get_order(order_id: uuid.UUID, engine: EngineDep) -> Response:
 @router.get(
     "/{order_id}/status-change",
     response_model=OrderDto,
-    responses={400: {"model": ErrorsResponse}, 404: {"model": ErrorResponse}},
+    responses={
+        400: {"model": ErrorsResponse},
+        404: {"model": ErrorResponse},
+        429: {"model": RefusedResponse},
+    },
+    dependencies=[CLIENT_WAIT],
 )
 async def await_status_change(
     order_id: uuid.UUID,
@@ -147,7 +159,13 @@ async def await_status_change(
 @router.post(
     "/{order_id}/payment",
     response_model=PaymentIntentDto,
-    responses={400: {"model": ErrorResponse}, 404: {"model": ErrorResponse}},
+    responses={
+        400: {"model": ErrorResponse},
+        404: {"model": ErrorResponse},
+        429: {"model": RefusedResponse},
+        503: {"model": RefusedResponse},
+    },
+    dependencies=[CLIENT_COMMAND],
 )
 async def create_payment(
     order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep
@@ -169,7 +187,10 @@ async def create_payment(
         202: {"model": AcceptedResponse},
         400: {"model": ErrorResponse},
         404: {"model": ErrorResponse},
+        429: {"model": RefusedResponse},
+        503: {"model": RefusedResponse},
     },
+    dependencies=[CLIENT_COMMAND],
 )
 async def cancel_order(order_id: uuid.UUID, commands: CommandsDep, engine: EngineDep) -> None:
     """Cancel an order; an open payment is cancelled at Stripe, a taken one refunded.

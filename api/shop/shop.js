@@ -22,17 +22,27 @@ const cart = new Map(); // productId -> {product, quantity}
 
 // ---- small helpers -------------------------------------------------------------------
 
+// A refusal that started nothing (429: this browser has too many requests open; 503: the
+// shop is busy) says when to come back: sent again then, the same request and key, a few
+// times at most.
+const BUSY_TRIES = 5;
+
 async function api(method, url, body, headers = {}) {
   const init = {method, headers: {...headers}};
   if (body !== undefined) {
     init.headers['content-type'] = 'application/json';
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(url, init);
-  const text = await response.text();
-  let json = null;
-  try { json = text ? JSON.parse(text) : null; } catch { json = null; }
-  return {status: response.status, body: json};
+  for (let tries = 1; ; tries++) {
+    const response = await fetch(url, init);
+    const text = await response.text();
+    let json = null;
+    try { json = text ? JSON.parse(text) : null; } catch { json = null; }
+    const wait = Number(response.headers.get('Retry-After'));
+    const refused = (response.status === 429 || response.status === 503) && json?.outcomeKnown === true;
+    if (!refused || !(wait > 0) || tries >= BUSY_TRIES) return {status: response.status, body: json};
+    await new Promise((resolve) => setTimeout(resolve, Math.min(wait, 10) * 1000));
+  }
 }
 
 function el(tag, attrs = {}, ...children) {

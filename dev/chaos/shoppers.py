@@ -28,8 +28,9 @@ STEP_BUDGET = 240.0
 # How long a journey waits for its order to reach a status (webhooks may be lost: then
 # reconciliation, seconds apart here, finds the payment).
 WAIT_BUDGET = 300.0
-# Unavailable for now: the answer a frontend retries.
-_RETRY_STATUSES = {502, 503, 504}
+# Unavailable for now, or (429) this shopper's earlier requests are still open: the
+# answers a frontend sends again.
+_RETRY_STATUSES = {429, 502, 503, 504}
 
 PATHS = (
     "pay",
@@ -148,6 +149,12 @@ def order_body(email: str, rng: random.Random) -> dict[str, Any]:
     }
 
 
+def shopper_address(number: int) -> str:
+    """A shopper's own address (198.18.0.0/15, set aside for benchmarks), as X-Forwarded-For
+    names it to the API: per-client bounds count each shopper apart."""
+    return f"198.18.{number // 250 % 250}.{number % 250 + 1}"
+
+
 class Trip:
     """One journey's calls."""
 
@@ -164,6 +171,8 @@ class Trip:
         headers = kwargs.pop("headers", {})
         if ops:
             headers["Authorization"] = f"Bearer {self.shop.ops_token}"
+        else:  # each shopper is a client of its own, as a proxy in front names it
+            headers["X-Forwarded-For"] = shopper_address(self.j.number)
         pinned = api
         while True:
             api = pinned or self.shop.rng.choice(self.shop.apis)
@@ -171,7 +180,8 @@ class Trip:
                 response = await self.shop.http.request(
                     method, f"{api}{path}", headers=headers, **kwargs
                 )
-                if response.status_code < 500:
+                # 429: its own earlier requests are still open; sent again below.
+                if response.status_code < 500 and response.status_code != 429:
                     return response
                 if response.status_code not in _RETRY_STATUSES:
                     self.j.server_errors.append(

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from api import read_model
 from api.order_changes import OrderChanges
-from tests.support.integration import GOOD_CARD, order_body, pay_with_card
+from tests.support.integration import GOOD_CARD, order_body, pay_with_card, serve
 from vult.db import changes
 from vult.process.settings import Settings
 
@@ -145,3 +145,38 @@ async def test_the_listener_listens_again_after_losing_its_connection(
         async with engine.begin() as conn:
             await changes.announce(conn, order_id)
         assert await watch.changed(within=10)
+
+
+async def test_one_client_past_its_bound_of_waits_is_refused_and_others_still_wait(
+    http: httpx.AsyncClient, settings: Settings, stripe_client: stripe.StripeClient
+) -> None:
+    """API_MAX_WAITS_PER_CLIENT, per client as uvicorn resolves it (here through
+    X-Forwarded-For from 127.0.0.1, the default trusted proxy): a third open wait of one
+    client is refused at once with 429, another client's is not, and the first client's
+    places free up once its waits answer."""
+    bounded = settings.model_copy(update={"api_max_waits_per_client": 2, "api_metrics_address": ""})
+    order_id, pi = await paying_order(http)
+    one, other = {"X-Forwarded-For": "198.51.100.7"}, {"X-Forwarded-For": "198.51.100.8"}
+    url = f"/api/orders/{order_id}/status-change"
+    waiting_for = {"from": "PaymentProcessing", "timeout": "20"}
+    with serve(bounded) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=30) as api:
+            held = [
+                asyncio.create_task(api.get(url, params=waiting_for, headers=one)) for _ in "ab"
+            ]
+            await asyncio.sleep(0.5)
+            assert not any(h.done() for h in held)
+            loop = asyncio.get_running_loop()
+            began = loop.time()
+            refused = await api.get(url, params=waiting_for, headers=one)
+            assert loop.time() - began < 1.0
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["Retry-After"] and refused.json()["outcomeKnown"] is True
+            others = asyncio.create_task(api.get(url, params=waiting_for, headers=other))
+            await asyncio.sleep(0.3)
+            assert not others.done()  # waiting, not refused
+            assert await pay_with_card(stripe_client, pi, GOOD_CARD) == "succeeded"
+            answers = await asyncio.wait_for(asyncio.gather(*held, others), 30)
+            assert [a.json()["status"] for a in answers] == ["Confirmed"] * 3
+            again = await api.get(url, params=waiting_for, headers=one)
+            assert again.status_code == 200 and again.json()["status"] == "Confirmed"

@@ -1,5 +1,7 @@
 """Load is shed early: past API_MAX_COMMANDS_IN_FLIGHT, a command is refused within a
-moment with 503 and Retry-After, before anything reaches the order's workflow."""
+moment with 503 and Retry-After, before anything reaches the order's workflow; new orders
+are refused before commands on orders already placed; and one client past its own bound is
+refused with 429."""
 
 from __future__ import annotations
 
@@ -9,8 +11,12 @@ import uuid
 from typing import Any
 
 import httpx
+import pydantic
+import pytest
 
+from api.admission import Admission
 from api.app import create_app
+from api.errors import Overloaded
 from vult.process.settings import Settings
 
 
@@ -42,6 +48,7 @@ async def test_a_command_past_the_limit_is_refused_at_once_and_nothing_is_sent()
     settings = Settings(  # never connected to: the commands fail before any read
         database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
         api_max_commands_in_flight=2,
+        api_places_kept_for_started_orders=0,
         api_admission_wait_seconds=0.2,
         api_retry_after_seconds=3,
     )
@@ -77,3 +84,97 @@ def test_every_503_tells_when_to_come_back() -> None:
 
     assert ServiceUnavailable("x").headers == {"Retry-After": "5"}
     assert OutcomeUnknown("x").headers == {"Retry-After": "5"}
+
+
+def _app(handle: object, **limits: Any) -> Any:
+    settings = Settings(  # never connected to: the commands fail before any read
+        database_url="postgresql+psycopg://nobody@127.0.0.1:1/none",
+        api_admission_wait_seconds=0.2,
+        api_retry_after_seconds=3,
+        **limits,
+    )
+    return create_app(settings, temporal=_Client(handle))  # type: ignore[arg-type]
+
+
+def _http(app: Any, client: str) -> httpx.AsyncClient:
+    """Requests from `client`'s address (as uvicorn gives it, or a trusted proxy names it)."""
+    transport = httpx.ASGITransport(app=app, client=(client, 40000))
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
+async def test_a_client_past_its_own_bound_is_refused_with_429_and_others_go_on() -> None:
+    handle = _SlowHandle(holding=2)
+    app = _app(handle, api_max_commands_per_client=2)
+    cancel = f"/api/orders/{uuid.uuid4()}/cancel"
+    async with (
+        app.router.lifespan_context(app),
+        _http(app, "10.0.0.1") as one,
+        _http(app, "10.0.0.2") as other,
+    ):
+        held = [asyncio.create_task(one.post(cancel)) for _ in range(2)]
+        await asyncio.wait_for(handle.all_in.wait(), timeout=5)
+        started = time.monotonic()
+        refused = await one.post(cancel)
+        assert time.monotonic() - started < 1.0
+        assert refused.status_code == 429, refused.text
+        assert refused.headers["Retry-After"] == "3"
+        body = refused.json()
+        assert body["outcomeKnown"] is True and "nothing was done" in body["error"]
+        assert handle.sent == 2  # never reached the workflow
+        # Another client is not held back by the first one's bound.
+        other_cancel = asyncio.create_task(other.post(cancel))
+        await _until(lambda: handle.sent == 3)
+        handle.release.set()
+        assert [(await a).status_code for a in [*held, other_cancel]] == [204, 204, 204]
+        # Its places free again once its commands answered.
+        assert (await one.post(cancel)).status_code == 204
+        assert handle.sent == 4
+
+
+async def _until(condition: Any) -> None:
+    """Until `condition()` holds (bounded: 5 s)."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the condition never held")
+
+
+async def test_new_orders_are_refused_before_commands_on_placed_orders() -> None:
+    """Of 3 places, 1 is kept for orders already placed: with 2 commands in flight, a new
+    order is refused while a cancel (a command on a placed order) still gets the last."""
+    admission = Admission(3, wait_seconds=0.2, retry_after_seconds=3, kept_for_started=1)
+    release = asyncio.Event()
+
+    async def hold(new_order: bool) -> None:
+        async with admission.slot(new_order=new_order):
+            await release.wait()
+
+    holders = [asyncio.create_task(hold(new_order=True)) for _ in range(2)]
+    await _until(lambda: admission.in_flight == 2)
+    started = time.monotonic()
+    try:
+        async with admission.slot(new_order=True):
+            raise AssertionError("a third new order was admitted")
+    except Overloaded as refused:
+        assert refused.headers == {"Retry-After": "3"}
+    assert time.monotonic() - started < 1.0
+    placed = asyncio.create_task(hold(new_order=False))
+    await _until(lambda: admission.in_flight == 3)
+    # Now every place is taken: a command on a placed order waits, then is refused too.
+    try:
+        async with admission.slot(new_order=False):
+            raise AssertionError("a fourth command was admitted")
+    except Overloaded:
+        pass
+    # A place freed while one waits goes to it.
+    waiting = asyncio.create_task(hold(new_order=False))
+    await asyncio.sleep(0.05)
+    release.set()
+    await asyncio.gather(*holders, placed, waiting)
+    assert admission.in_flight == 0
+
+
+def test_no_new_order_could_be_admitted_is_refused_at_start() -> None:
+    with pytest.raises(pydantic.ValidationError, match="API_PLACES_KEPT_FOR_STARTED_ORDERS"):
+        Settings(api_max_commands_in_flight=4, api_places_kept_for_started_orders=4)

@@ -66,8 +66,19 @@ class Settings(BaseSettings):
     # admission"): 20 is what one 2-core machine running everything answers in about 2 s
     # at 150 shoppers (docs/performance.md).
     api_max_commands_in_flight: int = Field(default=20, ge=1, le=10_000)
+    # Of those places, how many only commands on an order already placed may take (a
+    # payment request, a cancel): a new order is refused before a started one is, so an
+    # admitted shopper finishes paying in a sale. Below API_MAX_COMMANDS_IN_FLIGHT.
+    api_places_kept_for_started_orders: int = Field(default=5, ge=0, le=9_999)
     api_admission_wait_seconds: float = Field(default=0.5, ge=0, le=5)
     api_retry_after_seconds: int = Field(default=2, ge=1, le=120)
+    # Per client (its address, or the one a trusted proxy names: api/client_limits.py),
+    # at one API process: the commands and the `status-change` waits it may have open at
+    # once; one more is refused with 429 and Retry-After, nothing started. A shopper's
+    # browser needs one or two of each; many shoppers behind one address (an office's NAT)
+    # share the bound (docs/deploying.md, "Per-client bounds").
+    api_max_commands_per_client: int = Field(default=4, ge=1, le=10_000)
+    api_max_waits_per_client: int = Field(default=8, ge=1, le=100_000)
 
     # The Stripe account's secret key (sk_... or a restricted rk_...): production refuses
     # the local emulator's.
@@ -292,6 +303,15 @@ class Settings(BaseSettings):
     @staticmethod
     def origins(value: str) -> list[str]:
         return [o.strip() for o in value.split(",") if o.strip()]
+
+    @model_validator(mode="after")
+    def _admission_leaves_new_orders_a_place(self) -> Settings:
+        if self.api_places_kept_for_started_orders >= self.api_max_commands_in_flight:
+            raise ValueError(
+                "API_PLACES_KEPT_FOR_STARTED_ORDERS must be below API_MAX_COMMANDS_IN_FLIGHT"
+                " (else no new order is ever admitted)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _production_needs_real_secrets(self) -> Settings:

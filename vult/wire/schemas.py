@@ -216,6 +216,15 @@ class ErrorResponse(BaseModel):
     error: str
 
 
+class RefusedResponse(WireModel):
+    """429 (this client has too many open) or 503 (the service is busy, or an outcome is
+    not known yet), with a Retry-After header. `outcomeKnown: true`: nothing was done, the
+    same request (with the same Idempotency-Key) may be sent again after Retry-After."""
+
+    error: str
+    outcome_known: bool
+
+
 class AcceptedResponse(BaseModel):
     """202: the command is recorded, and the workflow completes it (read the order, or
     wait for its status-change, for the outcome)."""
