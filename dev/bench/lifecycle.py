@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 
 from dev.bench.measure import Latencies
+from dev.chaos.shoppers import shopper_address
 
 ORDER = {
     "customerEmail": "bench@example.com",
@@ -37,6 +38,7 @@ CARD = {
     "card[exp_year]": "2034",
     "card[cvc]": "123",
 }
+_clients = itertools.count()
 WAIT_SECONDS = 25
 CONFIRM_TIMEOUT = 60.0
 # How many times one call is sent again after the API shed it, at most.
@@ -54,6 +56,10 @@ class Failed(Exception):
     pass
 
 
+class NotAdmitted(Failed):
+    """Refused until the caller's deadline: it gave up politely (nothing was started)."""
+
+
 async def _call(
     http: aiohttp.ClientSession,
     method: str,
@@ -61,25 +67,39 @@ async def _call(
     expect: int,
     lat: Latencies | None = None,
     name: str = "",
+    *,
+    client: str | None = None,
+    admit_by: float | None = None,
     **kwargs: Any,
 ) -> dict[str, Any]:
     """One HTTP call, timed from sending the request to reading the whole answer. A refusal
-    the API says nothing was started for (503, `outcomeKnown: true`, Retry-After) is sent
-    again after the wait it names, as a polite client does; the time is the admitted try's."""
+    the API says nothing was started for (503 or 429, `outcomeKnown: true`, Retry-After) is
+    sent again after the wait it names, as a polite client does; the time is the admitted
+    try's, and each refusal's own time is kept under "<name> refused". `client`: the
+    shopper's address, as a proxy in front names it (X-Forwarded-For). `admit_by`: past this
+    `perf_counter()` time the caller stops asking (NotAdmitted)."""
+    if client is not None:
+        kwargs["headers"] = {**kwargs.get("headers", {}), "X-Forwarded-For": client}
     for _ in range(MAX_SHED_TRIES):
         start = time.perf_counter()
         try:
             async with http.request(method, url, **kwargs) as response:
-                if response.status == 503 and "Retry-After" in response.headers:
+                if response.status in (429, 503) and "Retry-After" in response.headers:
                     refusal = await response.json()
                     if refusal.get("outcomeKnown") is True:
+                        wait = min(float(response.headers["Retry-After"]), 10.0)
                         if lat is not None:
-                            lat.shed[name] += 1
-                        await asyncio.sleep(min(float(response.headers["Retry-After"]), 10.0))
+                            lat.shed[f"{name} ({response.status})"] += 1
+                            lat.add(f"{name} refused", time.perf_counter() - start)
+                        if admit_by is not None and time.perf_counter() + wait > admit_by:
+                            raise NotAdmitted(f"{method} {url}: refused until the deadline")
+                        await asyncio.sleep(wait)
                         continue
                 if response.status != expect:
                     raise Failed(f"{method} {response.url.path}: {response.status}")
                 body: dict[str, Any] = await response.json()
+        except NotAdmitted:
+            raise
         except Exception:
             if lat is not None:
                 lat.fail(name)
@@ -92,20 +112,53 @@ async def _call(
     raise Failed(f"{method} {url}: refused {MAX_SHED_TRIES} times")
 
 
-async def create_order(http: aiohttp.ClientSession, target: Target, lat: Latencies) -> str:
+async def create_order(
+    http: aiohttp.ClientSession,
+    target: Target,
+    lat: Latencies,
+    *,
+    client: str | None = None,
+    email: str | None = None,
+    key: str | None = None,
+    admit_by: float | None = None,
+) -> str:
     url = f"{target.api}/api/orders"
     # A key of its own, so a create sent again after a refusal is the same order.
-    key = {"Idempotency-Key": str(uuid.uuid4())}
-    body = await _call(http, "POST", url, 201, lat, "POST /api/orders", json=ORDER, headers=key)
+    headers = {"Idempotency-Key": key or str(uuid.uuid4())}
+    body = await _call(
+        http,
+        "POST",
+        url,
+        201,
+        lat,
+        "POST /api/orders",
+        client=client,
+        admit_by=admit_by,
+        json=ORDER if email is None else {**ORDER, "customerEmail": email},
+        headers=headers,
+    )
     return str(body["orderId"])
 
 
-async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies) -> str:
-    began = time.perf_counter()
-    order_id = await create_order(http, target, lat)
+async def pay_and_confirm(
+    http: aiohttp.ClientSession,
+    target: Target,
+    lat: Latencies,
+    order_id: str,
+    *,
+    client: str | None = None,
+) -> None:
+    """Ask to pay, confirm the card at the emulator as Stripe.js does, and wait (without
+    polling) until the order reads back Confirmed."""
     order_url = f"{target.api}/api/orders/{order_id}"
     intent = await _call(
-        http, "POST", f"{order_url}/payment", 200, lat, "POST /api/orders/{id}/payment"
+        http,
+        "POST",
+        f"{order_url}/payment",
+        200,
+        lat,
+        "POST /api/orders/{id}/payment",
+        client=client,
     )
     pi = intent["paymentIntentId"]
     stripe = {"Authorization": f"Bearer {target.stripe_key}"}
@@ -131,7 +184,7 @@ async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies)
     deadline = paid_at + CONFIRM_TIMEOUT
     # As the shop's checkout page does: one request that answers when the order is no
     # longer PaymentProcessing (the webhook has been applied), instead of polling.
-    while True:
+    for _ in range(int(CONFIRM_TIMEOUT)):  # bounded: each wait takes up to WAIT_SECONDS
         order = await _call(
             http,
             "GET",
@@ -139,6 +192,7 @@ async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies)
             200,
             lat,
             "GET /api/orders/{id}/status-change",
+            client=client,
             params={"from": "PaymentProcessing", "timeout": str(WAIT_SECONDS)},
         )
         if order["status"] == "Confirmed":
@@ -146,9 +200,22 @@ async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies)
         if order["status"] != "PaymentProcessing" or time.perf_counter() > deadline:
             lat.fail("lifecycle")
             raise Failed(f"order {order_id} is {order['status']}, not Confirmed")
-    now = time.perf_counter()
-    lat.add("paid -> reads Confirmed", now - paid_at)
-    lat.add("lifecycle (create -> Confirmed)", now - began)
+    else:
+        raise Failed(f"order {order_id} never left PaymentProcessing")
+    lat.add("paid -> reads Confirmed", time.perf_counter() - paid_at)
+
+
+def next_client() -> str:
+    """A shopper's address of its own (per-client bounds count each shopper apart)."""
+    return shopper_address(next(_clients))
+
+
+async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies) -> str:
+    began = time.perf_counter()
+    client = next_client()
+    order_id = await create_order(http, target, lat, client=client)
+    await pay_and_confirm(http, target, lat, order_id, client=client)
+    lat.add("lifecycle (create -> Confirmed)", time.perf_counter() - began)
     return order_id
 
 
