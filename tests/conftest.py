@@ -20,6 +20,7 @@ from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
 from dev.stack.temporal_server import start_temporal
 from tests.support import tiers
+from tests.support.temporal_server import TEST_SERVER
 from vult.db.migrate import upgrade_to_head
 from vult.db.urls import async_url
 from vult.process.event_loop import fast_loop_factory
@@ -56,7 +57,9 @@ def temporal_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     children = Children()
     port = free_port()
     log = tmp_path_factory.mktemp("temporal") / "temporal.log"
-    start_temporal(children, port=port, ui_port=None, db_file=None, log=log)
+    start_temporal(
+        children, port=port, ui_port=None, db_file=None, log=log, dynamic_config=TEST_SERVER
+    )
     yield f"127.0.0.1:{port}"
     children.stop_all()
 
@@ -86,8 +89,10 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("markers", marker)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     tiers.mark(items)
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: the order files go out in
+        tiers.first_the_long_files(items)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

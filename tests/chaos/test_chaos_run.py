@@ -20,6 +20,9 @@ from dev.chaos import event_audit
 from dev.chaos.faults import KINDS
 from dev.stack.stack import ROOT
 
+# One test that runs for most of a minute or more: handed out first (tests/support/tiers.py).
+pytestmark = pytest.mark.long
+
 SEED = 20261127
 
 

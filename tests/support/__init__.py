@@ -9,5 +9,6 @@ checks); a conftest holds fixtures and hooks, built from these.
 - stripe_signing.py: Stripe's webhook signature scheme, for signed test events.
 - inbox.py: the local inbox (dev/inbox/) for tests: its mails and webhook deliveries, its
   faults, an inbox process of the test's own.
+- temporal_server.py: the dev server's settings for the tests' own Temporal servers.
 - variants.py: OrderWorkflow as a next build might change it (deploy test, replay gate).
 """

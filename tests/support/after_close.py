@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -53,17 +54,26 @@ async def until(what: str, check: Callable[[], bool], seconds: float = 10.0) -> 
     raise AssertionError(f"{what}: not within {seconds} s")
 
 
-async def flag_of(client: Client, pi: str, want: Callable[[str], bool]) -> str | None:
+async def flag_of(
+    client: Client,
+    pi: str,
+    want: Callable[[str], bool],
+    until_done: asyncio.Future[Any] | None = None,
+) -> str | None:
     """The after-close workflow's attention flag once `want` holds of it (bounded, 10 s);
-    else the last one seen."""
+    else the last one seen. With `until_done` (its result, awaited), the watch also ends once
+    the workflow has ended, after one more look: a flag it never raised stays unraised."""
     handle = client.get_workflow_handle(late_payment_workflow_id(pi))
     flag: str | None = None
     for _ in range(200):
+        done = until_done is not None and until_done.done()
         try:
             flag = await handle.query(LatePaymentWorkflow.needs_attention)
         except Exception:
             flag = None  # not started yet
         if flag and want(flag):
+            return flag
+        if done:
             return flag
         await asyncio.sleep(0.05)
     return flag

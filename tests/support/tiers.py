@@ -38,8 +38,38 @@ def tier_of(path: Path) -> str | None:
     return None
 
 
+LONG = (
+    "long: a file one test of which runs for most of a minute or more; under pytest-xdist it "
+    "is handed out first (tests/support/tiers.py, first_the_long_files)"
+)
+
+
 def markers() -> list[str]:
-    return [f"{tier}: {what}" for _, tier, what in TIERS]
+    return [f"{tier}: {what}" for _, tier, what in TIERS] + [LONG]
+
+
+def first_the_long_files(items: list[pytest.Item]) -> None:
+    """The order pytest-xdist hands out files in (`--dist loadfile` with
+    `--no-loadscope-reorder`, pyproject.toml): the files marked `long` first, then the rest
+    with the most tests first, as xdist's own reordering would. Left to that reordering, a
+    file of one long test (the chaos run, the money model) went last, and the run waited for
+    it on one worker while the other stood idle. The order within a file is kept."""
+    count: Counter[str] = Counter()
+    first: dict[str, int] = {}
+    long: set[str] = set()
+    for index, item in enumerate(items):
+        name = item.nodeid.split("::")[0]
+        count[name] += 1
+        first.setdefault(name, index)
+        if item.get_closest_marker("long") is not None:
+            long.add(name)
+    position = {id(item): index for index, item in enumerate(items)}
+
+    def key(item: pytest.Item) -> tuple[bool, int, int, int]:
+        name = item.nodeid.split("::")[0]
+        return (name not in long, -count[name], first[name], position[id(item)])
+
+    items.sort(key=key)
 
 
 def mark(items: list[pytest.Item]) -> None:

@@ -106,9 +106,11 @@ async def test_a_failed_return_refund_ops_resolved_is_not_owed_again_after_close
     ]
     await commands.settle_late(placed.order_id, stripe_event(pi, "charge.refunded"))
     late = temporal_client.get_workflow_handle(late_payment_workflow_id(pi))
-    flag = await flag_of(temporal_client, pi, lambda f: "owed" in f)
+    # Its flag, watched until it is owed (10 s) or the workflow has ended (then once more).
+    ended = asyncio.ensure_future(late.result())
+    flag = await flag_of(temporal_client, pi, lambda f: "owed" in f, until_done=ended)
     assert flag is None or "owed" not in flag, f"a resolved refund is owed again: {flag}"
-    note = await asyncio.wait_for(late.result(), timeout=10)
+    note = await asyncio.wait_for(ended, timeout=10)
     assert backend.refund_calls == calls, note
 
 

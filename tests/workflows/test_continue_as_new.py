@@ -16,6 +16,7 @@ from temporalio.client import Client
 
 from dev.stack.procs import Children, free_port
 from dev.stack.temporal_server import start_temporal
+from tests.support.temporal_server import TEST_SERVER
 from tests.support.workflows import (
     Backend,
     Harness,
@@ -42,7 +43,7 @@ def short_history_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         ui_port=None,
         db_file=None,
         log=log,
-        dynamic_config={"limit.historyCount.suggestContinueAsNew": "60"},
+        dynamic_config={**TEST_SERVER, "limit.historyCount.suggestContinueAsNew": "60"},
     )
     yield f"127.0.0.1:{port}"
     children.stop_all()

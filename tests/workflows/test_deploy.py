@@ -46,6 +46,9 @@ from vult.temporal.sandbox import sandbox_runner
 from workflows.late_payment import LatePaymentWorkflow, late_payment_workflow_id
 from workflows.order import OrderWorkflow
 
+# One test that runs for most of a minute or more: handed out first (tests/support/tiers.py).
+pytestmark = pytest.mark.long
+
 S = OrderStatus
 AUTO_UPGRADE = VersioningBehavior.VERSIONING_BEHAVIOR_AUTO_UPGRADE
 PINNED = VersioningBehavior.VERSIONING_BEHAVIOR_PINNED

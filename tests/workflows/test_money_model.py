@@ -73,6 +73,9 @@ from vult.process.settings import Settings
 from vult.temporal.client import connect
 from workflows.order import OrderWorkflow, workflow_id_for
 
+# One test that runs for most of a minute or more: handed out first (tests/support/tiers.py).
+pytestmark = pytest.mark.long
+
 S = OrderStatus
 TOTAL, UNIT = 10800, 5400
 EXAMPLES = int(os.environ.get("VULT_MONEY_MODEL_EXAMPLES", "8"))
@@ -228,14 +231,33 @@ async def check(h: Harness, run: Run, m: Model) -> None:
         assert m.moving is None, f"the workflow ended with a shipment half made: {where}"
 
 
+QUIET = 0.05  # how long the workflow must stay idle to count as settled
+SETTLE_BOUND = 3.0  # and the most a step waits for it
+
+
 async def settled(handle: WorkflowHandle[OrderWorkflow, OrderState]) -> None:
-    """Let the workflow handle what was signalled (bounded)."""
-    for _ in range(40):
-        state = await handle.query(OrderWorkflow.state)
-        if not state.queued_events:
-            break
-        await asyncio.sleep(0.05)
-    await asyncio.sleep(0.3)
+    """Let the workflow handle what was signalled (bounded): wait until it has no event
+    queued, no workflow task and no activity pending, and stays so for QUIET seconds (a
+    short timer leaves a gap between tasks). A fixed pause used to stand for this; a
+    condition is stricter and quicker."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + SETTLE_BOUND
+    quiet_since: float | None = None
+    while loop.time() < deadline:
+        described = await handle.describe()
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            return
+        raw = described.raw_description
+        busy = raw.HasField("pending_workflow_task") or len(raw.pending_activities) > 0
+        if not busy:
+            busy = bool((await handle.query(OrderWorkflow.state)).queued_events)
+        if busy:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = loop.time()
+        elif loop.time() - quiet_since >= QUIET:
+            return
+        await asyncio.sleep(0.02)
 
 
 # What a step needs the order to have reached first: the model walks it there, so that
