@@ -55,6 +55,7 @@ def create_app(settings: Settings | None = None, temporal: Client | None = None)
                     settings.api_admission_wait_seconds,
                     settings.api_retry_after_seconds,
                     kept_for_started=settings.api_places_kept_for_started_orders,
+                    target_seconds=settings.api_admission_target_seconds,
                 ),
             ),
             client_limits=ClientLimits(

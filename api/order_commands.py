@@ -385,6 +385,12 @@ class OrderCommands:
                 raise WorkflowClosed(str(order_id)) from err
             raise OutcomeUnknown(COMMAND_UNKNOWN) from err
 
+    def refuse_early(self, *, new_order: bool = False) -> None:
+        """Overloaded at once, before the request reads anything, when admission is full
+        and has a queue (api/admission.py)."""
+        if self._admission is not None:
+            self._admission.refuse_early(new_order=new_order)
+
     def _admitted(self, *, new_order: bool = False) -> AbstractAsyncContextManager[None]:
         """A place for one command (refused at once, Overloaded, when none frees up); a
         new order only one of the places not kept for orders already placed."""

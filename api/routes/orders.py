@@ -67,6 +67,7 @@ async def create_order(
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> Response:
     """Place an order: snapshot the products, total it, and start its workflow."""
+    commands.refuse_early(new_order=True)  # in a sale, before anything is read
     try:
         data = parse_json(await request.body())
     except ValueError as exc:

@@ -178,3 +178,74 @@ async def test_new_orders_are_refused_before_commands_on_placed_orders() -> None
 def test_no_new_order_could_be_admitted_is_refused_at_start() -> None:
     with pytest.raises(pydantic.ValidationError, match="API_PLACES_KEPT_FOR_STARTED_ORDERS"):
         Settings(api_max_commands_in_flight=4, api_places_kept_for_started_orders=4)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+async def _command(admission: Admission, clock: _Clock, seconds: float, new: bool) -> None:
+    async with admission.slot(new_order=new):
+        clock.now += seconds
+
+
+async def test_the_new_order_cap_follows_the_commands_latency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second with a command slower than the target cuts the places new orders may take
+    by a quarter; each second within it gives one back, up to the maximum."""
+    clock = _Clock()
+    monkeypatch.setattr("api.admission.time", clock)
+    admission = Admission(10, 0.2, 2, kept_for_started=2, target_seconds=0.5)
+    assert admission.new_order_cap == 8
+    await _command(admission, clock, 0.9, new=False)  # slower than the target
+    clock.now += 1.0
+    await _command(admission, clock, 0.1, new=True)  # the window rolls: 8 * 0.75
+    assert admission.new_order_cap == 6
+    for expected in (7, 8, 8):  # each quick second gives one back, never past 8
+        clock.now += 1.0
+        await _command(admission, clock, 0.1, new=True)
+        assert admission.new_order_cap == expected
+
+
+async def test_a_full_queue_refuses_at_once_and_retry_after_grows_with_the_pressure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr("api.admission.time", clock)
+    admission = Admission(1, wait_seconds=5, retry_after_seconds=2)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with admission.slot():
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await _until(lambda: admission.in_flight == 1)
+    queued = asyncio.create_task(hold())  # waits for the place (up to 5 s)
+    await asyncio.sleep(0.05)
+    refusals = []
+    for _ in range(20):  # every place held, one already waiting: refused before waiting
+        with pytest.raises(Overloaded) as refused:
+            admission.refuse_early()
+        refusals.append(int(refused.value.headers["Retry-After"]))
+    assert refusals == [2] * 20  # no window has closed yet: the base
+    clock.now += 1.0
+    release.set()
+    await asyncio.gather(holder, queued)
+    # The last second refused 20 for the one admitted: the next refusals say to come back
+    # later (about sqrt(20) times the base, with jitter), never past 30 s.
+    release.clear()
+    holder = asyncio.create_task(hold())
+    await _until(lambda: admission.in_flight == 1)
+    queued = asyncio.create_task(hold())
+    await asyncio.sleep(0.05)
+    with pytest.raises(Overloaded) as refused:
+        admission.refuse_early()
+    assert 6 <= int(refused.value.headers["Retry-After"]) <= 12
+    release.set()
+    await asyncio.gather(holder, queued)

@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # admitted shopper finishes paying in a sale. Below API_MAX_COMMANDS_IN_FLIGHT.
     api_places_kept_for_started_orders: int = Field(default=5, ge=0, le=9_999)
     api_admission_wait_seconds: float = Field(default=0.5, ge=0, le=5)
+    # The latency a command should keep: each second in which one took longer lowers the
+    # places new orders may take by a quarter, each second within it raises them by one
+    # (api/admission.py), so a sale runs at the workers' pace instead of queueing past it.
+    api_admission_target_seconds: float = Field(default=1.0, gt=0, le=60)
     api_retry_after_seconds: int = Field(default=2, ge=1, le=120)
     # Per client (its address, or the one a trusted proxy names: api/client_limits.py),
     # at one API process: the commands and the `status-change` waits it may have open at
