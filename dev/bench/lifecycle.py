@@ -87,7 +87,8 @@ async def _call(
                 if response.status in (429, 503) and "Retry-After" in response.headers:
                     refusal = await response.json()
                     if refusal.get("outcomeKnown") is True:
-                        wait = min(float(response.headers["Retry-After"]), 10.0)
+                        # As told (the API says at most 30 s), bounded all the same.
+                        wait = min(float(response.headers["Retry-After"]), 60.0)
                         if lat is not None:
                             lat.shed[f"{name} ({response.status})"] += 1
                             lat.add(f"{name} refused", time.perf_counter() - start)

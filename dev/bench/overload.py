@@ -15,8 +15,9 @@
    Confirmed, nothing left PaymentProcessing, no workflow failed or parked.
 
 Each step reports completed lifecycles per second, refusals (and how fast they came), the
-latency of admitted lifecycles, and the worker's workflow-cache evictions, workflow-task
-replays and failed activity runs (its Prometheus metrics) per lifecycle."""
+latency of admitted lifecycles, and, per lifecycle, the worker's workflow-cache evictions
+and misses (a miss is a task that replayed its history), workflow tasks, and activity runs,
+failed ones apart (its Prometheus metrics)."""
 
 from __future__ import annotations
 
@@ -45,7 +46,8 @@ DRAIN_SECONDS = 180.0
 WORKER_COUNTERS = {
     "cache evictions": "temporal_sticky_cache_total_forced_eviction",
     "cache misses": "temporal_sticky_cache_miss",
-    "workflow task replays": "temporal_workflow_task_replay_latency_count",
+    # The SDK times the replay of every workflow task it runs: this counts the tasks.
+    "workflow tasks": "temporal_workflow_task_replay_latency_count",
     "activity runs failed": "temporal_activity_execution_failed",
     "local activity runs failed": "temporal_local_activity_execution_failed",
     "local activity runs": "temporal_local_activity_total",
