@@ -109,7 +109,8 @@ class Sale:
         self.journeys.append(j)
         return j
 
-    async def _lifecycle(self, step: Step, client: str, ends: float) -> None:
+    async def _lifecycle(self, step: Step, client: str, ends: float) -> bool:
+        """One lifecycle; False when the shopper was refused until the step's end."""
         j = self._journey()
         try:
             order_id = await create_order(
@@ -124,7 +125,7 @@ class Sale:
         except NotAdmitted:
             j.finished = True  # refused until the end: no order, as the audit checks
             step.gave_up += 1
-            return
+            return False
         j.order_ids.add(order_id)
         # Admitted: timed from sending the create that was let in (its time is the last
         # sample: nothing ran between its recording and here) to Confirmed.
@@ -135,12 +136,14 @@ class Sale:
         j.finished = True
         if now <= ends:
             step.completed += 1
+        return True
 
     async def _shopper(self, step: Step, number: int, ends: float) -> None:
         client = shopper_address(number)
         while time.perf_counter() < ends:
             try:
-                await self._lifecycle(step, client, ends)
+                if not await self._lifecycle(step, client, ends):
+                    return  # told to come back after the step: it leaves, as a shopper would
             except (Failed, aiohttp.ClientError, TimeoutError) as exc:
                 step.errors += 1
                 if step.errors <= 3:
