@@ -36,7 +36,7 @@ from dev.bench.measure import Latencies, percentiles
 from dev.chaos.audit import Records, audit, bad_endings, read_orders, read_stripe, read_workflows
 from dev.chaos.invariants import Invariant
 from dev.chaos.shoppers import Journey, shopper_address
-from vult.process.settings import Settings
+from dev.stack.stack import client_settings
 from vult.temporal.client import connect
 
 LIFECYCLE = "lifecycle (create -> Confirmed)"
@@ -259,13 +259,7 @@ async def ramp(sale: Sale, counts: list[int], seconds: float) -> tuple[int, floa
 async def settle_and_audit(sale: Sale, env: dict[str, str]) -> list[Invariant]:
     """Once nothing the sale placed is PaymentProcessing (bounded), the chaos suite's audit
     over the sale's orders and their PaymentIntents."""
-    settings = Settings(
-        database_url=env["DATABASE_URL"],
-        temporal_address=env["TEMPORAL_ADDRESS"],
-        payload_encryption_keys=env["PAYLOAD_ENCRYPTION_KEYS"],
-        stripe_secret_key=env["STRIPE_SECRET_KEY"],
-        stripe_api_base=env["STRIPE_API_BASE"],
-    )
+    settings = client_settings(env)
     mine = f"sale-{sale.tag}-"
 
     def sale_orders() -> dict[str, dict[str, Any]]:

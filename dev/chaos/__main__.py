@@ -53,7 +53,7 @@ from dev.chaos.audit import (
 from dev.chaos.cluster import Cluster, start_cluster
 from dev.chaos.event_audit import figures, read_told, wait_for_deliveries
 from dev.chaos.shoppers import Journey, Shop, journey
-from dev.stack.stack import ROOT
+from dev.stack.stack import ROOT, client_settings
 from vult.db.engine import make_engine
 from vult.db.urls import libpq_url
 from vult.process.event_loop import run
@@ -404,13 +404,7 @@ async def main(args: argparse.Namespace) -> int:
     try:
         cluster.supervise(lambda line: say(f"  supervisor: {line}"))
         env = cluster.stack.env
-        settings = Settings(
-            database_url=env["DATABASE_URL"],
-            temporal_address=env["TEMPORAL_ADDRESS"],
-            payload_encryption_keys=env["PAYLOAD_ENCRYPTION_KEYS"],
-            stripe_secret_key=env["STRIPE_SECRET_KEY"],
-            stripe_api_base=env["STRIPE_API_BASE"],
-        )
+        settings = client_settings(env)
         say(f"Driving at least {args.orders} journeys, {args.concurrency} at a time; faults:")
         answers: Counter[str] = Counter()
         terminated: set[tuple[str, str]] = set()

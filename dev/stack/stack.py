@@ -141,6 +141,18 @@ def start_api(children: Children, name: str, port: int, env: dict[str, str], log
     return api
 
 
+def client_settings(env: Mapping[str, str]) -> Settings:
+    """The settings a program outside the stack (the chaos suite, the benchmark's audit)
+    needs to read its database, Temporal (payloads decrypted) and Stripe emulator."""
+    return Settings(
+        database_url=env["DATABASE_URL"],
+        temporal_address=env["TEMPORAL_ADDRESS"],
+        payload_encryption_keys=env["PAYLOAD_ENCRYPTION_KEYS"],
+        stripe_secret_key=env["STRIPE_SECRET_KEY"],
+        stripe_api_base=env["STRIPE_API_BASE"],
+    )
+
+
 def write_env_file(path: Path, env: dict[str, str]) -> None:
     """The stack's settings, for `tasks.py worker` and `tasks.py api` to join it with. It
     holds the payload key: readable by this user only."""
