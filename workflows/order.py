@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Callable
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.exceptions import ActivityError, ApplicationError, FailureError
 
 from vult.domain.contracts import (
     CancelOrder,
@@ -419,7 +419,10 @@ class OrderWorkflow:
             # 1 ms timer answered each command about a second late); the worker runs this
             # at once (eagerly, where the server allows it).
             update = workflow.current_update_info()
-            await declared.accept_update(update.name if update is not None else "")
+            try:
+                await declared.accept_update(update.name if update is not None else "")
+            except ActivityError:
+                pass  # timed out unrun (the worker's slots all held): accepted all the same
 
     def _parked_cancel(self, err: FailureError) -> ApplicationError:
         # Stripe or the database could not complete it now: the workflow will (every
@@ -546,8 +549,13 @@ class OrderWorkflow:
         """Ops: try the order's stuck step again now (it needs attention); a refund that
         failed at Stripe is made again."""
         await self._accepted()
-        self._state.money.retry_asked = decisions.refunds_owed(self._state)
-        self._unpark()
+        async with self._lock:
+            # Checked again once accepted: another retry accepted meanwhile may have unparked
+            # the order and started the refund; asking again then would count as ops'
+            # consent to a refund after its next failure (only ops may give that).
+            self._validate_retry()
+            self._state.money.retry_asked = decisions.refunds_owed(self._state)
+            self._unpark()
 
     @retry.validator
     def _validate_retry(self) -> None:

@@ -56,11 +56,13 @@ STRIPE_READ = LocalActivityConfig(
     retry_policy=_BACKGROUND_RETRY,
 )
 # The no-op that ends an update's accepting workflow task before the update acts
-# (workflows/order.py, `_accepted`): it only has to run. A worker that died before running
-# it leaves it to another; it is never given up.
+# (workflows/order.py, `_accepted`). Scheduling it is what counts: the task that schedules it
+# is recorded with the acceptance. So it is tried once and waited for a short while only:
+# with every activity slot of the worker held (slow Stripe calls) it times out, and the
+# update acts then, instead of waiting behind another order's refund.
 ACCEPT = ActivityConfig(
-    start_to_close_timeout=timedelta(seconds=10),
-    retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=5)),
+    schedule_to_close_timeout=timedelta(seconds=2),
+    retry_policy=RetryPolicy(maximum_attempts=1),
 )
 # Resuming an order whose workflow is gone (a database read, a Stripe read, a start at
 # Temporal): retried for a few minutes; past that the next sweep tries again.
