@@ -163,10 +163,20 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
     @web.middleware
     async def standin(request: web.Request, handler: Handler) -> web.StreamResponse:
         ours = routes.get((request.method, request.path))
-        if ours is not None and request.method == "POST":
+        if ours is None:
+            return await handler(request)
+        if request.method == "POST":
             refused = await _other_version(request)
             if refused is not None:
                 return refused
-        return await (ours or handler)(request)
+            try:
+                return await ours(request)
+            finally:
+                # Saved before the answer, as the emulator's own writes are: these routes
+                # answer ahead of its saving middleware, and a card confirmed or a 3-D
+                # Secure challenge answered was lost when the emulator was killed right
+                # after (Stripe never forgets what it acknowledged).
+                resources.store.dump_to_disk()
+        return await ours(request)
 
     app.middlewares.insert(0, standin)

@@ -113,6 +113,7 @@ def install(app: web.Application, resources: Any, errors: Any) -> None:
         def settle() -> None:
             if refund.status == status:
                 then()
+                resources.store.dump_to_disk()  # no request follows to save it
 
         asyncio.get_running_loop().call_later(SETTLE_SECONDS, settle)
 

@@ -5,6 +5,7 @@ controls (ageing keys, failing the next requests) are sent as raw HTTP."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ from stripe.params import PaymentIntentCreateParams, RefundCreateParams
 
 from dev.stack.procs import Children, free_port
 from dev.stack.stripe_emulator import start_localstripe
-from tests.support.integration import GOOD_CARD, pay_with_card
+from tests.support.integration import GOOD_CARD, THREE_D_SECURE_CARD, pay_with_card
 
 KEY = "sk_test_emulator"
 OTHER_ACCOUNT = "sk_test_other_account"
@@ -220,5 +221,30 @@ async def test_saved_answers_and_saved_500s_survive_a_restart(
         )
         with pytest.raises(stripe.IdempotencyError):
             await create_intent(client, "made", other)
+    finally:
+        await fresh.close_async()
+
+
+async def test_a_3d_secure_challenge_answered_survives_a_restart(
+    emulator: Emulator, client: stripe.StripeClient
+) -> None:
+    """What the stand-in Stripe.js routes change is saved before they answer, as every
+    other write is: a challenge answered just before the emulator died stays answered."""
+    intent = await create_intent(client, "three-d-secure")
+    assert await pay_with_card(client, intent.id, THREE_D_SECURE_CARD) == "requires_action"
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{emulator.port}") as http:
+        answer = await http.post(
+            "/_vult/authenticate",
+            content=json.dumps(
+                {"client_secret": intent.client_secret, "success": True, "key": "pk_test_x"}
+            ),
+        )
+    assert answer.status_code == 200 and answer.json()["status"] == "succeeded", answer.text
+    emulator.restart()
+
+    fresh = stripe.AIOHTTPClient()
+    try:
+        found = await emulator.client(fresh).v1.payment_intents.retrieve_async(intent.id)
+        assert found.status == "succeeded"
     finally:
         await fresh.close_async()
