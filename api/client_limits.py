@@ -33,9 +33,6 @@ class ClientLimits:
         self._open: dict[str, Counter[str]] = {kind: Counter() for kind in self._bounds}
         self._retry_after = retry_after_seconds
 
-    def open(self, kind: str, client: str) -> int:
-        return self._open[kind][client]
-
     @contextmanager
     def holding(self, kind: str, client: str) -> Iterator[None]:
         """One of `client`'s places of `kind` ("command" or "wait") for the block;

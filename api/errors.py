@@ -74,25 +74,32 @@ class OutcomeUnknown(ServiceUnavailable):
         return {"error": str(self), "outcomeKnown": False}
 
 
-class Overloaded(ServiceUnavailable):
-    """503: too many commands in flight; nothing was started, the same request (with the
-    same Idempotency-Key) may be sent again after Retry-After."""
+class NothingStarted(ApiError):
+    """A refusal made before anything was started: `outcomeKnown: true`, and a Retry-After
+    saying when the same request (with the same Idempotency-Key) may be sent again."""
 
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__(
-            "The order service is busy: nothing was done. Send the same request again "
-            f"in {retry_after_seconds} s (with the same Idempotency-Key, if it had one)."
-        )
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
         self.headers = {"Retry-After": str(retry_after_seconds)}
 
     def body(self) -> dict[str, object]:
         return {"error": str(self), "outcomeKnown": True}
 
 
-class TooManyFromClient(ApiError):
+class Overloaded(NothingStarted, ServiceUnavailable):
+    """503: too many commands in flight (api/admission.py)."""
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__(
+            "The order service is busy: nothing was done. Send the same request again "
+            f"in {retry_after_seconds} s (with the same Idempotency-Key, if it had one).",
+            retry_after_seconds,
+        )
+
+
+class TooManyFromClient(NothingStarted):
     """429: this client already has its bound of commands (or of waits) open here
-    (api/client_limits.py); nothing was started, the same request may be sent again after
-    Retry-After."""
+    (api/client_limits.py)."""
 
     status_code = 429
 
@@ -101,12 +108,9 @@ class TooManyFromClient(ApiError):
         super().__init__(
             f"Too many {what} from this client at once: nothing was done. Send the same "
             f"request again in {retry_after_seconds} s, once an earlier one has answered "
-            "(with the same Idempotency-Key, if it had one)."
+            "(with the same Idempotency-Key, if it had one).",
+            retry_after_seconds,
         )
-        self.headers = {"Retry-After": str(retry_after_seconds)}
-
-    def body(self) -> dict[str, object]:
-        return {"error": str(self), "outcomeKnown": True}
 
 
 class BeingResumed(ServiceUnavailable):
