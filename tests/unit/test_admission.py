@@ -17,6 +17,7 @@ import pytest
 from api.admission import Admission
 from api.app import create_app
 from api.errors import Overloaded
+from tests.support.after_close import until
 from vult.process.settings import Settings
 
 
@@ -123,21 +124,12 @@ async def test_a_client_past_its_own_bound_is_refused_with_429_and_others_go_on(
         assert handle.sent == 2  # never reached the workflow
         # Another client is not held back by the first one's bound.
         other_cancel = asyncio.create_task(other.post(cancel))
-        await _until(lambda: handle.sent == 3)
+        await until("the other client's cancel sent", lambda: handle.sent == 3)
         handle.release.set()
         assert [(await a).status_code for a in [*held, other_cancel]] == [204, 204, 204]
         # Its places free again once its commands answered.
         assert (await one.post(cancel)).status_code == 204
         assert handle.sent == 4
-
-
-async def _until(condition: Any) -> None:
-    """Until `condition()` holds (bounded: 5 s)."""
-    for _ in range(500):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the condition never held")
 
 
 async def test_new_orders_are_refused_before_commands_on_placed_orders() -> None:
@@ -151,7 +143,7 @@ async def test_new_orders_are_refused_before_commands_on_placed_orders() -> None
             await release.wait()
 
     holders = [asyncio.create_task(hold(new_order=True)) for _ in range(2)]
-    await _until(lambda: admission.in_flight == 2)
+    await until("two new orders in flight", lambda: admission.in_flight == 2)
     started = time.monotonic()
     try:
         async with admission.slot(new_order=True):
@@ -160,7 +152,7 @@ async def test_new_orders_are_refused_before_commands_on_placed_orders() -> None
         assert refused.headers == {"Retry-After": "3"}
     assert time.monotonic() - started < 1.0
     placed = asyncio.create_task(hold(new_order=False))
-    await _until(lambda: admission.in_flight == 3)
+    await until("every place held", lambda: admission.in_flight == 3)
     # Now every place is taken: a command on a placed order waits, then is refused too.
     try:
         async with admission.slot(new_order=False):
@@ -225,7 +217,7 @@ async def test_a_full_queue_refuses_at_once_and_retry_after_grows_with_the_press
             await release.wait()
 
     holder = asyncio.create_task(hold())
-    await _until(lambda: admission.in_flight == 1)
+    await until("the one place held", lambda: admission.in_flight == 1)
     queued = asyncio.create_task(hold())  # waits for the place (up to 5 s)
     await asyncio.sleep(0.05)
     refusals = []
@@ -241,7 +233,7 @@ async def test_a_full_queue_refuses_at_once_and_retry_after_grows_with_the_press
     # later (about sqrt(20) times the base, with jitter), never past 30 s.
     release.clear()
     holder = asyncio.create_task(hold())
-    await _until(lambda: admission.in_flight == 1)
+    await until("the one place held", lambda: admission.in_flight == 1)
     queued = asyncio.create_task(hold())
     await asyncio.sleep(0.05)
     with pytest.raises(Overloaded) as refused:

@@ -11,18 +11,11 @@ from temporalio import activity
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.worker import Worker
 
+from tests.support.after_close import until
 from tests.support.workflows import Backend, Harness, event, eventually, stand_in_worker
 from vult.domain.contracts import CancelOrder
 from vult.temporal.sandbox import sandbox_runner
 from workflows.order import OrderWorkflow
-
-
-async def _until(condition: object, what: str) -> None:
-    for _ in range(200):  # bounded: 10 s
-        if condition():  # type: ignore[operator]
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"never: {what}")
 
 
 async def test_a_slow_refund_on_one_order_does_not_hold_commands_on_another(
@@ -47,7 +40,7 @@ async def test_a_slow_refund_on_one_order_does_not_hold_commands_on_another(
         cancelling = asyncio.create_task(
             paid.execute_update(OrderWorkflow.cancel, CancelOrder(reason="changed my mind"))
         )
-        await _until(lambda: backend.refund_calls > 0, "the refund under way")
+        await until("the refund under way", lambda: backend.refund_calls > 0)
         try:
             intent = await asyncio.wait_for(other.execute_update(OrderWorkflow.request_payment), 10)
             assert intent.payment_intent_id
@@ -90,10 +83,10 @@ async def test_a_second_retry_accepted_meanwhile_gives_no_consent_to_refund_agai
         backend.refunds_held = asyncio.Event()
         first = asyncio.create_task(handle.execute_update(OrderWorkflow.retry))
         second = asyncio.create_task(handle.execute_update(OrderWorkflow.retry))
-        await _until(lambda: backend.accepted.count("retry") == 2, "both retries accepted")
+        await until("both retries accepted", lambda: backend.accepted.count("retry") == 2)
         backend.gates[0].set()  # the first acts: the refund is made again
         await first
-        await _until(lambda: backend.refund_calls >= 2, "the second refund under way")
+        await until("the second refund under way", lambda: backend.refund_calls >= 2)
         backend.gates[1].set()  # the second is accepted while that refund is under way
         await asyncio.sleep(0.3)
         backend.refunds_held.set()
