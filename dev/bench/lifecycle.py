@@ -39,6 +39,8 @@ CARD = {
     "card[cvc]": "123",
 }
 _clients = itertools.count()
+# The latency of a whole lifecycle, in every phase's report.
+LIFECYCLE = "lifecycle (create -> Confirmed)"
 WAIT_SECONDS = 25
 CONFIRM_TIMEOUT = 60.0
 # How many times one call is sent again after the API shed it, at most.
@@ -216,7 +218,7 @@ async def lifecycle(http: aiohttp.ClientSession, target: Target, lat: Latencies)
     client = next_client()
     order_id = await create_order(http, target, lat, client=client)
     await pay_and_confirm(http, target, lat, order_id, client=client)
-    lat.add("lifecycle (create -> Confirmed)", time.perf_counter() - began)
+    lat.add(LIFECYCLE, time.perf_counter() - began)
     return order_id
 
 

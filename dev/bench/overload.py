@@ -31,7 +31,14 @@ from typing import Any
 import aiohttp
 import stripe
 
-from dev.bench.lifecycle import Failed, NotAdmitted, Target, create_order, pay_and_confirm
+from dev.bench.lifecycle import (
+    LIFECYCLE,
+    Failed,
+    NotAdmitted,
+    Target,
+    create_order,
+    pay_and_confirm,
+)
 from dev.bench.measure import Latencies, percentiles
 from dev.chaos.audit import Records, audit, bad_endings, read_orders, read_stripe, read_workflows
 from dev.chaos.invariants import Invariant
@@ -39,7 +46,8 @@ from dev.chaos.shoppers import Journey, shopper_address
 from dev.stack.stack import client_settings
 from vult.temporal.client import connect
 
-LIFECYCLE = "lifecycle (create -> Confirmed)"
+# The idle pages' clients: 198.19.x.x, apart from the shoppers' (dev/chaos/shoppers.py).
+_PAGES = 1 << 16
 # Each step's shoppers finish the lifecycles they started within this, after it ends.
 DRAIN_SECONDS = 180.0
 # The worker's Prometheus counters each step reports the growth of (summed over labels).
@@ -71,6 +79,9 @@ class Step:
     def per_second(self) -> float:
         return self.completed / self.seconds
 
+    def lifecycle_p99_ms(self) -> float:
+        return percentiles(self.lat.samples.get(LIFECYCLE, [])).get("p99_ms", float("nan"))
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "label": self.label,
@@ -97,6 +108,7 @@ class Sale:
         self.journeys: list[Journey] = []
         self.tag = uuid.uuid4().hex[:8]  # this run's orders: their e-mails carry it
         self._numbers = iter(range(10**9))
+        self.page_orders: list[str] = []  # an unpaid order per idle page (make_page_orders)
 
     def _journey(self) -> Journey:
         n = next(self._numbers)
@@ -174,9 +186,9 @@ class Sale:
             name: (after.get(metric, 0.0) - before.get(metric, 0.0)) / lifecycles
             for name, metric in WORKER_COUNTERS.items()
         }
-        p99 = percentiles(step.lat.samples.get(LIFECYCLE, [])).get("p99_ms", float("nan"))
         print(
-            f"    {step.per_second:.1f} lifecycles/s, admitted p99 {p99:.0f} ms,"
+            f"    {step.per_second:.1f} lifecycles/s,"
+            f" admitted p99 {step.lifecycle_p99_ms():.0f} ms,"
             f" refused {sum(step.lat.shed.values())}, gave up {step.gave_up},"
             f" errors {step.errors}",
             flush=True,
@@ -207,7 +219,7 @@ class Sale:
 
         async def wait_on(number: int, order_id: str, ends: float) -> None:
             url = f"{self.target.api}/api/orders/{order_id}/status-change"
-            headers = {"X-Forwarded-For": shopper_address(10**6 + number)}
+            headers = {"X-Forwarded-For": shopper_address(_PAGES + number)}
             while time.perf_counter() < ends:
                 left = max(1.0, min(30.0, ends - time.perf_counter()))
                 began = time.perf_counter()
@@ -234,11 +246,11 @@ class Sale:
         """One unpaid order for each idle page (these stay Pending; not audited as sale
         orders: their e-mail has no tag)."""
         lat = Latencies()
-        self.page_orders: list[str] = []
+        self.page_orders = []
         for batch in range(0, pages, 10):
             made = await asyncio.gather(
                 *(
-                    create_order(self.http, self.target, lat, client=shopper_address(10**6 + n))
+                    create_order(self.http, self.target, lat, client=shopper_address(_PAGES + n))
                     for n in range(batch, min(batch + 10, pages))
                 )
             )
@@ -252,8 +264,7 @@ async def ramp(sale: Sale, counts: list[int], seconds: float) -> tuple[int, floa
     steps = [await sale.run(Step(f"ramp {n}", n, seconds)) for n in counts]
     best = max(s.per_second for s in steps)
     saturation = next(s.shoppers for s in steps if s.per_second >= 0.9 * best)
-    unloaded = percentiles(steps[0].lat.samples.get(LIFECYCLE, [])).get("p99_ms", float("nan"))
-    return saturation, unloaded, steps
+    return saturation, steps[0].lifecycle_p99_ms(), steps
 
 
 async def settle_and_audit(sale: Sale, env: dict[str, str]) -> list[Invariant]:

@@ -150,9 +150,11 @@ def order_body(email: str, rng: random.Random) -> dict[str, Any]:
 
 
 def shopper_address(number: int) -> str:
-    """A shopper's own address (198.18.0.0/15, set aside for benchmarks), as X-Forwarded-For
-    names it to the API: per-client bounds count each shopper apart."""
-    return f"198.18.{number // 250 % 250}.{number % 250 + 1}"
+    """A shopper's own address in 198.18.0.0/15 (set aside for benchmarks), as
+    X-Forwarded-For names it to the API: per-client bounds count each shopper apart. The
+    first 65,536 numbers are 198.18.x.x, the next 198.19.x.x; past 131,071 they repeat."""
+    n = number % (1 << 17)
+    return f"198.{18 + (n >> 16)}.{(n >> 8) & 255}.{n & 255}"
 
 
 class Trip:
