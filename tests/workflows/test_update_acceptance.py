@@ -66,8 +66,8 @@ class _LateAcceptances(Backend):
 async def test_a_second_retry_accepted_meanwhile_gives_no_consent_to_refund_again(
     temporal_client: Client, task_queue: str
 ) -> None:
-    """Two ops retries pass the validator together (ops sent again after no answer). The
-    first unparks the order and its refund is made again; the second, acting after that,
+    """Two ops retries pass the validator together (ops sent again after no answer). One
+    unparks the order and its refund is made again; the other, acting after that,
     is refused ("needs no attention") and leaves no standing consent: when that refund
     fails too, the order waits for ops instead of refunding a third time."""
     backend = _LateAcceptances()
@@ -84,17 +84,17 @@ async def test_a_second_retry_accepted_meanwhile_gives_no_consent_to_refund_agai
         first = asyncio.create_task(handle.execute_update(OrderWorkflow.retry))
         second = asyncio.create_task(handle.execute_update(OrderWorkflow.retry))
         await until("both retries accepted", lambda: backend.accepted.count("retry") == 2)
-        backend.gates[0].set()  # the first acts: the refund is made again
-        await first
-        await until("the second refund under way", lambda: backend.refund_calls >= 2)
-        backend.gates[1].set()  # the second is accepted while that refund is under way
+        # One acts: the refund is made again. (Which one may vary: an acceptance the test
+        # holds past its 2 s times out, and that retry acts then, held or not.)
+        backend.gates[0].set()
+        await until("a second refund under way", lambda: backend.refund_calls >= 2)
+        backend.gates[1].set()  # the other acts while that refund is under way
         await asyncio.sleep(0.3)
         backend.refunds_held.set()
-        try:
-            await asyncio.wait_for(second, 10)
-            raise AssertionError("the second retry acted on an order needing no attention")
-        except WorkflowUpdateFailedError as exc:
-            assert "needs no attention" in str(exc.cause), exc.cause
+        answers = await asyncio.wait_for(asyncio.gather(first, second, return_exceptions=True), 20)
+        refused = [a for a in answers if isinstance(a, WorkflowUpdateFailedError)]
+        assert len(refused) == 1, f"one retry acts and the other is refused: {answers}"
+        assert "needs no attention" in str(refused[0].cause), refused[0].cause
         await eventually(handle, lambda s: pi in s.money.refunds)
         assert len(backend.refunds) == 2
 
